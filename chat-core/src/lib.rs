@@ -1,0 +1,1 @@
+//! The chat engine (filled in by the chat-core issue).

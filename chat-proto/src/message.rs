@@ -1,0 +1,482 @@
+//! The message catalogue: every request a client can make and every event a server can send.
+//!
+//! Both directions are closed enums ([`ClientMessage`], [`ServerMessage`]); their serde encoding
+//! under bincode's standard configuration *is* the wire format, specified in `docs/PROTOCOL.md`.
+//! Variants may only ever be appended (never reordered or removed) within a protocol version,
+//! because the variant index is what goes on the wire.
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this crate speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// A client-chosen number that correlates a [`Request`] with its [`ServerMessage::Ok`] or
+/// [`ServerMessage::Err`] reply. The server echoes it and never interprets it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct RequestId(pub u32);
+
+/// A server-assigned message identifier. Ids increase in the order messages were stored, so
+/// "every message up to id N" is a well-defined position (see [`ClientMessage::Ack`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct MessageId(pub u64);
+
+/// A client-chosen message identifier, unique per sending user (a random 64-bit number is the
+/// recommended choice). A resend with an id the server already stored is answered with the
+/// original [`MessageId`] and is neither stored nor delivered again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct ClientMsgId(pub u64);
+
+/// Milliseconds since the Unix epoch (UTC), as stamped by the server.
+pub type UnixMillis = u64;
+
+/// Where a message or a typing notice goes: a room, or one user (a direct message).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub enum Target {
+    /// A room, by name (without the `#` that clients display).
+    Room(String),
+    /// A user, by username: a direct message conversation.
+    User(String),
+}
+
+// ===== client to server =====
+
+/// Everything a client sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub enum ClientMessage {
+    /// The first message on a connection: the versions this client speaks.
+    Hello(Hello),
+    /// A request expecting exactly one reply carrying the same `id`.
+    Request {
+        /// Echoed in the reply.
+        id: RequestId,
+        /// What is asked.
+        request: Request,
+    },
+    /// Cumulative acknowledgement: this device has durably received every message addressed to
+    /// it with an id up to and including `up_to`. No reply.
+    Ack {
+        /// The highest message id received.
+        up_to: MessageId,
+    },
+    /// The user started (`active = true`) or stopped typing toward `target`. No reply.
+    Typing {
+        /// The room or user the user is typing to.
+        target: Target,
+        /// Whether typing is in progress.
+        active: bool,
+    },
+    /// Keepalive probe; the server answers [`ServerMessage::Pong`] with the same nonce.
+    Ping {
+        /// Echoed in the pong.
+        nonce: u64,
+    },
+    /// Answer to a [`ServerMessage::Ping`].
+    Pong {
+        /// The nonce of the ping being answered.
+        nonce: u64,
+    },
+}
+
+/// Version negotiation: the client speaks every version in `min_version..=max_version`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Hello {
+    /// Lowest protocol version the client speaks.
+    pub min_version: u16,
+    /// Highest protocol version the client speaks.
+    pub max_version: u16,
+    /// Free-form client name and version, for the server's logs (e.g. `chat-cli/0.1.0`).
+    pub client: String,
+}
+
+impl Hello {
+    /// A hello for exactly this crate's [`PROTOCOL_VERSION`].
+    pub fn current(client: impl Into<String>) -> Self {
+        Self {
+            min_version: PROTOCOL_VERSION,
+            max_version: PROTOCOL_VERSION,
+            client: client.into(),
+        }
+    }
+}
+
+/// A request; the reply is [`ServerMessage::Ok`] with the [`Reply`] named on each variant, or
+/// [`ServerMessage::Err`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub enum Request {
+    /// Create an account and log this connection in as `device`. Reply: [`Reply::Session`].
+    Register {
+        /// The new username.
+        username: String,
+        /// The password (sent in clear over the transport: use TLS off loopback).
+        password: String,
+        /// A stable id this client keeps for its device (its delivery position is per device).
+        device: String,
+    },
+    /// Log in with a password as `device`. Reply: [`Reply::Session`].
+    Login {
+        /// The username.
+        username: String,
+        /// The password.
+        password: String,
+        /// A stable id this client keeps for its device.
+        device: String,
+    },
+    /// Log in again with the token of an earlier [`Reply::Session`] (after a reconnect).
+    /// Reply: [`Reply::Session`] (with the same token).
+    Resume {
+        /// The session token.
+        token: String,
+        /// The device the token was issued to.
+        device: String,
+    },
+    /// Revoke this session's token and return the connection to the logged-out state.
+    /// Reply: [`Reply::Done`].
+    Logout,
+    /// Create a room and join it. Reply: [`Reply::Room`].
+    CreateRoom {
+        /// The room name.
+        room: String,
+        /// Whether only members may add new members.
+        invite_only: bool,
+    },
+    /// Join a room, creating it as a public room if it does not exist. Reply: [`Reply::Room`].
+    Join {
+        /// The room name.
+        room: String,
+    },
+    /// Leave a room. Reply: [`Reply::Done`].
+    Leave {
+        /// The room name.
+        room: String,
+    },
+    /// Add `user` to `room` (the inviter must be a member). Reply: [`Reply::Done`].
+    Invite {
+        /// The room name.
+        room: String,
+        /// The username to add.
+        user: String,
+    },
+    /// List the public rooms and the rooms this user is in. Reply: [`Reply::Rooms`].
+    ListRooms,
+    /// List the members of a room with their online status. Reply: [`Reply::Members`].
+    Who {
+        /// The room name.
+        room: String,
+    },
+    /// List every user with their online status. Reply: [`Reply::Users`].
+    ListUsers,
+    /// Set the name shown for this user. Reply: [`Reply::Done`].
+    SetDisplayName {
+        /// The new display name.
+        display_name: String,
+    },
+    /// Send a message to a room or a user. Reply: [`Reply::Sent`], only once it is stored.
+    Send {
+        /// Where the message goes.
+        target: Target,
+        /// The de-duplication id for resends.
+        client_msg_id: ClientMsgId,
+        /// The message text.
+        text: String,
+    },
+    /// Fetch a page of a conversation's history, newest first. Reply: [`Reply::History`].
+    History {
+        /// The room or the other user of a direct conversation.
+        target: Target,
+        /// Only messages with an id below this one (`None`: from the newest).
+        before: Option<MessageId>,
+        /// At most this many messages (the server caps it to its page limit).
+        limit: u16,
+    },
+}
+
+// ===== server to client =====
+
+/// Everything a server sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub enum ServerMessage {
+    /// The answer to [`ClientMessage::Hello`]: the version chosen and the server's limits.
+    Welcome(Welcome),
+    /// A request succeeded.
+    Ok {
+        /// The request's id.
+        id: RequestId,
+        /// The result.
+        reply: Reply,
+    },
+    /// A request failed.
+    Err {
+        /// The request's id.
+        id: RequestId,
+        /// Why.
+        error: ErrorReply,
+    },
+    /// A chat message addressed to this user (live, or replayed from the offline backlog).
+    Message(ChatMessage),
+    /// Every message this device had not acknowledged at login has now been sent; what follows
+    /// is live.
+    CaughtUp,
+    /// A user who shares a room or a conversation with this user came online or went offline.
+    Presence {
+        /// The username.
+        user: String,
+        /// The new status.
+        online: bool,
+    },
+    /// A user started or stopped typing toward a room this user is in, or toward this user.
+    Typing {
+        /// Who is typing.
+        user: String,
+        /// Where: the room, or [`Target::User`] naming the recipient for a direct conversation.
+        target: Target,
+        /// Whether typing is in progress.
+        active: bool,
+    },
+    /// Membership of a room this user is in changed.
+    Member {
+        /// The room.
+        room: String,
+        /// The user whose membership changed.
+        user: String,
+        /// What happened.
+        event: MemberEvent,
+    },
+    /// An error not tied to a request (e.g. an undecodable frame); usually followed by close.
+    Error(ErrorReply),
+    /// The server is shutting down and will close the connection; reconnect later.
+    ShuttingDown,
+    /// Keepalive probe; answer with [`ClientMessage::Pong`] carrying the same nonce.
+    Ping {
+        /// Echo this in the pong.
+        nonce: u64,
+    },
+    /// Answer to a [`ClientMessage::Ping`].
+    Pong {
+        /// The nonce of the ping being answered.
+        nonce: u64,
+    },
+}
+
+/// The server's answer to a successful [`Hello`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Welcome {
+    /// The protocol version used from now on.
+    pub version: u16,
+    /// Free-form server name and version.
+    pub server: String,
+    /// The limits this server enforces.
+    pub limits: Limits,
+}
+
+/// Limits a server enforces; a client that respects them is never rejected for size or rate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Limits {
+    /// Largest frame payload accepted, in bytes.
+    pub max_frame_len: u32,
+    /// Longest message text, in bytes of UTF-8.
+    pub max_text_len: u32,
+    /// Most rooms one user may be a member of.
+    pub max_rooms_per_user: u32,
+    /// Most messages in one history page.
+    pub max_history_page: u16,
+    /// Sustained sends per second per connection.
+    pub send_rate_per_sec: u32,
+    /// Sends allowed in a burst above the sustained rate.
+    pub send_burst: u32,
+    /// Time allowed from connect to a successful login, in milliseconds.
+    pub login_timeout_ms: u32,
+}
+
+/// The successful result of a [`Request`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub enum Reply {
+    /// Done; nothing to return.
+    Done,
+    /// Logged in (register, login, resume). The offline backlog follows, then
+    /// [`ServerMessage::CaughtUp`].
+    Session(Session),
+    /// The message is stored under `id` (also the answer to a resend of a stored message).
+    Sent {
+        /// The server-assigned id.
+        id: MessageId,
+        /// The server's timestamp of the message.
+        sent_at: UnixMillis,
+    },
+    /// The room created or joined.
+    Room(RoomInfo),
+    /// Rooms (see [`Request::ListRooms`]).
+    Rooms(Vec<RoomInfo>),
+    /// Members of a room.
+    Members {
+        /// The room.
+        room: String,
+        /// Its members.
+        members: Vec<UserStatus>,
+    },
+    /// All users.
+    Users(Vec<UserStatus>),
+    /// A page of history, newest first; `more` says whether older messages exist.
+    History {
+        /// The messages.
+        messages: Vec<ChatMessage>,
+        /// Whether an older page exists.
+        more: bool,
+    },
+}
+
+/// A logged-in session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Session {
+    /// The username, as registered.
+    pub user: String,
+    /// The user's display name.
+    pub display_name: String,
+    /// The token for [`Request::Resume`]; keep it secret.
+    pub token: String,
+    /// When the token expires.
+    pub token_expires_at: UnixMillis,
+}
+
+/// A room as listed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct RoomInfo {
+    /// The room name.
+    pub name: String,
+    /// Whether only members may add members.
+    pub invite_only: bool,
+    /// How many members it has.
+    pub members: u32,
+    /// Whether the requesting user is one of them.
+    pub joined: bool,
+}
+
+/// A user and whether any of their devices is connected.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct UserStatus {
+    /// The username.
+    pub user: String,
+    /// The display name.
+    pub display_name: String,
+    /// Whether the user is online.
+    pub online: bool,
+}
+
+/// A stored chat message as delivered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct ChatMessage {
+    /// The server-assigned id.
+    pub id: MessageId,
+    /// The sender's username (always the authenticated sender).
+    pub from: String,
+    /// The room, or for a direct message the recipient.
+    pub target: Target,
+    /// When the server stored it.
+    pub sent_at: UnixMillis,
+    /// The sender's de-duplication id.
+    pub client_msg_id: ClientMsgId,
+    /// The text.
+    pub text: String,
+}
+
+/// A change of room membership.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub enum MemberEvent {
+    /// The user joined.
+    Joined,
+    /// The user left.
+    Left,
+    /// The user was added by another member.
+    Invited {
+        /// Who added them.
+        by: String,
+    },
+}
+
+/// An error as sent on the wire: a machine-readable code and a human-readable text.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[error("{code:?}: {message}")]
+pub struct ErrorReply {
+    /// What went wrong, for programs.
+    pub code: ErrorCode,
+    /// What went wrong, for people.
+    pub message: String,
+}
+
+impl ErrorReply {
+    /// An error with a code and a text.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// The closed set of error codes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub enum ErrorCode {
+    /// The request is malformed or not allowed in this state (e.g. a second hello).
+    BadRequest,
+    /// No common protocol version; the server speaks `min..=max`.
+    UnsupportedVersion {
+        /// Lowest version the server speaks.
+        min: u16,
+        /// Highest version the server speaks.
+        max: u16,
+    },
+    /// The request needs a logged-in session.
+    NotAuthenticated,
+    /// The connection is already logged in.
+    AlreadyAuthenticated,
+    /// The username is registered already (names are case-insensitive).
+    UsernameTaken,
+    /// A user, room, device or display name breaks the naming rules.
+    InvalidName,
+    /// The password is too short or too long.
+    WeakPassword,
+    /// Wrong username, password or token (the same answer for each).
+    BadCredentials,
+    /// No such user.
+    NoSuchUser,
+    /// No such room (or an invite-only room the user may not see).
+    NoSuchRoom,
+    /// The room exists already.
+    RoomExists,
+    /// The user is not a member of the room.
+    NotAMember,
+    /// The user may not do this (e.g. add members to an invite-only room).
+    Forbidden,
+    /// A text or frame is over the server's limit.
+    TooLarge,
+    /// The user is in the maximum number of rooms.
+    TooManyRooms,
+    /// Too many requests; retry after the given time.
+    RateLimited {
+        /// Milliseconds until a retry can succeed.
+        retry_after_ms: u32,
+    },
+    /// The server has no room for another connection.
+    ServerFull,
+    /// The connection did not log in or answer in time.
+    Timeout,
+    /// The server failed; the request may be retried.
+    Internal,
+}

@@ -1,0 +1,122 @@
+//! Golden frames: these bytes are the wire format. They appear verbatim in docs/PROTOCOL.md; a
+//! failure here means the format changed, which needs a new protocol version.
+
+use chat_proto::*;
+
+/// Asserts that `msg` encodes to exactly `hex` and that `hex` decodes back to `msg`.
+fn check<M: WireMessage + PartialEq + std::fmt::Debug>(msg: M, hex: &str) {
+    let frame = encode(&msg, DEFAULT_MAX_FRAME_LEN).expect("encodes");
+    assert_eq!(
+        hex::encode(frame.as_bytes()),
+        hex.replace(' ', ""),
+        "{msg:?}"
+    );
+    let bytes = hex::decode(hex.replace(' ', "")).expect("valid hex");
+    let (decoded, used) = decode_frame::<M>(&bytes, DEFAULT_MAX_FRAME_LEN)
+        .expect("decodes")
+        .expect("whole frame");
+    assert_eq!(used, bytes.len());
+    assert_eq!(decoded, msg);
+}
+
+#[test]
+fn hello() {
+    check(
+        ClientMessage::Hello(Hello {
+            min_version: 1,
+            max_version: 1,
+            client: "cli".into(),
+        }),
+        "00000007 00 01 01 03636c69",
+    );
+}
+
+#[test]
+fn login_request() {
+    check(
+        ClientMessage::Request {
+            id: RequestId(1),
+            request: Request::Login {
+                username: "alice".into(),
+                password: "secret-pw".into(),
+                device: "laptop".into(),
+            },
+        },
+        "0000001a 01 01 01 05616c696365 097365637265742d7077 066c6170746f70",
+    );
+}
+
+#[test]
+fn send_to_room() {
+    check(
+        ClientMessage::Request {
+            id: RequestId(2),
+            request: Request::Send {
+                target: Target::Room("general".into()),
+                client_msg_id: ClientMsgId(300),
+                text: "hi".into(),
+            },
+        },
+        "00000012 01 02 0c 00 0767656e6572616c fb2c01 026869",
+    );
+}
+
+#[test]
+fn ack() {
+    check(
+        ClientMessage::Ack {
+            up_to: MessageId(1000),
+        },
+        "00000004 02 fbe803",
+    );
+}
+
+#[test]
+fn delivered_direct_message() {
+    check(
+        ServerMessage::Message(ChatMessage {
+            id: MessageId(42),
+            from: "bob".into(),
+            target: Target::User("alice".into()),
+            sent_at: 1_763_700_000_000,
+            client_msg_id: ClientMsgId(7),
+            text: "hey".into(),
+        }),
+        "0000001b 03 2a 03626f62 01 05616c696365 fd0045b6a49a010000 07 03686579",
+    );
+}
+
+#[test]
+fn sent_reply() {
+    check(
+        ServerMessage::Ok {
+            id: RequestId(2),
+            reply: Reply::Sent {
+                id: MessageId(42),
+                sent_at: 1_763_700_000_000,
+            },
+        },
+        "0000000d 01 02 02 2a fd0045b6a49a010000",
+    );
+}
+
+#[test]
+fn rate_limited_error() {
+    check(
+        ServerMessage::Err {
+            id: RequestId(2),
+            error: ErrorReply::new(
+                ErrorCode::RateLimited {
+                    retry_after_ms: 1500,
+                },
+                "slow down",
+            ),
+        },
+        "00000010 02 02 0f fbdc05 09736c6f7720646f776e",
+    );
+}
+
+#[test]
+fn caught_up() {
+    check(ServerMessage::CaughtUp, "00000001 04");
+}

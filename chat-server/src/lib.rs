@@ -1,0 +1,1 @@
+//! The chat server (filled in by the chat-server issue).
