@@ -12,20 +12,26 @@ pub const PROTOCOL_VERSION: u16 = 1;
 
 /// A client-chosen number that correlates a [`Request`] with its [`ServerMessage::Ok`] or
 /// [`ServerMessage::Err`] reply. The server echoes it and never interprets it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct RequestId(pub u32);
 
 /// A server-assigned message identifier. Ids increase in the order messages were stored, so
 /// "every message up to id N" is a well-defined position (see [`ClientMessage::Ack`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct MessageId(pub u64);
 
 /// A client-chosen message identifier, unique per sending user (a random 64-bit number is the
 /// recommended choice). A resend with an id the server already stored is answered with the
 /// original [`MessageId`] and is neither stored nor delivered again.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct ClientMsgId(pub u64);
 

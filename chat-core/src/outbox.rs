@@ -1,0 +1,129 @@
+//! [`Outbox`]: a connection's bounded queue of outbound frames, and the slow-consumer policy.
+//!
+//! The engine pushes; the connection's writer takes everything queued at once (so a transport
+//! can write many frames with one syscall). Past `soft` queued bytes, droppable frames (typing,
+//! presence) are dropped; past `hard`, the push fails and the engine closes the connection. Its
+//! messages stay in storage for its next login, so memory per connection is bounded and a slow
+//! reader never holds up anyone else.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use chat_proto::EncodedFrame;
+use tokio::sync::Notify;
+
+/// What became of a pushed frame.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Pushed {
+    Queued,
+    /// A droppable frame was dropped under pressure (or the outbox is closed).
+    Dropped,
+    /// The queue is full: the connection must be closed.
+    Overflow,
+}
+
+#[derive(Debug)]
+pub(crate) struct Outbox {
+    queue: Mutex<Queue>,
+    ready: Notify,
+    soft: usize,
+    hard: usize,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    frames: VecDeque<EncodedFrame>,
+    bytes: usize,
+    closed: bool,
+}
+
+impl Outbox {
+    pub(crate) fn new(soft: usize, hard: usize) -> Self {
+        Self {
+            queue: Mutex::new(Queue::default()),
+            ready: Notify::new(),
+            soft,
+            hard,
+        }
+    }
+
+    pub(crate) fn push(&self, frame: EncodedFrame, droppable: bool) -> Pushed {
+        let mut queue = self.lock();
+        let bytes = queue.bytes + frame.len();
+        if queue.closed || (droppable && bytes > self.soft) {
+            return Pushed::Dropped;
+        }
+        if bytes > self.hard {
+            return Pushed::Overflow;
+        }
+        queue.bytes = bytes;
+        queue.frames.push_back(frame);
+        let was_empty = queue.frames.len() == 1;
+        drop(queue);
+        if was_empty {
+            self.ready.notify_one();
+        }
+        Pushed::Queued
+    }
+
+    /// No more frames will be queued; the reader gets what is queued, then the end.
+    pub(crate) fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_one();
+    }
+
+    /// Waits for frames and moves all queued ones into `out`. Returns false once the outbox is
+    /// closed and empty.
+    pub(crate) async fn take_all(&self, out: &mut Vec<EncodedFrame>) -> bool {
+        loop {
+            {
+                let mut queue = self.lock();
+                if !queue.frames.is_empty() {
+                    out.extend(queue.frames.drain(..));
+                    queue.bytes = 0;
+                    return true;
+                }
+                if queue.closed {
+                    return false;
+                }
+            }
+            self.ready.notified().await;
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        // A panic while holding this lock cannot leave the queue inconsistent: every critical
+        // section is a few field updates.
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chat_proto::{encode, ServerMessage};
+
+    fn frame() -> EncodedFrame {
+        encode(&ServerMessage::CaughtUp, 1024).expect("fits")
+    }
+
+    #[tokio::test]
+    async fn droppable_frames_go_first_then_overflow() {
+        let outbox = Outbox::new(10, 20);
+        let len = frame().len();
+        let fit_soft = 10 / len;
+        for _ in 0..fit_soft {
+            assert_eq!(outbox.push(frame(), true), Pushed::Queued);
+        }
+        assert_eq!(outbox.push(frame(), true), Pushed::Dropped);
+        while outbox.push(frame(), false) == Pushed::Queued {}
+        assert_eq!(outbox.push(frame(), false), Pushed::Overflow);
+        let mut out = Vec::new();
+        assert!(outbox.take_all(&mut out).await);
+        assert_eq!(out.len() * len, 20 / len * len);
+        outbox.close();
+        assert!(!outbox.take_all(&mut out).await);
+    }
+}

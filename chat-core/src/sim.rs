@@ -1,0 +1,531 @@
+//! A simulated world for tests and fuzzing: a [`Hub`] driven with a virtual clock, its I/O
+//! answered at once by an in-memory model of storage, and every frame decoded into a per-session
+//! inbox.
+//!
+//! Passwords are "hashed" as plain text and tokens are counters: the simulation checks chat
+//! behaviour, not cryptography. [`World::restart`] rebuilds the hub from the model storage, as
+//! a server restart would.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use chat_proto::{
+    decode_frame, ClientMessage, ClientMsgId, ErrorReply, Hello, Reply, Request, RequestId,
+    ServerMessage, Target,
+};
+
+use crate::types::*;
+use crate::{Completion, Config, Hub, Output, PasswordParams};
+
+/// The password [`World::register`] uses.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A hub, a clock, model storage and the clients' inboxes.
+#[derive(Debug)]
+pub struct World {
+    /// The state machine under test.
+    pub hub: Hub,
+    /// The virtual clock, in Unix milliseconds.
+    pub now: UnixMillis,
+    /// Durable state, as the writes left it.
+    pub store: SimStore,
+    config: Config,
+    next_session: u64,
+    next_request: u32,
+    next_token: u64,
+    inboxes: HashMap<SessionId, VecDeque<ServerMessage>>,
+    closed: HashSet<SessionId>,
+    /// When set, backlog loads run at once but their completions wait for
+    /// [`release_backlogs`](Self::release_backlogs).
+    pub hold_backlogs: bool,
+    held: VecDeque<Completion>,
+    /// When set, persists wait for [`release_persists`](Self::release_persists).
+    pub hold_persists: bool,
+    held_persists: VecDeque<(crate::Ticket, Vec<Write>)>,
+}
+
+/// The model of storage: what the writes made durable.
+#[derive(Debug, Default, Clone)]
+pub struct SimStore {
+    users: BTreeMap<UserId, (String, String, String)>,
+    convs: BTreeMap<ConvId, ConvKind>,
+    members: BTreeMap<(ConvId, UserId), MessageId>,
+    devices: BTreeMap<DeviceId, (UserId, String, MessageId, UnixMillis)>,
+    tokens: HashMap<[u8; 32], TokenRecord>,
+    /// Every stored message.
+    pub messages: BTreeMap<MessageId, StoredMessage>,
+    dedup: HashMap<(UserId, ClientMsgId), MessageId>,
+}
+
+impl SimStore {
+    fn apply(&mut self, writes: Vec<Write>) -> Option<(MessageId, UnixMillis)> {
+        let mut duplicate = None;
+        for write in writes {
+            match write {
+                Write::CreateUser {
+                    id,
+                    name,
+                    password_hash,
+                    ..
+                } => {
+                    self.users.insert(id, (name.clone(), name, password_hash));
+                }
+                Write::SetDisplayName { user, display_name } => {
+                    if let Some(u) = self.users.get_mut(&user) {
+                        u.1 = display_name;
+                    }
+                }
+                Write::CreateConv { id, kind, .. } => {
+                    self.convs.insert(id, kind);
+                }
+                Write::AddMember { conv, user, since } => {
+                    self.members.insert((conv, user), since);
+                }
+                Write::RemoveMember { conv, user } => {
+                    self.members.remove(&(conv, user));
+                }
+                Write::InsertMessage(m) => match self.dedup.get(&(m.sender, m.client_msg_id)) {
+                    Some(original) => {
+                        let sent_at = self.messages.get(original).map_or(0, |o| o.sent_at);
+                        duplicate = Some((*original, sent_at));
+                    }
+                    None => {
+                        self.dedup.insert((m.sender, m.client_msg_id), m.id);
+                        self.messages.insert(m.id, m);
+                    }
+                },
+                Write::SetDevice {
+                    id,
+                    user,
+                    name,
+                    cursor,
+                    last_seen,
+                } => {
+                    self.devices.insert(id, (user, name, cursor, last_seen));
+                }
+                Write::DeleteDevice { id } => {
+                    self.devices.remove(&id);
+                    self.tokens.retain(|_, t| t.device != id);
+                }
+                Write::CreateToken {
+                    hash,
+                    user,
+                    device,
+                    expires_at,
+                } => {
+                    self.tokens.insert(
+                        hash,
+                        TokenRecord {
+                            user,
+                            device,
+                            expires_at,
+                        },
+                    );
+                }
+                Write::RevokeToken { hash } => {
+                    self.tokens.remove(&hash);
+                }
+            }
+        }
+        duplicate
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            users: self
+                .users
+                .iter()
+                .map(|(id, (name, display, _))| (*id, name.clone(), display.clone()))
+                .collect(),
+            convs: self
+                .convs
+                .iter()
+                .map(|(id, kind)| (*id, kind.clone()))
+                .collect(),
+            members: self
+                .members
+                .iter()
+                .map(|(&(conv, user), &since)| (conv, user, since))
+                .collect(),
+            devices: self
+                .devices
+                .iter()
+                .map(|(&id, (user, name, cursor, seen))| (id, *user, name.clone(), *cursor, *seen))
+                .collect(),
+            last_message: self
+                .messages
+                .keys()
+                .next_back()
+                .copied()
+                .unwrap_or_default(),
+        }
+    }
+
+    fn backlog(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        after: MessageId,
+        limit: usize,
+    ) -> Vec<StoredMessage> {
+        self.messages
+            .range(MessageId(after.0 + 1)..)
+            .map(|(_, m)| m)
+            .filter(|m| {
+                m.device != device
+                    && self
+                        .members
+                        .get(&(m.conv, user))
+                        .is_some_and(|since| m.id > *since)
+            })
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    fn history(&self, conv: ConvId, before: Option<MessageId>, limit: usize) -> Vec<StoredMessage> {
+        let before = before.unwrap_or(MessageId(u64::MAX));
+        self.messages
+            .range(..before)
+            .rev()
+            .map(|(_, m)| m)
+            .filter(|m| m.conv == conv)
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// Whether `user` is a member of the conversation of `message` in storage.
+    pub fn is_member(&self, conv: ConvId, user: UserId) -> bool {
+        self.members.contains_key(&(conv, user))
+    }
+}
+
+impl Default for World {
+    fn default() -> Self {
+        Self::new(Self::config())
+    }
+}
+
+impl World {
+    /// The test configuration: production limits with cheap password hashing.
+    pub fn config() -> Config {
+        Config {
+            password: PasswordParams::INSECURE_FAST,
+            ..Config::default()
+        }
+    }
+
+    /// An empty world at time 1,000,000.
+    ///
+    /// # Panics
+    /// If `config` is invalid.
+    pub fn new(config: Config) -> Self {
+        let now = 1_000_000;
+        let hub = Hub::new(config.clone(), Snapshot::default(), now).expect("valid config");
+        let mut world = Self {
+            hub,
+            now,
+            store: SimStore::default(),
+            config,
+            next_session: 0,
+            next_request: 0,
+            next_token: 0,
+            inboxes: HashMap::new(),
+            closed: HashSet::new(),
+            hold_backlogs: false,
+            held: VecDeque::new(),
+            hold_persists: false,
+            held_persists: VecDeque::new(),
+        };
+        world.run();
+        world
+    }
+
+    /// Simulates a crash and restart: every session is gone and a new hub starts from the
+    /// model storage. Held persists are lost, as uncommitted writes would be.
+    ///
+    /// # Panics
+    /// If the configuration is invalid.
+    pub fn restart(&mut self) {
+        self.hub =
+            Hub::new(self.config.clone(), self.store.snapshot(), self.now).expect("valid config");
+        self.inboxes.clear();
+        self.held.clear();
+        self.held_persists.clear();
+        self.run();
+    }
+
+    /// A new connection, not yet greeted.
+    pub fn open(&mut self) -> SessionId {
+        self.next_session += 1;
+        let session = SessionId(self.next_session);
+        self.inboxes.insert(session, VecDeque::new());
+        self.hub.handle_connect(session, self.now);
+        self.run();
+        session
+    }
+
+    /// A new connection after a successful hello (the welcome is consumed).
+    ///
+    /// # Panics
+    /// If no welcome arrives.
+    pub fn connect(&mut self) -> SessionId {
+        let session = self.open();
+        self.send(session, ClientMessage::Hello(Hello::current("sim")));
+        match self.drain(session).as_slice() {
+            [ServerMessage::Welcome(_)] => session,
+            other => panic!("expected a welcome, got {other:?}"),
+        }
+    }
+
+    /// Registers `name` with [`PASSWORD`] on device `<name>-1`; returns the logged-in session
+    /// with its inbox empty.
+    ///
+    /// # Panics
+    /// If registration fails.
+    pub fn register(&mut self, name: &str) -> SessionId {
+        let session = self.connect();
+        let result = self.request(
+            session,
+            Request::Register {
+                username: name.into(),
+                password: PASSWORD.into(),
+                device: format!("{name}-1"),
+            },
+        );
+        assert!(
+            matches!(result, Ok(Reply::Session(_))),
+            "register {name}: {result:?}"
+        );
+        self.expect_caught_up(session);
+        session
+    }
+
+    /// Logs `name` in with [`PASSWORD`] on `device`; returns the session and the backlog
+    /// replayed before `CaughtUp`.
+    ///
+    /// # Panics
+    /// If the login fails.
+    pub fn login(&mut self, name: &str, device: &str) -> (SessionId, Vec<ServerMessage>) {
+        let session = self.connect();
+        let request = Request::Login {
+            username: name.into(),
+            password: PASSWORD.into(),
+            device: device.into(),
+        };
+        let result = self.request(session, request);
+        assert!(
+            matches!(result, Ok(Reply::Session(_))),
+            "login {name}: {result:?}"
+        );
+        let backlog = self.expect_caught_up(session);
+        (session, backlog)
+    }
+
+    /// Drains `session` up to and including `CaughtUp`, returning what came before it.
+    ///
+    /// # Panics
+    /// If no `CaughtUp` is queued.
+    pub fn expect_caught_up(&mut self, session: SessionId) -> Vec<ServerMessage> {
+        let inbox = self.inboxes.entry(session).or_default();
+        let Some(at) = inbox.iter().position(|m| *m == ServerMessage::CaughtUp) else {
+            panic!("no CaughtUp for {session:?}: {inbox:?}");
+        };
+        let before: Vec<ServerMessage> = inbox.drain(..=at).collect();
+        before[..at].to_vec()
+    }
+
+    /// Sends a client message and runs the world until idle.
+    pub fn send(&mut self, session: SessionId, msg: ClientMessage) {
+        self.hub.handle_message(session, msg, self.now);
+        self.run();
+    }
+
+    /// Sends a request and returns its reply, taken out of the inbox (other messages stay).
+    ///
+    /// # Panics
+    /// If no reply arrives (e.g. persists are held: use [`send`](Self::send) then).
+    pub fn request(&mut self, session: SessionId, request: Request) -> Result<Reply, ErrorReply> {
+        let id = self.send_request(session, request);
+        self.take_reply(session, id)
+            .unwrap_or_else(|| panic!("no reply to request {id:?}"))
+    }
+
+    /// Sends a request without waiting for its reply; returns its id.
+    pub fn send_request(&mut self, session: SessionId, request: Request) -> RequestId {
+        self.next_request += 1;
+        let id = RequestId(self.next_request);
+        self.send(session, ClientMessage::Request { id, request });
+        id
+    }
+
+    /// Removes and returns the reply to `id` from the inbox, if it arrived.
+    pub fn take_reply(
+        &mut self,
+        session: SessionId,
+        id: RequestId,
+    ) -> Option<Result<Reply, ErrorReply>> {
+        let inbox = self.inboxes.get_mut(&session)?;
+        let at = inbox.iter().position(|m| match m {
+            ServerMessage::Ok { id: i, .. } | ServerMessage::Err { id: i, .. } => *i == id,
+            _ => false,
+        })?;
+        match inbox.remove(at)? {
+            ServerMessage::Ok { reply, .. } => Some(Ok(reply)),
+            ServerMessage::Err { error, .. } => Some(Err(error)),
+            _ => None,
+        }
+    }
+
+    /// Sends a message to a room or user and returns its id.
+    ///
+    /// # Panics
+    /// If the send fails.
+    pub fn say(&mut self, session: SessionId, target: Target, text: &str) -> MessageId {
+        self.next_token += 1;
+        let request = Request::Send {
+            target,
+            client_msg_id: ClientMsgId(self.next_token),
+            text: text.into(),
+        };
+        match self.request(session, request) {
+            Ok(Reply::Sent { id, .. }) => id,
+            other => panic!("send failed: {other:?}"),
+        }
+    }
+
+    /// Closes a connection from the client side.
+    pub fn disconnect(&mut self, session: SessionId) {
+        self.hub.handle_disconnect(session, self.now);
+        self.inboxes.remove(&session);
+        self.run();
+    }
+
+    /// Moves the clock forward by `ms`, running every timer that comes due on the way.
+    pub fn advance(&mut self, ms: u64) {
+        let end = self.now + ms;
+        while let Some(due) = self.hub.poll_timeout().filter(|&due| due <= end) {
+            self.now = self.now.max(due);
+            self.hub.handle_timeout(self.now);
+            self.run();
+        }
+        self.now = end;
+    }
+
+    /// Takes everything `session` received.
+    pub fn drain(&mut self, session: SessionId) -> Vec<ServerMessage> {
+        self.inboxes
+            .get_mut(&session)
+            .map(|inbox| inbox.drain(..).collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether the hub closed `session`.
+    pub fn is_closed(&self, session: SessionId) -> bool {
+        self.closed.contains(&session)
+    }
+
+    /// Completes the backlog loads held by [`hold_backlogs`](Self::hold_backlogs).
+    pub fn release_backlogs(&mut self) {
+        while let Some(completion) = self.held.pop_front() {
+            self.hub.handle_completion(completion, self.now);
+            self.run();
+        }
+    }
+
+    /// Commits the persists held by [`hold_persists`](Self::hold_persists).
+    pub fn release_persists(&mut self) {
+        while let Some((ticket, writes)) = self.held_persists.pop_front() {
+            let duplicate = self.store.apply(writes);
+            self.hub
+                .handle_completion(Completion::Persisted { ticket, duplicate }, self.now);
+            self.run();
+        }
+    }
+
+    /// Carries out every output of the hub until it is idle.
+    pub fn run(&mut self) {
+        while let Some(output) = self.hub.poll_output() {
+            let completion = match output {
+                Output::Send { session, frame, .. } => {
+                    let decoded = decode_frame::<ServerMessage>(frame.as_bytes(), usize::MAX >> 1);
+                    match decoded {
+                        Ok(Some((msg, _))) => {
+                            self.inboxes.entry(session).or_default().push_back(msg)
+                        }
+                        other => panic!("the hub sent an undecodable frame: {other:?}"),
+                    }
+                    continue;
+                }
+                Output::Close { session } => {
+                    self.closed.insert(session);
+                    continue;
+                }
+                Output::Persist { ticket, writes } if self.hold_persists => {
+                    self.held_persists.push_back((ticket, writes));
+                    continue;
+                }
+                Output::Persist { ticket, writes } => {
+                    let duplicate = self.store.apply(writes);
+                    Completion::Persisted { ticket, duplicate }
+                }
+                Output::VerifyPassword {
+                    session,
+                    user,
+                    password,
+                } => {
+                    let stored = user
+                        .and_then(|u| self.store.users.get(&u))
+                        .map(|u| u.2.clone());
+                    Completion::PasswordVerified {
+                        session,
+                        ok: stored == Some(format!("plain:{password}")),
+                        token: self.token(),
+                    }
+                }
+                Output::HashPassword { session, password } => Completion::PasswordHashed {
+                    session,
+                    hash: format!("plain:{password}"),
+                    token: self.token(),
+                },
+                Output::FindToken { session, hash } => Completion::TokenFound {
+                    session,
+                    record: self.store.tokens.get(&hash).cloned(),
+                },
+                Output::LoadBacklog {
+                    session,
+                    user,
+                    device,
+                    after,
+                    limit,
+                } => {
+                    let messages = self.store.backlog(user, device, after, limit);
+                    let completion = Completion::Backlog { session, messages };
+                    if self.hold_backlogs {
+                        self.held.push_back(completion);
+                        continue;
+                    }
+                    completion
+                }
+                Output::LoadHistory {
+                    session,
+                    request,
+                    conv,
+                    before,
+                    limit,
+                } => Completion::History {
+                    session,
+                    request,
+                    limit,
+                    messages: self.store.history(conv, before, limit),
+                },
+            };
+            self.hub.handle_completion(completion, self.now);
+        }
+    }
+
+    fn token(&mut self) -> String {
+        self.next_token += 1;
+        format!("token-{}", self.next_token)
+    }
+}
