@@ -60,7 +60,8 @@ pub struct Config {
     pub max_typing_per_user: usize,
     /// Lifetime of a session token.
     pub token_ttl_ms: u64,
-    /// Messages per backlog batch at login.
+    /// Messages per backlog batch at login (a batch is also cut at
+    /// [`backlog_bytes`](Self::backlog_bytes)).
     pub backlog_batch: usize,
     /// Devices remembered per user; the least recently used is forgotten past this.
     pub max_devices_per_user: usize,
@@ -140,8 +141,8 @@ impl Config {
             ),
             (
                 self.outbox_soft_bytes <= self.outbox_hard_bytes
-                    && self.outbox_hard_bytes >= 2 * self.max_frame_len,
-                "outbox bounds must satisfy soft <= hard and hard >= 2 frames",
+                    && self.outbox_soft_bytes >= 2 * self.max_frame_len,
+                "outbox bounds must satisfy soft <= hard and soft >= 2 frames",
             ),
             (
                 self.max_devices_per_user >= 1 && self.max_concurrent_hashes >= 1,
@@ -152,6 +153,12 @@ impl Config {
             Some((_, why)) => Err((*why).to_string()),
             None => Ok(()),
         }
+    }
+
+    /// Most bytes of one backlog batch: half the soft queue bound, so a replay never makes a
+    /// connection look slow.
+    pub fn backlog_bytes(&self) -> usize {
+        self.outbox_soft_bytes / 2
     }
 
     /// The limits announced to clients in the welcome.

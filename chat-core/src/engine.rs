@@ -396,13 +396,21 @@ impl Driver {
                         tracing::error!("the writer has stopped");
                     }
                 }
-                other => self.spawn_io(other),
+                other => {
+                    let outbox = match &other {
+                        Output::LoadBacklog { session, .. } => self.outboxes.get(session).cloned(),
+                        _ => None,
+                    };
+                    self.spawn_io(other, outbox);
+                }
             }
         }
     }
 
-    /// Runs an output that needs storage or the password hasher as its own task.
-    fn spawn_io(&self, output: Output) {
+    /// Runs an output that needs storage or the password hasher as its own task. A backlog
+    /// load first waits for the connection to take what it was sent (`outbox`).
+    fn spawn_io(&self, output: Output, outbox: Option<Arc<Outbox>>) {
+        let room = self.hub.config().backlog_bytes();
         let store = self.store.clone();
         let control = self.control.clone();
         let passwords = self.passwords.clone();
@@ -462,6 +470,9 @@ impl Driver {
                     after,
                     limit,
                 } => {
+                    if let Some(outbox) = outbox {
+                        outbox.wait_for_room(room).await;
+                    }
                     let result = store.backlog(user, device, after, limit).await;
                     (
                         session,

@@ -25,7 +25,10 @@ pub(crate) enum Pushed {
 #[derive(Debug)]
 pub(crate) struct Outbox {
     queue: Mutex<Queue>,
+    /// Signalled when frames are queued (or the outbox closes).
     ready: Notify,
+    /// Signalled when the reader takes frames (or the outbox closes).
+    taken: Notify,
     soft: usize,
     hard: usize,
 }
@@ -42,6 +45,7 @@ impl Outbox {
         Self {
             queue: Mutex::new(Queue::default()),
             ready: Notify::new(),
+            taken: Notify::new(),
             soft,
             hard,
         }
@@ -70,6 +74,20 @@ impl Outbox {
     pub(crate) fn close(&self) {
         self.lock().closed = true;
         self.ready.notify_one();
+        self.taken.notify_one();
+    }
+
+    /// Waits until at most `bytes` are queued (or the outbox is closed).
+    pub(crate) async fn wait_for_room(&self, bytes: usize) {
+        loop {
+            {
+                let queue = self.lock();
+                if queue.bytes <= bytes || queue.closed {
+                    return;
+                }
+            }
+            self.taken.notified().await;
+        }
     }
 
     /// Waits for frames and moves all queued ones into `out`. Returns false once the outbox is
@@ -81,6 +99,8 @@ impl Outbox {
                 if !queue.frames.is_empty() {
                     out.extend(queue.frames.drain(..));
                     queue.bytes = 0;
+                    drop(queue);
+                    self.taken.notify_one();
                     return true;
                 }
                 if queue.closed {

@@ -9,8 +9,9 @@
 //!
 //! A length of zero or over the frame limit is an error, detected from the 4-byte head alone:
 //! no buffer is reserved for a frame that will be rejected. Payload decoding runs under a
-//! bincode decode limit, so a hostile length inside the payload (a string or vector claiming
-//! more bytes than the frame holds) fails instead of allocating.
+//! bincode decode limit proportional to the payload (32 bytes of memory per payload byte, the
+//! most any valid message needs), so a hostile length inside the payload (a string or vector
+//! claiming far more than the frame holds) fails instead of allocating.
 
 use std::marker::PhantomData;
 
@@ -139,12 +140,13 @@ pub fn decode_frame<M: WireMessage>(
 /// [`CodecError::Malformed`], [`CodecError::TrailingBytes`], or [`CodecError::FrameTooLarge`]
 /// for a payload over [`MAX_FRAME_LEN_CAP`].
 pub fn decode_payload<M: WireMessage>(payload: &[u8]) -> Result<M, CodecError> {
-    // bincode's limit is a const generic; the smallest step that fits the payload bounds every
-    // allocation the decoder makes by a small multiple of the payload's own size.
+    // bincode's limit is a const generic, so pick the smallest step that fits this payload.
+    // It bounds what the decoder may claim *in memory* (a vector claims `len * size_of::<T>()`
+    // up front), which for these types is at most ~20 times the bytes on the wire.
     macro_rules! decode_within {
         ($($limit:expr),*) => {
             $(
-                if payload.len() <= $limit {
+                if payload.len().saturating_mul(DECODE_EXPANSION) <= $limit {
                     let decoded = bincode::serde::decode_from_slice(
                         payload,
                         config().with_limit::<{ $limit }>(),
@@ -155,19 +157,25 @@ pub fn decode_payload<M: WireMessage>(payload: &[u8]) -> Result<M, CodecError> {
         };
     }
     decode_within!(
-        256,
-        4096,
-        1 << 16,
-        1 << 18,
-        1 << 20,
-        1 << 22,
-        MAX_FRAME_LEN_CAP
+        1 << 13,
+        1 << 15,
+        1 << 17,
+        1 << 19,
+        1 << 21,
+        1 << 23,
+        1 << 25,
+        1 << 27,
+        1 << 29
     );
     Err(CodecError::FrameTooLarge {
         len: payload.len(),
         max: MAX_FRAME_LEN_CAP,
     })
 }
+
+/// How many bytes of memory decoding may claim per payload byte: enough for any valid message
+/// (the widest ratio, a `Vec<UserStatus>`, is 56 bytes in memory per 3 on the wire).
+const DECODE_EXPANSION: usize = 32;
 
 fn finish<M>(
     decoded: Result<(M, usize), bincode::error::DecodeError>,

@@ -357,3 +357,38 @@ fn every_server_variant_roundtrips() {
     );
     samples.iter().for_each(roundtrip);
 }
+
+/// Regression: the decode limit once equalled the payload size, but bincode counts the
+/// in-memory size of vector elements, so a valid page of small messages failed to decode.
+#[test]
+fn decode_limit_allows_in_memory_expansion() {
+    let tiny = |i| ChatMessage {
+        id: MessageId(i),
+        from: String::new(),
+        target: Target::Room(String::new()),
+        sent_at: 0,
+        client_msg_id: ClientMsgId(0),
+        text: String::new(),
+    };
+    for n in [1, 3, 30, 3000] {
+        roundtrip(&ServerMessage::Ok {
+            id: RequestId(1),
+            reply: Reply::History {
+                messages: (0..n).map(tiny).collect(),
+                more: false,
+            },
+        });
+        let users = vec![
+            UserStatus {
+                user: String::new(),
+                display_name: String::new(),
+                online: false,
+            };
+            n as usize
+        ];
+        roundtrip(&ServerMessage::Ok {
+            id: RequestId(1),
+            reply: Reply::Users(users),
+        });
+    }
+}

@@ -177,17 +177,26 @@ impl Hub {
     }
 
     /// A batch of the backlog arrived: send it, then load more or declare the session live.
+    ///
+    /// A batch is cut at half the connection's soft queue bound (at least one message), so a
+    /// replay never overflows the queue; the engine loads the next batch once the connection
+    /// has taken it.
     pub(super) fn backlog(&mut self, session: SessionId, messages: Vec<StoredMessage>) {
-        let full = messages.len() >= self.config.backlog_batch;
-        let frames: Vec<_> = messages
-            .iter()
-            .filter_map(|m| {
-                Some((
-                    m.id,
-                    self.encode(&ServerMessage::Message(self.chat_message(m)))?,
-                ))
-            })
-            .collect();
+        let budget = self.config.backlog_bytes();
+        let mut full = messages.len() >= self.config.backlog_batch;
+        let mut frames = Vec::new();
+        let mut bytes = 0;
+        for m in &messages {
+            let Some(frame) = self.encode(&ServerMessage::Message(self.chat_message(m))) else {
+                continue;
+            };
+            bytes += frame.len();
+            if bytes > budget && !frames.is_empty() {
+                full = true;
+                break;
+            }
+            frames.push((m.id, frame));
+        }
         let limit = self.config.backlog_batch;
         let caught_up = self.encode(&ServerMessage::CaughtUp);
         let Some(online) = self.online_mut(session) else {
