@@ -222,6 +222,11 @@ impl Connection {
         self.id
     }
 
+    /// The frame limit in force (for the transport's codec).
+    pub fn max_frame_len(&self) -> usize {
+        self.max_frame_len
+    }
+
     /// Hands a client message to the engine, waiting if the engine is backed up.
     ///
     /// # Errors

@@ -1,6 +1,148 @@
-//! The `chat-server` binary.
+//! The `chat-server` binary: parse flags, open the database, serve until SIGINT or SIGTERM.
 
-fn main() {
-    eprintln!("chat-server: not built yet; see the open chat-server issue");
-    std::process::exit(2);
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use chat_core::{Config, Engine, Store};
+use chat_server::ServerConfig;
+use clap::Parser;
+use tokio::net::TcpListener;
+
+/// A chat server: TCP on one side, a SQLite file on the other.
+///
+/// Every flag can also be set by the environment variable shown.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "CHAT_LISTEN", default_value = "127.0.0.1:7878")]
+    listen: SocketAddr,
+    /// The SQLite database file (created if missing). A `postgres://` URL is reserved for a
+    /// later release.
+    #[arg(long, env = "CHAT_DB", default_value = "chat.db")]
+    db: String,
+    /// Most simultaneous connections.
+    #[arg(long, env = "CHAT_MAX_CONNECTIONS", default_value_t = 10_000)]
+    max_connections: usize,
+    /// Largest frame payload, in bytes.
+    #[arg(long, env = "CHAT_MAX_FRAME_LEN", default_value_t = chat_proto::DEFAULT_MAX_FRAME_LEN)]
+    max_frame_len: usize,
+    /// Longest message text, in bytes.
+    #[arg(long, env = "CHAT_MAX_TEXT_LEN", default_value_t = 4096)]
+    max_text_len: usize,
+    /// Most rooms per user.
+    #[arg(long, env = "CHAT_MAX_ROOMS_PER_USER", default_value_t = 100)]
+    max_rooms_per_user: usize,
+    /// Sustained requests per second per connection.
+    #[arg(long, env = "CHAT_RATE", default_value_t = 50)]
+    rate: u32,
+    /// Requests allowed in a burst per connection.
+    #[arg(long, env = "CHAT_BURST", default_value_t = 100)]
+    burst: u32,
+    /// Seconds a connection may take to log in.
+    #[arg(long, env = "CHAT_LOGIN_TIMEOUT", default_value_t = 30)]
+    login_timeout: u64,
+    /// Seconds of silence before a connection is pinged (it is closed if still silent after
+    /// half as long again).
+    #[arg(long, env = "CHAT_KEEPALIVE", default_value_t = 30)]
+    keepalive: u64,
+    /// The room every new user joins.
+    #[arg(long, env = "CHAT_DEFAULT_ROOM", default_value = "general")]
+    default_room: String,
+    /// Rooms with more members than this get no presence broadcasts.
+    #[arg(long, env = "CHAT_PRESENCE_ROOM_LIMIT", default_value_t = 100)]
+    presence_room_limit: usize,
+    /// Outbound bytes queued per connection before it is closed as a slow consumer.
+    #[arg(long, env = "CHAT_OUTBOX_BYTES", default_value_t = 1024 * 1024)]
+    outbox_bytes: usize,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("chat-server: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("chat-server: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: Args) -> Result<(), String> {
+    if args.db.starts_with("postgres://") || args.db.starts_with("postgresql://") {
+        return Err("PostgreSQL storage is not available yet; use a SQLite file path".into());
+    }
+    let config = Config {
+        max_frame_len: args.max_frame_len,
+        max_text_len: args.max_text_len,
+        max_rooms_per_user: args.max_rooms_per_user,
+        request_rate_per_sec: args.rate,
+        request_burst: args.burst,
+        login_timeout_ms: args.login_timeout.saturating_mul(1000),
+        default_room: args.default_room,
+        presence_room_limit: args.presence_room_limit,
+        outbox_soft_bytes: args.outbox_bytes / 4 * 3,
+        outbox_hard_bytes: args.outbox_bytes,
+        ..Config::default()
+    };
+    config.validate().map_err(|e| format!("invalid limits: {e}"))?;
+    let path = PathBuf::from(&args.db);
+    let store = Store::open(&path)
+        .await
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let engine = Engine::start(store, config).await.map_err(|e| e.to_string())?;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let data = std::fs::canonicalize(&path).unwrap_or(path);
+    println!("chat-server listening on {local}, data in {}", data.display());
+    let server = ServerConfig {
+        max_connections: args.max_connections,
+        keepalive_interval: Duration::from_secs(args.keepalive.max(1)),
+        keepalive_timeout: Duration::from_secs((args.keepalive / 2).max(1)),
+        ..ServerConfig::default()
+    };
+    chat_server::run(listener, engine, server, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

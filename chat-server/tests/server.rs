@@ -1,0 +1,275 @@
+//! The server over real TCP on 127.0.0.1, each test with its own ephemeral port and
+//! temporary SQLite file.
+
+mod common;
+
+use std::time::Duration;
+
+use chat_core::Config;
+use chat_proto::*;
+use chat_server::ServerConfig;
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+async fn start(config: Config) -> (TestServer, tempfile::TempDir) {
+    start_with(config, ServerConfig::default()).await
+}
+
+async fn start_with(config: Config, server: ServerConfig) -> (TestServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = TestServer::start(&dir.path().join("chat.db"), config, server).await;
+    (server, dir)
+}
+
+#[tokio::test]
+async fn two_users_exchange_direct_messages() {
+    let (server, _dir) = start(config()).await;
+    let mut alice = Client::login(server.addr, "alice", true).await;
+    let mut bob = Client::login(server.addr, "bob", true).await;
+    alice.say(user("bob"), 1, "hi bob").await;
+    let got = bob.until(text_is("hi bob")).await;
+    assert!(matches!(got, ServerMessage::Message(m) if m.from == "alice" && m.target == user("bob")));
+    bob.say(user("alice"), 1, "hi alice").await;
+    alice.until(text_is("hi alice")).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn rooms_are_isolated() {
+    let (server, _dir) = start(config()).await;
+    let mut alice = Client::login(server.addr, "alice", true).await;
+    let mut bob = Client::login(server.addr, "bob", true).await;
+    let mut carol = Client::login(server.addr, "carol", true).await;
+    for (client, name) in [(&mut alice, "rust"), (&mut bob, "rust"), (&mut carol, "go")] {
+        client.request(Request::Join { room: name.into() }).await.expect("joins");
+    }
+    alice.say(room("rust"), 1, "in rust").await;
+    carol.say(room("go"), 1, "in go").await;
+    bob.until(text_is("in rust")).await;
+    // A marker through #general shows each client has seen everything sent before it.
+    alice.say(room("general"), 2, "marker").await;
+    for client in [&mut bob, &mut carol] {
+        client.until(text_is("marker")).await;
+    }
+    assert!(!bob.texts().contains(&"in go".to_string()));
+    assert!(!carol.texts().contains(&"in rust".to_string()));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn offline_direct_messages_arrive_at_next_login_even_after_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("chat.db");
+    let server = TestServer::start(&db, config(), ServerConfig::default()).await;
+    let mut alice = Client::login(server.addr, "alice", true).await;
+    drop(Client::login(server.addr, "bob", true).await);
+    alice.say(user("bob"), 1, "first").await;
+    let bob = Client::login(server.addr, "bob", false).await;
+    assert_eq!(bob.texts(), ["first"]);
+    drop(bob);
+    alice.say(user("bob"), 2, "second").await;
+    server.stop().await;
+
+    let server = TestServer::start(&db, config(), ServerConfig::default()).await;
+    let bob = Client::login(server.addr, "bob", false).await;
+    assert_eq!(bob.texts(), ["first", "second"], "nothing was acknowledged: both replayed");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn typing_is_relayed_and_expires() {
+    let config = Config {
+        typing_relay_interval_ms: 100,
+        typing_expiry_ms: 300,
+        ..config()
+    };
+    let (server, _dir) = start(config).await;
+    let mut alice = Client::login(server.addr, "alice", true).await;
+    let mut bob = Client::login(server.addr, "bob", true).await;
+    let typing = |active| ClientMessage::Typing {
+        target: user("bob"),
+        active,
+    };
+    alice.send(typing(true)).await;
+    let notice = |active| {
+        move |e: &ServerMessage| {
+            matches!(e, ServerMessage::Typing { user, active: a, .. } if user == "alice" && *a == active)
+        }
+    };
+    bob.until(notice(true)).await;
+    // Not refreshed: it ends by itself.
+    bob.until(notice(false)).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn presence_is_pushed() {
+    let config = Config {
+        presence_coalesce_ms: 50,
+        ..config()
+    };
+    let (server, _dir) = start(config).await;
+    let mut alice = Client::login(server.addr, "alice", true).await;
+    let bob = Client::login(server.addr, "bob", true).await;
+    alice
+        .until(|e| matches!(e, ServerMessage::Presence { user, online: true } if user == "bob"))
+        .await;
+    drop(bob);
+    alice
+        .until(|e| matches!(e, ServerMessage::Presence { user, online: false } if user == "bob"))
+        .await;
+    server.stop().await;
+}
+
+/// Reads what the server sends until it closes; returns the frames decoded.
+async fn read_until_closed(stream: &mut TcpStream) -> Vec<ServerMessage> {
+    let mut bytes = Vec::new();
+    let _ = timeout(WAIT, stream.read_to_end(&mut bytes)).await.expect("closed in time");
+    let mut frames = Vec::new();
+    let mut rest = &bytes[..];
+    while let Ok(Some((msg, used))) = decode_frame::<ServerMessage>(rest, DEFAULT_MAX_FRAME_LEN) {
+        frames.push(msg);
+        rest = &rest[used..];
+    }
+    frames
+}
+
+#[tokio::test]
+async fn bad_input_closes_only_that_connection() {
+    let (server, _dir) = start(config()).await;
+    let mut alice = Client::login(server.addr, "alice", true).await;
+    let mut bob = Client::login(server.addr, "bob", true).await;
+
+    // An oversized length prefix: rejected from the head, with a typed error.
+    let mut huge = TcpStream::connect(server.addr).await.expect("connects");
+    huge.write_all(&0x4000_0000u32.to_be_bytes()).await.expect("writes");
+    let frames = read_until_closed(&mut huge).await;
+    assert!(
+        matches!(&frames[..], [ServerMessage::Error(ErrorReply { code: ErrorCode::TooLarge, .. })]),
+        "{frames:?}"
+    );
+
+    // A well-framed payload that is not a message.
+    let mut garbage = TcpStream::connect(server.addr).await.expect("connects");
+    garbage.write_all(&[0, 0, 0, 3, 0xff, 0xfe, 0xfd]).await.expect("writes");
+    let frames = read_until_closed(&mut garbage).await;
+    assert!(
+        matches!(&frames[..], [ServerMessage::Error(ErrorReply { code: ErrorCode::BadRequest, .. })]),
+        "{frames:?}"
+    );
+
+    // Everyone else carries on.
+    alice.say(user("bob"), 1, "still here").await;
+    bob.until(text_is("still here")).await;
+    server.stop().await;
+}
+
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024)
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_is_cut_off_without_hurting_others() {
+    let config = Config {
+        request_rate_per_sec: 100_000,
+        request_burst: 100_000,
+        outbox_soft_bytes: 192 * 1024,
+        outbox_hard_bytes: 256 * 1024,
+        ..config()
+    };
+    let (server, _dir) = start(config).await;
+    let mut alice = Client::login(server.addr, "alice", true).await;
+    let mut bob = Client::login(server.addr, "bob", true).await;
+    // Sleepy logs in, then never reads again.
+    let mut sleepy = Client::login(server.addr, "sleepy", true).await;
+
+    let before = rss_bytes();
+    let text = "z".repeat(4000);
+    let total = 4000u64; // 16 MB toward sleepy: far beyond its bounds and socket buffers.
+    let mut window = std::collections::VecDeque::new();
+    for i in 0..total {
+        let send = Request::Send {
+            target: room("general"),
+            client_msg_id: ClientMsgId(i),
+            text: text.clone(),
+        };
+        window.push_back(alice.send_request(send).await);
+        if window.len() >= 64 {
+            let id = window.pop_front().expect("non-empty");
+            alice.until(|e| matches!(e, ServerMessage::Ok { id: i, .. } if *i == id)).await;
+        }
+        // Bob keeps up and is never held back by sleepy.
+        if i % 64 == 0 {
+            bob.until(|e| matches!(e, ServerMessage::Message(m) if m.client_msg_id == ClientMsgId(i))).await;
+            bob.events.clear();
+        }
+    }
+    bob.until(|e| matches!(e, ServerMessage::Message(m) if m.client_msg_id == ClientMsgId(total - 1))).await;
+    let grown = rss_bytes().saturating_sub(before);
+    assert!(grown < 12 * 1024 * 1024, "server memory grew by {grown} bytes");
+
+    // Sleepy's connection was closed: draining it ends in EOF, short of everything.
+    let mut received = 0u64;
+    while let Some(event) = sleepy.next_event().await {
+        received += u64::from(matches!(event, ServerMessage::Message(_)));
+    }
+    assert!(received < total, "sleepy was cut off ({received} of {total})");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn connections_over_the_limit_are_refused_clearly() {
+    let server_config = ServerConfig {
+        max_connections: 1,
+        ..ServerConfig::default()
+    };
+    let (server, _dir) = start_with(config(), server_config).await;
+    let _first = Client::connect(server.addr).await;
+    let mut second = TcpStream::connect(server.addr).await.expect("connects");
+    let frames = read_until_closed(&mut second).await;
+    assert!(
+        matches!(&frames[..], [ServerMessage::Error(ErrorReply { code: ErrorCode::ServerFull, .. })]),
+        "{frames:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn silent_connections_are_pinged_then_closed() {
+    let server_config = ServerConfig {
+        keepalive_interval: Duration::from_millis(200),
+        keepalive_timeout: Duration::from_millis(200),
+        ..ServerConfig::default()
+    };
+    let (server, _dir) = start_with(config(), server_config).await;
+    let mut client = Client::connect(server.addr).await;
+    let ping = client.next_event().await;
+    let Some(ServerMessage::Ping { nonce }) = ping else {
+        panic!("expected a ping, got {ping:?}");
+    };
+    client.send(ClientMessage::Pong { nonce }).await;
+    assert!(matches!(client.next_event().await, Some(ServerMessage::Ping { .. })), "pinged again");
+    // Not answering: closed with a timeout error.
+    assert!(matches!(
+        client.next_event().await,
+        Some(ServerMessage::Error(ErrorReply { code: ErrorCode::Timeout, .. }))
+    ));
+    assert_eq!(client.next_event().await, None);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_tells_clients() {
+    let (server, _dir) = start(config()).await;
+    let mut alice = Client::login(server.addr, "alice", true).await;
+    server.stop().await;
+    alice.until(|e| *e == ServerMessage::ShuttingDown).await;
+    assert_eq!(alice.next_event().await, None);
+}
