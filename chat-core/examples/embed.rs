@@ -4,12 +4,16 @@
 //! `cargo run -p chat-core --example embed`
 
 use chat_core::{Config, Connection, Engine, Store};
-use chat_proto::{ClientMessage, ClientMsgId, Hello, Reply, Request, RequestId, ServerMessage, Target};
+use chat_proto::{
+    ClientMessage, ClientMsgId, Hello, Reply, Request, RequestId, ServerMessage, Target,
+};
 
 /// Sends `request` and waits for its reply, printing every event on the way.
 async fn ask(conn: &mut Connection, who: &str, id: u32, request: Request) -> Reply {
     let id = RequestId(id);
-    conn.send(ClientMessage::Request { id, request }).await.expect("engine running");
+    conn.send(ClientMessage::Request { id, request })
+        .await
+        .expect("engine running");
     loop {
         match conn.recv().await.expect("connection open") {
             ServerMessage::Ok { id: got, reply } if got == id => return reply,
@@ -24,7 +28,10 @@ async fn next_message(conn: &mut Connection, who: &str) {
     loop {
         match conn.recv().await.expect("connection open") {
             ServerMessage::Message(m) => {
-                return println!("{who} <- message #{} from {} to {:?}: {}", m.id.0, m.from, m.target, m.text);
+                return println!(
+                    "{who} <- message #{} from {} to {:?}: {}",
+                    m.id.0, m.from, m.target, m.text
+                );
             }
             event => println!("{who} <- {event:?}"),
         }
@@ -33,7 +40,9 @@ async fn next_message(conn: &mut Connection, who: &str) {
 
 async fn join(engine: &Engine, name: &str) -> Connection {
     let mut conn = engine.connect();
-    conn.send(ClientMessage::Hello(Hello::current("embed-example"))).await.expect("engine running");
+    conn.send(ClientMessage::Hello(Hello::current("embed-example")))
+        .await
+        .expect("engine running");
     let register = Request::Register {
         username: name.into(),
         password: "correct horse battery".into(),

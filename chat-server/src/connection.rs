@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use chat_core::Connection;
-use chat_proto::{encode, CodecError, EncodedFrame, ErrorCode, ErrorReply, ServerCodec, ServerMessage};
+use chat_proto::{
+    encode, CodecError, EncodedFrame, ErrorCode, ErrorReply, ServerCodec, ServerMessage,
+};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -46,7 +48,12 @@ enum End {
     Io(std::io::Error),
 }
 
-pub(crate) async fn serve(stream: TcpStream, mut conn: Connection, config: &ServerConfig, cancel: CancellationToken) {
+pub(crate) async fn serve(
+    stream: TcpStream,
+    mut conn: Connection,
+    config: &ServerConfig,
+    cancel: CancellationToken,
+) {
     let session = conn.id().0;
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(session, %error, "cannot set TCP_NODELAY");
@@ -110,7 +117,10 @@ pub(crate) async fn serve(stream: TcpStream, mut conn: Connection, config: &Serv
             format!("frame of {len} bytes is over the limit of {max}"),
         )),
         End::BadInput(error) => Some(ErrorReply::new(ErrorCode::BadRequest, error.to_string())),
-        End::Timeout => Some(ErrorReply::new(ErrorCode::Timeout, "no answer to keepalive")),
+        End::Timeout => Some(ErrorReply::new(
+            ErrorCode::Timeout,
+            "no answer to keepalive",
+        )),
         _ => None,
     };
     match &end {

@@ -78,7 +78,10 @@ pub async fn run(
     drop(listener);
     let result = engine.shut_down().await;
     tasks.close();
-    if tokio::time::timeout(config.shutdown_grace, tasks.wait()).await.is_err() {
+    if tokio::time::timeout(config.shutdown_grace, tasks.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("connections still flushing after the grace period; closing them");
         cancel.cancel();
         tasks.wait().await;
@@ -126,7 +129,10 @@ async fn accept_loop(
 
 /// Tells a connection over the limit why it is closed.
 async fn refuse(mut stream: TcpStream, max_frame_len: usize) {
-    let error = ErrorReply::new(ErrorCode::ServerFull, "too many connections; try again later");
+    let error = ErrorReply::new(
+        ErrorCode::ServerFull,
+        "too many connections; try again later",
+    );
     if let Ok(frame) = encode(&ServerMessage::Error(error), max_frame_len) {
         let write = stream.write_all(frame.as_bytes());
         let _ = tokio::time::timeout(Duration::from_secs(1), write).await;

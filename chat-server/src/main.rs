@@ -101,18 +101,25 @@ async fn serve(args: Args) -> Result<(), String> {
         outbox_hard_bytes: args.outbox_bytes,
         ..Config::default()
     };
-    config.validate().map_err(|e| format!("invalid limits: {e}"))?;
+    config
+        .validate()
+        .map_err(|e| format!("invalid limits: {e}"))?;
     let path = PathBuf::from(&args.db);
     let store = Store::open(&path)
         .await
         .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    let engine = Engine::start(store, config).await.map_err(|e| e.to_string())?;
+    let engine = Engine::start(store, config)
+        .await
+        .map_err(|e| e.to_string())?;
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let data = std::fs::canonicalize(&path).unwrap_or(path);
-    println!("chat-server listening on {local}, data in {}", data.display());
+    println!(
+        "chat-server listening on {local}, data in {}",
+        data.display()
+    );
     let server = ServerConfig {
         max_connections: args.max_connections,
         keepalive_interval: Duration::from_secs(args.keepalive.max(1)),

@@ -30,7 +30,9 @@ async fn two_users_exchange_direct_messages() {
     let mut bob = Client::login(server.addr, "bob", true).await;
     alice.say(user("bob"), 1, "hi bob").await;
     let got = bob.until(text_is("hi bob")).await;
-    assert!(matches!(got, ServerMessage::Message(m) if m.from == "alice" && m.target == user("bob")));
+    assert!(
+        matches!(got, ServerMessage::Message(m) if m.from == "alice" && m.target == user("bob"))
+    );
     bob.say(user("alice"), 1, "hi alice").await;
     alice.until(text_is("hi alice")).await;
     server.stop().await;
@@ -43,7 +45,10 @@ async fn rooms_are_isolated() {
     let mut bob = Client::login(server.addr, "bob", true).await;
     let mut carol = Client::login(server.addr, "carol", true).await;
     for (client, name) in [(&mut alice, "rust"), (&mut bob, "rust"), (&mut carol, "go")] {
-        client.request(Request::Join { room: name.into() }).await.expect("joins");
+        client
+            .request(Request::Join { room: name.into() })
+            .await
+            .expect("joins");
     }
     alice.say(room("rust"), 1, "in rust").await;
     carol.say(room("go"), 1, "in go").await;
@@ -74,7 +79,11 @@ async fn offline_direct_messages_arrive_at_next_login_even_after_a_restart() {
 
     let server = TestServer::start(&db, config(), ServerConfig::default()).await;
     let bob = Client::login(server.addr, "bob", false).await;
-    assert_eq!(bob.texts(), ["first", "second"], "nothing was acknowledged: both replayed");
+    assert_eq!(
+        bob.texts(),
+        ["first", "second"],
+        "nothing was acknowledged: both replayed"
+    );
     server.stop().await;
 }
 
@@ -93,11 +102,7 @@ async fn typing_is_relayed_and_expires() {
         active,
     };
     alice.send(typing(true)).await;
-    let notice = |active| {
-        move |e: &ServerMessage| {
-            matches!(e, ServerMessage::Typing { user, active: a, .. } if user == "alice" && *a == active)
-        }
-    };
+    let notice = |active| move |e: &ServerMessage| matches!(e, ServerMessage::Typing { user, active: a, .. } if user == "alice" && *a == active);
     bob.until(notice(true)).await;
     // Not refreshed: it ends by itself.
     bob.until(notice(false)).await;
@@ -126,7 +131,9 @@ async fn presence_is_pushed() {
 /// Reads what the server sends until it closes; returns the frames decoded.
 async fn read_until_closed(stream: &mut TcpStream) -> Vec<ServerMessage> {
     let mut bytes = Vec::new();
-    let _ = timeout(WAIT, stream.read_to_end(&mut bytes)).await.expect("closed in time");
+    let _ = timeout(WAIT, stream.read_to_end(&mut bytes))
+        .await
+        .expect("closed in time");
     let mut frames = Vec::new();
     let mut rest = &bytes[..];
     while let Ok(Some((msg, used))) = decode_frame::<ServerMessage>(rest, DEFAULT_MAX_FRAME_LEN) {
@@ -144,19 +151,36 @@ async fn bad_input_closes_only_that_connection() {
 
     // An oversized length prefix: rejected from the head, with a typed error.
     let mut huge = TcpStream::connect(server.addr).await.expect("connects");
-    huge.write_all(&0x4000_0000u32.to_be_bytes()).await.expect("writes");
+    huge.write_all(&0x4000_0000u32.to_be_bytes())
+        .await
+        .expect("writes");
     let frames = read_until_closed(&mut huge).await;
     assert!(
-        matches!(&frames[..], [ServerMessage::Error(ErrorReply { code: ErrorCode::TooLarge, .. })]),
+        matches!(
+            &frames[..],
+            [ServerMessage::Error(ErrorReply {
+                code: ErrorCode::TooLarge,
+                ..
+            })]
+        ),
         "{frames:?}"
     );
 
     // A well-framed payload that is not a message.
     let mut garbage = TcpStream::connect(server.addr).await.expect("connects");
-    garbage.write_all(&[0, 0, 0, 3, 0xff, 0xfe, 0xfd]).await.expect("writes");
+    garbage
+        .write_all(&[0, 0, 0, 3, 0xff, 0xfe, 0xfd])
+        .await
+        .expect("writes");
     let frames = read_until_closed(&mut garbage).await;
     assert!(
-        matches!(&frames[..], [ServerMessage::Error(ErrorReply { code: ErrorCode::BadRequest, .. })]),
+        matches!(
+            &frames[..],
+            [ServerMessage::Error(ErrorReply {
+                code: ErrorCode::BadRequest,
+                ..
+            })]
+        ),
         "{frames:?}"
     );
 
@@ -203,24 +227,38 @@ async fn a_client_that_never_reads_is_cut_off_without_hurting_others() {
         window.push_back(alice.send_request(send).await);
         if window.len() >= 64 {
             let id = window.pop_front().expect("non-empty");
-            alice.until(|e| matches!(e, ServerMessage::Ok { id: i, .. } if *i == id)).await;
+            alice
+                .until(|e| matches!(e, ServerMessage::Ok { id: i, .. } if *i == id))
+                .await;
         }
         // Bob keeps up and is never held back by sleepy.
         if i % 64 == 0 {
-            bob.until(|e| matches!(e, ServerMessage::Message(m) if m.client_msg_id == ClientMsgId(i))).await;
+            bob.until(
+                |e| matches!(e, ServerMessage::Message(m) if m.client_msg_id == ClientMsgId(i)),
+            )
+            .await;
             bob.events.clear();
         }
     }
-    bob.until(|e| matches!(e, ServerMessage::Message(m) if m.client_msg_id == ClientMsgId(total - 1))).await;
+    bob.until(
+        |e| matches!(e, ServerMessage::Message(m) if m.client_msg_id == ClientMsgId(total - 1)),
+    )
+    .await;
     let grown = rss_bytes().saturating_sub(before);
-    assert!(grown < 12 * 1024 * 1024, "server memory grew by {grown} bytes");
+    assert!(
+        grown < 12 * 1024 * 1024,
+        "server memory grew by {grown} bytes"
+    );
 
     // Sleepy's connection was closed: draining it ends in EOF, short of everything.
     let mut received = 0u64;
     while let Some(event) = sleepy.next_event().await {
         received += u64::from(matches!(event, ServerMessage::Message(_)));
     }
-    assert!(received < total, "sleepy was cut off ({received} of {total})");
+    assert!(
+        received < total,
+        "sleepy was cut off ({received} of {total})"
+    );
     server.stop().await;
 }
 
@@ -235,7 +273,13 @@ async fn connections_over_the_limit_are_refused_clearly() {
     let mut second = TcpStream::connect(server.addr).await.expect("connects");
     let frames = read_until_closed(&mut second).await;
     assert!(
-        matches!(&frames[..], [ServerMessage::Error(ErrorReply { code: ErrorCode::ServerFull, .. })]),
+        matches!(
+            &frames[..],
+            [ServerMessage::Error(ErrorReply {
+                code: ErrorCode::ServerFull,
+                ..
+            })]
+        ),
         "{frames:?}"
     );
     server.stop().await;
@@ -255,11 +299,17 @@ async fn silent_connections_are_pinged_then_closed() {
         panic!("expected a ping, got {ping:?}");
     };
     client.send(ClientMessage::Pong { nonce }).await;
-    assert!(matches!(client.next_event().await, Some(ServerMessage::Ping { .. })), "pinged again");
+    assert!(
+        matches!(client.next_event().await, Some(ServerMessage::Ping { .. })),
+        "pinged again"
+    );
     // Not answering: closed with a timeout error.
     assert!(matches!(
         client.next_event().await,
-        Some(ServerMessage::Error(ErrorReply { code: ErrorCode::Timeout, .. }))
+        Some(ServerMessage::Error(ErrorReply {
+            code: ErrorCode::Timeout,
+            ..
+        }))
     ));
     assert_eq!(client.next_event().await, None);
     server.stop().await;

@@ -74,26 +74,43 @@ pub struct Client {
 impl Client {
     /// Connects and says hello.
     pub async fn connect(addr: SocketAddr) -> Self {
-        let stream = timeout(WAIT, TcpStream::connect(addr)).await.expect("in time").expect("connects");
+        let stream = timeout(WAIT, TcpStream::connect(addr))
+            .await
+            .expect("in time")
+            .expect("connects");
         let mut client = Self {
             framed: Framed::new(stream, ClientCodec::new()),
             events: Vec::new(),
             next: 0,
         };
-        client.send(ClientMessage::Hello(Hello::current("test"))).await;
+        client
+            .send(ClientMessage::Hello(Hello::current("test")))
+            .await;
         let welcome = client.next_event().await;
-        assert!(matches!(welcome, Some(ServerMessage::Welcome(_))), "{welcome:?}");
+        assert!(
+            matches!(welcome, Some(ServerMessage::Welcome(_))),
+            "{welcome:?}"
+        );
         client
     }
 
     /// Registers (or logs in) `name` on device `<name>-dev` and waits for `CaughtUp`.
     pub async fn login(addr: SocketAddr, name: &str, register: bool) -> Self {
         let mut client = Self::connect(addr).await;
-        let (username, password, device) = (name.to_owned(), PASSWORD.to_owned(), format!("{name}-dev"));
+        let (username, password, device) =
+            (name.to_owned(), PASSWORD.to_owned(), format!("{name}-dev"));
         let request = if register {
-            Request::Register { username, password, device }
+            Request::Register {
+                username,
+                password,
+                device,
+            }
         } else {
-            Request::Login { username, password, device }
+            Request::Login {
+                username,
+                password,
+                device,
+            }
         };
         let reply = client.request(request).await;
         assert!(matches!(reply, Ok(Reply::Session(_))), "{name}: {reply:?}");
@@ -102,12 +119,18 @@ impl Client {
     }
 
     pub async fn send(&mut self, msg: ClientMessage) {
-        timeout(WAIT, self.framed.send(msg)).await.expect("in time").expect("sends");
+        timeout(WAIT, self.framed.send(msg))
+            .await
+            .expect("in time")
+            .expect("sends");
     }
 
     /// The next event, or `None` once the server closed the connection.
     pub async fn next_event(&mut self) -> Option<ServerMessage> {
-        match timeout(WAIT, self.framed.next()).await.expect("an event in time") {
+        match timeout(WAIT, self.framed.next())
+            .await
+            .expect("an event in time")
+        {
             Some(Ok(msg)) => Some(msg),
             _ => None,
         }
