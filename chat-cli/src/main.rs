@@ -1,6 +1,72 @@
-//! The `chat-cli` binary.
+//! `chat-cli`: a line-oriented chat client that reconnects by itself.
+//!
+//! On a terminal it runs a line editor; with stdin from a pipe or file it runs the lines as a
+//! script and exits with status 0 if every command succeeded, 1 otherwise.
 
-fn main() {
-    eprintln!("chat-cli: not built yet; see the open chat-cli issue");
-    std::process::exit(2);
+mod app;
+mod command;
+mod input;
+mod render;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// A terminal chat client. Type /help once connected.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// The server's address.
+    #[arg(long, env = "CHAT_SERVER", default_value = "127.0.0.1:7878")]
+    server: String,
+    /// This device's stable id (delivery positions are per device).
+    #[arg(long, env = "CHAT_DEVICE")]
+    device: Option<String>,
+    /// Without a terminal: seconds to keep printing events after the last reply.
+    #[arg(long, default_value_t = 1.0)]
+    linger: f64,
+}
+
+/// A stable default device id: `cli-` and the host name.
+fn default_device() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| {
+            h.trim()
+                .chars()
+                .filter(char::is_ascii_graphic)
+                .take(40)
+                .collect::<String>()
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("cli-{host}")
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let output = if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+        match input::terminal(tx) {
+            Ok(output) => output,
+            Err(error) => {
+                eprintln!("chat-cli: cannot use the terminal: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        input::script(tx)
+    };
+    let settings = app::Settings {
+        server: args.server,
+        device: args.device.unwrap_or_else(default_device),
+        linger: Duration::from_secs_f64(args.linger.clamp(0.0, 3600.0)),
+    };
+    let ok = app::App::new(settings, output).run(rx).await;
+    // The editor thread may still be blocked reading the terminal: leave without waiting.
+    std::process::exit(if ok { 0 } else { 1 });
 }

@@ -411,6 +411,7 @@ impl Hub {
         request: RequestId,
         reply: chat_proto::Session,
     ) {
+        tracing::info!(session = session.0, user = %reply.user, "logged in");
         self.reply(session, request, Reply::Session(reply));
         let limit = self.config.backlog_batch;
         if let Some(online) = self.online_of(session) {

@@ -1,0 +1,259 @@
+//! Parsing one input line into a [`Command`]. Pure: no I/O, unit-tested.
+
+use chat_proto::Target;
+
+/// One line of input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Command {
+    Help,
+    Register {
+        name: String,
+        password: Option<String>,
+    },
+    Login {
+        name: String,
+        password: Option<String>,
+    },
+    Logout,
+    Join(String),
+    Create {
+        room: String,
+        invite_only: bool,
+    },
+    Invite {
+        user: String,
+        room: String,
+    },
+    Leave(Option<String>),
+    Rooms,
+    Who(Option<String>),
+    Users,
+    Msg {
+        user: String,
+        text: String,
+    },
+    Switch(Target),
+    History(u16),
+    Nick(String),
+    Quit,
+    /// A line without a leading `/`: text for the current target.
+    Say(String),
+    /// A blank line.
+    Nothing,
+    /// A line that did not parse, with its usage hint (reported in turn, like any line).
+    Invalid(String),
+}
+
+/// The help text, one command per line.
+pub(crate) const HELP: &str = "\
+/register NAME [PASSWORD]   create an account and log in
+/login NAME [PASSWORD]      log in (password asked for if left out, or $CHAT_PASSWORD)
+/logout                     log out
+/join #room                 join a room (created if missing) and switch to it
+/create #room [--invite-only]  create a room
+/invite USER #room          add a user to a room
+/leave [#room]              leave a room (default: the current one)
+/rooms                      list rooms
+/who [#room]                who is in a room, and who is online
+/users                      every user, and who is online
+/msg USER TEXT              send a direct message
+/switch #room|USER          where plain lines go
+/history [N]                the last N messages here (default 20)
+/nick DISPLAY NAME          set your display name
+/quit                       leave
+Anything else is sent to the current room or user.";
+
+/// Parses a line.
+///
+/// # Errors
+/// A one-line usage hint for an unknown command or wrong arguments.
+pub(crate) fn parse(line: &str) -> Result<Command, String> {
+    let line = line.trim();
+    let Some(rest) = line.strip_prefix('/') else {
+        return Ok(if line.is_empty() {
+            Command::Nothing
+        } else {
+            Command::Say(line.to_owned())
+        });
+    };
+    let (name, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    let args = args.trim();
+    let words: Vec<&str> = args.split_whitespace().collect();
+    let usage = |text: &str| Err(format!("usage: {text}"));
+    Ok(match (name, words.as_slice()) {
+        ("help", _) => Command::Help,
+        ("register", [name]) => Command::Register {
+            name: (*name).into(),
+            password: None,
+        },
+        ("register", [name, password]) => Command::Register {
+            name: (*name).into(),
+            password: Some((*password).into()),
+        },
+        ("register", _) => return usage("/register NAME [PASSWORD]"),
+        ("login", [name]) => Command::Login {
+            name: (*name).into(),
+            password: None,
+        },
+        ("login", [name, password]) => Command::Login {
+            name: (*name).into(),
+            password: Some((*password).into()),
+        },
+        ("login", _) => return usage("/login NAME [PASSWORD]"),
+        ("logout", []) => Command::Logout,
+        ("join", [room]) => Command::Join(room_name(room)),
+        ("join", _) => return usage("/join #room"),
+        ("create", [room]) => Command::Create {
+            room: room_name(room),
+            invite_only: false,
+        },
+        ("create", [room, "--invite-only"]) => Command::Create {
+            room: room_name(room),
+            invite_only: true,
+        },
+        ("create", _) => return usage("/create #room [--invite-only]"),
+        ("invite", [user, room]) => Command::Invite {
+            user: (*user).into(),
+            room: room_name(room),
+        },
+        ("invite", _) => return usage("/invite USER #room"),
+        ("leave", []) => Command::Leave(None),
+        ("leave", [room]) => Command::Leave(Some(room_name(room))),
+        ("leave", _) => return usage("/leave [#room]"),
+        ("rooms", []) => Command::Rooms,
+        ("who", []) => Command::Who(None),
+        ("who", [room]) => Command::Who(Some(room_name(room))),
+        ("who", _) => return usage("/who [#room]"),
+        ("users", []) => Command::Users,
+        ("msg", [user, _, ..]) => {
+            let text = args[user.len()..].trim();
+            Command::Msg {
+                user: (*user).into(),
+                text: text.into(),
+            }
+        }
+        ("msg", _) => return usage("/msg USER TEXT"),
+        ("switch", [target]) => Command::Switch(target_of(target)),
+        ("switch", _) => return usage("/switch #room|USER"),
+        ("history", []) => Command::History(20),
+        ("history", [n]) => match n.parse() {
+            Ok(n) if n > 0 => Command::History(n),
+            _ => return usage("/history [N], N from 1 to 65535"),
+        },
+        ("history", _) => return usage("/history [N]"),
+        ("nick", [_, ..]) => Command::Nick(args.into()),
+        ("nick", _) => return usage("/nick DISPLAY NAME"),
+        ("quit" | "exit", []) => Command::Quit,
+        ("logout" | "rooms" | "users" | "quit" | "exit", _) => {
+            return Err(format!("usage: /{name}"))
+        }
+        _ => return Err(format!("unknown command /{name}: /help lists them")),
+    })
+}
+
+/// A room name without its `#`.
+fn room_name(word: &str) -> String {
+    word.trim_start_matches('#').to_owned()
+}
+
+/// `#room` is a room, anything else a user.
+pub(crate) fn target_of(word: &str) -> Target {
+    match word.strip_prefix('#') {
+        Some(room) => Target::Room(room.to_owned()),
+        None => Target::User(word.to_owned()),
+    }
+}
+
+/// How a target is written: `#room` or `user`.
+pub(crate) fn target_label(target: &Target) -> String {
+    match target {
+        Target::Room(room) => format!("#{room}"),
+        Target::User(user) => user.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_lines_are_messages() {
+        assert_eq!(
+            parse("  hello there "),
+            Ok(Command::Say("hello there".into()))
+        );
+        assert_eq!(parse("   "), Ok(Command::Nothing));
+    }
+
+    #[test]
+    fn commands_with_arguments() {
+        assert_eq!(
+            parse("/register alice"),
+            Ok(Command::Register {
+                name: "alice".into(),
+                password: None
+            })
+        );
+        assert_eq!(
+            parse("/login alice s3cret-pw"),
+            Ok(Command::Login {
+                name: "alice".into(),
+                password: Some("s3cret-pw".into())
+            })
+        );
+        assert_eq!(parse("/join #rust"), Ok(Command::Join("rust".into())));
+        assert_eq!(
+            parse("/create #ops --invite-only"),
+            Ok(Command::Create {
+                room: "ops".into(),
+                invite_only: true
+            })
+        );
+        assert_eq!(
+            parse("/invite bob #ops"),
+            Ok(Command::Invite {
+                user: "bob".into(),
+                room: "ops".into()
+            })
+        );
+        assert_eq!(parse("/leave"), Ok(Command::Leave(None)));
+        assert_eq!(
+            parse("/msg bob  hi  there"),
+            Ok(Command::Msg {
+                user: "bob".into(),
+                text: "hi  there".into()
+            })
+        );
+        assert_eq!(
+            parse("/switch #rust"),
+            Ok(Command::Switch(Target::Room("rust".into())))
+        );
+        assert_eq!(
+            parse("/switch bob"),
+            Ok(Command::Switch(Target::User("bob".into())))
+        );
+        assert_eq!(parse("/history"), Ok(Command::History(20)));
+        assert_eq!(parse("/history 5"), Ok(Command::History(5)));
+        assert_eq!(
+            parse("/nick Alice A."),
+            Ok(Command::Nick("Alice A.".into()))
+        );
+        assert_eq!(parse("/quit"), Ok(Command::Quit));
+    }
+
+    #[test]
+    fn mistakes_get_a_usage_hint() {
+        for (line, hint) in [
+            ("/join", "usage: /join #room"),
+            ("/msg bob", "usage: /msg USER TEXT"),
+            ("/history lots", "usage: /history [N], N from 1 to 65535"),
+            ("/rooms extra", "usage: /rooms"),
+            (
+                "/frobnicate",
+                "unknown command /frobnicate: /help lists them",
+            ),
+        ] {
+            assert_eq!(parse(line), Err(hint.to_owned()), "{line}");
+        }
+    }
+}
