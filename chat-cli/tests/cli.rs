@@ -1,0 +1,228 @@
+//! The built `chat-cli` binary, driven through pipes against a real server on an ephemeral
+//! 127.0.0.1 port. Clients are processes started here and ended here.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use chat_core::{Config, Engine, PasswordParams, Store};
+use chat_server::ServerConfig;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
+
+const WAIT: Duration = Duration::from_secs(15);
+const PASSWORD: &str = "correct horse";
+
+struct Server {
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), chat_core::EngineError>>,
+}
+
+impl Server {
+    /// Starts a server on `addr` (port 0: any free port) over the database file `db`.
+    async fn start(db: &Path, addr: SocketAddr) -> Self {
+        let config = Config {
+            password: PasswordParams::INSECURE_FAST,
+            ..Config::default()
+        };
+        let engine = Engine::start(Store::open(db).await.expect("store"), config).await.expect("engine");
+        let listener = TcpListener::bind(addr).await.expect("binds");
+        let addr = listener.local_addr().expect("address");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(chat_server::run(listener, engine, ServerConfig::default(), stopped));
+        Self { addr, stop, task }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let result = timeout(WAIT, self.task).await.expect("stops in time");
+        result.expect("no panic").expect("clean shutdown");
+    }
+}
+
+/// A running client: write lines to it, wait for lines from it.
+struct Cli {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::UnboundedReceiver<String>,
+    seen: Vec<String>,
+}
+
+impl Cli {
+    fn start(addr: SocketAddr, device: &str) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chat-cli"))
+            .args(["--server", &addr.to_string(), "--device", device, "--linger", "0.2"])
+            .env("CHAT_PASSWORD", PASSWORD)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the client starts");
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, lines) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Self {
+            stdin: child.stdin.take(),
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    async fn type_line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin.write_all(format!("{line}\n").as_bytes()).await.expect("writes");
+        stdin.flush().await.expect("flushes");
+    }
+
+    /// Waits for an output line containing `text`; returns it.
+    async fn expect(&mut self, text: &str) -> String {
+        if let Some(line) = self.seen.iter().find(|l| l.contains(text)) {
+            return line.clone();
+        }
+        loop {
+            let line = timeout(WAIT, self.lines.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no line with {text:?}; saw {:?}", self.seen))
+                .unwrap_or_else(|| panic!("output ended before {text:?}; saw {:?}", self.seen));
+            self.seen.push(line.clone());
+            if line.contains(text) {
+                return line;
+            }
+        }
+    }
+
+    /// Closes stdin and waits for the exit; returns whether it succeeded, and all its output.
+    async fn finish(mut self) -> (bool, Vec<String>) {
+        drop(self.stdin.take());
+        let status = timeout(WAIT, self.child.wait()).await.expect("exits in time").expect("waits");
+        while let Ok(Some(line)) = timeout(Duration::from_secs(1), self.lines.recv()).await {
+            self.seen.push(line);
+        }
+        (status.success(), self.seen)
+    }
+}
+
+/// Runs a whole script; returns whether it succeeded and its output.
+async fn script(addr: SocketAddr, device: &str, lines: &[&str]) -> (bool, Vec<String>) {
+    let mut cli = Cli::start(addr, device);
+    for line in lines {
+        cli.type_line(line).await;
+    }
+    cli.finish().await
+}
+
+fn count(output: &[String], text: &str) -> usize {
+    output.iter().filter(|l| l.contains(text)).count()
+}
+
+#[tokio::test]
+async fn register_then_login_and_errors_set_the_exit_status() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(&dir.path().join("chat.db"), "127.0.0.1:0".parse().expect("addr")).await;
+    let (ok, out) = script(server.addr, "a1", &["/register alice"]).await;
+    assert!(ok, "{out:?}");
+    assert_eq!(count(&out, "* logged in as alice"), 1, "{out:?}");
+    let (ok, out) = script(server.addr, "a1", &["/login alice", "/rooms"]).await;
+    assert!(ok, "{out:?}");
+    assert_eq!(count(&out, "* #general (1 member, joined)"), 1, "{out:?}");
+    let (ok, out) = script(server.addr, "a1", &["/login alice wrong-password", "/bogus"]).await;
+    assert!(!ok);
+    assert_eq!(count(&out, "! wrong username, password or token"), 1, "{out:?}");
+    assert_eq!(count(&out, "! unknown command /bogus"), 1, "{out:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn direct_messages_and_rooms_between_clients() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(&dir.path().join("chat.db"), "127.0.0.1:0".parse().expect("addr")).await;
+    let mut bob = Cli::start(server.addr, "bob-1");
+    bob.type_line("/register bob").await;
+    bob.type_line("/join #rust").await;
+    bob.expect("* joined #rust").await;
+    let mut carol = Cli::start(server.addr, "carol-1");
+    carol.type_line("/register carol").await;
+    carol.type_line("/join #go").await;
+    carol.expect("* joined #go").await;
+
+    let (ok, out) = script(
+        server.addr,
+        "alice-1",
+        &["/register alice", "/msg bob hi bob", "/join #rust", "borrow checker time", "/leave"],
+    )
+    .await;
+    assert!(ok, "{out:?}");
+    bob.expect("[dm] <alice> hi bob").await;
+    bob.expect("#rust <alice> borrow checker time").await;
+    bob.expect("* alice left #rust").await;
+    // A marker in #general shows carol has seen everything before it.
+    let (ok, _) = script(server.addr, "alice-1", &["/login alice", "marker"]).await;
+    assert!(ok);
+    carol.expect("#general <alice> marker").await;
+    let (_, carol_out) = carol.finish().await;
+    assert_eq!(count(&carol_out, "borrow checker"), 0, "{carol_out:?}");
+    assert_eq!(count(&carol_out, "hi bob"), 0, "{carol_out:?}");
+    bob.finish().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn offline_messages_are_shown_at_the_next_login_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(&dir.path().join("chat.db"), "127.0.0.1:0".parse().expect("addr")).await;
+    assert!(script(server.addr, "bob-1", &["/register bob"]).await.0);
+    assert!(script(server.addr, "alice-1", &["/register alice", "/msg bob while you were out"]).await.0);
+    let (ok, out) = script(server.addr, "bob-1", &["/login bob"]).await;
+    assert!(ok, "{out:?}");
+    assert_eq!(count(&out, "[dm] <alice> while you were out  (earlier)"), 1, "{out:?}");
+    // Acknowledged: not shown again on this device.
+    let (ok, out) = script(server.addr, "bob-1", &["/login bob"]).await;
+    assert!(ok);
+    assert_eq!(count(&out, "while you were out"), 0, "{out:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_client_reconnects_after_a_server_restart_and_loses_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("chat.db");
+    let server = Server::start(&db, "127.0.0.1:0".parse().expect("addr")).await;
+    let addr = server.addr;
+    assert!(script(addr, "alice-1", &["/register alice"]).await.0);
+    let mut bob = Cli::start(addr, "bob-1");
+    bob.type_line("/register bob").await;
+    bob.expect("* logged in as bob").await;
+
+    server.stop().await;
+    bob.expect("* reconnecting").await;
+    // Typed during the outage: queued, sent after reconnecting.
+    bob.type_line("/msg alice typed during the outage").await;
+    let server = Server::start(&db, addr).await;
+    bob.expect("* reconnected").await;
+    let (ok, out) = script(addr, "alice-1", &["/login alice", "/msg bob sent after the restart"]).await;
+    assert!(ok, "{out:?}");
+    bob.expect("[dm] <alice> sent after the restart").await;
+
+    let (ok, out) = script(addr, "alice-1", &["/login alice", "/switch bob", "/history 10"]).await;
+    assert!(ok, "{out:?}");
+    assert_eq!(count(&out, "<bob> typed during the outage"), 1, "exactly once: {out:?}");
+    let (ok, bob_out) = bob.finish().await;
+    assert!(ok, "{bob_out:?}");
+    assert_eq!(count(&bob_out, "sent after the restart"), 1, "{bob_out:?}");
+    server.stop().await;
+}
