@@ -31,11 +31,18 @@ impl Server {
             password: PasswordParams::INSECURE_FAST,
             ..Config::default()
         };
-        let engine = Engine::start(Store::open(db).await.expect("store"), config).await.expect("engine");
+        let engine = Engine::start(Store::open(db).await.expect("store"), config)
+            .await
+            .expect("engine");
         let listener = TcpListener::bind(addr).await.expect("binds");
         let addr = listener.local_addr().expect("address");
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(chat_server::run(listener, engine, ServerConfig::default(), stopped));
+        let task = tokio::spawn(chat_server::run(
+            listener,
+            engine,
+            ServerConfig::default(),
+            stopped,
+        ));
         Self { addr, stop, task }
     }
 
@@ -57,7 +64,14 @@ struct Cli {
 impl Cli {
     fn start(addr: SocketAddr, device: &str) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_chat-cli"))
-            .args(["--server", &addr.to_string(), "--device", device, "--linger", "0.2"])
+            .args([
+                "--server",
+                &addr.to_string(),
+                "--device",
+                device,
+                "--linger",
+                "0.2",
+            ])
             .env("CHAT_PASSWORD", PASSWORD)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -85,7 +99,10 @@ impl Cli {
 
     async fn type_line(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("stdin open");
-        stdin.write_all(format!("{line}\n").as_bytes()).await.expect("writes");
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .expect("writes");
         stdin.flush().await.expect("flushes");
     }
 
@@ -109,7 +126,10 @@ impl Cli {
     /// Closes stdin and waits for the exit; returns whether it succeeded, and all its output.
     async fn finish(mut self) -> (bool, Vec<String>) {
         drop(self.stdin.take());
-        let status = timeout(WAIT, self.child.wait()).await.expect("exits in time").expect("waits");
+        let status = timeout(WAIT, self.child.wait())
+            .await
+            .expect("exits in time")
+            .expect("waits");
         while let Ok(Some(line)) = timeout(Duration::from_secs(1), self.lines.recv()).await {
             self.seen.push(line);
         }
@@ -133,16 +153,29 @@ fn count(output: &[String], text: &str) -> usize {
 #[tokio::test]
 async fn register_then_login_and_errors_set_the_exit_status() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = Server::start(&dir.path().join("chat.db"), "127.0.0.1:0".parse().expect("addr")).await;
+    let server = Server::start(
+        &dir.path().join("chat.db"),
+        "127.0.0.1:0".parse().expect("addr"),
+    )
+    .await;
     let (ok, out) = script(server.addr, "a1", &["/register alice"]).await;
     assert!(ok, "{out:?}");
     assert_eq!(count(&out, "* logged in as alice"), 1, "{out:?}");
     let (ok, out) = script(server.addr, "a1", &["/login alice", "/rooms"]).await;
     assert!(ok, "{out:?}");
     assert_eq!(count(&out, "* #general (1 member, joined)"), 1, "{out:?}");
-    let (ok, out) = script(server.addr, "a1", &["/login alice wrong-password", "/bogus"]).await;
+    let (ok, out) = script(
+        server.addr,
+        "a1",
+        &["/login alice wrong-password", "/bogus"],
+    )
+    .await;
     assert!(!ok);
-    assert_eq!(count(&out, "! wrong username, password or token"), 1, "{out:?}");
+    assert_eq!(
+        count(&out, "! wrong username, password or token"),
+        1,
+        "{out:?}"
+    );
     assert_eq!(count(&out, "! unknown command /bogus"), 1, "{out:?}");
     server.stop().await;
 }
@@ -150,7 +183,11 @@ async fn register_then_login_and_errors_set_the_exit_status() {
 #[tokio::test]
 async fn direct_messages_and_rooms_between_clients() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = Server::start(&dir.path().join("chat.db"), "127.0.0.1:0".parse().expect("addr")).await;
+    let server = Server::start(
+        &dir.path().join("chat.db"),
+        "127.0.0.1:0".parse().expect("addr"),
+    )
+    .await;
     let mut bob = Cli::start(server.addr, "bob-1");
     bob.type_line("/register bob").await;
     bob.type_line("/join #rust").await;
@@ -163,7 +200,13 @@ async fn direct_messages_and_rooms_between_clients() {
     let (ok, out) = script(
         server.addr,
         "alice-1",
-        &["/register alice", "/msg bob hi bob", "/join #rust", "borrow checker time", "/leave"],
+        &[
+            "/register alice",
+            "/msg bob hi bob",
+            "/join #rust",
+            "borrow checker time",
+            "/leave",
+        ],
     )
     .await;
     assert!(ok, "{out:?}");
@@ -184,12 +227,28 @@ async fn direct_messages_and_rooms_between_clients() {
 #[tokio::test]
 async fn offline_messages_are_shown_at_the_next_login_once() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = Server::start(&dir.path().join("chat.db"), "127.0.0.1:0".parse().expect("addr")).await;
+    let server = Server::start(
+        &dir.path().join("chat.db"),
+        "127.0.0.1:0".parse().expect("addr"),
+    )
+    .await;
     assert!(script(server.addr, "bob-1", &["/register bob"]).await.0);
-    assert!(script(server.addr, "alice-1", &["/register alice", "/msg bob while you were out"]).await.0);
+    assert!(
+        script(
+            server.addr,
+            "alice-1",
+            &["/register alice", "/msg bob while you were out"]
+        )
+        .await
+        .0
+    );
     let (ok, out) = script(server.addr, "bob-1", &["/login bob"]).await;
     assert!(ok, "{out:?}");
-    assert_eq!(count(&out, "[dm] <alice> while you were out  (earlier)"), 1, "{out:?}");
+    assert_eq!(
+        count(&out, "[dm] <alice> while you were out  (earlier)"),
+        1,
+        "{out:?}"
+    );
     // Acknowledged: not shown again on this device.
     let (ok, out) = script(server.addr, "bob-1", &["/login bob"]).await;
     assert!(ok);
@@ -214,13 +273,27 @@ async fn the_client_reconnects_after_a_server_restart_and_loses_nothing() {
     bob.type_line("/msg alice typed during the outage").await;
     let server = Server::start(&db, addr).await;
     bob.expect("* reconnected").await;
-    let (ok, out) = script(addr, "alice-1", &["/login alice", "/msg bob sent after the restart"]).await;
+    let (ok, out) = script(
+        addr,
+        "alice-1",
+        &["/login alice", "/msg bob sent after the restart"],
+    )
+    .await;
     assert!(ok, "{out:?}");
     bob.expect("[dm] <alice> sent after the restart").await;
 
-    let (ok, out) = script(addr, "alice-1", &["/login alice", "/switch bob", "/history 10"]).await;
+    let (ok, out) = script(
+        addr,
+        "alice-1",
+        &["/login alice", "/switch bob", "/history 10"],
+    )
+    .await;
     assert!(ok, "{out:?}");
-    assert_eq!(count(&out, "<bob> typed during the outage"), 1, "exactly once: {out:?}");
+    assert_eq!(
+        count(&out, "<bob> typed during the outage"),
+        1,
+        "exactly once: {out:?}"
+    );
     let (ok, bob_out) = bob.finish().await;
     assert!(ok, "{bob_out:?}");
     assert_eq!(count(&bob_out, "sent after the restart"), 1, "{bob_out:?}");

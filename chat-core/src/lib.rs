@@ -8,9 +8,12 @@
 //!   password hashing on blocking threads, and hands frames to [`Connection`]s.
 //! - [`Connection`]: one client's in-memory link to the engine, with a bounded outbound queue.
 //! - [`sim`]: a simulated world (virtual clock, in-memory storage) for tests and fuzzing.
+//! - `fuzzing` (feature `arbitrary`): the `session` fuzz target's body.
 
 pub mod config;
 mod engine;
+#[cfg(feature = "arbitrary")]
+pub mod fuzzing;
 mod hub;
 pub mod names;
 mod outbox;

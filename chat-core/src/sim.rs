@@ -194,9 +194,31 @@ impl SimStore {
             .collect()
     }
 
-    /// Whether `user` is a member of the conversation of `message` in storage.
-    pub fn is_member(&self, conv: ConvId, user: UserId) -> bool {
-        self.members.contains_key(&(conv, user))
+    /// The last message id before `user` joined `conv`, if a member.
+    pub fn member_since(&self, conv: ConvId, user: UserId) -> Option<MessageId> {
+        self.members.get(&(conv, user)).copied()
+    }
+
+    /// The id of the user registered as `name` (any case).
+    pub fn user_id(&self, name: &str) -> Option<UserId> {
+        self.users
+            .iter()
+            .find(|(_, (n, _, _))| n.eq_ignore_ascii_case(name))
+            .map(|(id, _)| *id)
+    }
+
+    /// The name of a stored device.
+    pub fn device_name(&self, device: DeviceId) -> Option<&str> {
+        self.devices.get(&device).map(|d| d.1.as_str())
+    }
+
+    /// The highest message id stored.
+    pub fn last_message(&self) -> MessageId {
+        self.messages
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or_default()
     }
 }
 
@@ -241,12 +263,23 @@ impl World {
         world
     }
 
-    /// Simulates a crash and restart: every session is gone and a new hub starts from the
-    /// model storage. Held persists are lost, as uncommitted writes would be.
+    /// Simulates a graceful restart: the hub shuts down (telling every session and flushing
+    /// acknowledged positions), then a new hub starts from the model storage.
     ///
     /// # Panics
     /// If the configuration is invalid.
     pub fn restart(&mut self) {
+        self.hub.shut_down(self.now);
+        self.run();
+        self.crash();
+    }
+
+    /// Simulates a crash and restart: every session is gone and a new hub starts from the
+    /// model storage. Held persists and unflushed positions are lost, as they would be.
+    ///
+    /// # Panics
+    /// If the configuration is invalid.
+    pub fn crash(&mut self) {
         self.hub =
             Hub::new(self.config.clone(), self.store.snapshot(), self.now).expect("valid config");
         self.inboxes.clear();

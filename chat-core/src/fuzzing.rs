@@ -1,0 +1,537 @@
+//! The `session` fuzz target's body: arbitrary operations from a few users and devices applied
+//! to the hub in a [`World`], with the delivery invariants checked after every step. Shared by
+//! the cargo-fuzz binary and the test that replays its corpus.
+
+use std::collections::{BTreeSet, HashMap};
+
+use arbitrary::{Arbitrary, Unstructured};
+use chat_proto::{
+    ClientMessage, ClientMsgId, MessageId, Reply, Request, RequestId, ServerMessage, Target,
+};
+
+use crate::sim::{World, PASSWORD};
+use crate::{Config, SessionId, UserId};
+
+const USERS: [&str; 4] = ["ann", "bob", "cyd", "dee"];
+const ROOMS: [&str; 3] = ["general", "rust", "ops"];
+
+/// Where an operation is aimed.
+#[derive(Debug, Clone, Copy)]
+pub enum To {
+    /// One of a few rooms.
+    Room(u8),
+    /// One of the users.
+    User(u8),
+}
+
+/// One step of a fuzz case. Indices wrap around what exists.
+///
+/// `Arbitrary` is written by hand so that each step costs a few input bytes and the common
+/// steps (connecting, sending) are the likely ones.
+#[derive(Debug)]
+pub enum Op {
+    /// A user connects on one of their devices (registering the first time).
+    Connect {
+        /// Which user.
+        user: u8,
+        /// Which of their devices.
+        device: u8,
+    },
+    /// A connection goes away.
+    Disconnect {
+        /// Which open session.
+        session: u8,
+    },
+    /// A chat message (a small client id space makes resends common).
+    Send {
+        /// Which open session.
+        session: u8,
+        /// Where to.
+        to: To,
+        /// The client message id.
+        client_id: u8,
+    },
+    /// Join a room.
+    Join {
+        /// Which open session.
+        session: u8,
+        /// Which room.
+        room: u8,
+    },
+    /// Leave a room.
+    Leave {
+        /// Which open session.
+        session: u8,
+        /// Which room.
+        room: u8,
+    },
+    /// Create a room.
+    Create {
+        /// Which open session.
+        session: u8,
+        /// Which room.
+        room: u8,
+        /// Invite-only or not.
+        invite_only: bool,
+    },
+    /// Add a user to a room.
+    Invite {
+        /// Which open session.
+        session: u8,
+        /// Which room.
+        room: u8,
+        /// Whom.
+        user: u8,
+    },
+    /// Acknowledge up to `back` messages before the last received.
+    Ack {
+        /// Which open session.
+        session: u8,
+        /// How far behind the last received.
+        back: u8,
+    },
+    /// Typing start or stop.
+    Typing {
+        /// Which open session.
+        session: u8,
+        /// Where to.
+        to: To,
+        /// Start or stop.
+        active: bool,
+    },
+    /// Fetch history.
+    History {
+        /// Which open session.
+        session: u8,
+        /// Where.
+        to: To,
+    },
+    /// Any client message at all.
+    Raw {
+        /// Which open session.
+        session: u8,
+        /// The message.
+        msg: ClientMessage,
+    },
+    /// Time passes.
+    Advance {
+        /// Milliseconds.
+        ms: u16,
+    },
+    /// The server restarts gracefully.
+    Restart,
+}
+
+impl<'a> Arbitrary<'a> for To {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        let byte = u8::arbitrary(u)?;
+        Ok(if byte & 1 == 0 {
+            Self::Room(byte >> 1)
+        } else {
+            Self::User(byte >> 1)
+        })
+    }
+}
+
+impl<'a> Arbitrary<'a> for Op {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        let session = u8::arbitrary(u)?;
+        Ok(match u8::arbitrary(u)? % 32 {
+            0..=4 => Self::Connect {
+                user: session,
+                device: u8::arbitrary(u)?,
+            },
+            5 | 6 => Self::Disconnect { session },
+            7..=14 => Self::Send {
+                session,
+                to: To::arbitrary(u)?,
+                client_id: u8::arbitrary(u)?,
+            },
+            15 | 16 => Self::Join {
+                session,
+                room: u8::arbitrary(u)?,
+            },
+            17 => Self::Leave {
+                session,
+                room: u8::arbitrary(u)?,
+            },
+            18 => Self::Create {
+                session,
+                room: u8::arbitrary(u)?,
+                invite_only: bool::arbitrary(u)?,
+            },
+            19 => Self::Invite {
+                session,
+                room: u8::arbitrary(u)?,
+                user: u8::arbitrary(u)?,
+            },
+            20..=22 => Self::Ack {
+                session,
+                back: u8::arbitrary(u)? % 4,
+            },
+            23 | 24 => Self::Typing {
+                session,
+                to: To::arbitrary(u)?,
+                active: bool::arbitrary(u)?,
+            },
+            25 => Self::History {
+                session,
+                to: To::arbitrary(u)?,
+            },
+            26..=28 => Self::Advance {
+                ms: u16::arbitrary(u)?,
+            },
+            29 => Self::Restart,
+            _ => {
+                let len = usize::from(u8::arbitrary(u)? % 48);
+                let mut bytes = Unstructured::new(u.bytes(len.min(u.len()))?);
+                Self::Raw {
+                    session,
+                    msg: ClientMessage::arbitrary(&mut bytes)?,
+                }
+            }
+        })
+    }
+}
+
+/// What the checker knows about one open session.
+#[derive(Debug)]
+struct Tracked {
+    id: SessionId,
+    user: UserId,
+    device: String,
+    /// Whether `CaughtUp` arrived, and the last stored message id at that moment.
+    live_from: Option<MessageId>,
+    /// Every message id received, in order.
+    received: Vec<MessageId>,
+}
+
+/// Runs one fuzz case.
+///
+/// # Panics
+/// When an invariant breaks (that is the point).
+pub fn session(data: &[u8]) {
+    let config = Config {
+        backlog_batch: 3,
+        presence_coalesce_ms: 100,
+        ..World::config()
+    };
+    let mut checker = Checker {
+        world: World::new(config),
+        sessions: Vec::new(),
+        acked: HashMap::new(),
+        next_request: 0,
+    };
+    // Every op consumes a few bytes, until the input runs out. (`arbitrary_take_rest_iter`
+    // would stop with probability 1/2 after each op: far too short.)
+    let mut input = Unstructured::new(data);
+    // `CHAT_FUZZ_TRACE=1` prints each step, to read a finding.
+    let trace = std::env::var_os("CHAT_FUZZ_TRACE").is_some();
+    for _ in 0..MAX_OPS {
+        let Ok(op) = Op::arbitrary(&mut input) else {
+            break;
+        };
+        if input.is_empty() {
+            break;
+        }
+        if trace {
+            eprintln!("{op:?}");
+        }
+        checker.apply(op);
+        checker.check();
+    }
+}
+
+/// Most operations in one case.
+const MAX_OPS: usize = 300;
+
+struct Checker {
+    world: World,
+    sessions: Vec<Tracked>,
+    /// The highest acknowledged position per `(user, device)`, as the client sent it.
+    acked: HashMap<(UserId, String), MessageId>,
+    next_request: u32,
+}
+
+impl Checker {
+    fn pick(&self, index: u8) -> Option<usize> {
+        (!self.sessions.is_empty()).then(|| usize::from(index) % self.sessions.len())
+    }
+
+    fn target(to: To) -> Target {
+        match to {
+            To::Room(r) => Target::Room(ROOMS[usize::from(r) % ROOMS.len()].into()),
+            To::User(u) => Target::User(USERS[usize::from(u) % USERS.len()].into()),
+        }
+    }
+
+    fn request(&mut self, at: usize, request: Request) {
+        self.next_request += 1;
+        let msg = ClientMessage::Request {
+            id: RequestId(self.next_request),
+            request,
+        };
+        let id = self.sessions[at].id;
+        self.world.send(id, msg);
+    }
+
+    fn apply(&mut self, op: Op) {
+        match op {
+            Op::Connect { user, device } => self.connect(user, device),
+            Op::Disconnect { session } => {
+                if let Some(at) = self.pick(session) {
+                    let gone = self.sessions.remove(at);
+                    self.collect();
+                    self.world.disconnect(gone.id);
+                }
+            }
+            Op::Send {
+                session,
+                to,
+                client_id,
+            } => {
+                if let Some(at) = self.pick(session) {
+                    let request = Request::Send {
+                        target: Self::target(to),
+                        client_msg_id: ClientMsgId(u64::from(client_id)),
+                        text: format!("m{client_id}"),
+                    };
+                    self.request(at, request);
+                }
+            }
+            Op::Join { session, room } => {
+                if let Some(at) = self.pick(session) {
+                    let room = ROOMS[usize::from(room) % ROOMS.len()].into();
+                    self.request(at, Request::Join { room });
+                }
+            }
+            Op::Leave { session, room } => {
+                if let Some(at) = self.pick(session) {
+                    let room = ROOMS[usize::from(room) % ROOMS.len()].into();
+                    self.request(at, Request::Leave { room });
+                }
+            }
+            Op::Create {
+                session,
+                room,
+                invite_only,
+            } => {
+                if let Some(at) = self.pick(session) {
+                    let room = ROOMS[usize::from(room) % ROOMS.len()].into();
+                    self.request(at, Request::CreateRoom { room, invite_only });
+                }
+            }
+            Op::Invite {
+                session,
+                room,
+                user,
+            } => {
+                if let Some(at) = self.pick(session) {
+                    let room = ROOMS[usize::from(room) % ROOMS.len()].into();
+                    let user = USERS[usize::from(user) % USERS.len()].into();
+                    self.request(at, Request::Invite { room, user });
+                }
+            }
+            Op::Ack { session, back } => {
+                if let Some(at) = self.pick(session) {
+                    self.collect();
+                    let s = &self.sessions[at];
+                    let Some(&last) = s
+                        .received
+                        .iter()
+                        .rev()
+                        .nth(usize::from(back))
+                        .or(s.received.first())
+                    else {
+                        return;
+                    };
+                    let key = (s.user, s.device.clone());
+                    let id = s.id;
+                    let position = self.acked.entry(key).or_default();
+                    *position = (*position).max(last);
+                    self.world.send(id, ClientMessage::Ack { up_to: last });
+                }
+            }
+            Op::Typing {
+                session,
+                to,
+                active,
+            } => {
+                if let Some(at) = self.pick(session) {
+                    let id = self.sessions[at].id;
+                    self.world.send(
+                        id,
+                        ClientMessage::Typing {
+                            target: Self::target(to),
+                            active,
+                        },
+                    );
+                }
+            }
+            Op::History { session, to } => {
+                if let Some(at) = self.pick(session) {
+                    let request = Request::History {
+                        target: Self::target(to),
+                        before: None,
+                        limit: 5,
+                    };
+                    self.request(at, request);
+                }
+            }
+            Op::Raw { session, msg } => {
+                // Acks are checked against what the client acknowledged: keep them honest.
+                if let (Some(at), false) =
+                    (self.pick(session), matches!(msg, ClientMessage::Ack { .. }))
+                {
+                    let id = self.sessions[at].id;
+                    let logout = matches!(
+                        msg,
+                        ClientMessage::Request {
+                            request: Request::Logout,
+                            ..
+                        }
+                    );
+                    self.world.send(id, msg);
+                    if logout {
+                        // Logged out: no longer a recipient; stop tracking it.
+                        self.collect();
+                        self.sessions.remove(at);
+                        self.world.disconnect(id);
+                    }
+                }
+            }
+            Op::Advance { ms } => self.world.advance(u64::from(ms)),
+            Op::Restart => {
+                self.collect();
+                self.sessions.clear();
+                self.world.restart();
+            }
+        }
+    }
+
+    fn connect(&mut self, user: u8, device: u8) {
+        let name = USERS[usize::from(user) % USERS.len()];
+        let device = format!("{name}-{}", device % 3);
+        let id = self.world.connect();
+        let register = self.world.store.user_id(name).is_none();
+        let request = if register {
+            Request::Register {
+                username: name.into(),
+                password: PASSWORD.into(),
+                device: device.clone(),
+            }
+        } else {
+            Request::Login {
+                username: name.into(),
+                password: PASSWORD.into(),
+                device: device.clone(),
+            }
+        };
+        if !matches!(self.world.request(id, request), Ok(Reply::Session(_))) {
+            return self.world.disconnect(id);
+        }
+        let Some(user) = self.world.store.user_id(name) else {
+            return;
+        };
+        self.sessions.push(Tracked {
+            id,
+            user,
+            device,
+            live_from: None,
+            received: Vec::new(),
+        });
+    }
+
+    /// Moves every session's new messages into its record, checking each one.
+    fn collect(&mut self) {
+        let drained: Vec<Vec<ServerMessage>> = self
+            .sessions
+            .iter()
+            .map(|s| self.world.drain(s.id))
+            .collect();
+        let store = &self.world.store;
+        for (s, events) in self.sessions.iter_mut().zip(drained) {
+            for event in events {
+                match event {
+                    ServerMessage::Message(m) => {
+                        let stored = store
+                            .messages
+                            .get(&m.id)
+                            .expect("only stored messages are delivered");
+                        let since = store.member_since(stored.conv, s.user);
+                        assert!(
+                            since.is_some_and(|since| since < m.id),
+                            "{:?} got message {:?} of a conversation it is not in",
+                            s.user,
+                            m.id
+                        );
+                        assert!(
+                            s.received.last().is_none_or(|&last| last < m.id),
+                            "out of order or twice: {:?}",
+                            m.id
+                        );
+                        let acked = self
+                            .acked
+                            .get(&(s.user, s.device.clone()))
+                            .copied()
+                            .unwrap_or_default();
+                        assert!(
+                            m.id > acked,
+                            "acknowledged message {:?} delivered again",
+                            m.id
+                        );
+                        s.received.push(m.id);
+                    }
+                    ServerMessage::CaughtUp => s.live_from = Some(store.last_message()),
+                    ServerMessage::Ok {
+                        reply: Reply::Sent { id, .. },
+                        ..
+                    } => {
+                        assert!(
+                            store.messages.contains_key(&id),
+                            "acknowledged before stored"
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// After a step: every live session has every message it should have.
+    fn check(&mut self) {
+        self.collect();
+        // Sessions the hub closed (a second hello, a login deadline, ...) expect nothing more.
+        let world = &self.world;
+        self.sessions.retain(|s| !world.is_closed(s.id));
+        let store = &self.world.store;
+        for s in &self.sessions {
+            let Some(live_from) = s.live_from else {
+                continue;
+            };
+            let received: BTreeSet<MessageId> = s.received.iter().copied().collect();
+            for (id, m) in store.messages.range(MessageId(live_from.0 + 1)..) {
+                let visible = store
+                    .member_since(m.conv, s.user)
+                    .is_some_and(|since| since < *id);
+                let own_device = m.sender == s.user && self.device_id_is(s, m);
+                if visible && !own_device {
+                    assert!(
+                        received.contains(id),
+                        "{:?} on {} missed message {id:?}",
+                        s.user,
+                        s.device
+                    );
+                }
+            }
+        }
+    }
+
+    /// Whether `m` was sent from the device of session `s` (its own sends are not echoed).
+    fn device_id_is(&self, s: &Tracked, m: &crate::StoredMessage) -> bool {
+        self.world
+            .store
+            .device_name(m.device)
+            .is_some_and(|name| name == s.device)
+    }
+}
