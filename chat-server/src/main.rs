@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use chat_core::{Config, Engine, Store};
+use chat_core::{Config, Engine, PasswordParams, Store};
 use chat_server::ServerConfig;
 use clap::Parser;
 use tokio::net::TcpListener;
@@ -58,6 +58,13 @@ struct Args {
     /// Outbound bytes queued per connection before it is closed as a slow consumer.
     #[arg(long, env = "CHAT_OUTBOX_BYTES", default_value_t = 1024 * 1024)]
     outbox_bytes: usize,
+    /// argon2id memory per password hash, in KiB (default: OWASP's 19 MiB). Lowering it weakens
+    /// stored passwords; load tests use it to create many accounts quickly.
+    #[arg(long, env = "CHAT_ARGON2_MEMORY_KIB", default_value_t = PasswordParams::OWASP.memory_kib)]
+    argon2_memory_kib: u32,
+    /// argon2id passes over memory (default: OWASP's 2).
+    #[arg(long, env = "CHAT_ARGON2_ITERATIONS", default_value_t = PasswordParams::OWASP.iterations)]
+    argon2_iterations: u32,
 }
 
 fn main() -> ExitCode {
@@ -101,6 +108,11 @@ async fn serve(args: Args) -> Result<(), String> {
         presence_room_limit: args.presence_room_limit,
         outbox_soft_bytes: args.outbox_bytes / 4 * 3,
         outbox_hard_bytes: args.outbox_bytes,
+        password: PasswordParams {
+            memory_kib: args.argon2_memory_kib,
+            iterations: args.argon2_iterations,
+            parallelism: 1,
+        },
         ..Config::default()
     };
     config
