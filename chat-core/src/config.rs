@@ -77,7 +77,8 @@ pub struct Config {
     pub outbox_hard_bytes: usize,
     /// argon2id cost.
     pub password: PasswordParams,
-    /// Password hashes computed at once (each on a blocking thread).
+    /// Password hashes computed at once, each on a blocking thread (default: one fewer than
+    /// the cores, at least one).
     pub max_concurrent_hashes: usize,
 }
 
@@ -107,7 +108,9 @@ impl Default for Config {
             outbox_soft_bytes: 256 * 1024,
             outbox_hard_bytes: 1024 * 1024,
             password: PasswordParams::OWASP,
-            max_concurrent_hashes: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            // Leave a core for delivering messages, so a login storm cannot stall chat.
+            max_concurrent_hashes: std::thread::available_parallelism()
+                .map_or(1, |n| n.get().saturating_sub(1).max(1)),
         }
     }
 }

@@ -518,9 +518,10 @@ impl Checker {
                 if visible && !own_device {
                     assert!(
                         received.contains(id),
-                        "{:?} on {} missed message {id:?}",
+                        "{:?} on {} (live from {live_from:?}, received {:?}) missed {m:?}",
                         s.user,
-                        s.device
+                        s.device,
+                        s.received
                     );
                 }
             }

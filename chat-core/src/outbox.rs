@@ -97,7 +97,8 @@ impl Outbox {
             {
                 let mut queue = self.lock();
                 if !queue.frames.is_empty() {
-                    out.extend(queue.frames.drain(..));
+                    // Taking the queue (not draining it) leaves an idle outbox with no allocation.
+                    out.extend(std::mem::take(&mut queue.frames));
                     queue.bytes = 0;
                     drop(queue);
                     self.taken.notify_one();

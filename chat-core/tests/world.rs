@@ -964,3 +964,37 @@ fn typing_is_relayed_throttled_and_expires() {
         }]
     );
 }
+
+/// Regression (found by the session fuzz target): an id allocated to a resend that storage
+/// recognises as a duplicate is never stored, but a new device's position can be taken from
+/// it. After a restart new ids must still exceed that position, or the device skips messages.
+#[test]
+fn ids_stay_above_positions_saved_from_unstored_ids() {
+    let mut w = World::default();
+    let alice = w.register("alice");
+    let bob = w.register("bob");
+    let send = Request::Send {
+        target: user("bob"),
+        client_msg_id: ClientMsgId(1),
+        text: "once".into(),
+    };
+    assert!(matches!(
+        w.request(alice, send.clone()),
+        Ok(Reply::Sent { .. })
+    ));
+    w.crash();
+    // Only storage knows this is a resend: the hub allocates an id that is never stored.
+    let (alice, _) = w.login("alice", "alice-1");
+    assert!(matches!(w.request(alice, send), Ok(Reply::Sent { .. })));
+    // Carol's first device starts at the hub's latest id, the unstored one.
+    let carol = w.register("carol");
+    w.disconnect(carol);
+    w.crash();
+    let (bob, _) = w.login("bob", "bob-1");
+    w.say(bob, user("carol"), "do you see this?");
+    let (_, backlog) = w.login("carol", "carol-1");
+    assert_eq!(
+        texts(&backlog),
+        [chat("bob", user("carol"), "do you see this?")]
+    );
+}

@@ -8,6 +8,10 @@
 //!
 //! Bad input (an oversized length, garbage) gets one typed error frame and a close; only this
 //! connection is affected.
+//!
+//! Memory: an idle connection holds no read or write buffer. The read buffer is reserved only
+//! once the socket is readable and released as soon as every byte in it is decoded; the write
+//! buffer is released once written.
 
 use std::time::Duration;
 
@@ -16,17 +20,19 @@ use chat_core::Connection;
 use chat_proto::{
     encode, CodecError, EncodedFrame, ErrorCode, ErrorReply, ServerCodec, ServerMessage,
 };
-use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::{sleep_until, timeout, Instant};
-use tokio_util::codec::FramedRead;
+use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
 use crate::ServerConfig;
 
 /// Bytes buffered for writing before the task stops taking frames from the engine.
 const WRITE_HIGH_WATER: usize = 64 * 1024;
+
+/// Bytes reserved for each read from the socket.
+const READ_CHUNK: usize = 4096;
 
 /// How long a closing connection may take to flush its last frames.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -60,14 +66,15 @@ pub(crate) async fn serve(
     }
     let (read_half, mut writer) = stream.into_split();
     let max_frame_len = conn.max_frame_len();
-    let mut reader = FramedRead::new(read_half, ServerCodec::with_max_frame_len(max_frame_len));
+    let mut codec = ServerCodec::with_max_frame_len(max_frame_len);
+    let mut inbuf = BytesMut::new();
     let mut out = BytesMut::new();
     let mut frames: Vec<EncodedFrame> = Vec::new();
     let mut last_heard = Instant::now();
     let mut ping_sent: Option<Instant> = None;
     let mut nonce = 0u64;
 
-    let end = loop {
+    let end = 'serve: loop {
         let deadline = match ping_sent {
             Some(sent) => sent + config.keepalive_timeout,
             None => last_heard + config.keepalive_interval,
@@ -79,6 +86,10 @@ pub(crate) async fn serve(
                 if let Err(error) = result {
                     break End::Io(error);
                 }
+                if out.is_empty() {
+                    // Idle connections hold no buffers.
+                    out = BytesMut::new();
+                }
             }
             open = conn.recv_frames(&mut frames), if out.len() < WRITE_HIGH_WATER => {
                 for frame in frames.drain(..) {
@@ -88,18 +99,39 @@ pub(crate) async fn serve(
                     break End::EngineClosed;
                 }
             }
-            frame = reader.next() => match frame {
-                Some(Ok(msg)) => {
-                    last_heard = Instant::now();
-                    ping_sent = None;
-                    if conn.send(msg).await.is_err() {
-                        break End::EngineClosed;
+            ready = read_half.readable() => {
+                if let Err(error) = ready {
+                    break End::Io(error);
+                }
+                // The buffer exists only while bytes are being read or a frame is incomplete.
+                if inbuf.capacity() - inbuf.len() < READ_CHUNK / 2 {
+                    inbuf.reserve(READ_CHUNK);
+                }
+                let eof = match read_half.try_read_buf(&mut inbuf) {
+                    Ok(0) => true,
+                    Ok(_) => false,
+                    Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    Err(error) => break End::Io(error),
+                };
+                last_heard = Instant::now();
+                ping_sent = None;
+                loop {
+                    let decoded = if eof { codec.decode_eof(&mut inbuf) } else { codec.decode(&mut inbuf) };
+                    match decoded {
+                        Ok(Some(msg)) => {
+                            if conn.send(msg).await.is_err() {
+                                break 'serve End::EngineClosed;
+                            }
+                        }
+                        Ok(None) if eof => break 'serve End::ClientClosed,
+                        Ok(None) => break,
+                        Err(error) => break 'serve End::BadInput(error),
                     }
                 }
-                Some(Err(CodecError::Io(error))) => break End::Io(error),
-                Some(Err(error)) => break End::BadInput(error),
-                None => break End::ClientClosed,
-            },
+                if inbuf.is_empty() {
+                    inbuf = BytesMut::new();
+                }
+            }
             () = sleep_until(deadline) => {
                 if ping_sent.is_some() {
                     break End::Timeout;

@@ -384,7 +384,15 @@ impl Hub {
     }
 
     fn load(&mut self, snapshot: Snapshot) {
-        self.next.message = snapshot.last_message.0;
+        // Ids allocated to resends found to be duplicates are never stored, yet positions
+        // derived from them (a device's cursor, a membership's `since`) may be. New ids must
+        // exceed every durable position, not only the highest stored message.
+        let positions = snapshot
+            .members
+            .iter()
+            .map(|m| m.2)
+            .chain(snapshot.devices.iter().map(|d| d.3));
+        self.next.message = positions.fold(snapshot.last_message, MessageId::max).0;
         for (id, name, display_name) in snapshot.users {
             self.next.user = self.next.user.max(id.0);
             self.user_keys.insert(name.to_ascii_lowercase(), id);
