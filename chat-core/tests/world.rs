@@ -972,7 +972,7 @@ fn typing_is_relayed_throttled_and_expires() {
 fn ids_stay_above_positions_saved_from_unstored_ids() {
     let mut w = World::default();
     let alice = w.register("alice");
-    let bob = w.register("bob");
+    w.register("bob");
     let send = Request::Send {
         target: user("bob"),
         client_msg_id: ClientMsgId(1),
