@@ -48,7 +48,8 @@ pub struct Config {
     pub login_timeout_ms: u64,
     /// The public room every user joins at registration.
     pub default_room: String,
-    /// Rooms with more members than this get no presence broadcasts.
+    /// Rooms with more members than this get no presence broadcasts, and their membership
+    /// notices go only to the user concerned.
     pub presence_room_limit: usize,
     /// Presence changes are held this long, so a quick reconnect broadcasts nothing.
     pub presence_coalesce_ms: u64,

@@ -12,12 +12,12 @@
 //! error (restarting reloads a consistent state from storage). A failed read closes only the
 //! connection it was for.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chat_proto::{decode_frame, ClientMessage, EncodedFrame, ServerMessage};
+use rustc_hash::FxHashMap;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -123,7 +123,7 @@ impl Engine {
             hub,
             store,
             passwords,
-            outboxes: HashMap::new(),
+            outboxes: FxHashMap::default(),
             writes,
             control: control.clone(),
         };
@@ -289,7 +289,7 @@ struct Driver {
     store: Store,
     passwords: Arc<Passwords>,
     hashing: Arc<Semaphore>,
-    outboxes: HashMap<SessionId, Arc<Outbox>>,
+    outboxes: FxHashMap<SessionId, Arc<Outbox>>,
     writes: mpsc::Sender<(Ticket, Vec<Write>)>,
     control: mpsc::UnboundedSender<Control>,
 }

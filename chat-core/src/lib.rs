@@ -26,5 +26,5 @@ mod types;
 pub use config::{Config, PasswordParams};
 pub use engine::{Connection, Engine, EngineClosed, EngineError};
 pub use hub::{Completion, Hub, Output, Ticket};
-pub use store::{Store, StoreError};
+pub use store::{Durability, Store, StoreError};
 pub use types::*;

@@ -1,8 +1,9 @@
 //! [`Store`]: durable state in SQLite through sqlx. The only module that knows SQL.
 //!
 //! The schema is in `migrations/` (embedded with `sqlx::migrate!`, applied at open). The
-//! database runs in WAL mode with `synchronous = FULL`, so a committed transaction survives a
-//! crash of the process or the machine. Writes arrive in batches from the engine's writer task
+//! database runs in WAL mode; with the default [`Durability::Full`] a committed transaction
+//! survives a crash of the process or the machine, with [`Durability::Process`] a crash of the
+//! process. Writes arrive in batches from the engine's writer task
 //! (group commit): one transaction per batch, messages inserted by multi-row statements.
 //!
 //! A PostgreSQL store would implement the same methods: the SQL here is plain apart from
@@ -37,6 +38,19 @@ type MessageRow = (i64, i64, i64, i64, i64, i64, String);
 const MESSAGE_COLUMNS: &str =
     "m.id, m.conv_id, m.sender, m.device, m.client_msg_id, m.sent_at, m.body";
 
+/// How far a commit goes before it counts as stored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// `synchronous = FULL`: every commit is fsynced; it survives a crash of the process or of
+    /// the machine (power loss). The default.
+    #[default]
+    Full,
+    /// `synchronous = NORMAL` (in WAL mode): a commit reaches the operating system before it
+    /// returns, so it survives the process being killed (`kill -9`); a power loss or kernel
+    /// crash may lose the last commits. Far fewer fsyncs: lower latency and CPU.
+    Process,
+}
+
 /// The database: a small connection pool over one SQLite file (or memory).
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -49,11 +63,26 @@ impl Store {
     /// # Errors
     /// If the file cannot be opened or migrated.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with(path, Durability::Full).await
+    }
+
+    /// Opens (creating if missing) the database file at `path` with the given durability.
+    ///
+    /// # Errors
+    /// If the file cannot be opened or migrated.
+    pub async fn open_with(
+        path: impl AsRef<Path>,
+        durability: Durability,
+    ) -> Result<Self, StoreError> {
+        let synchronous = match durability {
+            Durability::Full => SqliteSynchronous::Full,
+            Durability::Process => SqliteSynchronous::Normal,
+        };
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(synchronous)
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)

@@ -998,3 +998,40 @@ fn ids_stay_above_positions_saved_from_unstored_ids() {
         [chat("bob", user("carol"), "do you see this?")]
     );
 }
+
+#[test]
+fn large_rooms_tell_only_the_user_concerned_about_membership() {
+    let mut w = World::new(Config {
+        presence_room_limit: 2,
+        ..World::config()
+    });
+    let alice = w.register("alice");
+    let bob = w.register("bob");
+    w.drain(alice);
+    w.drain(bob);
+    // #general now has three members: over the limit of two.
+    let carol = w.register("carol");
+    assert_eq!(w.drain(alice), [], "not told in a large room");
+    assert_eq!(w.drain(bob), []);
+    w.register("dave");
+    w.drain(alice);
+    w.drain(bob);
+    w.drain(carol);
+    // Still three members after alice leaves: still large.
+    w.request(
+        alice,
+        Request::Leave {
+            room: "general".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        w.drain(alice),
+        [ServerMessage::Member {
+            room: "general".into(),
+            user: "alice".into(),
+            event: MemberEvent::Left
+        }]
+    );
+    assert_eq!(w.drain(bob), []);
+}

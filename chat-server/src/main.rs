@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use chat_core::{Config, Engine, PasswordParams, Store};
+use chat_core::{Config, Durability, Engine, PasswordParams, Store};
 use chat_server::ServerConfig;
 use clap::Parser;
 use tokio::net::TcpListener;
@@ -62,6 +62,11 @@ struct Args {
     /// stored passwords; load tests use it to create many accounts quickly.
     #[arg(long, env = "CHAT_ARGON2_MEMORY_KIB", default_value_t = PasswordParams::OWASP.memory_kib)]
     argon2_memory_kib: u32,
+    /// When a message counts as stored: `full` fsyncs every commit (survives power loss);
+    /// `process` hands it to the OS (survives `kill -9` of the server, not a power loss; much
+    /// cheaper).
+    #[arg(long, env = "CHAT_DURABILITY", value_parser = ["full", "process"], default_value = "full")]
+    durability: String,
     /// argon2id passes over memory (default: OWASP's 2).
     #[arg(long, env = "CHAT_ARGON2_ITERATIONS", default_value_t = PasswordParams::OWASP.iterations)]
     argon2_iterations: u32,
@@ -119,7 +124,12 @@ async fn serve(args: Args) -> Result<(), String> {
         .validate()
         .map_err(|e| format!("invalid limits: {e}"))?;
     let path = PathBuf::from(&args.db);
-    let store = Store::open(&path)
+    let durability = if args.durability == "process" {
+        Durability::Process
+    } else {
+        Durability::Full
+    };
+    let store = Store::open_with(&path, durability)
         .await
         .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let engine = Engine::start(store, config)

@@ -43,6 +43,9 @@ struct Args {
     /// Print the results as JSON too.
     #[arg(long, global = true)]
     json: bool,
+    /// The started server's `--durability` (`full` or `process`).
+    #[arg(long, global = true, default_value = "full")]
+    durability: String,
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -138,7 +141,7 @@ async fn run(args: Args) -> Result<(), String> {
             _dir: None,
         },
         Some(addr) => return Err(format!("{addr} is not a loopback address: refusing")),
-        None => spawn_server(owasp).await?,
+        None => spawn_server(owasp, &args.durability).await?,
     };
     let mut report = Report::default();
     match args.scenario.clone() {
@@ -189,7 +192,7 @@ async fn run(args: Args) -> Result<(), String> {
 }
 
 /// Starts target/release/chat-server next to this binary, on a temporary database.
-async fn spawn_server(owasp: bool) -> Result<Target, String> {
+async fn spawn_server(owasp: bool, durability: &str) -> Result<Target, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let server: PathBuf = exe.with_file_name("chat-server");
     if !server.exists() {
@@ -202,6 +205,9 @@ async fn spawn_server(owasp: bool) -> Result<Target, String> {
     let mut command = Command::new(&server);
     command
         .args(["--listen", "127.0.0.1:0", "--max-connections", "30000"])
+        // Set-up can leave early clients unread for a while: no keepalive closes during a run.
+        .args(["--keepalive", "3600"])
+        .args(["--durability", durability])
         .args([
             "--rate",
             "1000000",
@@ -340,11 +346,13 @@ impl Report {
 
 // ===== clients =====
 
-/// Connects from `source` (a loopback address, or any), says hello, registers `name`.
+/// Connects from `source` (a loopback address, or any), says hello, and registers `name` (or
+/// logs in, if `login`).
 async fn client(
     addr: SocketAddr,
     name: &str,
     source: Option<std::net::IpAddr>,
+    login: bool,
 ) -> Result<Conn, String> {
     let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
     if let Some(ip) = source {
@@ -361,14 +369,23 @@ async fn client(
     conn.send(ClientMessage::Hello(Hello::current("chat-load")))
         .await
         .map_err(|e| e.to_string())?;
-    let register = Request::Register {
-        username: name.into(),
-        password: PASSWORD.into(),
-        device: "load".into(),
+    let (username, password, device) = (name.to_owned(), PASSWORD.to_owned(), "load".to_owned());
+    let request = if login {
+        Request::Login {
+            username,
+            password,
+            device,
+        }
+    } else {
+        Request::Register {
+            username,
+            password,
+            device,
+        }
     };
     conn.send(ClientMessage::Request {
         id: RequestId(0),
-        request: register,
+        request,
     })
     .await
     .map_err(|e| e.to_string())?;
@@ -419,6 +436,18 @@ async fn clients(
     room: Option<&str>,
     sources: u8,
 ) -> Result<Vec<Conn>, String> {
+    connect_all(addr, prefix, count, room, sources, false).await
+}
+
+/// Connects `count` users named `{prefix}{i}` (registering them, or logging in if `login`).
+async fn connect_all(
+    addr: SocketAddr,
+    prefix: &str,
+    count: usize,
+    room: Option<&str>,
+    sources: u8,
+    login: bool,
+) -> Result<Vec<Conn>, String> {
     let limit = Arc::new(Semaphore::new(64));
     let mut tasks = Vec::new();
     for i in 0..count {
@@ -431,7 +460,7 @@ async fn clients(
             .then(|| std::net::IpAddr::from([127, 0, 0, 1 + (i % usize::from(sources)) as u8]));
         tasks.push(tokio::spawn(async move {
             let _permit = limit.acquire().await.map_err(|e| e.to_string())?;
-            let mut conn = client(addr, &name, source).await?;
+            let mut conn = client(addr, &name, source, login).await?;
             if let Some(room) = room {
                 request(&mut conn, 1, Request::Join { room }).await?;
             }
@@ -764,16 +793,22 @@ async fn idle(
     connections: usize,
     sources: u8,
 ) -> Result<(), String> {
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Accounts first, so what follows measures connections, not users.
+    drop(clients(target.addr, "i", connections, None, sources).await?);
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let before = rss_bytes(target.pid);
     let started = Instant::now();
-    let conns = clients(target.addr, "i", connections, None, sources).await?;
+    let conns = connect_all(target.addr, "i", connections, None, sources, true).await?;
     let setup = started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let after = rss_bytes(target.pid);
     report.add("connections logged in", conns.len() as f64, "");
     report.add("setup time", setup, "s");
-    report.add("server RSS before", before / 1024.0 / 1024.0, "MiB");
+    report.add(
+        "server RSS with the accounts, no connections",
+        before / 1024.0 / 1024.0,
+        "MiB",
+    );
     report.add("server RSS after", after / 1024.0 / 1024.0, "MiB");
     let per = (after - before) / conns.len() as f64;
     report.add("server RSS per idle connection", per, "bytes");

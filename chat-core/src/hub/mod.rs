@@ -22,8 +22,11 @@ use chat_proto::{
 };
 
 use crate::rate::{LoginFailures, TokenBucket};
+// Maps keyed by server-assigned ids use FxHash (fast; the keys are not attacker-chosen). Maps
+// keyed by client-chosen strings keep std's keyed SipHash against hash flooding.
 use crate::types::*;
 use crate::Config;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use self::auth::AuthAttempt;
 use self::presence::{Typing, TypingKey};
@@ -192,25 +195,25 @@ pub struct Hub {
     config: Config,
     /// The welcome frame, encoded once.
     welcome: EncodedFrame,
-    users: HashMap<UserId, User>,
+    users: FxHashMap<UserId, User>,
     /// Case-folded username to user.
     user_keys: HashMap<String, UserId>,
     /// Case-folded usernames whose registration is in progress.
     reserved: HashSet<String>,
-    convs: HashMap<ConvId, Conv>,
+    convs: FxHashMap<ConvId, Conv>,
     /// Normalised room name to room.
     rooms: HashMap<String, ConvId>,
     /// `(a, b)` with `a <= b` to their direct conversation.
-    directs: HashMap<(UserId, UserId), ConvId>,
-    sessions: HashMap<SessionId, Session>,
+    directs: FxHashMap<(UserId, UserId), ConvId>,
+    sessions: FxHashMap<SessionId, Session>,
     next: NextIds,
     /// What to do when each outstanding persist completes.
-    pending: HashMap<Ticket, After>,
+    pending: FxHashMap<Ticket, After>,
     outputs: VecDeque<Output>,
     timers: Timers,
-    typing: HashMap<TypingKey, Typing>,
+    typing: FxHashMap<TypingKey, Typing>,
     /// Users whose presence changed and is waiting to be broadcast.
-    presence_pending: HashSet<UserId>,
+    presence_pending: FxHashSet<UserId>,
     failures: LoginFailures,
     /// Device positions acknowledged but not yet written.
     dirty_cursors: BTreeSet<(UserId, DeviceId)>,
@@ -362,19 +365,19 @@ impl Hub {
         let mut hub = Self {
             config,
             welcome,
-            users: HashMap::new(),
+            users: FxHashMap::default(),
             user_keys: HashMap::new(),
             reserved: HashSet::new(),
-            convs: HashMap::new(),
+            convs: FxHashMap::default(),
             rooms: HashMap::new(),
-            directs: HashMap::new(),
-            sessions: HashMap::new(),
+            directs: FxHashMap::default(),
+            sessions: FxHashMap::default(),
             next: NextIds::default(),
-            pending: HashMap::new(),
+            pending: FxHashMap::default(),
             outputs: VecDeque::new(),
             timers: Timers::default(),
-            typing: HashMap::new(),
-            presence_pending: HashSet::new(),
+            typing: FxHashMap::default(),
+            presence_pending: FxHashSet::default(),
             failures: LoginFailures::default(),
             dirty_cursors: BTreeSet::new(),
         };

@@ -391,7 +391,8 @@ impl Hub {
         Ok(())
     }
 
-    /// Tells the members of `conv` (and `also`) that `user`'s membership changed.
+    /// Tells the members of `conv` (and `also`) that `user`'s membership changed; in a room
+    /// above the presence size limit, only `user` (and `also`).
     pub(super) fn announce_member(
         &mut self,
         conv: ConvId,
@@ -410,7 +411,14 @@ impl Hub {
             user: self.user_name(user),
             event,
         };
-        let recipients: Vec<UserId> = c.members.keys().copied().chain(also).collect();
+        // Like presence, notices in a large room would cost every member a frame per change:
+        // there only the user concerned is told.
+        let recipients: std::collections::BTreeSet<UserId> =
+            if c.members.len() > self.config.presence_room_limit {
+                std::iter::once(user).chain(also).collect()
+            } else {
+                c.members.keys().copied().chain(also).collect()
+            };
         self.send_to_users(recipients, &msg, false, None);
     }
 
