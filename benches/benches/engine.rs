@@ -31,7 +31,7 @@ async fn recv_reply(conn: &mut Connection, id: RequestId) -> Reply {
 
 /// A registered user's connection, caught up.
 async fn user(engine: &Engine, name: &str, room: Option<&str>) -> Connection {
-    let mut conn = engine.connect();
+    let mut conn = engine.connect().await;
     conn.send(ClientMessage::Hello(Hello::current("bench")))
         .await
         .expect("running");

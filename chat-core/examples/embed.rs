@@ -39,7 +39,7 @@ async fn next_message(conn: &mut Connection, who: &str) {
 }
 
 async fn join(engine: &Engine, name: &str) -> Connection {
-    let mut conn = engine.connect();
+    let mut conn = engine.connect().await;
     conn.send(ClientMessage::Hello(Hello::current("embed-example")))
         .await
         .expect("engine running");

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chat_proto::{decode_frame, ClientMessage, EncodedFrame, ServerMessage};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -47,7 +47,7 @@ pub enum EngineError {
 #[error("the chat engine has stopped")]
 pub struct EngineClosed;
 
-/// Client messages in flight from all connections to the engine.
+/// Connections' input (connects and client messages) in flight to the engine.
 const INPUT_QUEUE: usize = 4096;
 /// Persists waiting for the writer before the engine waits for it.
 const WRITE_QUEUE: usize = 8192;
@@ -56,9 +56,15 @@ const MAX_GROUP_COMMIT: usize = 4096;
 /// Client messages handled per wake-up before outputs are carried out.
 const INPUT_BATCH: usize = 256;
 
-/// Events for the engine task other than client messages; never dropped.
-enum Control {
+/// What connections send the engine, in one FIFO so that a connection is always known before
+/// its first message.
+enum Input {
     Connect(SessionId, Arc<Outbox>),
+    Message(SessionId, ClientMessage),
+}
+
+/// Events for the engine task other than connections' input; never dropped.
+enum Control {
     Disconnect(SessionId),
     Completion(Completion),
     /// A read for this session failed: close it.
@@ -77,7 +83,7 @@ enum Control {
 /// use chat_proto::{ClientMessage, Hello, ServerMessage};
 ///
 /// let engine = Engine::start(Store::open_in_memory().await?, Config::default()).await?;
-/// let mut conn = engine.connect();
+/// let mut conn = engine.connect().await;
 /// conn.send(ClientMessage::Hello(Hello::current("example"))).await?;
 /// assert!(matches!(conn.recv().await, Some(ServerMessage::Welcome(_))));
 /// engine.shut_down().await?;
@@ -90,7 +96,7 @@ pub struct Engine {
 
 #[derive(Debug)]
 struct Inner {
-    inputs: mpsc::Sender<(SessionId, ClientMessage)>,
+    inputs: mpsc::Sender<Input>,
     control: mpsc::UnboundedSender<Control>,
     next_session: AtomicU64,
     config: Config,
@@ -124,6 +130,7 @@ impl Engine {
             store,
             passwords,
             outboxes: FxHashMap::default(),
+            gone_early: FxHashSet::default(),
             writes,
             control: control.clone(),
         };
@@ -144,8 +151,9 @@ impl Engine {
         &self.inner.config
     }
 
-    /// Opens a new connection. Its first message must be a `Hello`.
-    pub fn connect(&self) -> Connection {
+    /// Opens a new connection (waiting if the engine is backed up). Its first message must be
+    /// a `Hello`. If the engine has stopped, the connection is closed from the start.
+    pub async fn connect(&self) -> Connection {
         let id = SessionId(self.inner.next_session.fetch_add(1, Ordering::Relaxed) + 1);
         let config = &self.inner.config;
         let outbox = Arc::new(Outbox::new(
@@ -154,8 +162,9 @@ impl Engine {
         ));
         if self
             .inner
-            .control
-            .send(Control::Connect(id, outbox.clone()))
+            .inputs
+            .send(Input::Connect(id, outbox.clone()))
+            .await
             .is_err()
         {
             outbox.close();
@@ -209,7 +218,7 @@ impl Engine {
 pub struct Connection {
     id: SessionId,
     outbox: Arc<Outbox>,
-    inputs: mpsc::Sender<(SessionId, ClientMessage)>,
+    inputs: mpsc::Sender<Input>,
     control: mpsc::UnboundedSender<Control>,
     max_frame_len: usize,
     /// Frames taken from the outbox and not yet returned by `recv`.
@@ -233,7 +242,7 @@ impl Connection {
     /// [`EngineClosed`] if the engine has stopped.
     pub async fn send(&self, msg: ClientMessage) -> Result<(), EngineClosed> {
         self.inputs
-            .send((self.id, msg))
+            .send(Input::Message(self.id, msg))
             .await
             .map_err(|_| EngineClosed)
     }
@@ -284,12 +293,20 @@ pub(crate) fn now_ms() -> UnixMillis {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// Why the engine task stops.
+enum Stop {
+    Failed(StoreError),
+    Shutdown(oneshot::Sender<()>),
+}
+
 struct Driver {
     hub: Hub,
     store: Store,
     passwords: Arc<Passwords>,
     hashing: Arc<Semaphore>,
     outboxes: FxHashMap<SessionId, Arc<Outbox>>,
+    /// Sessions dropped before the engine handled their `Connect`.
+    gone_early: FxHashSet<SessionId>,
     writes: mpsc::Sender<(Ticket, Vec<Write>)>,
     control: mpsc::UnboundedSender<Control>,
 }
@@ -297,47 +314,27 @@ struct Driver {
 impl Driver {
     async fn run(
         mut self,
-        mut inputs: mpsc::Receiver<(SessionId, ClientMessage)>,
+        mut inputs: mpsc::Receiver<Input>,
         mut control: mpsc::UnboundedReceiver<Control>,
         writer: JoinHandle<()>,
     ) -> Result<(), EngineError> {
-        let mut failure = None;
-        let mut shutdown = None;
-        loop {
+        let stop = 'run: loop {
             let deadline = self
                 .hub
                 .poll_timeout()
                 .map(|at| Instant::now() + Duration::from_millis(at.saturating_sub(now_ms())));
             tokio::select! {
                 biased;
-                Some(event) = control.recv() => match event {
-                    Control::Connect(session, outbox) => {
-                        self.outboxes.insert(session, outbox);
-                        self.hub.handle_connect(session, now_ms());
+                Some(event) = control.recv() => {
+                    if let Some(stop) = self.on_control(event) {
+                        break 'run stop;
                     }
-                    Control::Disconnect(session) => {
-                        if let Some(outbox) = self.outboxes.remove(&session) {
-                            outbox.close();
-                        }
-                        self.hub.handle_disconnect(session, now_ms());
-                    }
-                    Control::Completion(completion) => self.hub.handle_completion(completion, now_ms()),
-                    Control::Failed(session) => self.close(session),
-                    Control::WriterFailed(error) => {
-                        tracing::error!(%error, "storage write failed; stopping the engine");
-                        failure = Some(error);
-                        break;
-                    }
-                    Control::Shutdown(done) => {
-                        shutdown = Some(done);
-                        break;
-                    }
-                },
-                Some((session, msg)) = inputs.recv() => {
-                    self.hub.handle_message(session, msg, now_ms());
+                }
+                Some(first) = inputs.recv() => {
+                    self.on_input(first);
                     for _ in 1..INPUT_BATCH {
                         match inputs.try_recv() {
-                            Ok((session, msg)) => self.hub.handle_message(session, msg, now_ms()),
+                            Ok(input) => self.on_input(input),
                             Err(_) => break,
                         }
                     }
@@ -345,7 +342,11 @@ impl Driver {
                 () = sleep_until(deadline) => self.hub.handle_timeout(now_ms()),
             }
             self.carry_out().await;
-        }
+        };
+        let (failure, shutdown) = match stop {
+            Stop::Failed(error) => (Some(error), None),
+            Stop::Shutdown(done) => (None, Some(done)),
+        };
         self.hub.shut_down(now_ms());
         self.carry_out().await;
         for (_, outbox) in self.outboxes.drain() {
@@ -362,6 +363,45 @@ impl Driver {
             Some(error) => Err(error.into()),
             None => Ok(()),
         }
+    }
+
+    /// Handles a connection's input, in the order the connection sent it.
+    fn on_input(&mut self, input: Input) {
+        match input {
+            Input::Connect(session, outbox) => {
+                if self.gone_early.remove(&session) {
+                    // Dropped before the engine saw it: it never was.
+                    return outbox.close();
+                }
+                self.outboxes.insert(session, outbox);
+                self.hub.handle_connect(session, now_ms());
+            }
+            Input::Message(session, msg) => self.hub.handle_message(session, msg, now_ms()),
+        }
+    }
+
+    /// Handles a control event; returns why to stop, if it says to.
+    fn on_control(&mut self, event: Control) -> Option<Stop> {
+        match event {
+            Control::Disconnect(session) => match self.outboxes.remove(&session) {
+                Some(outbox) => {
+                    outbox.close();
+                    self.hub.handle_disconnect(session, now_ms());
+                }
+                // Its `Connect` is still queued behind other input: remember to discard it.
+                None => {
+                    self.gone_early.insert(session);
+                }
+            },
+            Control::Completion(completion) => self.hub.handle_completion(completion, now_ms()),
+            Control::Failed(session) => self.close(session),
+            Control::WriterFailed(error) => {
+                tracing::error!(%error, "storage write failed; stopping the engine");
+                return Some(Stop::Failed(error));
+            }
+            Control::Shutdown(done) => return Some(Stop::Shutdown(done)),
+        }
+        None
     }
 
     fn close(&mut self, session: SessionId) {

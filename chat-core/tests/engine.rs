@@ -31,7 +31,7 @@ struct Client {
 
 impl Client {
     async fn connect(engine: &Engine) -> Self {
-        let mut conn = engine.connect();
+        let mut conn = engine.connect().await;
         conn.send(ClientMessage::Hello(Hello::current("test")))
             .await
             .expect("engine runs");
@@ -279,4 +279,50 @@ async fn shutdown_tells_every_connection() {
         client.until(|e| *e == ServerMessage::ShuttingDown).await;
         assert_eq!(client.next_event().await, None);
     }
+}
+
+/// Regression: a new connection's first messages could be handled before the engine learned
+/// of the connection, and were dropped (the client then waited forever). Many connections
+/// that send without waiting for the welcome make that overtaking likely.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_messages_never_overtake_their_connection() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let engine = start(&dir.path().join("chat.db"), config()).await;
+    let tasks: Vec<_> = (0..300)
+        .map(|i| {
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                let mut conn = engine.connect().await;
+                conn.send(ClientMessage::Hello(Hello::current("eager")))
+                    .await
+                    .expect("running");
+                let request = Request::Register {
+                    username: format!("eager{i}"),
+                    password: "correct horse".into(),
+                    device: "d".into(),
+                };
+                conn.send(ClientMessage::Request {
+                    id: RequestId(1),
+                    request,
+                })
+                .await
+                .expect("running");
+                let mut seen = Vec::new();
+                loop {
+                    match timeout(WAIT, conn.recv()).await.expect("a reply in time") {
+                        Some(ServerMessage::Ok {
+                            id: RequestId(1), ..
+                        }) => return,
+                        Some(ServerMessage::Err { error, .. }) => panic!("{error}"),
+                        Some(other) => seen.push(other),
+                        None => panic!("closed after {seen:?}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("every client got its reply");
+    }
+    engine.shut_down().await.expect("clean shutdown");
 }

@@ -117,7 +117,7 @@ async fn accept_loop(
             tasks.spawn(refuse(stream, engine.config().max_frame_len));
             continue;
         };
-        let conn = engine.connect();
+        let conn = engine.connect().await;
         tracing::info!(%peer, session = conn.id().0, "connected");
         let (config, cancel) = (config.clone(), cancel.clone());
         tasks.spawn(async move {
