@@ -230,14 +230,11 @@ impl App {
             }
             Command::Msg { user, text } => send_request(Target::User(user), text),
             Command::Register {
-                name,
-                password: given,
+                password: given, ..
             }
             | Command::Login {
-                name,
-                password: given,
+                password: given, ..
             } if password(given.clone()).is_none() => {
-                let _ = name;
                 return self
                     .error("a password is needed: add it to the command or set CHAT_PASSWORD");
             }

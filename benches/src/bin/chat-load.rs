@@ -687,6 +687,12 @@ async fn fanout(
         acks.add(task.await.map_err(|e| e.to_string())??.acks)
             .map_err(|e| e.to_string())?;
     }
+    // Every message is stored now; give receivers 10 s to get what is left, then count losses.
+    let deadline = stop.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        deadline.store(1, Ordering::Relaxed);
+    });
     let mut delivered = 0;
     let mut latencies = Histogram::<u64>::new(3).expect("a histogram");
     for task in receiving {

@@ -39,17 +39,7 @@ impl Hub {
         let mut writes = Vec::new();
         let (conv, key) = match &target {
             Target::Room(room) => {
-                let (conv, name) = self.find_room(room, user)?;
-                if !self
-                    .convs
-                    .get(&conv)
-                    .is_some_and(|c| c.members.contains_key(&user))
-                {
-                    return Err(ErrorReply::new(
-                        ErrorCode::NotAMember,
-                        format!("you are not in #{name}"),
-                    ));
-                }
+                let conv = self.member_room(room, user)?;
                 (conv, TypingKey::Room(user, conv))
             }
             Target::User(name) => {
@@ -96,7 +86,6 @@ impl Hub {
         request: RequestId,
         message: StoredMessage,
         duplicate: Option<(MessageId, UnixMillis)>,
-        _now: UnixMillis,
     ) {
         if let Some((id, sent_at)) = duplicate {
             if let Some(u) = self.users.get_mut(&message.sender) {
@@ -298,20 +287,7 @@ impl Hub {
         limit: u16,
     ) -> Result<(), ErrorReply> {
         let conv = match target {
-            Target::Room(room) => {
-                let (conv, name) = self.find_room(room, user)?;
-                if !self
-                    .convs
-                    .get(&conv)
-                    .is_some_and(|c| c.members.contains_key(&user))
-                {
-                    return Err(ErrorReply::new(
-                        ErrorCode::NotAMember,
-                        format!("you are not in #{name}"),
-                    ));
-                }
-                conv
-            }
+            Target::Room(room) => self.member_room(room, user)?,
             Target::User(name) => {
                 let other = self.find_user(name)?;
                 let Some(&conv) = self.directs.get(&(user.min(other), user.max(other))) else {

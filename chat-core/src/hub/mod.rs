@@ -627,7 +627,7 @@ impl Hub {
         match completion {
             Completion::Persisted { ticket, duplicate } => {
                 if let Some(after) = self.pending.remove(&ticket) {
-                    self.after_persist(after, duplicate, now);
+                    self.after_persist(after, duplicate);
                 }
             }
             Completion::PasswordVerified { session, ok, token } => {
@@ -651,12 +651,7 @@ impl Hub {
         }
     }
 
-    fn after_persist(
-        &mut self,
-        after: After,
-        duplicate: Option<(MessageId, UnixMillis)>,
-        now: UnixMillis,
-    ) {
+    fn after_persist(&mut self, after: After, duplicate: Option<(MessageId, UnixMillis)>) {
         match after {
             After::Nothing => {}
             After::Reply(session, request, reply) => self.reply(session, request, reply),
@@ -674,7 +669,7 @@ impl Hub {
             }
             After::LoggedIn(session, request, reply) => self.logged_in(session, request, reply),
             After::Message(session, request, message) => {
-                self.message_stored(session, request, message, duplicate, now);
+                self.message_stored(session, request, message, duplicate);
             }
         }
     }
@@ -736,11 +731,6 @@ impl Hub {
     /// The next piece of work for the driver, if any.
     pub fn poll_output(&mut self) -> Option<Output> {
         self.outputs.pop_front()
-    }
-
-    /// Whether persists are outstanding.
-    pub fn has_pending_persists(&self) -> bool {
-        !self.pending.is_empty()
     }
 
     // ===== output helpers =====

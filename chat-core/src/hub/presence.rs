@@ -101,16 +101,9 @@ impl Hub {
     /// A typing start or stop from `user`. Targets the user may not write to are ignored.
     pub(super) fn typing(&mut self, user: UserId, target: Target, active: bool, now: UnixMillis) {
         let key = match &target {
-            Target::Room(room) => match self.find_room(room, user) {
-                Ok((conv, _))
-                    if self
-                        .convs
-                        .get(&conv)
-                        .is_some_and(|c| c.members.contains_key(&user)) =>
-                {
-                    TypingKey::Room(user, conv)
-                }
-                _ => return,
+            Target::Room(room) => match self.member_room(room, user) {
+                Ok(conv) => TypingKey::Room(user, conv),
+                Err(_) => return,
             },
             Target::User(name) => match self.find_user(name) {
                 Ok(other) if other != user => TypingKey::User(user, other),

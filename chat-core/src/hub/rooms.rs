@@ -122,6 +122,16 @@ impl Hub {
         }
     }
 
+    /// The room named `room` if `user` is a member of it.
+    pub(super) fn member_room(&self, room: &str, user: UserId) -> Result<ConvId, ErrorReply> {
+        let (conv, name) = self.find_room(room, user)?;
+        if self.is_member(conv, user) {
+            Ok(conv)
+        } else {
+            Err(not_a_member(&name))
+        }
+    }
+
     fn is_member(&self, conv: ConvId, user: UserId) -> bool {
         self.convs
             .get(&conv)
