@@ -1,4 +1,6 @@
 //! Codec throughput: encoding and decoding a delivered chat message, by text size.
+// `criterion_main!` generates an undocumented `main`.
+#![allow(missing_docs)]
 
 use bytes::BytesMut;
 use chat_proto::{

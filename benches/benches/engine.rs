@@ -1,5 +1,7 @@
 //! The engine alone (in-memory connections, no sockets) with storage on a real SQLite file:
 //! room fan-out and direct-message throughput, everything stored before it is acknowledged.
+// `criterion_main!` generates an undocumented `main`.
+#![allow(missing_docs)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
