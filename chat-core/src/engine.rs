@@ -305,7 +305,8 @@ struct Driver {
     passwords: Arc<Passwords>,
     hashing: Arc<Semaphore>,
     outboxes: FxHashMap<SessionId, Arc<Outbox>>,
-    /// Sessions dropped before the engine handled their `Connect`.
+    /// Sessions dropped before the engine handled their `Connect`. Every connection sends one
+    /// `Connect` and one `Disconnect`, so each entry is removed when its `Connect` arrives.
     gone_early: FxHashSet<SessionId>,
     writes: mpsc::Sender<(Ticket, Vec<Write>)>,
     control: mpsc::UnboundedSender<Control>,
@@ -404,8 +405,11 @@ impl Driver {
         None
     }
 
+    /// Closes a session from the engine's side (the hub's decision, a slow consumer, a failed
+    /// read). The outbox stays in the map, closed, until the connection's own `Disconnect`:
+    /// a session missing from the map is one whose `Connect` has not arrived yet.
     fn close(&mut self, session: SessionId) {
-        if let Some(outbox) = self.outboxes.remove(&session) {
+        if let Some(outbox) = self.outboxes.get(&session) {
             outbox.close();
         }
         self.hub.handle_disconnect(session, now_ms());
@@ -431,11 +435,7 @@ impl Driver {
                         self.close(session);
                     }
                 }
-                Output::Close { session } => {
-                    if let Some(outbox) = self.outboxes.remove(&session) {
-                        outbox.close();
-                    }
-                }
+                Output::Close { session } => self.close(session),
                 Output::Persist { ticket, writes } => {
                     if self.writes.send((ticket, writes)).await.is_err() {
                         tracing::error!("the writer has stopped");
