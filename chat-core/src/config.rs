@@ -46,6 +46,10 @@ pub struct Config {
     pub request_burst: u32,
     /// Time from connect to a successful login before the connection is closed.
     pub login_timeout_ms: u64,
+    /// A connection silent this long is pinged by its transport (announced in the welcome).
+    pub keepalive_interval_ms: u64,
+    /// A pinged connection silent this long is closed by its transport (announced).
+    pub keepalive_timeout_ms: u64,
     /// The public room every user joins at registration.
     pub default_room: String,
     /// Rooms with more members than this get no presence broadcasts, and their membership
@@ -94,6 +98,8 @@ impl Default for Config {
             request_rate_per_sec: 50,
             request_burst: 100,
             login_timeout_ms: 30_000,
+            keepalive_interval_ms: 30_000,
+            keepalive_timeout_ms: 15_000,
             default_room: "general".into(),
             presence_room_limit: 100,
             presence_coalesce_ms: 1000,
@@ -136,6 +142,10 @@ impl Config {
                 "default_room must be a valid room name",
             ),
             (
+                self.keepalive_interval_ms >= 1 && self.keepalive_timeout_ms >= 1,
+                "keepalive interval and timeout must be at least 1 ms",
+            ),
+            (
                 self.max_history_page >= 1 && self.backlog_batch >= 1,
                 "page and batch sizes must be at least 1",
             ),
@@ -173,9 +183,11 @@ impl Config {
             max_text_len: clamp(self.max_text_len as u64),
             max_rooms_per_user: clamp(self.max_rooms_per_user as u64),
             max_history_page: self.max_history_page,
-            send_rate_per_sec: self.request_rate_per_sec,
-            send_burst: self.request_burst,
+            request_rate_per_sec: self.request_rate_per_sec,
+            request_burst: self.request_burst,
             login_timeout_ms: clamp(self.login_timeout_ms),
+            keepalive_interval_ms: clamp(self.keepalive_interval_ms),
+            keepalive_timeout_ms: clamp(self.keepalive_timeout_ms),
         }
     }
 }

@@ -281,6 +281,8 @@ pub struct Welcome {
     pub server: String,
     /// The limits this server enforces.
     pub limits: Limits,
+    /// The room every newly registered user is made a member of (normalised, without `#`).
+    pub default_room: String,
 }
 
 /// Limits a server enforces; a client that respects them is never rejected for size or rate.
@@ -295,12 +297,19 @@ pub struct Limits {
     pub max_rooms_per_user: u32,
     /// Most messages in one history page.
     pub max_history_page: u16,
-    /// Sustained sends per second per connection.
-    pub send_rate_per_sec: u32,
-    /// Sends allowed in a burst above the sustained rate.
-    pub send_burst: u32,
+    /// Sustained requests per second per connection (every `Request` counts, not only sends;
+    /// acks, typing and pings do not).
+    pub request_rate_per_sec: u32,
+    /// Requests allowed in a burst above the sustained rate.
+    pub request_burst: u32,
     /// Time allowed from connect to a successful login, in milliseconds.
     pub login_timeout_ms: u32,
+    /// A connection the server has heard nothing from for this long is sent a `Ping`, in
+    /// milliseconds (possibly before `Hello`).
+    pub keepalive_interval_ms: u32,
+    /// A pinged connection that sends nothing for this long is closed with `Timeout`, in
+    /// milliseconds.
+    pub keepalive_timeout_ms: u32,
 }
 
 /// The successful result of a [`Request`].

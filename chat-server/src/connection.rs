@@ -26,7 +26,22 @@ use tokio::time::{sleep_until, timeout, Instant};
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
-use crate::ServerConfig;
+/// When a silent connection is pinged, and when an unanswered ping closes it (the engine's
+/// configuration, announced to clients in the welcome).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Keepalive {
+    pub(crate) interval: Duration,
+    pub(crate) timeout: Duration,
+}
+
+impl Keepalive {
+    pub(crate) fn of(config: &chat_core::Config) -> Self {
+        Self {
+            interval: Duration::from_millis(config.keepalive_interval_ms),
+            timeout: Duration::from_millis(config.keepalive_timeout_ms),
+        }
+    }
+}
 
 /// Bytes buffered for writing before the task stops taking frames from the engine.
 const WRITE_HIGH_WATER: usize = 64 * 1024;
@@ -57,7 +72,7 @@ enum End {
 pub(crate) async fn serve(
     stream: TcpStream,
     mut conn: Connection,
-    config: &ServerConfig,
+    keepalive: Keepalive,
     cancel: CancellationToken,
 ) {
     let session = conn.id().0;
@@ -76,8 +91,8 @@ pub(crate) async fn serve(
 
     let end = 'serve: loop {
         let deadline = match ping_sent {
-            Some(sent) => sent + config.keepalive_timeout,
-            None => last_heard + config.keepalive_interval,
+            Some(sent) => sent + keepalive.timeout,
+            None => last_heard + keepalive.interval,
         };
         tokio::select! {
             biased;

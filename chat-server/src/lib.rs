@@ -28,10 +28,6 @@ use tokio_util::task::TaskTracker;
 pub struct ServerConfig {
     /// Most connections at once; past it, new ones get `ServerFull` and are closed.
     pub max_connections: usize,
-    /// A connection silent this long is pinged.
-    pub keepalive_interval: Duration,
-    /// A pinged connection that sends nothing for this long is closed.
-    pub keepalive_timeout: Duration,
     /// How long shutdown waits for connections to flush before closing them.
     pub shutdown_grace: Duration,
 }
@@ -40,8 +36,6 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             max_connections: 10_000,
-            keepalive_interval: Duration::from_secs(30),
-            keepalive_timeout: Duration::from_secs(15),
             shutdown_grace: Duration::from_secs(3),
         }
     }
@@ -59,13 +53,12 @@ pub async fn run(
     config: ServerConfig,
     shutdown: impl Future,
 ) -> Result<(), chat_core::EngineError> {
-    let config = Arc::new(config);
     let limit = Arc::new(Semaphore::new(config.max_connections));
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
     let stopped = engine.clone();
     tokio::select! {
-        () = accept_loop(&listener, &engine, &config, &limit, &cancel, &tasks) => {}
+        () = accept_loop(&listener, &engine, &limit, &cancel, &tasks) => {}
         _ = shutdown => tracing::info!("shutting down"),
         result = stopped.join() => {
             tracing::error!("the engine stopped; closing every connection");
@@ -92,7 +85,6 @@ pub async fn run(
 async fn accept_loop(
     listener: &TcpListener,
     engine: &Engine,
-    config: &Arc<ServerConfig>,
     limit: &Arc<Semaphore>,
     cancel: &CancellationToken,
     tasks: &TaskTracker,
@@ -119,9 +111,10 @@ async fn accept_loop(
         };
         let conn = engine.connect().await;
         tracing::info!(%peer, session = conn.id().0, "connected");
-        let (config, cancel) = (config.clone(), cancel.clone());
+        let keepalive = connection::Keepalive::of(engine.config());
+        let cancel = cancel.clone();
         tasks.spawn(async move {
-            connection::serve(stream, conn, &config, cancel).await;
+            connection::serve(stream, conn, keepalive, cancel).await;
             drop(permit);
         });
     }

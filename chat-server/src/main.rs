@@ -4,7 +4,6 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use chat_core::{Config, Durability, Engine, PasswordParams, Store};
 use chat_server::ServerConfig;
@@ -109,6 +108,8 @@ async fn serve(args: Args) -> Result<(), String> {
         request_rate_per_sec: args.rate,
         request_burst: args.burst,
         login_timeout_ms: args.login_timeout.saturating_mul(1000),
+        keepalive_interval_ms: args.keepalive.max(1).saturating_mul(1000),
+        keepalive_timeout_ms: (args.keepalive / 2).max(1).saturating_mul(1000),
         default_room: args.default_room,
         presence_room_limit: args.presence_room_limit,
         outbox_soft_bytes: args.outbox_bytes / 4 * 3,
@@ -146,8 +147,6 @@ async fn serve(args: Args) -> Result<(), String> {
     );
     let server = ServerConfig {
         max_connections: args.max_connections,
-        keepalive_interval: Duration::from_secs(args.keepalive.max(1)),
-        keepalive_timeout: Duration::from_secs((args.keepalive / 2).max(1)),
         ..ServerConfig::default()
     };
     chat_server::run(listener, engine, server, shutdown_signal())

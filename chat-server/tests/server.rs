@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use chat_core::Config;
 use chat_proto::*;
 use chat_server::ServerConfig;
@@ -287,12 +285,12 @@ async fn connections_over_the_limit_are_refused_clearly() {
 
 #[tokio::test]
 async fn silent_connections_are_pinged_then_closed() {
-    let server_config = ServerConfig {
-        keepalive_interval: Duration::from_millis(200),
-        keepalive_timeout: Duration::from_millis(200),
-        ..ServerConfig::default()
+    let config = Config {
+        keepalive_interval_ms: 200,
+        keepalive_timeout_ms: 200,
+        ..config()
     };
-    let (server, _dir) = start_with(config(), server_config).await;
+    let (server, _dir) = start_with(config, ServerConfig::default()).await;
     let mut client = Client::connect(server.addr).await;
     let ping = client.next_event().await;
     let Some(ServerMessage::Ping { nonce }) = ping else {

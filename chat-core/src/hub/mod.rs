@@ -358,6 +358,7 @@ impl Hub {
                 version: PROTOCOL_VERSION,
                 server: config.server_name.clone(),
                 limits: config.limits(),
+                default_room: config.default_room.to_ascii_lowercase(),
             }),
             config.max_frame_len,
         )
