@@ -7,6 +7,11 @@ use argon2::{Algorithm, Argon2, Params, Version};
 
 use crate::PasswordParams;
 
+/// argon2 refused the configured password parameters.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("argon2 refuses the password parameters: {0}")]
+pub struct PasswordParamsError(String);
+
 /// Hashes and verifies passwords with one parameter set.
 #[derive(Debug)]
 pub(crate) struct Passwords {
@@ -19,14 +24,14 @@ pub(crate) struct Passwords {
 impl Passwords {
     /// # Errors
     /// If argon2 rejects the parameters.
-    pub(crate) fn new(params: PasswordParams) -> Result<Self, String> {
+    pub(crate) fn new(params: PasswordParams) -> Result<Self, PasswordParamsError> {
         let params = Params::new(
             params.memory_kib,
             params.iterations,
             params.parallelism,
             None,
         )
-        .map_err(|e| format!("argon2 parameters: {e}"))?;
+        .map_err(|e| PasswordParamsError(e.to_string()))?;
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         let mut passwords = Self {
             argon,
@@ -34,7 +39,7 @@ impl Passwords {
         };
         passwords.dummy = passwords
             .hash(&new_token())
-            .map_err(|e| format!("argon2 hashing: {e}"))?;
+            .map_err(|e| PasswordParamsError(e.to_string()))?;
         Ok(passwords)
     }
 

@@ -6,8 +6,10 @@
 //! process. Writes arrive in batches from the engine's writer task
 //! (group commit): one transaction per batch, messages inserted by multi-row statements.
 //!
-//! A PostgreSQL store would implement the same methods: the SQL here is plain apart from
-//! `INSERT … ON CONFLICT … RETURNING` (which PostgreSQL shares) and `max(a, b)` (`GREATEST`).
+//! Ids and times are `u64` in the hub and `INTEGER` (i64) in SQLite. Server-assigned values
+//! are converted checked ([`int`], [`uint`]): a value out of range is a typed error, never a
+//! wrapped number. Client message ids are the client's own 64 bits and are stored bit for bit
+//! ([`client_id`]).
 
 use std::path::Path;
 use std::str::FromStr;
@@ -16,7 +18,11 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool, Transaction};
 
-use crate::types::*;
+use crate::storage::Storage;
+use crate::{
+    ClientMsgId, ConvId, ConvKind, ConvRow, DeviceId, DeviceRow, MemberRow, MessageId, Snapshot,
+    StoredMessage, TokenRecord, UnixMillis, UserId, UserRow, Write,
+};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +33,39 @@ pub enum StoreError {
     /// The schema could not be brought up to date.
     #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored number is outside the range its type allows (a damaged database).
+    #[error("{what} {value} is out of range")]
+    OutOfRange {
+        /// What the number is.
+        what: &'static str,
+        /// The number as stored.
+        value: i128,
+    },
+}
+
+/// A server-assigned number as SQLite stores it.
+fn int(what: &'static str, value: u64) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| StoreError::OutOfRange {
+        what,
+        value: value.into(),
+    })
+}
+
+/// A stored number as the server uses it.
+fn uint(what: &'static str, value: i64) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::OutOfRange {
+        what,
+        value: value.into(),
+    })
+}
+
+/// A client message id, stored bit for bit: clients choose all 64 bits.
+fn client_id(id: ClientMsgId) -> i64 {
+    i64::from_ne_bytes(id.0.to_ne_bytes())
+}
+
+fn client_id_from(stored: i64) -> ClientMsgId {
+    ClientMsgId(u64::from_ne_bytes(stored.to_ne_bytes()))
 }
 
 /// Messages per multi-row INSERT (7 parameters each, well under SQLite's 32,766).
@@ -34,6 +73,8 @@ const INSERT_CHUNK: usize = 500;
 
 /// Columns of a message row, in the order every query selects them.
 type MessageRow = (i64, i64, i64, i64, i64, i64, String);
+
+type Duplicates = Vec<Option<(MessageId, UnixMillis)>>;
 
 const MESSAGE_COLUMNS: &str =
     "m.id, m.conv_id, m.sender, m.device, m.client_msg_id, m.sent_at, m.body";
@@ -112,14 +153,12 @@ impl Store {
         sqlx::migrate!("./migrations").run(&pool).await?;
         Ok(Self { pool })
     }
+}
 
-    /// Everything the hub keeps in memory. Also drops expired tokens.
-    ///
-    /// # Errors
-    /// If the database fails.
-    pub async fn snapshot(&self, now: UnixMillis) -> Result<Snapshot, StoreError> {
+impl Storage for Store {
+    async fn snapshot(&self, now: UnixMillis) -> Result<Snapshot, StoreError> {
         sqlx::query("DELETE FROM tokens WHERE expires_at <= ?")
-            .bind(now as i64)
+            .bind(int("time", now)?)
             .execute(&self.pool)
             .await?;
         let users = sqlx::query_as::<_, (i64, String, String)>(
@@ -145,60 +184,50 @@ impl Store {
         let last_message: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM messages")
             .fetch_one(&self.pool)
             .await?;
-        Ok(Snapshot {
-            users: users
-                .into_iter()
-                .map(|(id, name, display)| (UserId(id as u64), name, display))
-                .collect(),
-            convs: convs
-                .into_iter()
-                .filter_map(|(id, room, invite_only, a, b)| {
-                    let kind = match (room, a, b) {
-                        (Some(name), _, _) => ConvKind::Room { name, invite_only },
-                        (None, Some(a), Some(b)) => ConvKind::Direct {
-                            a: UserId(a as u64),
-                            b: UserId(b as u64),
-                        },
-                        _ => return None,
-                    };
-                    Some((ConvId(id as u64), kind))
-                })
-                .collect(),
-            members: members
-                .into_iter()
-                .map(|(conv, user, since)| {
-                    (
-                        ConvId(conv as u64),
-                        UserId(user as u64),
-                        MessageId(since as u64),
-                    )
-                })
-                .collect(),
-            devices: devices
-                .into_iter()
-                .map(|(id, user, name, cursor, seen)| {
-                    (
-                        DeviceId(id as u64),
-                        UserId(user as u64),
-                        name,
-                        MessageId(cursor as u64),
-                        seen as u64,
-                    )
-                })
-                .collect(),
-            last_message: MessageId(last_message.unwrap_or(0) as u64),
-        })
+        let mut snapshot = Snapshot {
+            last_message: MessageId(uint("message id", last_message.unwrap_or(0))?),
+            ..Snapshot::default()
+        };
+        for (id, name, display_name) in users {
+            let id = UserId(uint("user id", id)?);
+            snapshot.users.push(UserRow {
+                id,
+                name,
+                display_name,
+            });
+        }
+        for (id, room, invite_only, a, b) in convs {
+            let kind = match (room, a, b) {
+                (Some(name), _, _) => ConvKind::Room { name, invite_only },
+                (None, Some(a), Some(b)) => ConvKind::Direct {
+                    a: UserId(uint("user id", a)?),
+                    b: UserId(uint("user id", b)?),
+                },
+                _ => continue,
+            };
+            let id = ConvId(uint("conversation id", id)?);
+            snapshot.convs.push(ConvRow { id, kind });
+        }
+        for (conv, user, since) in members {
+            snapshot.members.push(MemberRow {
+                conv: ConvId(uint("conversation id", conv)?),
+                user: UserId(uint("user id", user)?),
+                since: MessageId(uint("message id", since)?),
+            });
+        }
+        for (id, user, name, cursor, last_seen) in devices {
+            snapshot.devices.push(DeviceRow {
+                id: DeviceId(uint("device id", id)?),
+                user: UserId(uint("user id", user)?),
+                name,
+                cursor: MessageId(uint("message id", cursor)?),
+                last_seen: uint("time", last_seen)?,
+            });
+        }
+        Ok(snapshot)
     }
 
-    /// Applies several persists in one transaction, in order. For each persist, returns the
-    /// original `(id, sent_at)` if its message was a duplicate of an earlier send.
-    ///
-    /// # Errors
-    /// If the database fails; then nothing of the batch is written.
-    pub async fn apply(
-        &self,
-        persists: &[Vec<Write>],
-    ) -> Result<Vec<Option<(MessageId, UnixMillis)>>, StoreError> {
+    async fn apply(&self, persists: &[Vec<Write>]) -> Result<Duplicates, StoreError> {
         let mut tx = self.pool.begin().await?;
         let mut duplicates = vec![None; persists.len()];
         // Consecutive message inserts, with the persist each belongs to, written together.
@@ -219,12 +248,7 @@ impl Store {
         Ok(duplicates)
     }
 
-    /// Up to `limit` messages for `user` with ids above `after`, from each of the user's
-    /// conversations since joining it, leaving out those sent from `device`; in id order.
-    ///
-    /// # Errors
-    /// If the database fails.
-    pub async fn backlog(
+    async fn backlog(
         &self,
         user: UserId,
         device: DeviceId,
@@ -237,20 +261,16 @@ impl Store {
              WHERE mb.user_id = ?1 AND m.device != ?3 ORDER BY m.id LIMIT ?4"
         );
         let rows = sqlx::query_as::<_, MessageRow>(&sql)
-            .bind(user.0 as i64)
-            .bind(after.0 as i64)
-            .bind(device.0 as i64)
-            .bind(limit as i64)
+            .bind(int("user id", user.0)?)
+            .bind(int("message id", after.0)?)
+            .bind(int("device id", device.0)?)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.into_iter().map(message).collect())
+        rows.into_iter().map(message).collect()
     }
 
-    /// Up to `limit` messages of `conv` with ids below `before`, newest first.
-    ///
-    /// # Errors
-    /// If the database fails.
-    pub async fn history(
+    async fn history(
         &self,
         conv: ConvId,
         before: Option<MessageId>,
@@ -260,63 +280,62 @@ impl Store {
             "SELECT {MESSAGE_COLUMNS} FROM messages AS m \
              WHERE m.conv_id = ?1 AND m.id < ?2 ORDER BY m.id DESC LIMIT ?3"
         );
-        let before = before.map_or(i64::MAX, |b| b.0 as i64);
+        let before = match before {
+            Some(before) => int("message id", before.0)?,
+            None => i64::MAX,
+        };
         let rows = sqlx::query_as::<_, MessageRow>(&sql)
-            .bind(conv.0 as i64)
+            .bind(int("conversation id", conv.0)?)
             .bind(before)
-            .bind(limit as i64)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.into_iter().map(message).collect())
+        rows.into_iter().map(message).collect()
     }
 
-    /// The stored password hash (PHC string) of `user`.
-    ///
-    /// # Errors
-    /// If the database fails.
-    pub async fn password_hash(&self, user: UserId) -> Result<Option<String>, StoreError> {
+    async fn password_hash(&self, user: UserId) -> Result<Option<String>, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT password_hash FROM users WHERE id = ?")
-                .bind(user.0 as i64)
+                .bind(int("user id", user.0)?)
                 .fetch_optional(&self.pool)
                 .await?,
         )
     }
 
-    /// The token whose SHA-256 is `hash`.
-    ///
-    /// # Errors
-    /// If the database fails.
-    pub async fn find_token(&self, hash: [u8; 32]) -> Result<Option<TokenRecord>, StoreError> {
+    async fn find_token(&self, hash: [u8; 32]) -> Result<Option<TokenRecord>, StoreError> {
         let row = sqlx::query_as::<_, (i64, i64, i64)>(
             "SELECT user_id, device_id, expires_at FROM tokens WHERE hash = ?",
         )
         .bind(&hash[..])
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|(user, device, expires_at)| TokenRecord {
-            user: UserId(user as u64),
-            device: DeviceId(device as u64),
-            expires_at: expires_at as u64,
-        }))
+        row.map(|(user, device, expires_at)| {
+            Ok(TokenRecord {
+                user: UserId(uint("user id", user)?),
+                device: DeviceId(uint("device id", device)?),
+                expires_at: uint("time", expires_at)?,
+            })
+        })
+        .transpose()
     }
 
-    /// Closes the pool, waiting for connections to finish.
-    pub async fn close(&self) {
+    async fn close(&self) {
         self.pool.close().await;
     }
 }
 
-fn message((id, conv, sender, device, client_msg_id, sent_at, text): MessageRow) -> StoredMessage {
-    StoredMessage {
-        id: MessageId(id as u64),
-        conv: ConvId(conv as u64),
-        sender: UserId(sender as u64),
-        device: DeviceId(device as u64),
-        client_msg_id: ClientMsgId(client_msg_id as u64),
-        sent_at: sent_at as u64,
+fn message(
+    (id, conv, sender, device, client_msg_id, sent_at, text): MessageRow,
+) -> Result<StoredMessage, StoreError> {
+    Ok(StoredMessage {
+        id: MessageId(uint("message id", id)?),
+        conv: ConvId(uint("conversation id", conv)?),
+        sender: UserId(uint("user id", sender)?),
+        device: DeviceId(uint("device id", device)?),
+        client_msg_id: client_id_from(client_msg_id),
+        sent_at: uint("time", sent_at)?,
         text,
-    }
+    })
 }
 
 /// Inserts messages with multi-row statements; a message whose sender already stored its
@@ -327,37 +346,52 @@ async fn insert_messages(
     duplicates: &mut [Option<(MessageId, UnixMillis)>],
 ) -> Result<(), StoreError> {
     for chunk in messages.chunks(INSERT_CHUNK) {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for (_, m) in chunk {
+            rows.push((
+                int("message id", m.id.0)?,
+                int("conversation id", m.conv.0)?,
+                int("user id", m.sender.0)?,
+                int("device id", m.device.0)?,
+                client_id(m.client_msg_id),
+                int("time", m.sent_at)?,
+                m.text.as_str(),
+            ));
+        }
         let mut insert = QueryBuilder::<Sqlite>::new(
             "INSERT INTO messages (id, conv_id, sender, device, client_msg_id, sent_at, body) ",
         );
-        insert.push_values(chunk, |mut row, (_, m)| {
-            row.push_bind(m.id.0 as i64)
-                .push_bind(m.conv.0 as i64)
-                .push_bind(m.sender.0 as i64)
-                .push_bind(m.device.0 as i64)
-                .push_bind(m.client_msg_id.0 as i64)
-                .push_bind(m.sent_at as i64)
-                .push_bind(m.text.as_str());
-        });
+        insert.push_values(
+            &rows,
+            |mut row, &(id, conv, sender, device, client, at, text)| {
+                row.push_bind(id)
+                    .push_bind(conv)
+                    .push_bind(sender)
+                    .push_bind(device)
+                    .push_bind(client)
+                    .push_bind(at)
+                    .push_bind(text);
+            },
+        );
         insert.push(" ON CONFLICT (sender, client_msg_id) DO NOTHING RETURNING id");
         let inserted: Vec<i64> = insert.build_query_scalar().fetch_all(&mut **tx).await?;
         if inserted.len() == chunk.len() {
             continue;
         }
         let inserted: std::collections::HashSet<i64> = inserted.into_iter().collect();
-        for &(index, m) in chunk {
-            if inserted.contains(&(m.id.0 as i64)) {
+        for (&(index, _), &(id, _, sender, _, client, _, _)) in chunk.iter().zip(&rows) {
+            if inserted.contains(&id) {
                 continue;
             }
             let original = sqlx::query_as::<_, (i64, i64)>(
                 "SELECT id, sent_at FROM messages WHERE sender = ? AND client_msg_id = ?",
             )
-            .bind(m.sender.0 as i64)
-            .bind(m.client_msg_id.0 as i64)
+            .bind(sender)
+            .bind(client)
             .fetch_optional(&mut **tx)
             .await?;
             if let (Some(slot), Some((id, sent_at))) = (duplicates.get_mut(index), original) {
-                *slot = Some((MessageId(id as u64), sent_at as u64));
+                *slot = Some((MessageId(uint("message id", id)?), uint("time", sent_at)?));
             }
         }
     }
@@ -375,46 +409,46 @@ async fn apply_one(tx: &mut Transaction<'_, Sqlite>, write: &Write) -> Result<()
             "INSERT INTO users (id, name, name_key, display_name, password_hash, created_at) \
              VALUES (?, ?, ?, ?, ?, ?)",
         )
-        .bind(id.0 as i64)
+        .bind(int("user id", id.0)?)
         .bind(name)
         .bind(name.to_ascii_lowercase())
         .bind(name)
         .bind(password_hash)
-        .bind(*created_at as i64),
+        .bind(int("time", *created_at)?),
         Write::SetDisplayName { user, display_name } => {
             sqlx::query("UPDATE users SET display_name = ? WHERE id = ?")
                 .bind(display_name)
-                .bind(user.0 as i64)
+                .bind(int("user id", user.0)?)
         }
         Write::CreateConv {
             id,
             kind: ConvKind::Room { name, invite_only },
             created_at,
         } => sqlx::query("INSERT INTO convs (id, room_name, invite_only, created_at) VALUES (?, ?, ?, ?)")
-            .bind(id.0 as i64)
+            .bind(int("conversation id", id.0)?)
             .bind(name)
             .bind(invite_only)
-            .bind(*created_at as i64),
+            .bind(int("time", *created_at)?),
         Write::CreateConv {
             id,
             kind: ConvKind::Direct { a, b },
             created_at,
         } => sqlx::query("INSERT INTO convs (id, user_a, user_b, created_at) VALUES (?, ?, ?, ?)")
-            .bind(id.0 as i64)
-            .bind(a.0 as i64)
-            .bind(b.0 as i64)
-            .bind(*created_at as i64),
+            .bind(int("conversation id", id.0)?)
+            .bind(int("user id", a.0)?)
+            .bind(int("user id", b.0)?)
+            .bind(int("time", *created_at)?),
         Write::AddMember { conv, user, since } => sqlx::query(
             "INSERT INTO members (user_id, conv_id, since) VALUES (?, ?, ?) \
              ON CONFLICT (user_id, conv_id) DO UPDATE SET since = excluded.since",
         )
-        .bind(user.0 as i64)
-        .bind(conv.0 as i64)
-        .bind(since.0 as i64),
+        .bind(int("user id", user.0)?)
+        .bind(int("conversation id", conv.0)?)
+        .bind(int("message id", since.0)?),
         Write::RemoveMember { conv, user } => {
             sqlx::query("DELETE FROM members WHERE user_id = ? AND conv_id = ?")
-                .bind(user.0 as i64)
-                .bind(conv.0 as i64)
+                .bind(int("user id", user.0)?)
+                .bind(int("conversation id", conv.0)?)
         }
         Write::SetDevice {
             id,
@@ -426,17 +460,17 @@ async fn apply_one(tx: &mut Transaction<'_, Sqlite>, write: &Write) -> Result<()
             "INSERT INTO devices (id, user_id, name, cursor, last_seen) VALUES (?, ?, ?, ?, ?) \
              ON CONFLICT (id) DO UPDATE SET cursor = excluded.cursor, last_seen = excluded.last_seen",
         )
-        .bind(id.0 as i64)
-        .bind(user.0 as i64)
+        .bind(int("device id", id.0)?)
+        .bind(int("user id", user.0)?)
         .bind(name)
-        .bind(cursor.0 as i64)
-        .bind(*last_seen as i64),
+        .bind(int("message id", cursor.0)?)
+        .bind(int("time", *last_seen)?),
         Write::DeleteDevice { id } => {
             sqlx::query("DELETE FROM tokens WHERE device_id = ?")
-                .bind(id.0 as i64)
+                .bind(int("device id", id.0)?)
                 .execute(&mut **tx)
                 .await?;
-            sqlx::query("DELETE FROM devices WHERE id = ?").bind(id.0 as i64)
+            sqlx::query("DELETE FROM devices WHERE id = ?").bind(int("device id", id.0)?)
         }
         Write::CreateToken {
             hash,
@@ -445,9 +479,9 @@ async fn apply_one(tx: &mut Transaction<'_, Sqlite>, write: &Write) -> Result<()
             expires_at,
         } => sqlx::query("INSERT INTO tokens (hash, user_id, device_id, expires_at) VALUES (?, ?, ?, ?)")
             .bind(&hash[..])
-            .bind(user.0 as i64)
-            .bind(device.0 as i64)
-            .bind(*expires_at as i64),
+            .bind(int("user id", user.0)?)
+            .bind(int("device id", device.0)?)
+            .bind(int("time", *expires_at)?),
         Write::RevokeToken { hash } => sqlx::query("DELETE FROM tokens WHERE hash = ?").bind(&hash[..]),
         Write::InsertMessage(_) => return Ok(()),
     };

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use chat_core::{Config, Connection, Engine, PasswordParams, Store, UserId};
+use chat_core::{Config, Connection, Engine, PasswordParams, Storage, Store, UserId};
 use chat_proto::*;
 use tokio::time::timeout;
 

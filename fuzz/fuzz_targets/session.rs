@@ -2,4 +2,4 @@
 //! delivery invariants are checked after every step.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| chat_core::fuzzing::session(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| chat_hub::fuzzing::session(data));

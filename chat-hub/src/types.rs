@@ -1,7 +1,34 @@
-//! Identifiers and the records the engine stores: the vocabulary shared by the state machine
-//! ([`Hub`](crate::Hub)) and storage ([`Store`](crate::Store)).
+//! Identifiers, time, and the records storage keeps: the vocabulary shared by the state machine
+//! ([`Hub`](crate::Hub)) and whatever stores its writes.
 
 pub use chat_proto::{ClientMsgId, MessageId, UnixMillis};
+
+/// A point on a monotonic clock, in milliseconds since an arbitrary start (the driver's choice).
+/// Every deadline runs on it, so a step of the wall clock moves no timer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Mono(pub u64);
+
+impl Mono {
+    /// `ms` milliseconds later.
+    #[must_use]
+    pub fn plus(self, ms: u64) -> Self {
+        Self(self.0.saturating_add(ms))
+    }
+
+    /// Milliseconds from `earlier` to `self` (zero if `earlier` is later).
+    pub fn since(self, earlier: Self) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+/// The time of an input, read by the driver from both clocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Now {
+    /// The monotonic clock: login deadlines, rate limits, typing, presence, flushes.
+    pub mono: Mono,
+    /// The wall clock, in Unix milliseconds: stamps messages, accounts, devices and tokens.
+    pub wall: UnixMillis,
+}
 
 /// A registered user (a storage row id).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -143,18 +170,64 @@ pub enum Write {
 }
 
 /// Everything the hub keeps in memory, as loaded from storage at start.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Snapshot {
-    /// `(id, name, display name)` of every user.
-    pub users: Vec<(UserId, String, String)>,
+    /// Every user.
+    pub users: Vec<UserRow>,
     /// Every conversation.
-    pub convs: Vec<(ConvId, ConvKind)>,
-    /// `(conversation, user, since)` of every membership.
-    pub members: Vec<(ConvId, UserId, MessageId)>,
-    /// `(id, user, name, cursor, last seen)` of every device.
-    pub devices: Vec<(DeviceId, UserId, String, MessageId, UnixMillis)>,
+    pub convs: Vec<ConvRow>,
+    /// Every membership.
+    pub members: Vec<MemberRow>,
+    /// Every device.
+    pub devices: Vec<DeviceRow>,
     /// The highest message id stored.
     pub last_message: MessageId,
+}
+
+/// A user, as the hub keeps it (the password hash stays in storage).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserRow {
+    /// Its id.
+    pub id: UserId,
+    /// The username as registered.
+    pub name: String,
+    /// The display name.
+    pub display_name: String,
+}
+
+/// A conversation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConvRow {
+    /// Its id.
+    pub id: ConvId,
+    /// What it is.
+    pub kind: ConvKind,
+}
+
+/// A membership: `user` sees the messages of `conv` with ids above `since`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemberRow {
+    /// The conversation.
+    pub conv: ConvId,
+    /// The member.
+    pub user: UserId,
+    /// The last message id before the user joined.
+    pub since: MessageId,
+}
+
+/// A device and its delivery position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceRow {
+    /// Its id.
+    pub id: DeviceId,
+    /// Its user.
+    pub user: UserId,
+    /// The client's name for it.
+    pub name: String,
+    /// The highest message id it acknowledged.
+    pub cursor: MessageId,
+    /// Its last login (wall clock).
+    pub last_seen: UnixMillis,
 }
 
 /// A stored token, as found by its hash.

@@ -1,8 +1,8 @@
 //! Chat behaviour, scripted against the state machine in a simulated world (virtual clock,
 //! in-memory storage model). Each test acts, then asserts exactly what every client received.
 
-use chat_core::sim::{World, PASSWORD};
-use chat_core::Config;
+use chat_hub::sim::{World, PASSWORD};
+use chat_hub::Config;
 use chat_proto::*;
 
 fn room(name: &str) -> Target {

@@ -27,6 +27,11 @@ impl PasswordParams {
     };
 }
 
+/// An inconsistent [`Config`]: the sentence names the rule broken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub &'static str);
+
 /// Limits and intervals of the engine. `Config::default()` is the production setting.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -126,8 +131,8 @@ impl Config {
     /// Checks that the limits are consistent with each other.
     ///
     /// # Errors
-    /// A sentence naming the first inconsistency.
-    pub fn validate(&self) -> Result<(), String> {
+    /// [`ConfigError`] naming the first inconsistency.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let checks = [
             (
                 (1024..=chat_proto::MAX_FRAME_LEN_CAP).contains(&self.max_frame_len),
@@ -164,7 +169,7 @@ impl Config {
             ),
         ];
         match checks.iter().find(|(ok, _)| !ok) {
-            Some((_, why)) => Err((*why).to_string()),
+            Some(&(_, why)) => Err(ConfigError(why)),
             None => Ok(()),
         }
     }

@@ -6,7 +6,7 @@
 //! behaviour, not cryptography. [`World::restart`] rebuilds the hub from the model storage, as
 //! a server restart would.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use chat_proto::{
     decode_frame, ClientMessage, ClientMsgId, ErrorReply, Hello, Reply, Request, RequestId,
@@ -14,7 +14,7 @@ use chat_proto::{
 };
 
 use crate::types::*;
-use crate::{Completion, Config, Hub, Output, PasswordParams};
+use crate::{Completion, Config, Hub, IoRequest, MemoryStore, Output, PasswordParams, Ticket};
 
 /// The password [`World::register`] uses.
 pub const PASSWORD: &str = "correct horse battery";
@@ -24,10 +24,11 @@ pub const PASSWORD: &str = "correct horse battery";
 pub struct World {
     /// The state machine under test.
     pub hub: Hub,
-    /// The virtual clock, in Unix milliseconds.
-    pub now: UnixMillis,
+    /// The virtual clocks: both advance together; [`step_wall_clock`](Self::step_wall_clock)
+    /// moves the wall clock alone.
+    pub now: Now,
     /// Durable state, as the writes left it.
-    pub store: SimStore,
+    pub store: MemoryStore,
     config: Config,
     next_session: u64,
     next_request: u32,
@@ -40,186 +41,7 @@ pub struct World {
     held: VecDeque<Completion>,
     /// When set, persists wait for [`release_persists`](Self::release_persists).
     pub hold_persists: bool,
-    held_persists: VecDeque<(crate::Ticket, Vec<Write>)>,
-}
-
-/// The model of storage: what the writes made durable.
-#[derive(Debug, Default, Clone)]
-pub struct SimStore {
-    users: BTreeMap<UserId, (String, String, String)>,
-    convs: BTreeMap<ConvId, ConvKind>,
-    members: BTreeMap<(ConvId, UserId), MessageId>,
-    devices: BTreeMap<DeviceId, (UserId, String, MessageId, UnixMillis)>,
-    tokens: HashMap<[u8; 32], TokenRecord>,
-    /// Every stored message.
-    pub messages: BTreeMap<MessageId, StoredMessage>,
-    dedup: HashMap<(UserId, ClientMsgId), MessageId>,
-}
-
-impl SimStore {
-    fn apply(&mut self, writes: Vec<Write>) -> Option<(MessageId, UnixMillis)> {
-        let mut duplicate = None;
-        for write in writes {
-            match write {
-                Write::CreateUser {
-                    id,
-                    name,
-                    password_hash,
-                    ..
-                } => {
-                    self.users.insert(id, (name.clone(), name, password_hash));
-                }
-                Write::SetDisplayName { user, display_name } => {
-                    if let Some(u) = self.users.get_mut(&user) {
-                        u.1 = display_name;
-                    }
-                }
-                Write::CreateConv { id, kind, .. } => {
-                    self.convs.insert(id, kind);
-                }
-                Write::AddMember { conv, user, since } => {
-                    self.members.insert((conv, user), since);
-                }
-                Write::RemoveMember { conv, user } => {
-                    self.members.remove(&(conv, user));
-                }
-                Write::InsertMessage(m) => match self.dedup.get(&(m.sender, m.client_msg_id)) {
-                    Some(original) => {
-                        let sent_at = self.messages.get(original).map_or(0, |o| o.sent_at);
-                        duplicate = Some((*original, sent_at));
-                    }
-                    None => {
-                        self.dedup.insert((m.sender, m.client_msg_id), m.id);
-                        self.messages.insert(m.id, m);
-                    }
-                },
-                Write::SetDevice {
-                    id,
-                    user,
-                    name,
-                    cursor,
-                    last_seen,
-                } => {
-                    self.devices.insert(id, (user, name, cursor, last_seen));
-                }
-                Write::DeleteDevice { id } => {
-                    self.devices.remove(&id);
-                    self.tokens.retain(|_, t| t.device != id);
-                }
-                Write::CreateToken {
-                    hash,
-                    user,
-                    device,
-                    expires_at,
-                } => {
-                    self.tokens.insert(
-                        hash,
-                        TokenRecord {
-                            user,
-                            device,
-                            expires_at,
-                        },
-                    );
-                }
-                Write::RevokeToken { hash } => {
-                    self.tokens.remove(&hash);
-                }
-            }
-        }
-        duplicate
-    }
-
-    fn snapshot(&self) -> Snapshot {
-        Snapshot {
-            users: self
-                .users
-                .iter()
-                .map(|(id, (name, display, _))| (*id, name.clone(), display.clone()))
-                .collect(),
-            convs: self
-                .convs
-                .iter()
-                .map(|(id, kind)| (*id, kind.clone()))
-                .collect(),
-            members: self
-                .members
-                .iter()
-                .map(|(&(conv, user), &since)| (conv, user, since))
-                .collect(),
-            devices: self
-                .devices
-                .iter()
-                .map(|(&id, (user, name, cursor, seen))| (id, *user, name.clone(), *cursor, *seen))
-                .collect(),
-            last_message: self
-                .messages
-                .keys()
-                .next_back()
-                .copied()
-                .unwrap_or_default(),
-        }
-    }
-
-    fn backlog(
-        &self,
-        user: UserId,
-        device: DeviceId,
-        after: MessageId,
-        limit: usize,
-    ) -> Vec<StoredMessage> {
-        self.messages
-            .range(MessageId(after.0 + 1)..)
-            .map(|(_, m)| m)
-            .filter(|m| {
-                m.device != device
-                    && self
-                        .members
-                        .get(&(m.conv, user))
-                        .is_some_and(|since| m.id > *since)
-            })
-            .take(limit)
-            .cloned()
-            .collect()
-    }
-
-    fn history(&self, conv: ConvId, before: Option<MessageId>, limit: usize) -> Vec<StoredMessage> {
-        let before = before.unwrap_or(MessageId(u64::MAX));
-        self.messages
-            .range(..before)
-            .rev()
-            .map(|(_, m)| m)
-            .filter(|m| m.conv == conv)
-            .take(limit)
-            .cloned()
-            .collect()
-    }
-
-    /// The last message id before `user` joined `conv`, if a member.
-    pub fn member_since(&self, conv: ConvId, user: UserId) -> Option<MessageId> {
-        self.members.get(&(conv, user)).copied()
-    }
-
-    /// The id of the user registered as `name` (any case).
-    pub fn user_id(&self, name: &str) -> Option<UserId> {
-        self.users
-            .iter()
-            .find(|(_, (n, _, _))| n.eq_ignore_ascii_case(name))
-            .map(|(id, _)| *id)
-    }
-
-    /// The name of a stored device.
-    pub fn device_name(&self, device: DeviceId) -> Option<&str> {
-        self.devices.get(&device).map(|d| d.1.as_str())
-    }
-
-    /// The highest message id stored.
-    pub fn last_message(&self) -> MessageId {
-        self.messages
-            .keys()
-            .next_back()
-            .copied()
-            .unwrap_or_default()
-    }
+    held_persists: VecDeque<(Ticket, Vec<Write>)>,
 }
 
 impl Default for World {
@@ -242,12 +64,15 @@ impl World {
     /// # Panics
     /// If `config` is invalid.
     pub fn new(config: Config) -> Self {
-        let now = 1_000_000;
+        let now = Now {
+            mono: Mono(1_000_000),
+            wall: 1_700_000_000_000,
+        };
         let hub = Hub::new(config.clone(), Snapshot::default(), now).expect("valid config");
         let mut world = Self {
             hub,
             now,
-            store: SimStore::default(),
+            store: MemoryStore::default(),
             config,
             next_session: 0,
             next_request: 0,
@@ -280,8 +105,12 @@ impl World {
     /// # Panics
     /// If the configuration is invalid.
     pub fn crash(&mut self) {
-        self.hub =
-            Hub::new(self.config.clone(), self.store.snapshot(), self.now).expect("valid config");
+        self.hub = Hub::new(
+            self.config.clone(),
+            self.store.snapshot(self.now.wall),
+            self.now,
+        )
+        .expect("valid config");
         self.inboxes.clear();
         self.held.clear();
         self.held_persists.clear();
@@ -436,13 +265,25 @@ impl World {
 
     /// Moves the clock forward by `ms`, running every timer that comes due on the way.
     pub fn advance(&mut self, ms: u64) {
-        let end = self.now + ms;
+        let end = self.now.mono.plus(ms);
         while let Some(due) = self.hub.poll_timeout().filter(|&due| due <= end) {
-            self.now = self.now.max(due);
+            self.set_mono(due.max(self.now.mono));
             self.hub.handle_timeout(self.now);
             self.run();
         }
-        self.now = end;
+        self.set_mono(end);
+    }
+
+    /// Moves the monotonic clock to `to`, and the wall clock by as much.
+    fn set_mono(&mut self, to: Mono) {
+        self.now.wall += to.since(self.now.mono);
+        self.now.mono = to;
+    }
+
+    /// Steps the wall clock alone by `ms` (backwards if negative), as an NTP correction or an
+    /// operator would; no deadline moves with it.
+    pub fn step_wall_clock(&mut self, ms: i64) {
+        self.now.wall = self.now.wall.saturating_add_signed(ms);
     }
 
     /// Takes everything `session` received.
@@ -502,36 +343,36 @@ impl World {
                     let duplicate = self.store.apply(writes);
                     Completion::Persisted { ticket, duplicate }
                 }
-                Output::VerifyPassword {
+                Output::Io(IoRequest::VerifyPassword {
                     session,
                     user,
                     password,
-                } => {
-                    let stored = user
-                        .and_then(|u| self.store.users.get(&u))
-                        .map(|u| u.2.clone());
+                }) => {
+                    let stored = user.and_then(|u| self.store.password_hash(u));
                     Completion::PasswordVerified {
                         session,
                         ok: stored == Some(format!("plain:{password}")),
                         token: self.token(),
                     }
                 }
-                Output::HashPassword { session, password } => Completion::PasswordHashed {
+                Output::Io(IoRequest::HashPassword { session, password }) => {
+                    Completion::PasswordHashed {
+                        session,
+                        hash: format!("plain:{password}"),
+                        token: self.token(),
+                    }
+                }
+                Output::Io(IoRequest::FindToken { session, hash }) => Completion::TokenFound {
                     session,
-                    hash: format!("plain:{password}"),
-                    token: self.token(),
+                    record: self.store.find_token(&hash),
                 },
-                Output::FindToken { session, hash } => Completion::TokenFound {
-                    session,
-                    record: self.store.tokens.get(&hash).cloned(),
-                },
-                Output::LoadBacklog {
+                Output::Io(IoRequest::LoadBacklog {
                     session,
                     user,
                     device,
                     after,
                     limit,
-                } => {
+                }) => {
                     let messages = self.store.backlog(user, device, after, limit);
                     let completion = Completion::Backlog { session, messages };
                     if self.hold_backlogs {
@@ -540,13 +381,13 @@ impl World {
                     }
                     completion
                 }
-                Output::LoadHistory {
+                Output::Io(IoRequest::LoadHistory {
                     session,
                     request,
                     conv,
                     before,
                     limit,
-                } => Completion::History {
+                }) => Completion::History {
                     session,
                     request,
                     limit,

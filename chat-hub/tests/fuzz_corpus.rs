@@ -12,7 +12,7 @@ fn session_corpus() {
     let mut count = 0;
     for entry in fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
         let path = entry.expect("directory entry").path();
-        chat_core::fuzzing::session(
+        chat_hub::fuzzing::session(
             &fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
         );
         count += 1;
@@ -25,6 +25,6 @@ proptest! {
 
     #[test]
     fn session_invariants_hold(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
-        chat_core::fuzzing::session(&bytes);
+        chat_hub::fuzzing::session(&bytes);
     }
 }

@@ -1,0 +1,207 @@
+//! The engine task: owns the hub, feeds it connections' input, completions and timeouts, and
+//! carries out its outputs. It makes no chat decision of its own.
+
+use std::sync::Arc;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::task::JoinHandle;
+
+use super::{io, Clock, Control, EngineError, Input};
+use crate::outbox::{Outbox, Pushed};
+use crate::password::Passwords;
+use crate::storage::Storage;
+use crate::store::StoreError;
+use crate::{Hub, Output, SessionId, Ticket, Write};
+
+/// Client messages handled per wake-up before outputs are carried out.
+const INPUT_BATCH: usize = 256;
+
+/// Why the engine task stops.
+enum Stop {
+    Failed(StoreError),
+    Shutdown(oneshot::Sender<()>),
+}
+
+pub(super) struct Driver<S> {
+    hub: Hub,
+    clock: Clock,
+    io: io::Io<S>,
+    outboxes: FxHashMap<SessionId, Arc<Outbox>>,
+    /// Sessions dropped before the engine handled their `Connect`. Every connection sends one
+    /// `Connect` and one `Disconnect`, so each entry is removed when its `Connect` arrives.
+    gone_early: FxHashSet<SessionId>,
+    writes: mpsc::Sender<(Ticket, Vec<Write>)>,
+}
+
+impl<S: Storage> Driver<S> {
+    pub(super) fn new(
+        hub: Hub,
+        clock: Clock,
+        storage: S,
+        passwords: Arc<Passwords>,
+        writes: mpsc::Sender<(Ticket, Vec<Write>)>,
+        control: mpsc::UnboundedSender<Control>,
+    ) -> Self {
+        let hashing = Arc::new(Semaphore::new(hub.config().max_concurrent_hashes));
+        let backlog_bytes = hub.config().backlog_bytes();
+        Self {
+            io: io::Io {
+                storage,
+                passwords,
+                hashing,
+                control,
+                backlog_bytes,
+            },
+            hub,
+            clock,
+            outboxes: FxHashMap::default(),
+            gone_early: FxHashSet::default(),
+            writes,
+        }
+    }
+
+    pub(super) async fn run(
+        mut self,
+        mut inputs: mpsc::Receiver<Input>,
+        mut control: mpsc::UnboundedReceiver<Control>,
+        writer: JoinHandle<()>,
+    ) -> Result<(), EngineError> {
+        let stop = 'run: loop {
+            let deadline = self.hub.poll_timeout().map(|at| self.clock.instant(at));
+            tokio::select! {
+                biased;
+                Some(event) = control.recv() => {
+                    if let Some(stop) = self.on_control(event) {
+                        break 'run stop;
+                    }
+                }
+                Some(first) = inputs.recv() => {
+                    self.on_input(first);
+                    for _ in 1..INPUT_BATCH {
+                        match inputs.try_recv() {
+                            Ok(input) => self.on_input(input),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                () = sleep_until(deadline) => self.hub.handle_timeout(self.clock.now()),
+            }
+            self.carry_out().await;
+        };
+        let (failure, shutdown) = match stop {
+            Stop::Failed(error) => (Some(error), None),
+            Stop::Shutdown(done) => (None, Some(done)),
+        };
+        self.hub.shut_down(self.clock.now());
+        self.carry_out().await;
+        for (_, outbox) in self.outboxes.drain() {
+            outbox.close();
+        }
+        // Let the writer commit everything queued, then stop.
+        drop(self.writes);
+        let _ = writer.await;
+        self.io.storage.close().await;
+        if let Some(done) = shutdown {
+            let _ = done.send(());
+        }
+        match failure {
+            Some(error) => Err(error.into()),
+            None => Ok(()),
+        }
+    }
+
+    /// Handles a connection's input, in the order the connection sent it.
+    fn on_input(&mut self, input: Input) {
+        match input {
+            Input::Connect(session, outbox) => {
+                if self.gone_early.remove(&session) {
+                    // Dropped before the engine saw it: it never was.
+                    return outbox.close();
+                }
+                self.outboxes.insert(session, outbox);
+                self.hub.handle_connect(session, self.clock.now());
+            }
+            Input::Message(session, msg) => {
+                self.hub.handle_message(session, msg, self.clock.now());
+            }
+        }
+    }
+
+    /// Handles a control event; returns why to stop, if it says to.
+    fn on_control(&mut self, event: Control) -> Option<Stop> {
+        match event {
+            Control::Disconnect(session) => match self.outboxes.remove(&session) {
+                Some(outbox) => {
+                    outbox.close();
+                    self.hub.handle_disconnect(session, self.clock.now());
+                }
+                // Its `Connect` is still queued behind other input: remember to discard it.
+                None => {
+                    self.gone_early.insert(session);
+                }
+            },
+            Control::Completion(completion) => {
+                self.hub.handle_completion(completion, self.clock.now());
+            }
+            Control::Failed(session) => self.close(session),
+            Control::WriterFailed(error) => {
+                tracing::error!(%error, "storage write failed; stopping the engine");
+                return Some(Stop::Failed(error));
+            }
+            Control::Shutdown(done) => return Some(Stop::Shutdown(done)),
+        }
+        None
+    }
+
+    /// Closes a session from the engine's side (the hub's decision, a slow consumer, a failed
+    /// read). The outbox stays in the map, closed, until the connection's own `Disconnect`:
+    /// a session missing from the map is one whose `Connect` has not arrived yet.
+    fn close(&mut self, session: SessionId) {
+        if let Some(outbox) = self.outboxes.get(&session) {
+            outbox.close();
+        }
+        self.hub.handle_disconnect(session, self.clock.now());
+    }
+
+    /// Carries out every output of the hub.
+    async fn carry_out(&mut self) {
+        while let Some(output) = self.hub.poll_output() {
+            match output {
+                Output::Send {
+                    session,
+                    frame,
+                    droppable,
+                } => {
+                    let Some(outbox) = self.outboxes.get(&session) else {
+                        continue;
+                    };
+                    if outbox.push(frame, droppable) == Pushed::Overflow {
+                        tracing::warn!(
+                            session = session.0,
+                            "slow consumer: outbound queue full, closing"
+                        );
+                        self.close(session);
+                    }
+                }
+                Output::Close { session } => self.close(session),
+                Output::Persist { ticket, writes } => {
+                    if self.writes.send((ticket, writes)).await.is_err() {
+                        tracing::error!("the writer has stopped");
+                    }
+                }
+                Output::Io(request) => {
+                    let outbox = self.outboxes.get(&request.session()).cloned();
+                    self.io.spawn(request, outbox);
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}

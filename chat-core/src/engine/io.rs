@@ -1,0 +1,139 @@
+//! The I/O adapter: carries out the hub's [`IoRequest`]s — storage reads and password
+//! hashing — each as its own task, and reports the [`Completion`] (or the failure, which
+//! closes only that session) on the engine's control channel.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, Semaphore};
+
+use super::Control;
+use crate::outbox::Outbox;
+use crate::password::{new_token, Passwords};
+use crate::storage::Storage;
+use crate::store::StoreError;
+use crate::{Completion, IoRequest};
+
+/// Why an I/O request failed.
+#[derive(Debug, thiserror::Error)]
+enum IoError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("password hashing failed: {0}")]
+    Hash(#[from] argon2::password_hash::Error),
+    #[error("the hashing task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("the hashing pool is closed")]
+    Closed(#[from] tokio::sync::AcquireError),
+}
+
+pub(super) struct Io<S> {
+    pub(super) storage: S,
+    pub(super) passwords: Arc<Passwords>,
+    /// Permits for hashing threads (`max_concurrent_hashes`).
+    pub(super) hashing: Arc<Semaphore>,
+    pub(super) control: mpsc::UnboundedSender<Control>,
+    /// A backlog batch is loaded once the connection's queue has this much room.
+    pub(super) backlog_bytes: usize,
+}
+
+impl<S: Storage> Io<S> {
+    /// Runs `request` as its own task. A backlog load first waits for the connection to take
+    /// what it was sent (`outbox`), which paces the replay by the reader.
+    pub(super) fn spawn(&self, request: IoRequest, outbox: Option<Arc<Outbox>>) {
+        let storage = self.storage.clone();
+        let passwords = self.passwords.clone();
+        let hashing = self.hashing.clone();
+        let control = self.control.clone();
+        let room = self.backlog_bytes;
+        tokio::spawn(async move {
+            let session = request.session();
+            let event = match run(request, &storage, passwords, &hashing, outbox, room).await {
+                Ok(completion) => Control::Completion(completion),
+                Err(error) => {
+                    tracing::error!(session = session.0, %error, "I/O failed; closing the connection");
+                    Control::Failed(session)
+                }
+            };
+            let _ = control.send(event);
+        });
+    }
+}
+
+async fn run(
+    request: IoRequest,
+    storage: &impl Storage,
+    passwords: Arc<Passwords>,
+    hashing: &Semaphore,
+    outbox: Option<Arc<Outbox>>,
+    room: usize,
+) -> Result<Completion, IoError> {
+    Ok(match request {
+        IoRequest::VerifyPassword {
+            session,
+            user,
+            password,
+        } => {
+            let stored = match user {
+                Some(user) => storage.password_hash(user).await?,
+                None => None,
+            };
+            let ok = blocking(hashing, move || {
+                passwords.verify(stored.as_deref(), &password)
+            })
+            .await?;
+            Completion::PasswordVerified {
+                session,
+                ok,
+                token: new_token(),
+            }
+        }
+        IoRequest::HashPassword { session, password } => {
+            let hash = blocking(hashing, move || passwords.hash(&password)).await??;
+            Completion::PasswordHashed {
+                session,
+                hash,
+                token: new_token(),
+            }
+        }
+        IoRequest::FindToken { session, hash } => Completion::TokenFound {
+            session,
+            record: storage.find_token(hash).await?,
+        },
+        IoRequest::LoadBacklog {
+            session,
+            user,
+            device,
+            after,
+            limit,
+        } => {
+            if let Some(outbox) = outbox {
+                outbox.wait_for_room(room).await;
+            }
+            Completion::Backlog {
+                session,
+                messages: storage.backlog(user, device, after, limit).await?,
+            }
+        }
+        IoRequest::LoadHistory {
+            session,
+            request,
+            conv,
+            before,
+            limit,
+        } => Completion::History {
+            session,
+            request,
+            limit,
+            messages: storage.history(conv, before, limit).await?,
+        },
+    })
+}
+
+/// Runs CPU-heavy `work` on a blocking thread, at most as many at once as `limit` allows.
+async fn blocking<T: Send + 'static>(
+    limit: &Semaphore,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, IoError> {
+    let _permit = limit.acquire().await?;
+    Ok(tokio::task::spawn_blocking(work).await?)
+}

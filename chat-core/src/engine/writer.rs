@@ -1,0 +1,48 @@
+//! The group-commit writer: commits everything queued in one transaction, then reports each
+//! persist back in order.
+
+use tokio::sync::mpsc;
+
+use super::Control;
+use crate::storage::Storage;
+use crate::{Completion, Ticket, Write};
+
+/// Most persists committed in one transaction.
+const MAX_GROUP_COMMIT: usize = 4096;
+
+pub(super) async fn run(
+    storage: impl Storage,
+    mut queue: mpsc::Receiver<(Ticket, Vec<Write>)>,
+    control: mpsc::UnboundedSender<Control>,
+) {
+    let mut tickets = Vec::new();
+    let mut batch = Vec::new();
+    while let Some((ticket, writes)) = queue.recv().await {
+        tickets.push(ticket);
+        batch.push(writes);
+        while tickets.len() < MAX_GROUP_COMMIT {
+            match queue.try_recv() {
+                Ok((ticket, writes)) => {
+                    tickets.push(ticket);
+                    batch.push(writes);
+                }
+                Err(_) => break,
+            }
+        }
+        match storage.apply(&batch).await {
+            Ok(duplicates) => {
+                for (ticket, duplicate) in tickets.drain(..).zip(duplicates) {
+                    let _ = control.send(Control::Completion(Completion::Persisted {
+                        ticket,
+                        duplicate,
+                    }));
+                }
+                batch.clear();
+            }
+            Err(error) => {
+                let _ = control.send(Control::WriterFailed(error));
+                return;
+            }
+        }
+    }
+}

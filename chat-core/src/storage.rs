@@ -1,0 +1,142 @@
+//! [`Storage`]: what the engine needs from a database, and [`MemoryStorage`], the reference
+//! model of it kept in memory.
+//!
+//! The engine's driver task is generic over `Storage`; [`Engine`](crate::Engine),
+//! [`Connection`](crate::Connection) and every front end are not, so a new backend is one new
+//! implementation of this trait, held to the same behaviour by `tests/storage_contract.rs`.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use chat_hub::MemoryStore;
+
+use crate::store::StoreError;
+use crate::{
+    ConvId, DeviceId, MessageId, Snapshot, StoredMessage, TokenRecord, UnixMillis, UserId, Write,
+};
+
+/// Durable state: the hub's writes, the message archive, and the secrets the hub never holds
+/// (password hashes, tokens).
+///
+/// # Contract
+/// - [`apply`](Self::apply) makes a batch of persists durable in one transaction, in order:
+///   when it returns `Ok`, every write survives a crash (to the backend's durability setting);
+///   on `Err`, none of the batch is written. A message whose sender already stored its client
+///   message id is not stored again; the original's `(id, sent_at)` is reported for its persist.
+/// - [`backlog`](Self::backlog) returns, in id order, the messages of every conversation `user`
+///   is a member of with ids above both `after` and the membership's `since`, except those sent
+///   from `device`.
+/// - [`history`](Self::history) returns a conversation's messages below `before`, newest first.
+/// - [`snapshot`](Self::snapshot) drops tokens expired at `now` and returns what the hub loads.
+pub trait Storage: Clone + Send + Sync + 'static {
+    /// Everything the hub keeps in memory. Also drops tokens expired at `now`.
+    fn snapshot(
+        &self,
+        now: UnixMillis,
+    ) -> impl Future<Output = Result<Snapshot, StoreError>> + Send;
+
+    /// Applies several persists in one transaction, in order. For each persist, returns the
+    /// original `(id, sent_at)` if its message duplicated an earlier send.
+    fn apply(
+        &self,
+        persists: &[Vec<Write>],
+    ) -> impl Future<Output = Result<Vec<Option<(MessageId, UnixMillis)>>, StoreError>> + Send;
+
+    /// Up to `limit` messages for `user` with ids above `after`, from each of the user's
+    /// conversations since joining it, leaving out those sent from `device`; in id order.
+    fn backlog(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        after: MessageId,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StoredMessage>, StoreError>> + Send;
+
+    /// Up to `limit` messages of `conv` with ids below `before`, newest first.
+    fn history(
+        &self,
+        conv: ConvId,
+        before: Option<MessageId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StoredMessage>, StoreError>> + Send;
+
+    /// The stored password hash (PHC string) of `user`.
+    fn password_hash(
+        &self,
+        user: UserId,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// The token whose SHA-256 is `hash`.
+    fn find_token(
+        &self,
+        hash: [u8; 32],
+    ) -> impl Future<Output = Result<Option<TokenRecord>, StoreError>> + Send;
+
+    /// Closes the backend, waiting for work in flight.
+    fn close(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// Storage in memory: nothing survives the process. For tests and for embedders that keep
+/// their own persistence; every operation completes at once and never fails.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryStorage {
+    state: Arc<Mutex<MemoryStore>>,
+}
+
+impl MemoryStorage {
+    /// Empty storage.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, MemoryStore> {
+        // The model has no invariant a panic half-way could break beyond one write.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Storage for MemoryStorage {
+    async fn snapshot(&self, now: UnixMillis) -> Result<Snapshot, StoreError> {
+        Ok(self.lock().snapshot(now))
+    }
+
+    async fn apply(
+        &self,
+        persists: &[Vec<Write>],
+    ) -> Result<Vec<Option<(MessageId, UnixMillis)>>, StoreError> {
+        let mut state = self.lock();
+        Ok(persists
+            .iter()
+            .map(|writes| state.apply(writes.clone()))
+            .collect())
+    }
+
+    async fn backlog(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        after: MessageId,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        Ok(self.lock().backlog(user, device, after, limit))
+    }
+
+    async fn history(
+        &self,
+        conv: ConvId,
+        before: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        Ok(self.lock().history(conv, before, limit))
+    }
+
+    async fn password_hash(&self, user: UserId) -> Result<Option<String>, StoreError> {
+        Ok(self.lock().password_hash(user))
+    }
+
+    async fn find_token(&self, hash: [u8; 32]) -> Result<Option<TokenRecord>, StoreError> {
+        Ok(self.lock().find_token(&hash))
+    }
+
+    async fn close(&self) {}
+}

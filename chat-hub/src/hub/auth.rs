@@ -1,0 +1,294 @@
+//! Accounts and logins: registration, password login, token resume, logout.
+//!
+//! Password work (hashing, verifying) and token lookups go out as [`IoRequest`]s; the session
+//! stays `Authenticating` until the completion comes back, and what it pipelined meanwhile
+//! waits (see [`Hub::handle_message`]).
+
+use chat_proto::{ErrorCode, ErrorReply, MemberEvent, Reply, RequestId};
+use sha2::{Digest, Sha256};
+
+use super::output::{After, IoRequest};
+use super::sessions::{AuthAttempt, Online};
+use super::Hub;
+use crate::names;
+use crate::types::*;
+
+/// SHA-256 of a session token: what storage keeps instead of the token.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+fn bad_credentials() -> ErrorReply {
+    ErrorReply::new(
+        ErrorCode::BadCredentials,
+        "wrong username, password or token",
+    )
+}
+
+fn taken(name: &str) -> ErrorReply {
+    ErrorReply::new(ErrorCode::UsernameTaken, format!("{name} is taken"))
+}
+
+impl Hub {
+    pub(super) fn register(
+        &mut self,
+        session: SessionId,
+        request: RequestId,
+        name: String,
+        password: String,
+        device: String,
+    ) -> Result<(), ErrorReply> {
+        let key = names::username(&name)?;
+        names::password(&password)?;
+        names::device(&device)?;
+        if !self.directory.reserve(&key) {
+            return Err(taken(&name));
+        }
+        let attempt = AuthAttempt::Register {
+            name,
+            key: key.clone(),
+            device,
+        };
+        if let Err(error) = self.sessions.begin_auth(session, request, attempt) {
+            self.directory.release(&key);
+            return Err(error);
+        }
+        self.out.io(IoRequest::HashPassword { session, password });
+        Ok(())
+    }
+
+    pub(super) fn login(
+        &mut self,
+        session: SessionId,
+        request: RequestId,
+        name: String,
+        password: String,
+        device: String,
+        now: Now,
+    ) -> Result<(), ErrorReply> {
+        names::device(&device)?;
+        let key = name.to_ascii_lowercase();
+        if let Err(retry_after_ms) = self.sessions.check_failures(&key, &self.config, now.mono) {
+            let code = ErrorCode::RateLimited { retry_after_ms };
+            return Err(ErrorReply::new(
+                code,
+                "too many failed logins for this user",
+            ));
+        }
+        let user = self.directory.user_by_key(&key);
+        let attempt = AuthAttempt::Login { key, user, device };
+        self.sessions.begin_auth(session, request, attempt)?;
+        self.out.io(IoRequest::VerifyPassword {
+            session,
+            user,
+            password,
+        });
+        Ok(())
+    }
+
+    pub(super) fn resume(
+        &mut self,
+        session: SessionId,
+        request: RequestId,
+        token: String,
+        device: String,
+    ) -> Result<(), ErrorReply> {
+        names::device(&device)?;
+        let hash = token_hash(&token);
+        let attempt = AuthAttempt::Resume { token, device };
+        self.sessions.begin_auth(session, request, attempt)?;
+        self.out.io(IoRequest::FindToken { session, hash });
+        Ok(())
+    }
+
+    pub(super) fn logout(&mut self, session: SessionId, request: RequestId, now: Now) {
+        let Some((online, last)) = self.sessions.log_out(session) else {
+            return;
+        };
+        self.went_offline(session, online.user, last, now);
+        let write = Write::RevokeToken {
+            hash: online.token_hash,
+        };
+        self.out
+            .persist(vec![write], After::Reply(session, request, Reply::Done));
+    }
+
+    pub(super) fn password_verified(
+        &mut self,
+        session: SessionId,
+        ok: bool,
+        token: String,
+        now: Now,
+    ) {
+        let Some((request, attempt)) = self.sessions.take_attempt(session) else {
+            return;
+        };
+        let AuthAttempt::Login { key, user, device } = attempt else {
+            return self.abandon(attempt);
+        };
+        match user {
+            Some(user) if ok && self.directory.user(user).is_some() => {
+                self.sessions.clear_failures(&key);
+                let expires_at = now.wall + self.config.token_ttl_ms;
+                self.start_session(session, request, user, device, token, expires_at, true, now);
+            }
+            _ => {
+                self.sessions.record_failure(&key, &self.config, now.mono);
+                self.fail(session, request, bad_credentials());
+            }
+        }
+    }
+
+    pub(super) fn password_hashed(
+        &mut self,
+        session: SessionId,
+        hash: String,
+        token: String,
+        now: Now,
+    ) {
+        let Some((request, attempt)) = self.sessions.take_attempt(session) else {
+            return;
+        };
+        let AuthAttempt::Register { name, key, device } = attempt else {
+            return self.abandon(attempt);
+        };
+        let Some((user, write)) = self
+            .directory
+            .create_user(key, name.clone(), hash, now.wall)
+        else {
+            return self.fail(session, request, taken(&name));
+        };
+        let mut writes = vec![write];
+        let default_room = self
+            .directory
+            .room_id(&self.config.default_room.to_ascii_lowercase());
+        let since = self.delivery.last_message();
+        let join = default_room
+            .and_then(|conv| Some((conv, self.directory.add_member(conv, user, since)?)));
+        match join {
+            Some((conv, join)) => {
+                writes.push(join);
+                let after = After::Member {
+                    reply: None,
+                    conv,
+                    user,
+                    event: MemberEvent::Joined,
+                    also: None,
+                };
+                self.out.persist(writes, after);
+            }
+            None => self.out.persist(writes, After::Nothing),
+        }
+        let expires_at = now.wall + self.config.token_ttl_ms;
+        self.start_session(session, request, user, device, token, expires_at, true, now);
+    }
+
+    pub(super) fn token_found(
+        &mut self,
+        session: SessionId,
+        record: Option<TokenRecord>,
+        now: Now,
+    ) {
+        let Some((request, attempt)) = self.sessions.take_attempt(session) else {
+            return;
+        };
+        let AuthAttempt::Resume { token, device } = attempt else {
+            return self.abandon(attempt);
+        };
+        let valid = record.filter(|r| {
+            r.expires_at > now.wall
+                && self.directory.user(r.user).is_some()
+                && self.delivery.has_device(r.user, r.device, &device)
+        });
+        match valid {
+            Some(record) => {
+                let (user, expires_at) = (record.user, record.expires_at);
+                self.start_session(
+                    session, request, user, device, token, expires_at, false, now,
+                );
+            }
+            None => self.fail(session, request, bad_credentials()),
+        }
+    }
+
+    /// A login attempt's session went away: release what it held.
+    pub(super) fn abandon(&mut self, attempt: AuthAttempt) {
+        if let AuthAttempt::Register { key, .. } = attempt {
+            self.directory.release(&key);
+        }
+    }
+
+    /// Logs `session` in as `user` on `device_name` with `token`, which is stored here if
+    /// `new_token` (a login) and exists already otherwise (a resume).
+    #[allow(clippy::too_many_arguments)]
+    fn start_session(
+        &mut self,
+        session: SessionId,
+        request: RequestId,
+        user: UserId,
+        device_name: String,
+        token: String,
+        expires_at: UnixMillis,
+        new_token: bool,
+        now: Now,
+    ) {
+        let Some(account) = self.directory.user(user) else {
+            return;
+        };
+        if !self.sessions.contains(session) {
+            return;
+        }
+        let reply = chat_proto::Session {
+            user: account.name.clone(),
+            display_name: account.display_name.clone(),
+            token,
+            token_expires_at: expires_at,
+        };
+        let mut writes = Vec::new();
+        let device =
+            self.delivery
+                .device_for_login(user, &device_name, &self.config, now.wall, &mut writes);
+        let token_hash = token_hash(&reply.token);
+        if new_token {
+            writes.push(Write::CreateToken {
+                hash: token_hash,
+                user,
+                device: device.id,
+                expires_at,
+            });
+        }
+        let online = Online {
+            user,
+            device: device.id,
+            token_hash,
+        };
+        let first = self.sessions.go_online(session, online);
+        self.delivery.open(session, device.cursor);
+        if first {
+            self.presence.changed(user, &self.config, now.mono);
+        }
+        self.out
+            .persist(writes, After::LoggedIn(session, request, reply));
+    }
+
+    /// Replies to a completed login and starts the backlog replay.
+    pub(super) fn logged_in(
+        &mut self,
+        session: SessionId,
+        request: RequestId,
+        reply: chat_proto::Session,
+    ) {
+        tracing::info!(session = session.0, user = %reply.user, "logged in");
+        self.reply(session, request, Reply::Session(reply));
+        self.load_backlog(session);
+    }
+
+    /// `session` of `user` stops being online (logout or disconnect); `last` if it was the
+    /// user's last online session.
+    pub(super) fn went_offline(&mut self, session: SessionId, user: UserId, last: bool, now: Now) {
+        self.delivery.close(session);
+        if last {
+            self.presence.changed(user, &self.config, now.mono);
+        }
+    }
+}

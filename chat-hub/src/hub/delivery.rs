@@ -1,0 +1,263 @@
+//! [`Delivery`]: message ids, the recent sends that make resends idempotent without storage,
+//! each device's acknowledged position, each online session's replay state, and positions
+//! waiting to be written.
+//!
+//! A session starts not live: its backlog is replayed in batches; a live message that arrives
+//! meanwhile is held back and marks the stream `missed`, so the backlog is loaded once more
+//! before `CaughtUp` and nothing falls between the replay and live delivery. `sent_upto` keeps
+//! a message from going twice down one connection.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+
+use rustc_hash::FxHashMap;
+
+use crate::types::*;
+use crate::Config;
+
+/// A device of a user and its delivery position.
+#[derive(Clone, Debug)]
+pub(super) struct Device {
+    pub(super) id: DeviceId,
+    pub(super) name: String,
+    /// The highest message id the device acknowledged.
+    pub(super) cursor: MessageId,
+    pub(super) last_seen: UnixMillis,
+}
+
+/// An online session's place in the stream of its user's messages.
+#[derive(Debug)]
+pub(super) struct Stream {
+    /// False while the backlog is being replayed.
+    pub(super) live: bool,
+    /// A live message was held back during replay: load the backlog once more.
+    pub(super) missed: bool,
+    /// The highest message id sent on this connection.
+    pub(super) sent_upto: MessageId,
+}
+
+/// The last client message ids a user sent, so an in-flight resend is recognised without
+/// storage. Older resends are caught by storage's uniqueness check.
+#[derive(Debug, Default)]
+struct RecentSends {
+    order: VecDeque<ClientMsgId>,
+    ids: HashMap<ClientMsgId, (MessageId, UnixMillis)>,
+}
+
+const RECENT_SENDS: usize = 64;
+
+#[derive(Debug, Default)]
+pub(super) struct Delivery {
+    /// The last message id allocated.
+    last_message: u64,
+    last_device: u64,
+    recent: FxHashMap<UserId, RecentSends>,
+    devices: FxHashMap<UserId, Vec<Device>>,
+    streams: FxHashMap<SessionId, Stream>,
+    /// Positions acknowledged but not yet written.
+    dirty: BTreeSet<(UserId, DeviceId)>,
+    flush_at: Option<Mono>,
+}
+
+impl Delivery {
+    /// The positions storage holds. Ids allocated to resends found to be duplicates are never
+    /// stored, yet positions derived from them (a device's cursor, a membership's `since`) may
+    /// be: new ids must exceed every durable position, not only the highest stored message.
+    pub(super) fn load(
+        snapshot_devices: Vec<DeviceRow>,
+        members: &[MemberRow],
+        last: MessageId,
+    ) -> Self {
+        let positions = members
+            .iter()
+            .map(|m| m.since)
+            .chain(snapshot_devices.iter().map(|d| d.cursor));
+        let mut delivery = Self {
+            last_message: positions.fold(last, MessageId::max).0,
+            ..Self::default()
+        };
+        for row in snapshot_devices {
+            delivery.last_device = delivery.last_device.max(row.id.0);
+            delivery.devices.entry(row.user).or_default().push(Device {
+                id: row.id,
+                name: row.name,
+                cursor: row.cursor,
+                last_seen: row.last_seen,
+            });
+        }
+        delivery
+    }
+
+    /// The last message id allocated: a new member sees messages above it.
+    pub(super) fn last_message(&self) -> MessageId {
+        MessageId(self.last_message)
+    }
+
+    /// The id of a new message.
+    pub(super) fn allocate(&mut self) -> MessageId {
+        self.last_message += 1;
+        MessageId(self.last_message)
+    }
+
+    /// The stored `(id, sent_at)` of a recent send by `user` with this client message id.
+    pub(super) fn recent(&self, user: UserId, id: ClientMsgId) -> Option<(MessageId, UnixMillis)> {
+        self.recent.get(&user)?.ids.get(&id).copied()
+    }
+
+    pub(super) fn remember(
+        &mut self,
+        user: UserId,
+        id: ClientMsgId,
+        stored: (MessageId, UnixMillis),
+    ) {
+        let recent = self.recent.entry(user).or_default();
+        if recent.ids.insert(id, stored).is_none() {
+            recent.order.push_back(id);
+        }
+        if recent.order.len() > RECENT_SENDS {
+            if let Some(old) = recent.order.pop_front() {
+                recent.ids.remove(&old);
+            }
+        }
+    }
+
+    /// Whether `user` has the device `id` named `name` (a token is bound to its device).
+    pub(super) fn has_device(&self, user: UserId, id: DeviceId, name: &str) -> bool {
+        self.devices
+            .get(&user)
+            .is_some_and(|ds| ds.iter().any(|d| d.id == id && d.name == name))
+    }
+
+    /// The device `name` of `user`, created (and the least recently used one forgotten, past
+    /// the limit) if new, its last login set to `now`. A new device starts at the lowest
+    /// position of the user's other devices, so it receives what none of them has
+    /// acknowledged.
+    pub(super) fn device_for_login(
+        &mut self,
+        user: UserId,
+        name: &str,
+        config: &Config,
+        now: UnixMillis,
+        writes: &mut Vec<Write>,
+    ) -> Device {
+        let last_message = self.last_message();
+        let devices = self.devices.entry(user).or_default();
+        let device = if let Some(d) = devices.iter_mut().find(|d| d.name == name) {
+            d.last_seen = now;
+            d.clone()
+        } else {
+            let cursor = devices
+                .iter()
+                .map(|d| d.cursor)
+                .min()
+                .unwrap_or(last_message);
+            if devices.len() >= config.max_devices_per_user {
+                if let Some((oldest, _)) =
+                    devices.iter().enumerate().min_by_key(|(_, d)| d.last_seen)
+                {
+                    let gone = devices.remove(oldest);
+                    self.dirty.remove(&(user, gone.id));
+                    writes.push(Write::DeleteDevice { id: gone.id });
+                }
+            }
+            self.last_device += 1;
+            let d = Device {
+                id: DeviceId(self.last_device),
+                name: name.into(),
+                cursor,
+                last_seen: now,
+            };
+            devices.push(d.clone());
+            d
+        };
+        writes.push(Write::SetDevice {
+            id: device.id,
+            user,
+            name: device.name.clone(),
+            cursor: device.cursor,
+            last_seen: device.last_seen,
+        });
+        device
+    }
+
+    /// Starts the stream of a session that logged in, at its device's position.
+    pub(super) fn open(&mut self, session: SessionId, from: MessageId) {
+        self.streams.insert(
+            session,
+            Stream {
+                live: false,
+                missed: false,
+                sent_upto: from,
+            },
+        );
+    }
+
+    pub(super) fn close(&mut self, session: SessionId) {
+        self.streams.remove(&session);
+    }
+
+    pub(super) fn stream(&self, session: SessionId) -> Option<&Stream> {
+        self.streams.get(&session)
+    }
+
+    pub(super) fn stream_mut(&mut self, session: SessionId) -> Option<&mut Stream> {
+        self.streams.get_mut(&session)
+    }
+
+    /// A cumulative acknowledgement from `session` (of `user` on `device`): moves the device's
+    /// position, never past what this connection was sent, never back.
+    pub(super) fn ack(
+        &mut self,
+        session: SessionId,
+        user: UserId,
+        device: DeviceId,
+        up_to: MessageId,
+        config: &Config,
+        now: Mono,
+    ) {
+        let Some(stream) = self.streams.get(&session) else {
+            return;
+        };
+        let position = up_to.min(stream.sent_upto);
+        let Some(d) = self
+            .devices
+            .get_mut(&user)
+            .and_then(|ds| ds.iter_mut().find(|d| d.id == device))
+        else {
+            return;
+        };
+        if position > d.cursor {
+            d.cursor = position;
+            self.dirty.insert((user, device));
+            self.flush_at
+                .get_or_insert(now.plus(config.cursor_flush_ms));
+        }
+    }
+
+    /// When acknowledged positions are next due to be written.
+    pub(super) fn next_deadline(&self) -> Option<Mono> {
+        self.flush_at
+    }
+
+    pub(super) fn flush_due(&self, now: Mono) -> bool {
+        self.flush_at.is_some_and(|due| due <= now)
+    }
+
+    /// The writes of every acknowledged position not yet written.
+    pub(super) fn flush(&mut self) -> Vec<Write> {
+        self.flush_at = None;
+        let dirty = std::mem::take(&mut self.dirty);
+        dirty
+            .into_iter()
+            .filter_map(|(user, device)| {
+                let d = self.devices.get(&user)?.iter().find(|d| d.id == device)?;
+                Some(Write::SetDevice {
+                    id: d.id,
+                    user,
+                    name: d.name.clone(),
+                    cursor: d.cursor,
+                    last_seen: d.last_seen,
+                })
+            })
+            .collect()
+    }
+}

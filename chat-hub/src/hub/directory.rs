@@ -1,0 +1,358 @@
+//! [`Directory`]: users, conversations and memberships, and the names that find them.
+//!
+//! It is the only code that adds or removes a member, so a conversation's member map, each
+//! user's conversation set and each user's room count always agree. Every change returns the
+//! [`Write`] that makes it durable.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use chat_proto::{ErrorCode, ErrorReply, RoomInfo};
+use rustc_hash::FxHashMap;
+
+use crate::names;
+use crate::types::*;
+
+/// A registered user as the directory keeps it.
+#[derive(Debug)]
+pub(super) struct Account {
+    /// The username as registered.
+    pub(super) name: String,
+    pub(super) display_name: String,
+    /// Every conversation the user is a member of.
+    convs: BTreeSet<ConvId>,
+    /// How many of `convs` are rooms (bounded by `max_rooms_per_user`).
+    rooms: usize,
+}
+
+/// A room or a direct conversation.
+#[derive(Debug)]
+pub(super) struct Conv {
+    pub(super) kind: ConvKind,
+    /// Member to the last message id before they joined.
+    members: BTreeMap<UserId, MessageId>,
+}
+
+impl Conv {
+    /// Members with the last message id before each joined.
+    pub(super) fn members(&self) -> &BTreeMap<UserId, MessageId> {
+        &self.members
+    }
+
+    pub(super) fn is_member(&self, user: UserId) -> bool {
+        self.members.contains_key(&user)
+    }
+
+    pub(super) fn is_room(&self) -> bool {
+        matches!(self.kind, ConvKind::Room { .. })
+    }
+
+    pub(super) fn is_invite_only(&self) -> bool {
+        matches!(
+            self.kind,
+            ConvKind::Room {
+                invite_only: true,
+                ..
+            }
+        )
+    }
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Directory {
+    users: FxHashMap<UserId, Account>,
+    /// Case-folded username to user.
+    user_keys: HashMap<String, UserId>,
+    /// Case-folded usernames whose registration is in progress.
+    reserved: HashSet<String>,
+    convs: FxHashMap<ConvId, Conv>,
+    /// Normalised room name to room.
+    rooms: HashMap<String, ConvId>,
+    /// `(a, b)` with `a <= b` to their direct conversation.
+    directs: FxHashMap<(UserId, UserId), ConvId>,
+    last_user: u64,
+    last_conv: u64,
+}
+
+fn no_such_room(name: &str) -> ErrorReply {
+    ErrorReply::new(ErrorCode::NoSuchRoom, format!("no room #{name}"))
+}
+
+fn not_a_member(room: &str) -> ErrorReply {
+    ErrorReply::new(ErrorCode::NotAMember, format!("you are not in #{room}"))
+}
+
+impl Directory {
+    /// The directory storage holds. Rows naming users or conversations that do not exist are
+    /// skipped.
+    pub(super) fn load(users: Vec<UserRow>, convs: Vec<ConvRow>, members: &[MemberRow]) -> Self {
+        let mut dir = Self::default();
+        for row in users {
+            dir.last_user = dir.last_user.max(row.id.0);
+            dir.user_keys.insert(row.name.to_ascii_lowercase(), row.id);
+            dir.users
+                .insert(row.id, Account::new(row.name, row.display_name));
+        }
+        for row in convs {
+            dir.last_conv = dir.last_conv.max(row.id.0);
+            dir.index_conv(row.id, row.kind);
+        }
+        for m in members {
+            dir.add_member(m.conv, m.user, m.since);
+        }
+        dir
+    }
+
+    // ===== users =====
+
+    pub(super) fn user(&self, user: UserId) -> Option<&Account> {
+        self.users.get(&user)
+    }
+
+    /// The username of `user` (empty if unknown).
+    pub(super) fn name(&self, user: UserId) -> String {
+        self.users
+            .get(&user)
+            .map(|u| u.name.clone())
+            .unwrap_or_default()
+    }
+
+    pub(super) fn user_ids(&self) -> impl Iterator<Item = UserId> + '_ {
+        self.users.keys().copied()
+    }
+
+    /// The user named `name` (any case), if registered.
+    pub(super) fn user_by_key(&self, key: &str) -> Option<UserId> {
+        self.user_keys.get(key).copied()
+    }
+
+    /// The user named `name` (any case).
+    pub(super) fn find_user(&self, name: &str) -> Result<UserId, ErrorReply> {
+        self.user_by_key(&name.to_ascii_lowercase())
+            .ok_or_else(|| ErrorReply::new(ErrorCode::NoSuchUser, format!("no user {name}")))
+    }
+
+    /// Holds the case-folded name `key` for a registration in progress; false if it is taken
+    /// or held already.
+    pub(super) fn reserve(&mut self, key: &str) -> bool {
+        !self.user_keys.contains_key(key) && self.reserved.insert(key.to_owned())
+    }
+
+    pub(super) fn release(&mut self, key: &str) {
+        self.reserved.remove(key);
+    }
+
+    /// Registers `name` (whose reservation `key` this ends); `None` if it was taken meanwhile.
+    pub(super) fn create_user(
+        &mut self,
+        key: String,
+        name: String,
+        password_hash: String,
+        created_at: UnixMillis,
+    ) -> Option<(UserId, Write)> {
+        self.reserved.remove(&key);
+        if self.user_keys.contains_key(&key) {
+            return None;
+        }
+        self.last_user += 1;
+        let id = UserId(self.last_user);
+        self.user_keys.insert(key, id);
+        self.users
+            .insert(id, Account::new(name.clone(), name.clone()));
+        let write = Write::CreateUser {
+            id,
+            name,
+            password_hash,
+            created_at,
+        };
+        Some((id, write))
+    }
+
+    pub(super) fn set_display_name(&mut self, user: UserId, display_name: String) -> Write {
+        if let Some(u) = self.users.get_mut(&user) {
+            u.display_name.clone_from(&display_name);
+        }
+        Write::SetDisplayName { user, display_name }
+    }
+
+    // ===== conversations =====
+
+    pub(super) fn conv(&self, conv: ConvId) -> Option<&Conv> {
+        self.convs.get(&conv)
+    }
+
+    /// The conversations `user` is a member of.
+    pub(super) fn convs_of(&self, user: UserId) -> impl Iterator<Item = (ConvId, &Conv)> + '_ {
+        self.users
+            .get(&user)
+            .into_iter()
+            .flat_map(|u| u.convs.iter())
+            .filter_map(|id| Some((*id, self.convs.get(id)?)))
+    }
+
+    pub(super) fn room_id(&self, name: &str) -> Option<ConvId> {
+        self.rooms.get(name).copied()
+    }
+
+    pub(super) fn room_ids(&self) -> impl Iterator<Item = ConvId> + '_ {
+        self.rooms.values().copied()
+    }
+
+    pub(super) fn is_member(&self, conv: ConvId, user: UserId) -> bool {
+        self.convs.get(&conv).is_some_and(|c| c.is_member(user))
+    }
+
+    /// The direct conversation of `a` and `b`, if it exists.
+    pub(super) fn direct(&self, a: UserId, b: UserId) -> Option<ConvId> {
+        self.directs.get(&(a.min(b), a.max(b))).copied()
+    }
+
+    fn index_conv(&mut self, id: ConvId, kind: ConvKind) {
+        match &kind {
+            ConvKind::Room { name, .. } => self.rooms.insert(name.clone(), id),
+            ConvKind::Direct { a, b } => self.directs.insert((*a, *b), id),
+        };
+        self.convs.insert(
+            id,
+            Conv {
+                kind,
+                members: BTreeMap::new(),
+            },
+        );
+    }
+
+    fn create_conv(&mut self, kind: ConvKind, created_at: UnixMillis) -> (ConvId, Write) {
+        self.last_conv += 1;
+        let id = ConvId(self.last_conv);
+        self.index_conv(id, kind.clone());
+        let write = Write::CreateConv {
+            id,
+            kind,
+            created_at,
+        };
+        (id, write)
+    }
+
+    /// Creates the room `name` (normalised) and returns it with its write.
+    pub(super) fn create_room(
+        &mut self,
+        name: String,
+        invite_only: bool,
+        now: UnixMillis,
+    ) -> (ConvId, Write) {
+        self.create_conv(ConvKind::Room { name, invite_only }, now)
+    }
+
+    /// The direct conversation of `a` and `b`, created with both as members (seeing messages
+    /// above `since`) if new; its writes are pushed.
+    pub(super) fn direct_conv(
+        &mut self,
+        a: UserId,
+        b: UserId,
+        since: MessageId,
+        now: UnixMillis,
+        writes: &mut Vec<Write>,
+    ) -> ConvId {
+        if let Some(conv) = self.direct(a, b) {
+            return conv;
+        }
+        let (a, b) = (a.min(b), a.max(b));
+        let (id, write) = self.create_conv(ConvKind::Direct { a, b }, now);
+        writes.push(write);
+        writes.extend(self.add_member(id, a, since));
+        if b != a {
+            writes.extend(self.add_member(id, b, since));
+        }
+        id
+    }
+
+    /// Makes `user` a member of `conv`, seeing its messages above `since`. `None` if either
+    /// does not exist.
+    pub(super) fn add_member(
+        &mut self,
+        conv: ConvId,
+        user: UserId,
+        since: MessageId,
+    ) -> Option<Write> {
+        let c = self.convs.get_mut(&conv)?;
+        let u = self.users.get_mut(&user)?;
+        c.members.insert(user, since);
+        if u.convs.insert(conv) && c.is_room() {
+            u.rooms += 1;
+        }
+        Some(Write::AddMember { conv, user, since })
+    }
+
+    /// Ends `user`'s membership of `conv`; `None` if not a member.
+    pub(super) fn remove_member(&mut self, conv: ConvId, user: UserId) -> Option<Write> {
+        let c = self.convs.get_mut(&conv)?;
+        c.members.remove(&user)?;
+        if let Some(u) = self.users.get_mut(&user) {
+            if u.convs.remove(&conv) && c.is_room() {
+                u.rooms -= 1;
+            }
+        }
+        Some(Write::RemoveMember { conv, user })
+    }
+
+    /// Rooms `user` is a member of.
+    pub(super) fn room_count(&self, user: UserId) -> usize {
+        self.users.get(&user).map_or(0, |u| u.rooms)
+    }
+
+    // ===== rooms as a user sees them =====
+
+    /// The room named `room` as `user` may see it: invite-only rooms are hidden from
+    /// non-members. Returns it with its normalised name.
+    pub(super) fn find_room(
+        &self,
+        room: &str,
+        user: UserId,
+    ) -> Result<(ConvId, String), ErrorReply> {
+        let name = names::room(room)?;
+        let conv = self.room_id(&name).ok_or_else(|| no_such_room(&name))?;
+        let visible = self
+            .convs
+            .get(&conv)
+            .is_some_and(|c| c.is_member(user) || !c.is_invite_only());
+        if visible {
+            Ok((conv, name))
+        } else {
+            Err(no_such_room(&name))
+        }
+    }
+
+    /// The room named `room` if `user` is a member of it.
+    pub(super) fn member_room(&self, room: &str, user: UserId) -> Result<ConvId, ErrorReply> {
+        let (conv, name) = self.find_room(room, user)?;
+        if self.is_member(conv, user) {
+            Ok(conv)
+        } else {
+            Err(not_a_member(&name))
+        }
+    }
+
+    /// `conv` as listed to `user`, if it is a room.
+    pub(super) fn room_info(&self, conv: ConvId, user: UserId) -> Option<RoomInfo> {
+        let c = self.convs.get(&conv)?;
+        let ConvKind::Room { name, invite_only } = &c.kind else {
+            return None;
+        };
+        Some(RoomInfo {
+            name: name.clone(),
+            invite_only: *invite_only,
+            members: u32::try_from(c.members.len()).unwrap_or(u32::MAX),
+            joined: c.is_member(user),
+        })
+    }
+}
+
+impl Account {
+    fn new(name: String, display_name: String) -> Self {
+        Self {
+            name,
+            display_name,
+            convs: BTreeSet::new(),
+            rooms: 0,
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! Messages: accepting a send, fanning a stored message out, replaying the backlog at login,
+//! and history.
+//!
+//! A message is delivered only after it is durable ([`After::Message`]); a session replaying
+//! its backlog gets it from the replay instead (see `delivery`).
+
+use chat_proto::{
+    ChatMessage, ClientMsgId, ErrorCode, ErrorReply, Reply, RequestId, ServerMessage, Target,
+};
+
+use super::output::{After, IoRequest};
+use super::presence::TypingKey;
+use super::Hub;
+use crate::types::*;
+
+impl Hub {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn send_message(
+        &mut self,
+        session: SessionId,
+        request: RequestId,
+        user: UserId,
+        target: Target,
+        client_msg_id: ClientMsgId,
+        text: String,
+        now: Now,
+    ) -> Result<(), ErrorReply> {
+        if text.is_empty() {
+            return Err(ErrorReply::new(ErrorCode::BadRequest, "empty message"));
+        }
+        if text.len() > self.config.max_text_len {
+            let max = self.config.max_text_len;
+            return Err(ErrorReply::new(
+                ErrorCode::TooLarge,
+                format!("a message is at most {max} bytes"),
+            ));
+        }
+        let Some(device) = self.sessions.online(session).map(|o| o.device) else {
+            return Ok(());
+        };
+        let mut writes = Vec::new();
+        let (conv, key) = match &target {
+            Target::Room(room) => {
+                let conv = self.directory.member_room(room, user)?;
+                (conv, TypingKey::Room(user, conv))
+            }
+            Target::User(name) => {
+                let other = self.directory.find_user(name)?;
+                let since = self.delivery.last_message();
+                let conv = self
+                    .directory
+                    .direct_conv(user, other, since, now.wall, &mut writes);
+                (conv, TypingKey::User(user, other))
+            }
+        };
+        self.stop_typing(key, false);
+        if let Some((id, sent_at)) = self.delivery.recent(user, client_msg_id) {
+            // A resend: answer once the original is durable (persists complete in order).
+            let reply = Reply::Sent { id, sent_at };
+            self.out
+                .persist(writes, After::Reply(session, request, reply));
+            return Ok(());
+        }
+        let message = StoredMessage {
+            id: self.delivery.allocate(),
+            conv,
+            sender: user,
+            device,
+            client_msg_id,
+            sent_at: now.wall,
+            text,
+        };
+        self.delivery
+            .remember(user, client_msg_id, (message.id, message.sent_at));
+        writes.push(Write::InsertMessage(message.clone()));
+        self.out
+            .persist(writes, After::Message(session, request, message));
+        Ok(())
+    }
+
+    /// A message is durable: confirm it to its sender and deliver it.
+    pub(super) fn message_stored(
+        &mut self,
+        session: SessionId,
+        request: RequestId,
+        message: StoredMessage,
+        duplicate: Option<(MessageId, UnixMillis)>,
+    ) {
+        if let Some((id, sent_at)) = duplicate {
+            self.delivery
+                .remember(message.sender, message.client_msg_id, (id, sent_at));
+            return self.reply(session, request, Reply::Sent { id, sent_at });
+        }
+        let reply = Reply::Sent {
+            id: message.id,
+            sent_at: message.sent_at,
+        };
+        self.reply(session, request, reply);
+        self.deliver(&message, session);
+    }
+
+    /// Sends a stored message to every live session of every member who can see it, except
+    /// the sending session. Encoded once.
+    fn deliver(&mut self, message: &StoredMessage, sender: SessionId) {
+        let Some(frame) = self
+            .out
+            .encode(&ServerMessage::Message(self.chat_message(message)))
+        else {
+            return;
+        };
+        let Some(conv) = self.directory.conv(message.conv) else {
+            return;
+        };
+        for (&member, &since) in conv.members() {
+            if message.id <= since {
+                continue;
+            }
+            for &session in self.sessions.of_user(member) {
+                if session == sender {
+                    continue;
+                }
+                let Some(stream) = self.delivery.stream_mut(session) else {
+                    continue;
+                };
+                if !stream.live {
+                    stream.missed = true;
+                } else if message.id > stream.sent_upto {
+                    stream.sent_upto = message.id;
+                    self.out.send_frame(session, frame.clone(), false);
+                }
+            }
+        }
+    }
+
+    /// A message as the wire shows it.
+    fn chat_message(&self, message: &StoredMessage) -> ChatMessage {
+        let target = match self.directory.conv(message.conv).map(|c| &c.kind) {
+            Some(ConvKind::Room { name, .. }) => Target::Room(name.clone()),
+            Some(&ConvKind::Direct { a, b }) => {
+                Target::User(self.directory.name(if message.sender == a { b } else { a }))
+            }
+            None => Target::Room(String::new()),
+        };
+        ChatMessage {
+            id: message.id,
+            from: self.directory.name(message.sender),
+            target,
+            sent_at: message.sent_at,
+            client_msg_id: message.client_msg_id,
+            text: message.text.clone(),
+        }
+    }
+
+    /// Asks for the next backlog batch of `session`, after what it was sent.
+    pub(super) fn load_backlog(&mut self, session: SessionId) {
+        let (Some(online), Some(stream)) =
+            (self.sessions.online(session), self.delivery.stream(session))
+        else {
+            return;
+        };
+        self.out.io(IoRequest::LoadBacklog {
+            session,
+            user: online.user,
+            device: online.device,
+            after: stream.sent_upto,
+            limit: self.config.backlog_batch,
+        });
+    }
+
+    /// A batch of the backlog arrived: send it, then load more or declare the session live.
+    ///
+    /// A batch is cut at half the connection's soft queue bound (at least one message), so a
+    /// replay never overflows the queue; the driver loads the next batch once the connection
+    /// has taken it.
+    pub(super) fn backlog(&mut self, session: SessionId, messages: Vec<StoredMessage>) {
+        let budget = self.config.backlog_bytes();
+        let mut full = messages.len() >= self.config.backlog_batch;
+        let mut frames = Vec::new();
+        let mut bytes = 0;
+        for m in &messages {
+            let Some(frame) = self
+                .out
+                .encode(&ServerMessage::Message(self.chat_message(m)))
+            else {
+                continue;
+            };
+            bytes += frame.len();
+            if bytes > budget && !frames.is_empty() {
+                full = true;
+                break;
+            }
+            frames.push((m.id, frame));
+        }
+        let Some(stream) = self.delivery.stream_mut(session) else {
+            return;
+        };
+        if stream.live {
+            return;
+        }
+        let mut sends = Vec::new();
+        for (id, frame) in frames {
+            if id > stream.sent_upto {
+                stream.sent_upto = id;
+                sends.push(frame);
+            }
+        }
+        let more = full || stream.missed;
+        stream.missed = false;
+        stream.live = !more;
+        for frame in sends {
+            self.out.send_frame(session, frame, false);
+        }
+        if more {
+            self.load_backlog(session);
+        } else {
+            self.out.send(session, &ServerMessage::CaughtUp, false);
+        }
+    }
+
+    pub(super) fn history(
+        &mut self,
+        session: SessionId,
+        request: RequestId,
+        user: UserId,
+        target: &Target,
+        before: Option<MessageId>,
+        limit: u16,
+    ) -> Result<(), ErrorReply> {
+        let conv = match target {
+            Target::Room(room) => self.directory.member_room(room, user)?,
+            Target::User(name) => {
+                let other = self.directory.find_user(name)?;
+                let Some(conv) = self.directory.direct(user, other) else {
+                    let reply = Reply::History {
+                        messages: Vec::new(),
+                        more: false,
+                    };
+                    self.reply(session, request, reply);
+                    return Ok(());
+                };
+                conv
+            }
+        };
+        let page = usize::from(limit.clamp(1, self.config.max_history_page));
+        self.out.io(IoRequest::LoadHistory {
+            session,
+            request,
+            conv,
+            before,
+            limit: page + 1,
+        });
+        Ok(())
+    }
+
+    /// A history page arrived (`limit` is the load's limit: one more than the page, to learn
+    /// whether older messages exist).
+    pub(super) fn history_loaded(
+        &mut self,
+        session: SessionId,
+        request: RequestId,
+        mut messages: Vec<StoredMessage>,
+        limit: usize,
+    ) {
+        if !self.sessions.contains(session) {
+            return;
+        }
+        let page = limit.saturating_sub(1);
+        let more = messages.len() > page;
+        messages.truncate(page);
+        let messages: Vec<ChatMessage> = messages.iter().map(|m| self.chat_message(m)).collect();
+        self.out
+            .reply_fitting(session, request, messages, |messages, truncated| {
+                Reply::History {
+                    messages,
+                    more: more || truncated,
+                }
+            });
+    }
+}

@@ -1,0 +1,437 @@
+//! The [`Hub`]: every chat decision, as a deterministic state machine without I/O.
+//!
+//! The hub holds the directory of users, conversations and memberships in memory and is the
+//! authority over them; storage is its durable log and message archive. It never awaits, never
+//! reads a clock and never touches a socket: time comes in as an argument, work that needs I/O
+//! goes out as an [`Output`] and comes back as a [`Completion`].
+//!
+//! State has owners, each the only writer of its part (quinn-proto style):
+//! - `directory` — users, conversations, memberships, names;
+//! - `sessions` — connections' phases, request budgets, login deadlines, failed logins;
+//! - `presence` — typing states and presence coalescing;
+//! - `delivery` — message ids, recent sends, device positions, replay state;
+//! - `output` — the output queue and the persists in flight.
+//!
+//! The request handlers that combine them live by concern: `auth` (register, login, resume,
+//! logout), `rooms` (membership and listings), `messages` (send, fan-out, backlog, acks,
+//! history), `status` (presence and typing broadcasts). This file is the hub and its dispatch.
+
+mod auth;
+mod delivery;
+mod directory;
+mod messages;
+mod output;
+mod presence;
+mod rooms;
+mod sessions;
+mod status;
+
+use chat_proto::{
+    encode, ClientMessage, EncodedFrame, ErrorCode, ErrorReply, Reply, Request, RequestId,
+    ServerMessage, Welcome, PROTOCOL_VERSION,
+};
+
+use crate::types::*;
+use crate::{Config, ConfigError};
+
+pub use self::auth::token_hash;
+use self::delivery::Delivery;
+use self::directory::Directory;
+use self::output::{After, Outputs};
+pub use self::output::{Completion, IoRequest, Output, Ticket};
+use self::presence::Presence;
+use self::sessions::{Phase, Sessions, MAX_HELD};
+
+/// The chat state machine.
+///
+/// # Driving contract
+/// 1. Build it with [`Hub::new`] from the [`Snapshot`] storage holds.
+/// 2. Feed inputs as they happen, each with the time ([`Now`]: a monotonic clock for
+///    deadlines, the wall clock for timestamps): [`handle_connect`](Self::handle_connect),
+///    [`handle_message`](Self::handle_message), [`handle_disconnect`](Self::handle_disconnect),
+///    [`handle_completion`](Self::handle_completion), and
+///    [`handle_timeout`](Self::handle_timeout) once the monotonic time from
+///    [`poll_timeout`](Self::poll_timeout) has come.
+/// 3. After each input, drain [`poll_output`](Self::poll_output) until `None` and carry every
+///    [`Output`] out; those needing I/O come back as [`Completion`]s. Persists must complete
+///    in issue order.
+///
+/// The hub never fails: bad input becomes an error reply or an [`Output::Close`].
+#[derive(Debug)]
+pub struct Hub {
+    config: Config,
+    /// The welcome frame, encoded once.
+    welcome: EncodedFrame,
+    directory: Directory,
+    sessions: Sessions,
+    presence: Presence,
+    delivery: Delivery,
+    out: Outputs,
+}
+
+impl Hub {
+    /// A hub over the state storage holds.
+    ///
+    /// Creates the configured default room if it does not exist yet (as a persist).
+    ///
+    /// # Errors
+    /// If `config` is inconsistent ([`Config::validate`]).
+    pub fn new(config: Config, snapshot: Snapshot, now: Now) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let welcome = encode(
+            &ServerMessage::Welcome(Welcome {
+                version: PROTOCOL_VERSION,
+                server: config.server_name.clone(),
+                limits: config.limits(),
+                default_room: config.default_room.to_ascii_lowercase(),
+            }),
+            config.max_frame_len,
+        )
+        .map_err(|_| ConfigError("the welcome must fit a frame: shorten server_name"))?;
+        let Snapshot {
+            users,
+            convs,
+            members,
+            devices,
+            last_message,
+        } = snapshot;
+        let mut hub = Self {
+            directory: Directory::load(users, convs, &members),
+            delivery: Delivery::load(devices, &members, last_message),
+            sessions: Sessions::default(),
+            presence: Presence::default(),
+            out: Outputs::new(config.max_frame_len),
+            config,
+            welcome,
+        };
+        hub.ensure_default_room(now);
+        Ok(hub)
+    }
+
+    fn ensure_default_room(&mut self, now: Now) {
+        let name = self.config.default_room.to_ascii_lowercase();
+        if self.directory.room_id(&name).is_none() {
+            let (_, write) = self.directory.create_room(name, false, now.wall);
+            self.out.persist(vec![write], After::Nothing);
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Number of open sessions (connections).
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// A new connection. Call before any other input for `session`.
+    pub fn handle_connect(&mut self, session: SessionId, now: Now) {
+        self.sessions.connect(session, &self.config, now.mono);
+    }
+
+    /// The connection of `session` is gone (closed by either side). Idempotent.
+    pub fn handle_disconnect(&mut self, session: SessionId, now: Now) {
+        let Some((phase, last)) = self.sessions.remove(session) else {
+            return;
+        };
+        match phase {
+            Phase::Online(online) => self.went_offline(session, online.user, last, now),
+            Phase::Authenticating(_, attempt) => self.abandon(attempt),
+            Phase::New | Phase::Greeted => {}
+        }
+    }
+
+    /// A message from the client of `session`.
+    ///
+    /// Messages are handled in the order they arrive: what arrives while a login is in flight
+    /// (up to 64 messages) waits for its outcome; only pings are answered at once.
+    pub fn handle_message(&mut self, session: SessionId, msg: ClientMessage, now: Now) {
+        let Some(phase) = self.sessions.phase(session) else {
+            return;
+        };
+        match (msg, phase) {
+            (ClientMessage::Ping { nonce }, _) => {
+                self.out
+                    .send(session, &ServerMessage::Pong { nonce }, false);
+            }
+            (ClientMessage::Pong { .. }, _) => {}
+            (msg, Phase::Authenticating(..)) => self.hold(session, msg),
+            (ClientMessage::Hello(hello), Phase::New) => {
+                if (hello.min_version..=hello.max_version).contains(&PROTOCOL_VERSION) {
+                    self.sessions.greet(session);
+                    let frame = self.welcome.clone();
+                    self.out.send_frame(session, frame, false);
+                } else {
+                    let code = ErrorCode::UnsupportedVersion {
+                        min: PROTOCOL_VERSION,
+                        max: PROTOCOL_VERSION,
+                    };
+                    let error = ErrorReply::new(code, "no common protocol version");
+                    self.close(session, Some(error), now);
+                }
+            }
+            (_, Phase::New) => {
+                let error =
+                    ErrorReply::new(ErrorCode::BadRequest, "the first message must be a hello");
+                self.close(session, Some(error), now);
+            }
+            (ClientMessage::Hello(_), _) => {
+                let error = ErrorReply::new(ErrorCode::BadRequest, "hello was already received");
+                self.close(session, Some(error), now);
+            }
+            (ClientMessage::Request { id, request }, _) => {
+                if let Err(retry_after_ms) = self.sessions.take_token(session, now.mono) {
+                    let code = ErrorCode::RateLimited { retry_after_ms };
+                    self.fail(session, id, ErrorReply::new(code, "too many requests"));
+                } else {
+                    self.handle_request(session, id, request, now);
+                }
+            }
+            (ClientMessage::Ack { up_to }, &Phase::Online(online)) => {
+                let (user, device) = (online.user, online.device);
+                self.delivery
+                    .ack(session, user, device, up_to, &self.config, now.mono);
+            }
+            (ClientMessage::Typing { target, active }, &Phase::Online(online)) => {
+                self.typing(online.user, target, active, now);
+            }
+            // Acks and typing before login carry nothing to act on.
+            (ClientMessage::Ack { .. } | ClientMessage::Typing { .. }, _) => {}
+        }
+    }
+
+    /// Keeps a message that arrived during a login for when the login ends. Past the bound,
+    /// a request is refused at once; anything else is dropped.
+    fn hold(&mut self, session: SessionId, msg: ClientMessage) {
+        let request = match &msg {
+            ClientMessage::Request { id, .. } => Some(*id),
+            _ => None,
+        };
+        if !self.sessions.hold(session, msg) {
+            if let Some(id) = request {
+                let text = format!("at most {MAX_HELD} messages may wait behind a login");
+                self.fail(session, id, ErrorReply::new(ErrorCode::BadRequest, text));
+            }
+        }
+    }
+
+    /// Handles what `session` pipelined behind its login, now that the login has ended; stops
+    /// if one of them starts another login.
+    fn release_held(&mut self, session: SessionId, now: Now) {
+        while let Some(msg) = self.sessions.next_held(session) {
+            self.handle_message(session, msg, now);
+        }
+    }
+
+    fn handle_request(&mut self, session: SessionId, id: RequestId, request: Request, now: Now) {
+        let user = self.sessions.online(session).map(|online| online.user);
+        let result = match (request, user) {
+            (
+                Request::Register {
+                    username,
+                    password,
+                    device,
+                },
+                None,
+            ) => self.register(session, id, username, password, device),
+            (
+                Request::Login {
+                    username,
+                    password,
+                    device,
+                },
+                None,
+            ) => self.login(session, id, username, password, device, now),
+            (Request::Resume { token, device }, None) => self.resume(session, id, token, device),
+            (
+                Request::Register { .. } | Request::Login { .. } | Request::Resume { .. },
+                Some(_),
+            ) => Err(ErrorReply::new(
+                ErrorCode::AlreadyAuthenticated,
+                "already logged in",
+            )),
+            (_, None) => Err(ErrorReply::new(ErrorCode::NotAuthenticated, "log in first")),
+            (Request::Logout, Some(_)) => {
+                self.logout(session, id, now);
+                Ok(())
+            }
+            (Request::CreateRoom { room, invite_only }, Some(user)) => {
+                self.create(session, id, user, &room, invite_only, now)
+            }
+            (Request::Join { room }, Some(user)) => self.join(session, id, user, &room, now),
+            (Request::Leave { room }, Some(user)) => self.leave(session, id, user, &room),
+            (
+                Request::Invite {
+                    room,
+                    user: invitee,
+                },
+                Some(user),
+            ) => self.invite(session, id, user, &room, &invitee),
+            (Request::ListRooms, Some(user)) => {
+                self.list_rooms(session, id, user);
+                Ok(())
+            }
+            (Request::Who { room }, Some(user)) => self.who(session, id, user, &room),
+            (Request::ListUsers, Some(_)) => {
+                self.list_users(session, id);
+                Ok(())
+            }
+            (Request::SetDisplayName { display_name }, Some(user)) => {
+                self.set_display_name(session, id, user, display_name)
+            }
+            (
+                Request::Send {
+                    target,
+                    client_msg_id,
+                    text,
+                },
+                Some(user),
+            ) => self.send_message(session, id, user, target, client_msg_id, text, now),
+            (
+                Request::History {
+                    target,
+                    before,
+                    limit,
+                },
+                Some(user),
+            ) => self.history(session, id, user, &target, before, limit),
+        };
+        if let Err(error) = result {
+            self.fail(session, id, error);
+        }
+    }
+
+    /// The result of earlier I/O.
+    pub fn handle_completion(&mut self, completion: Completion, now: Now) {
+        match completion {
+            Completion::Persisted { ticket, duplicate } => {
+                if let Some(after) = self.out.completed(ticket) {
+                    self.after_persist(after, duplicate);
+                }
+            }
+            Completion::PasswordVerified { session, ok, token } => {
+                self.password_verified(session, ok, token, now);
+                self.release_held(session, now);
+            }
+            Completion::PasswordHashed {
+                session,
+                hash,
+                token,
+            } => {
+                self.password_hashed(session, hash, token, now);
+                self.release_held(session, now);
+            }
+            Completion::TokenFound { session, record } => {
+                self.token_found(session, record, now);
+                self.release_held(session, now);
+            }
+            Completion::Backlog { session, messages } => self.backlog(session, messages),
+            Completion::History {
+                session,
+                request,
+                limit,
+                messages,
+            } => self.history_loaded(session, request, messages, limit),
+        }
+    }
+
+    fn after_persist(&mut self, after: After, duplicate: Option<(MessageId, UnixMillis)>) {
+        match after {
+            After::Nothing => {}
+            After::Reply(session, request, reply) => self.reply(session, request, reply),
+            After::Member {
+                reply,
+                conv,
+                user,
+                event,
+                also,
+            } => {
+                if let Some((session, request, reply)) = reply {
+                    self.reply(session, request, reply);
+                }
+                self.announce_member(conv, user, event, also);
+            }
+            After::LoggedIn(session, request, reply) => self.logged_in(session, request, reply),
+            After::Message(session, request, message) => {
+                self.message_stored(session, request, message, duplicate);
+            }
+        }
+    }
+
+    /// The monotonic time at which [`handle_timeout`](Self::handle_timeout) should next be
+    /// called, if any.
+    pub fn poll_timeout(&self) -> Option<Mono> {
+        [
+            self.sessions.next_deadline(),
+            self.presence.next_deadline(),
+            self.delivery.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Runs every deadline that has come: login timeouts, typing expiry, coalesced presence,
+    /// acknowledgement flushes.
+    pub fn handle_timeout(&mut self, now: Now) {
+        for session in self.sessions.overdue(now.mono) {
+            let error = ErrorReply::new(ErrorCode::Timeout, "no login in time");
+            self.close(session, Some(error), now);
+        }
+        self.expire_typing(now);
+        self.broadcast_presence(now);
+        if self.delivery.flush_due(now.mono) {
+            self.flush_positions();
+        }
+    }
+
+    /// Starts a graceful shutdown: every connection gets `ShuttingDown` and is closed, and
+    /// acknowledged positions are persisted. Feed completions until the persists are done.
+    pub fn shut_down(&mut self, now: Now) {
+        let sessions = self.sessions.ids();
+        if let Some(frame) = self.out.encode(&ServerMessage::ShuttingDown) {
+            self.out.send_to(sessions.iter().copied(), &frame, false);
+        }
+        for session in sessions {
+            self.close(session, None, now);
+        }
+        self.flush_positions();
+    }
+
+    /// The next piece of work for the driver, if any.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop()
+    }
+
+    // ===== outputs to sessions that still exist =====
+
+    fn reply(&mut self, session: SessionId, request: RequestId, reply: Reply) {
+        if self.sessions.contains(session) {
+            self.out.reply(session, request, reply);
+        }
+    }
+
+    fn fail(&mut self, session: SessionId, request: RequestId, error: ErrorReply) {
+        if self.sessions.contains(session) {
+            self.out.fail(session, request, error);
+        }
+    }
+
+    /// Sends `error` (if any), closes the connection and forgets the session.
+    fn close(&mut self, session: SessionId, error: Option<ErrorReply>, now: Now) {
+        if self.sessions.contains(session) {
+            self.handle_disconnect(session, now);
+            self.out.close(session, error);
+        }
+    }
+
+    /// Writes every acknowledged position not yet written.
+    fn flush_positions(&mut self) {
+        let writes = self.delivery.flush();
+        if !writes.is_empty() {
+            self.out.persist(writes, After::Nothing);
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! What the hub asks of its driver ([`Output`], [`IoRequest`]), what comes back
+//! ([`Completion`]), and [`Outputs`]: the queue of outputs and the persists still in flight.
+//!
+//! Only `Send` needs no I/O from the driver beyond a queue push; `Close` ends a connection;
+//! `Persist` goes to storage and comes back as [`Completion::Persisted`]; every [`IoRequest`]
+//! comes back as the completion its variant names.
+
+use std::collections::VecDeque;
+
+use chat_proto::{
+    encode, CodecError, EncodedFrame, ErrorCode, ErrorReply, MemberEvent, Reply, RequestId,
+    ServerMessage,
+};
+use rustc_hash::FxHashMap;
+
+use crate::types::*;
+
+/// A number tying an [`Output::Persist`] to its [`Completion::Persisted`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ticket(pub u64);
+
+/// Work the hub asks its driver to do. Drain with [`Hub::poll_output`](crate::Hub::poll_output)
+/// after every input.
+#[derive(Debug)]
+#[must_use]
+pub enum Output {
+    /// Queue a frame on a session's connection. `droppable` frames (typing, presence) may be
+    /// dropped when the connection is backed up; the others may not.
+    Send {
+        /// The recipient.
+        session: SessionId,
+        /// The encoded frame (shared by every recipient of a fan-out).
+        frame: EncodedFrame,
+        /// Whether it may be dropped under back-pressure.
+        droppable: bool,
+    },
+    /// Close the connection once the frames already queued are written. The hub has forgotten
+    /// the session already.
+    Close {
+        /// The session.
+        session: SessionId,
+    },
+    /// Make these writes durable, in order, then report [`Completion::Persisted`]. Persists
+    /// must complete in the order they were issued.
+    Persist {
+        /// Reported back on completion.
+        ticket: Ticket,
+        /// The writes (possibly none: a barrier behind earlier persists).
+        writes: Vec<Write>,
+    },
+    /// Read storage or hash a password, then report the matching [`Completion`].
+    Io(IoRequest),
+}
+
+/// Work that needs storage reads or password hashing; answered by a [`Completion`].
+#[derive(Debug)]
+pub enum IoRequest {
+    /// Verify `password` against the user's stored hash (against a dummy hash of the same cost
+    /// if `user` is `None`), then report [`Completion::PasswordVerified`].
+    VerifyPassword {
+        /// The session logging in.
+        session: SessionId,
+        /// The user, if the name exists.
+        user: Option<UserId>,
+        /// The password given.
+        password: String,
+    },
+    /// Hash a new password, then report [`Completion::PasswordHashed`].
+    HashPassword {
+        /// The session registering.
+        session: SessionId,
+        /// The password.
+        password: String,
+    },
+    /// Look up a token by its hash, then report [`Completion::TokenFound`].
+    FindToken {
+        /// The session resuming.
+        session: SessionId,
+        /// SHA-256 of the token.
+        hash: [u8; 32],
+    },
+    /// Load up to `limit` messages for `user` with ids above `after` (from the user's
+    /// conversations, each since the user joined it), in id order, leaving out those sent from
+    /// `device`; then report [`Completion::Backlog`].
+    LoadBacklog {
+        /// The session catching up.
+        session: SessionId,
+        /// Its user.
+        user: UserId,
+        /// Its device.
+        device: DeviceId,
+        /// Exclusive lower bound.
+        after: MessageId,
+        /// Most messages to load.
+        limit: usize,
+    },
+    /// Load up to `limit` messages of `conv` with ids below `before`, newest first; then report
+    /// [`Completion::History`].
+    LoadHistory {
+        /// The session asking.
+        session: SessionId,
+        /// Its request.
+        request: RequestId,
+        /// The conversation.
+        conv: ConvId,
+        /// Exclusive upper bound.
+        before: Option<MessageId>,
+        /// Most messages to load.
+        limit: usize,
+    },
+}
+
+impl IoRequest {
+    /// The session the work is for (a failure closes it).
+    pub fn session(&self) -> SessionId {
+        match *self {
+            Self::VerifyPassword { session, .. }
+            | Self::HashPassword { session, .. }
+            | Self::FindToken { session, .. }
+            | Self::LoadBacklog { session, .. }
+            | Self::LoadHistory { session, .. } => session,
+        }
+    }
+}
+
+/// The result of an [`Output`] that needed I/O, handed back with
+/// [`Hub::handle_completion`](crate::Hub::handle_completion).
+#[derive(Debug)]
+pub enum Completion {
+    /// An [`Output::Persist`] is durable. `duplicate` is set when its message was not stored
+    /// because the sender had stored the same client message id before (`(id, sent_at)` of the
+    /// original).
+    Persisted {
+        /// The persist's ticket.
+        ticket: Ticket,
+        /// The original of a duplicate message.
+        duplicate: Option<(MessageId, UnixMillis)>,
+    },
+    /// Answer to [`IoRequest::VerifyPassword`], with a fresh random token for the session.
+    PasswordVerified {
+        /// The session.
+        session: SessionId,
+        /// Whether the password matched.
+        ok: bool,
+        /// A new random token (used only if `ok`).
+        token: String,
+    },
+    /// Answer to [`IoRequest::HashPassword`], with a fresh random token for the session.
+    PasswordHashed {
+        /// The session.
+        session: SessionId,
+        /// The PHC string.
+        hash: String,
+        /// A new random token.
+        token: String,
+    },
+    /// Answer to [`IoRequest::FindToken`].
+    TokenFound {
+        /// The session.
+        session: SessionId,
+        /// The token's record, if it exists.
+        record: Option<TokenRecord>,
+    },
+    /// Answer to [`IoRequest::LoadBacklog`].
+    Backlog {
+        /// The session.
+        session: SessionId,
+        /// The messages, in id order.
+        messages: Vec<StoredMessage>,
+    },
+    /// Answer to [`IoRequest::LoadHistory`].
+    History {
+        /// The session.
+        session: SessionId,
+        /// The request.
+        request: RequestId,
+        /// The `limit` of the load.
+        limit: usize,
+        /// The messages, newest first.
+        messages: Vec<StoredMessage>,
+    },
+}
+
+/// What follows a persist's completion.
+#[derive(Debug)]
+pub(super) enum After {
+    Nothing,
+    Reply(SessionId, RequestId, Reply),
+    /// Reply (if any), then tell the room (and `also`) about a membership change.
+    Member {
+        reply: Option<(SessionId, RequestId, Reply)>,
+        conv: ConvId,
+        user: UserId,
+        event: MemberEvent,
+        also: Option<UserId>,
+    },
+    /// Reply `Session`, then start the backlog replay.
+    LoggedIn(SessionId, RequestId, chat_proto::Session),
+    /// Reply `Sent`, then deliver (unless it was a duplicate).
+    Message(SessionId, RequestId, StoredMessage),
+}
+
+/// The outputs waiting for the driver, and what to do when each persist in flight completes.
+/// Frames are encoded here, once per event however many recipients it has.
+#[derive(Debug)]
+pub(super) struct Outputs {
+    queue: VecDeque<Output>,
+    pending: FxHashMap<Ticket, After>,
+    last_ticket: u64,
+    max_frame_len: usize,
+}
+
+impl Outputs {
+    pub(super) fn new(max_frame_len: usize) -> Self {
+        Self {
+            queue: VecDeque::new(),
+            pending: FxHashMap::default(),
+            last_ticket: 0,
+            max_frame_len,
+        }
+    }
+
+    pub(super) fn pop(&mut self) -> Option<Output> {
+        self.queue.pop_front()
+    }
+
+    /// Encodes an event, logging (not sending) one that cannot fit a frame.
+    pub(super) fn encode(&self, msg: &ServerMessage) -> Option<EncodedFrame> {
+        match encode(msg, self.max_frame_len) {
+            Ok(frame) => Some(frame),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode an event");
+                None
+            }
+        }
+    }
+
+    pub(super) fn send_frame(&mut self, session: SessionId, frame: EncodedFrame, droppable: bool) {
+        self.queue.push_back(Output::Send {
+            session,
+            frame,
+            droppable,
+        });
+    }
+
+    pub(super) fn send(&mut self, session: SessionId, msg: &ServerMessage, droppable: bool) {
+        if let Some(frame) = self.encode(msg) {
+            self.send_frame(session, frame, droppable);
+        }
+    }
+
+    /// Sends one frame to each of `sessions`.
+    pub(super) fn send_to(
+        &mut self,
+        sessions: impl IntoIterator<Item = SessionId>,
+        frame: &EncodedFrame,
+        droppable: bool,
+    ) {
+        for session in sessions {
+            self.send_frame(session, frame.clone(), droppable);
+        }
+    }
+
+    pub(super) fn reply(&mut self, session: SessionId, request: RequestId, reply: Reply) {
+        let msg = ServerMessage::Ok { id: request, reply };
+        match encode(&msg, self.max_frame_len) {
+            Ok(frame) => self.send_frame(session, frame, false),
+            Err(_) => self.fail(
+                session,
+                request,
+                ErrorReply::new(ErrorCode::TooLarge, "the reply does not fit a frame"),
+            ),
+        }
+    }
+
+    /// Replies with a list, dropping items from its end until it fits a frame. `make` gets
+    /// the items and whether any were dropped.
+    pub(super) fn reply_fitting<T: Clone>(
+        &mut self,
+        session: SessionId,
+        request: RequestId,
+        mut items: Vec<T>,
+        make: impl Fn(Vec<T>, bool) -> Reply,
+    ) {
+        let mut truncated = false;
+        loop {
+            let msg = ServerMessage::Ok {
+                id: request,
+                reply: make(items.clone(), truncated),
+            };
+            match encode(&msg, self.max_frame_len) {
+                Ok(frame) => return self.send_frame(session, frame, false),
+                Err(CodecError::FrameTooLarge { len, max }) if !items.is_empty() => {
+                    let keep = (items.len() * max / len.max(1)).saturating_sub(1);
+                    items.truncate(keep.min(items.len() - 1));
+                    truncated = true;
+                }
+                Err(_) => {
+                    let error = ErrorReply::new(ErrorCode::Internal, "the reply cannot be encoded");
+                    return self.fail(session, request, error);
+                }
+            }
+        }
+    }
+
+    pub(super) fn fail(&mut self, session: SessionId, request: RequestId, error: ErrorReply) {
+        self.send(session, &ServerMessage::Err { id: request, error }, false);
+    }
+
+    /// Sends `error` (if any), then closes the connection.
+    pub(super) fn close(&mut self, session: SessionId, error: Option<ErrorReply>) {
+        if let Some(error) = error {
+            self.send(session, &ServerMessage::Error(error), false);
+        }
+        self.queue.push_back(Output::Close { session });
+    }
+
+    pub(super) fn persist(&mut self, writes: Vec<Write>, after: After) {
+        self.last_ticket += 1;
+        let ticket = Ticket(self.last_ticket);
+        if !matches!(after, After::Nothing) {
+            self.pending.insert(ticket, after);
+        }
+        self.queue.push_back(Output::Persist { ticket, writes });
+    }
+
+    pub(super) fn io(&mut self, request: IoRequest) {
+        self.queue.push_back(Output::Io(request));
+    }
+
+    /// What was to follow the persist `ticket`, now that it completed.
+    pub(super) fn completed(&mut self, ticket: Ticket) -> Option<After> {
+        self.pending.remove(&ticket)
+    }
+}

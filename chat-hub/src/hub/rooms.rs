@@ -1,0 +1,276 @@
+//! Room requests: create, join, leave, invite, listings, display names, and the membership
+//! notices they cause.
+
+use std::collections::BTreeSet;
+
+use chat_proto::{ErrorCode, ErrorReply, MemberEvent, Reply, RequestId, ServerMessage, UserStatus};
+
+use super::output::After;
+use super::Hub;
+use crate::names;
+use crate::types::*;
+
+impl Hub {
+    fn check_room_quota(&self, user: UserId) -> Result<(), ErrorReply> {
+        let max = self.config.max_rooms_per_user;
+        if self.directory.room_count(user) >= max {
+            let text = format!("a user may be in at most {max} rooms");
+            return Err(ErrorReply::new(ErrorCode::TooManyRooms, text));
+        }
+        Ok(())
+    }
+
+    fn room_reply(&self, conv: ConvId, user: UserId) -> Reply {
+        self.directory
+            .room_info(conv, user)
+            .map_or(Reply::Done, Reply::Room)
+    }
+
+    /// Adds `user` to `conv` and persists it with `writes`; replies with the room and
+    /// announces the join.
+    fn join_and_announce(
+        &mut self,
+        session: SessionId,
+        request: RequestId,
+        user: UserId,
+        conv: ConvId,
+        mut writes: Vec<Write>,
+    ) {
+        let since = self.delivery.last_message();
+        writes.extend(self.directory.add_member(conv, user, since));
+        let reply = self.room_reply(conv, user);
+        self.out.persist(
+            writes,
+            After::Member {
+                reply: Some((session, request, reply)),
+                conv,
+                user,
+                event: MemberEvent::Joined,
+                also: None,
+            },
+        );
+    }
+
+    pub(super) fn create(
+        &mut self,
+        session: SessionId,
+        request: RequestId,
+        user: UserId,
+        room: &str,
+        invite_only: bool,
+        now: Now,
+    ) -> Result<(), ErrorReply> {
+        let name = names::room(room)?;
+        if self.directory.room_id(&name).is_some() {
+            return Err(ErrorReply::new(
+                ErrorCode::RoomExists,
+                format!("#{name} exists"),
+            ));
+        }
+        self.check_room_quota(user)?;
+        let (conv, write) = self.directory.create_room(name, invite_only, now.wall);
+        self.join_and_announce(session, request, user, conv, vec![write]);
+        Ok(())
+    }
+
+    pub(super) fn join(
+        &mut self,
+        session: SessionId,
+        request: RequestId,
+        user: UserId,
+        room: &str,
+        now: Now,
+    ) -> Result<(), ErrorReply> {
+        let name = names::room(room)?;
+        let Some(conv) = self.directory.room_id(&name) else {
+            self.check_room_quota(user)?;
+            let (conv, write) = self.directory.create_room(name, false, now.wall);
+            self.join_and_announce(session, request, user, conv, vec![write]);
+            return Ok(());
+        };
+        if self.directory.is_member(conv, user) {
+            let reply = self.room_reply(conv, user);
+            self.reply(session, request, reply);
+            return Ok(());
+        }
+        if self
+            .directory
+            .conv(conv)
+            .is_some_and(|c| c.is_invite_only())
+        {
+            return Err(ErrorReply::new(
+                ErrorCode::Forbidden,
+                format!("#{name} is invite-only: ask a member to invite you"),
+            ));
+        }
+        self.check_room_quota(user)?;
+        self.join_and_announce(session, request, user, conv, Vec::new());
+        Ok(())
+    }
+
+    pub(super) fn leave(
+        &mut self,
+        session: SessionId,
+        request: RequestId,
+        user: UserId,
+        room: &str,
+    ) -> Result<(), ErrorReply> {
+        let conv = self.directory.member_room(room, user)?;
+        let Some(write) = self.directory.remove_member(conv, user) else {
+            return Ok(());
+        };
+        self.out.persist(
+            vec![write],
+            After::Member {
+                reply: Some((session, request, Reply::Done)),
+                conv,
+                user,
+                event: MemberEvent::Left,
+                also: Some(user),
+            },
+        );
+        Ok(())
+    }
+
+    pub(super) fn invite(
+        &mut self,
+        session: SessionId,
+        request: RequestId,
+        user: UserId,
+        room: &str,
+        invitee: &str,
+    ) -> Result<(), ErrorReply> {
+        let (conv, name) = self.directory.find_room(room, user)?;
+        let invite_only = self
+            .directory
+            .conv(conv)
+            .is_some_and(|c| c.is_invite_only());
+        if invite_only && !self.directory.is_member(conv, user) {
+            return Err(ErrorReply::new(
+                ErrorCode::Forbidden,
+                format!("only members may add to #{name}"),
+            ));
+        }
+        let invitee = self.directory.find_user(invitee)?;
+        if self.directory.is_member(conv, invitee) {
+            self.reply(session, request, Reply::Done);
+            return Ok(());
+        }
+        self.check_room_quota(invitee)?;
+        let since = self.delivery.last_message();
+        let Some(write) = self.directory.add_member(conv, invitee, since) else {
+            return Ok(());
+        };
+        let by = self.directory.name(user);
+        self.out.persist(
+            vec![write],
+            After::Member {
+                reply: Some((session, request, Reply::Done)),
+                conv,
+                user: invitee,
+                event: MemberEvent::Invited { by },
+                also: None,
+            },
+        );
+        Ok(())
+    }
+
+    pub(super) fn list_rooms(&mut self, session: SessionId, request: RequestId, user: UserId) {
+        let mut rooms: Vec<_> = self
+            .directory
+            .room_ids()
+            .filter_map(|conv| self.directory.room_info(conv, user))
+            .filter(|info| info.joined || !info.invite_only)
+            .collect();
+        rooms.sort_by(|a, b| a.name.cmp(&b.name));
+        self.out
+            .reply_fitting(session, request, rooms, |rooms, _| Reply::Rooms(rooms));
+    }
+
+    pub(super) fn who(
+        &mut self,
+        session: SessionId,
+        request: RequestId,
+        user: UserId,
+        room: &str,
+    ) -> Result<(), ErrorReply> {
+        let (conv, name) = self.directory.find_room(room, user)?;
+        let members = self
+            .directory
+            .conv(conv)
+            .map(|c| self.statuses(c.members().keys().copied()))
+            .unwrap_or_default();
+        self.out
+            .reply_fitting(session, request, members, |members, _| Reply::Members {
+                room: name.clone(),
+                members,
+            });
+        Ok(())
+    }
+
+    pub(super) fn list_users(&mut self, session: SessionId, request: RequestId) {
+        let users = self.statuses(self.directory.user_ids());
+        self.out
+            .reply_fitting(session, request, users, |users, _| Reply::Users(users));
+    }
+
+    /// Statuses of `users`, sorted by username.
+    fn statuses(&self, users: impl Iterator<Item = UserId>) -> Vec<UserStatus> {
+        let mut statuses: Vec<UserStatus> = users
+            .filter_map(|id| {
+                let u = self.directory.user(id)?;
+                Some(UserStatus {
+                    user: u.name.clone(),
+                    display_name: u.display_name.clone(),
+                    online: self.sessions.is_online(id),
+                })
+            })
+            .collect();
+        statuses.sort_by(|a, b| a.user.cmp(&b.user));
+        statuses
+    }
+
+    pub(super) fn set_display_name(
+        &mut self,
+        session: SessionId,
+        request: RequestId,
+        user: UserId,
+        display_name: String,
+    ) -> Result<(), ErrorReply> {
+        names::display_name(&display_name)?;
+        let write = self.directory.set_display_name(user, display_name);
+        self.out
+            .persist(vec![write], After::Reply(session, request, Reply::Done));
+        Ok(())
+    }
+
+    /// Tells the members of `conv` (and `also`) that `user`'s membership changed; in a room
+    /// above the presence size limit, only `user` (and `also`).
+    pub(super) fn announce_member(
+        &mut self,
+        conv: ConvId,
+        user: UserId,
+        event: MemberEvent,
+        also: Option<UserId>,
+    ) {
+        let Some(c) = self.directory.conv(conv) else {
+            return;
+        };
+        let ConvKind::Room { name, .. } = &c.kind else {
+            return;
+        };
+        let msg = ServerMessage::Member {
+            room: name.clone(),
+            user: self.directory.name(user),
+            event,
+        };
+        // Like presence, notices in a large room would cost every member a frame per change:
+        // there only the user concerned is told.
+        let recipients: BTreeSet<UserId> = if c.members().len() > self.config.presence_room_limit {
+            std::iter::once(user).chain(also).collect()
+        } else {
+            c.members().keys().copied().chain(also).collect()
+        };
+        self.send_to_users(recipients, &msg, false);
+    }
+}

@@ -1,0 +1,222 @@
+//! [`MemoryStore`]: durable state as plain data structures — the reference model of storage.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::types::*;
+
+/// Storage as a model in memory: what the writes made durable, with the same semantics as a
+/// database (idempotent message inserts, backlog and history queries, token expiry). The
+/// simulated world runs on it, chat-core's `MemoryStorage` wraps it, and the storage contract
+/// test holds every database to it.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryStore {
+    users: BTreeMap<UserId, (String, String, String)>,
+    convs: BTreeMap<ConvId, ConvKind>,
+    members: BTreeMap<(ConvId, UserId), MessageId>,
+    devices: BTreeMap<DeviceId, (UserId, String, MessageId, UnixMillis)>,
+    tokens: HashMap<[u8; 32], TokenRecord>,
+    /// Every stored message.
+    pub messages: BTreeMap<MessageId, StoredMessage>,
+    dedup: HashMap<(UserId, ClientMsgId), MessageId>,
+}
+
+impl MemoryStore {
+    /// Applies one persist's writes; returns the original `(id, sent_at)` if its message
+    /// duplicates an earlier send of the same client message id.
+    pub fn apply(&mut self, writes: Vec<Write>) -> Option<(MessageId, UnixMillis)> {
+        let mut duplicate = None;
+        for write in writes {
+            match write {
+                Write::CreateUser {
+                    id,
+                    name,
+                    password_hash,
+                    ..
+                } => {
+                    self.users.insert(id, (name.clone(), name, password_hash));
+                }
+                Write::SetDisplayName { user, display_name } => {
+                    if let Some(u) = self.users.get_mut(&user) {
+                        u.1 = display_name;
+                    }
+                }
+                Write::CreateConv { id, kind, .. } => {
+                    self.convs.insert(id, kind);
+                }
+                Write::AddMember { conv, user, since } => {
+                    self.members.insert((conv, user), since);
+                }
+                Write::RemoveMember { conv, user } => {
+                    self.members.remove(&(conv, user));
+                }
+                Write::InsertMessage(m) => match self.dedup.get(&(m.sender, m.client_msg_id)) {
+                    Some(original) => {
+                        let sent_at = self.messages.get(original).map_or(0, |o| o.sent_at);
+                        duplicate = Some((*original, sent_at));
+                    }
+                    None => {
+                        self.dedup.insert((m.sender, m.client_msg_id), m.id);
+                        self.messages.insert(m.id, m);
+                    }
+                },
+                Write::SetDevice {
+                    id,
+                    user,
+                    name,
+                    cursor,
+                    last_seen,
+                } => {
+                    self.devices.insert(id, (user, name, cursor, last_seen));
+                }
+                Write::DeleteDevice { id } => {
+                    self.devices.remove(&id);
+                    self.tokens.retain(|_, t| t.device != id);
+                }
+                Write::CreateToken {
+                    hash,
+                    user,
+                    device,
+                    expires_at,
+                } => {
+                    self.tokens.insert(
+                        hash,
+                        TokenRecord {
+                            user,
+                            device,
+                            expires_at,
+                        },
+                    );
+                }
+                Write::RevokeToken { hash } => {
+                    self.tokens.remove(&hash);
+                }
+            }
+        }
+        duplicate
+    }
+
+    /// Everything a hub loads at start. Drops expired tokens, as storage does.
+    pub fn snapshot(&mut self, now: UnixMillis) -> Snapshot {
+        self.tokens.retain(|_, t| t.expires_at > now);
+        Snapshot {
+            users: self
+                .users
+                .iter()
+                .map(|(&id, (name, display_name, _))| UserRow {
+                    id,
+                    name: name.clone(),
+                    display_name: display_name.clone(),
+                })
+                .collect(),
+            convs: self
+                .convs
+                .iter()
+                .map(|(&id, kind)| ConvRow {
+                    id,
+                    kind: kind.clone(),
+                })
+                .collect(),
+            members: self
+                .members
+                .iter()
+                .map(|(&(conv, user), &since)| MemberRow { conv, user, since })
+                .collect(),
+            devices: self
+                .devices
+                .iter()
+                .map(|(&id, (user, name, cursor, last_seen))| DeviceRow {
+                    id,
+                    user: *user,
+                    name: name.clone(),
+                    cursor: *cursor,
+                    last_seen: *last_seen,
+                })
+                .collect(),
+            last_message: self
+                .messages
+                .keys()
+                .next_back()
+                .copied()
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Up to `limit` messages for `user` above `after`, from each of the user's conversations
+    /// since joining it, leaving out those sent from `device`; in id order.
+    pub fn backlog(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        after: MessageId,
+        limit: usize,
+    ) -> Vec<StoredMessage> {
+        self.messages
+            .range(MessageId(after.0 + 1)..)
+            .map(|(_, m)| m)
+            .filter(|m| {
+                m.device != device
+                    && self
+                        .members
+                        .get(&(m.conv, user))
+                        .is_some_and(|since| m.id > *since)
+            })
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// Up to `limit` messages of `conv` below `before`, newest first.
+    pub fn history(
+        &self,
+        conv: ConvId,
+        before: Option<MessageId>,
+        limit: usize,
+    ) -> Vec<StoredMessage> {
+        let before = before.unwrap_or(MessageId(u64::MAX));
+        self.messages
+            .range(..before)
+            .rev()
+            .map(|(_, m)| m)
+            .filter(|m| m.conv == conv)
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// The last message id before `user` joined `conv`, if a member.
+    pub fn member_since(&self, conv: ConvId, user: UserId) -> Option<MessageId> {
+        self.members.get(&(conv, user)).copied()
+    }
+
+    /// The id of the user registered as `name` (any case).
+    pub fn user_id(&self, name: &str) -> Option<UserId> {
+        self.users
+            .iter()
+            .find(|(_, (n, _, _))| n.eq_ignore_ascii_case(name))
+            .map(|(id, _)| *id)
+    }
+
+    /// The name of a stored device.
+    pub fn device_name(&self, device: DeviceId) -> Option<&str> {
+        self.devices.get(&device).map(|d| d.1.as_str())
+    }
+
+    /// The stored password hash of `user`.
+    pub fn password_hash(&self, user: UserId) -> Option<String> {
+        self.users.get(&user).map(|u| u.2.clone())
+    }
+
+    /// The token whose SHA-256 is `hash`.
+    pub fn find_token(&self, hash: &[u8; 32]) -> Option<TokenRecord> {
+        self.tokens.get(hash).cloned()
+    }
+
+    /// The highest message id stored.
+    pub fn last_message(&self) -> MessageId {
+        self.messages
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or_default()
+    }
+}
