@@ -1,0 +1,442 @@
+//! The storage contract: the same writes and queries, asserted on every [`Storage`]
+//! implementation — the in-memory reference model and SQLite (a real file). A new backend adds
+//! one line to each `contract!` invocation's list.
+
+use chat_core::{
+    token_hash, ConvId, ConvKind, DeviceId, MemoryStorage, MessageId, Snapshot, Storage, Store,
+    StoredMessage, TokenRecord, UserId, Write,
+};
+use chat_proto::ClientMsgId;
+
+/// A backend under test, with whatever keeps it alive (a temporary directory).
+struct Backend<S> {
+    storage: S,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn memory() -> Backend<MemoryStorage> {
+    Backend {
+        storage: MemoryStorage::new(),
+        _dir: None,
+    }
+}
+
+async fn sqlite() -> Backend<Store> {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let storage = Store::open(dir.path().join("chat.db"))
+        .await
+        .expect("opens");
+    Backend {
+        storage,
+        _dir: Some(dir),
+    }
+}
+
+/// Runs each check against every backend.
+macro_rules! contract {
+    ($($check:ident),* $(,)?) => {
+        mod memory_backend {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    super::$check(super::memory().await.storage).await;
+                }
+            )*
+        }
+        mod sqlite_backend {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    super::$check(super::sqlite().await.storage).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    snapshot_holds_what_was_written,
+    resends_are_stored_once_and_report_the_original,
+    empty_persists_are_barriers,
+    backlog_is_since_joining_and_leaves_out_the_own_device,
+    backlog_pages_in_id_order,
+    history_is_newest_first_and_paged,
+    tokens_are_found_revoked_and_expire,
+    device_positions_are_kept_and_forgotten,
+    client_ids_keep_all_64_bits,
+);
+
+const ALICE: UserId = UserId(1);
+const BOB: UserId = UserId(2);
+const ROOM: ConvId = ConvId(1);
+const DM: ConvId = ConvId(2);
+const PHONE: DeviceId = DeviceId(1);
+const LAPTOP: DeviceId = DeviceId(2);
+
+fn user(id: UserId, name: &str) -> Write {
+    Write::CreateUser {
+        id,
+        name: name.into(),
+        password_hash: format!("hash-of-{name}"),
+        created_at: 1,
+    }
+}
+
+fn message(id: u64, conv: ConvId, sender: UserId, device: DeviceId, client: u64) -> StoredMessage {
+    StoredMessage {
+        id: MessageId(id),
+        conv,
+        sender,
+        device,
+        client_msg_id: ClientMsgId(client),
+        sent_at: 1000 + id,
+        text: format!("message {id}"),
+    }
+}
+
+fn insert(m: &StoredMessage) -> Vec<Write> {
+    vec![Write::InsertMessage(m.clone())]
+}
+
+/// Alice and Bob, a room with Alice since the start and Bob since message 2, their direct
+/// conversation, and Alice's two devices.
+async fn populated(s: &impl Storage) {
+    let setup = vec![
+        user(ALICE, "Alice"),
+        user(BOB, "bob"),
+        Write::CreateConv {
+            id: ROOM,
+            kind: ConvKind::Room {
+                name: "general".into(),
+                invite_only: false,
+            },
+            created_at: 1,
+        },
+        Write::CreateConv {
+            id: DM,
+            kind: ConvKind::Direct { a: ALICE, b: BOB },
+            created_at: 1,
+        },
+        Write::AddMember {
+            conv: ROOM,
+            user: ALICE,
+            since: MessageId(0),
+        },
+        Write::AddMember {
+            conv: ROOM,
+            user: BOB,
+            since: MessageId(2),
+        },
+        Write::AddMember {
+            conv: DM,
+            user: ALICE,
+            since: MessageId(0),
+        },
+        Write::AddMember {
+            conv: DM,
+            user: BOB,
+            since: MessageId(0),
+        },
+        Write::SetDevice {
+            id: PHONE,
+            user: ALICE,
+            name: "phone".into(),
+            cursor: MessageId(0),
+            last_seen: 5,
+        },
+        Write::SetDevice {
+            id: LAPTOP,
+            user: ALICE,
+            name: "laptop".into(),
+            cursor: MessageId(0),
+            last_seen: 6,
+        },
+    ];
+    s.apply(&[setup]).await.expect("set-up applies");
+}
+
+fn ids(messages: &[StoredMessage]) -> Vec<u64> {
+    messages.iter().map(|m| m.id.0).collect()
+}
+
+async fn snapshot_holds_what_was_written(s: impl Storage) {
+    assert_eq!(s.snapshot(0).await.expect("snapshot"), Snapshot::default());
+    populated(&s).await;
+    let m = message(7, ROOM, ALICE, PHONE, 1);
+    s.apply(&[insert(&m)]).await.expect("insert");
+    s.apply(&[vec![Write::SetDisplayName {
+        user: BOB,
+        display_name: "Bobby".into(),
+    }]])
+    .await
+    .expect("rename");
+    let snapshot = s.snapshot(0).await.expect("snapshot");
+    let users: Vec<_> = snapshot
+        .users
+        .iter()
+        .map(|u| (u.id, u.name.as_str(), u.display_name.as_str()))
+        .collect();
+    assert_eq!(users, [(ALICE, "Alice", "Alice"), (BOB, "bob", "Bobby")]);
+    let convs: Vec<_> = snapshot
+        .convs
+        .iter()
+        .map(|c| (c.id, c.kind.clone()))
+        .collect();
+    assert_eq!(convs[1], (DM, ConvKind::Direct { a: ALICE, b: BOB }));
+    assert!(
+        matches!(&convs[0].1, ConvKind::Room { name, invite_only: false } if name == "general")
+    );
+    let mut members: Vec<_> = snapshot
+        .members
+        .iter()
+        .map(|m| (m.conv, m.user, m.since))
+        .collect();
+    members.sort();
+    assert_eq!(
+        members,
+        [
+            (ROOM, ALICE, MessageId(0)),
+            (ROOM, BOB, MessageId(2)),
+            (DM, ALICE, MessageId(0)),
+            (DM, BOB, MessageId(0)),
+        ]
+    );
+    assert_eq!(snapshot.devices.len(), 2);
+    assert_eq!(snapshot.last_message, MessageId(7));
+    assert_eq!(
+        s.password_hash(BOB).await.expect("hash"),
+        Some("hash-of-bob".into())
+    );
+    assert_eq!(s.password_hash(UserId(9)).await.expect("hash"), None);
+    s.apply(&[vec![Write::RemoveMember {
+        conv: ROOM,
+        user: BOB,
+    }]])
+    .await
+    .expect("leave");
+    let snapshot = s.snapshot(0).await.expect("snapshot");
+    assert!(!snapshot
+        .members
+        .iter()
+        .any(|m| m.conv == ROOM && m.user == BOB));
+}
+
+async fn resends_are_stored_once_and_report_the_original(s: impl Storage) {
+    populated(&s).await;
+    let first = message(10, ROOM, ALICE, PHONE, 42);
+    let resend = message(11, ROOM, ALICE, LAPTOP, 42);
+    let other_sender = message(12, DM, BOB, DeviceId(3), 42);
+    // The original and its resend in one batch, and a resend in a later batch.
+    let duplicates = s
+        .apply(&[insert(&first), insert(&resend), insert(&other_sender)])
+        .await
+        .expect("applies");
+    assert_eq!(
+        duplicates,
+        [None, Some((MessageId(10), first.sent_at)), None],
+        "the same client id from another sender is a different message"
+    );
+    let again = s
+        .apply(&[insert(&message(13, ROOM, ALICE, PHONE, 42))])
+        .await
+        .expect("applies");
+    assert_eq!(again, [Some((MessageId(10), first.sent_at))]);
+    let stored = s.history(ROOM, None, 10).await.expect("history");
+    assert_eq!(ids(&stored), [10]);
+    assert_eq!(stored[0], first);
+}
+
+async fn empty_persists_are_barriers(s: impl Storage) {
+    populated(&s).await;
+    // A persist with no writes (a barrier) and one that inserts, in one transaction.
+    let m = message(20, ROOM, ALICE, PHONE, 1);
+    let result = s.apply(&[Vec::new(), insert(&m)]).await.expect("applies");
+    assert_eq!(result, [None, None]);
+    assert_eq!(
+        s.snapshot(0).await.expect("snapshot").last_message,
+        MessageId(20)
+    );
+}
+
+async fn backlog_is_since_joining_and_leaves_out_the_own_device(s: impl Storage) {
+    populated(&s).await;
+    let batch: Vec<Vec<Write>> = [
+        message(1, ROOM, ALICE, PHONE, 1),
+        message(2, ROOM, ALICE, LAPTOP, 2),
+        message(3, ROOM, ALICE, PHONE, 3),
+        message(4, DM, BOB, DeviceId(3), 1),
+        message(5, ROOM, BOB, DeviceId(3), 2),
+    ]
+    .iter()
+    .map(insert)
+    .collect();
+    s.apply(&batch).await.expect("applies");
+    // Bob joined the room after message 2; his own device's messages are left out.
+    let bob = s
+        .backlog(BOB, DeviceId(3), MessageId(0), 100)
+        .await
+        .expect("backlog");
+    assert_eq!(ids(&bob), [3]);
+    // From another device of Bob's, his own messages are included.
+    let bob_other = s
+        .backlog(BOB, DeviceId(9), MessageId(0), 100)
+        .await
+        .expect("backlog");
+    assert_eq!(ids(&bob_other), [3, 4, 5]);
+    // Alice's phone: everything not sent from the phone.
+    let phone = s
+        .backlog(ALICE, PHONE, MessageId(0), 100)
+        .await
+        .expect("backlog");
+    assert_eq!(ids(&phone), [2, 4, 5]);
+    // Above a position.
+    let later = s
+        .backlog(ALICE, LAPTOP, MessageId(3), 100)
+        .await
+        .expect("backlog");
+    assert_eq!(ids(&later), [4, 5]);
+    // Not a member: nothing.
+    let stranger = s
+        .backlog(UserId(7), DeviceId(7), MessageId(0), 100)
+        .await
+        .expect("backlog");
+    assert!(stranger.is_empty());
+}
+
+async fn backlog_pages_in_id_order(s: impl Storage) {
+    populated(&s).await;
+    let batch: Vec<Vec<Write>> = (1..=25)
+        .map(|i| {
+            insert(&message(
+                i,
+                if i % 2 == 0 { ROOM } else { DM },
+                BOB,
+                DeviceId(3),
+                i,
+            ))
+        })
+        .collect();
+    s.apply(&batch).await.expect("applies");
+    let mut after = MessageId(0);
+    let mut seen = Vec::new();
+    loop {
+        let page = s.backlog(ALICE, PHONE, after, 4).await.expect("backlog");
+        assert!(page.len() <= 4);
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        seen.extend(ids(&page));
+    }
+    assert_eq!(seen, (1..=25).collect::<Vec<_>>());
+}
+
+async fn history_is_newest_first_and_paged(s: impl Storage) {
+    populated(&s).await;
+    let batch: Vec<Vec<Write>> = (1..=9)
+        .map(|i| insert(&message(i, if i <= 6 { ROOM } else { DM }, ALICE, PHONE, i)))
+        .collect();
+    s.apply(&batch).await.expect("applies");
+    assert_eq!(
+        ids(&s.history(ROOM, None, 4).await.expect("history")),
+        [6, 5, 4, 3]
+    );
+    assert_eq!(
+        ids(&s
+            .history(ROOM, Some(MessageId(3)), 4)
+            .await
+            .expect("history")),
+        [2, 1]
+    );
+    assert_eq!(
+        ids(&s.history(DM, None, 10).await.expect("history")),
+        [9, 8, 7]
+    );
+    assert!(s
+        .history(ConvId(99), None, 10)
+        .await
+        .expect("history")
+        .is_empty());
+}
+
+async fn tokens_are_found_revoked_and_expire(s: impl Storage) {
+    populated(&s).await;
+    let (live, old) = (token_hash("live"), token_hash("old"));
+    s.apply(&[vec![
+        Write::CreateToken {
+            hash: live,
+            user: ALICE,
+            device: PHONE,
+            expires_at: 10_000,
+        },
+        Write::CreateToken {
+            hash: old,
+            user: ALICE,
+            device: LAPTOP,
+            expires_at: 500,
+        },
+    ]])
+    .await
+    .expect("applies");
+    let record = TokenRecord {
+        user: ALICE,
+        device: PHONE,
+        expires_at: 10_000,
+    };
+    assert_eq!(s.find_token(live).await.expect("find"), Some(record));
+    assert_eq!(s.find_token(token_hash("never")).await.expect("find"), None);
+    // A snapshot drops what expired by then.
+    s.snapshot(1000).await.expect("snapshot");
+    assert_eq!(s.find_token(old).await.expect("find"), None);
+    s.apply(&[vec![Write::RevokeToken { hash: live }]])
+        .await
+        .expect("applies");
+    assert_eq!(s.find_token(live).await.expect("find"), None);
+}
+
+async fn device_positions_are_kept_and_forgotten(s: impl Storage) {
+    populated(&s).await;
+    s.apply(&[vec![
+        Write::SetDevice {
+            id: PHONE,
+            user: ALICE,
+            name: "phone".into(),
+            cursor: MessageId(40),
+            last_seen: 9,
+        },
+        Write::CreateToken {
+            hash: token_hash("laptop"),
+            user: ALICE,
+            device: LAPTOP,
+            expires_at: u64::MAX >> 2,
+        },
+    ]])
+    .await
+    .expect("applies");
+    s.apply(&[vec![Write::DeleteDevice { id: LAPTOP }]])
+        .await
+        .expect("applies");
+    let snapshot = s.snapshot(0).await.expect("snapshot");
+    let devices: Vec<_> = snapshot
+        .devices
+        .iter()
+        .map(|d| (d.id, d.user, d.name.as_str(), d.cursor, d.last_seen))
+        .collect();
+    assert_eq!(devices, [(PHONE, ALICE, "phone", MessageId(40), 9)]);
+    assert_eq!(
+        s.find_token(token_hash("laptop")).await.expect("find"),
+        None,
+        "a forgotten device's tokens go with it"
+    );
+}
+
+async fn client_ids_keep_all_64_bits(s: impl Storage) {
+    populated(&s).await;
+    let high = message(30, ROOM, ALICE, PHONE, u64::MAX);
+    s.apply(&[insert(&high)]).await.expect("applies");
+    let resend = message(31, ROOM, ALICE, PHONE, u64::MAX);
+    assert_eq!(
+        s.apply(&[insert(&resend)]).await.expect("applies"),
+        [Some((MessageId(30), high.sent_at))]
+    );
+    let stored = s.history(ROOM, None, 1).await.expect("history");
+    assert_eq!(stored[0].client_msg_id, ClientMsgId(u64::MAX));
+}
