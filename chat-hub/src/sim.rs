@@ -203,6 +203,22 @@ impl World {
         self.run();
     }
 
+    /// Hands the hub several client messages before any of their I/O completes, as a client
+    /// that writes them in one go (pipelining) would; then runs the world until idle.
+    pub fn send_all(&mut self, session: SessionId, msgs: impl IntoIterator<Item = ClientMessage>) {
+        for msg in msgs {
+            self.hub.handle_message(session, msg, self.now);
+        }
+        self.run();
+    }
+
+    /// A request with the next request id, for [`send_all`](Self::send_all).
+    pub fn numbered(&mut self, request: Request) -> (RequestId, ClientMessage) {
+        self.next_request += 1;
+        let id = RequestId(self.next_request);
+        (id, ClientMessage::Request { id, request })
+    }
+
     /// Sends a request and returns its reply, taken out of the inbox (other messages stay).
     ///
     /// # Panics
@@ -215,9 +231,8 @@ impl World {
 
     /// Sends a request without waiting for its reply; returns its id.
     pub fn send_request(&mut self, session: SessionId, request: Request) -> RequestId {
-        self.next_request += 1;
-        let id = RequestId(self.next_request);
-        self.send(session, ClientMessage::Request { id, request });
+        let (id, msg) = self.numbered(request);
+        self.send(session, msg);
         id
     }
 
