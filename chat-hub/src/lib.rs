@@ -4,7 +4,7 @@
 //! time, and emits [`Output`]s for a driver to carry out, in the style of quinn-proto. This crate
 //! has no tokio, sqlx or argon2 in its manifest: that the hub never awaits, never touches a
 //! socket or a database and never hashes a password is a property of the build, not a
-//! convention. chat-core's engine is the driver; the simulated world in [`sim`] is another.
+//! convention. chat-core's engine is the driver; the simulated world in `sim` is another.
 //!
 //! # Layout
 //! - [`Hub`]: the state machine and its driving contract; `hub/` splits its state into owners
@@ -12,7 +12,7 @@
 //! - [`Config`]: every limit and interval; [`names`]: naming rules; `rate`: rate limiters.
 //! - `types`: ids, time ([`Now`], [`Mono`]), stored records and [`Write`]s.
 //! - [`MemoryStore`]: storage as a model in memory, the reference every database is held to.
-//! - [`sim`] (feature `sim`): a simulated world with a virtual clock and model storage.
+//! - `sim` (feature `sim`): a simulated world with a virtual clock and model storage.
 //! - `fuzzing` (feature `arbitrary`): the `session` fuzz target's body.
 
 pub mod config;
