@@ -1,7 +1,7 @@
 //! Test support shared by every crate's tests: the test [`config`], a server on an ephemeral
 //! 127.0.0.1 port ([`TestServer`]), the server binary started as a process
-//! ([`spawn_binary`]), and logged-in users over TCP ([`user`]) or in process
-//! ([`embedded_user`]). Every wait has a timeout; failures panic (this is test code).
+//! ([`spawn_ready`]), and logged-in users over TCP ([`logged_in`]) or in process
+//! ([`logged_in_embedded`]). Every wait has a timeout; failures panic (this is test code).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use chat_client::{Session, Tcp, Transport};
 use chat_core::{Config, Connection, Engine, EngineError, PasswordParams, Store};
+use chat_proto::{ServerMessage, Target};
 use chat_server::ready::{wait_ready, Ready};
 use chat_server::ServerConfig;
 use tokio::net::TcpListener;
@@ -99,20 +100,17 @@ impl TestServer {
     }
 }
 
-/// Starts the server binary `exe` with `args` (its stdout piped, killed on drop) and waits for
-/// its ready line.
+/// Starts a server process prepared in `command` (its stdout is piped here; it is killed
+/// when the [`Child`] is dropped) and waits for its ready line.
 ///
 /// # Errors
-/// If it does not start or report ready within 30 s.
-pub async fn spawn_binary(exe: &Path, args: &[&std::ffi::OsStr]) -> Result<(Child, Ready), String> {
-    let mut child = Command::new(exe)
-        .args(args)
-        .env("RUST_LOG", "warn")
+/// If it does not start, or does not report ready within 30 s.
+pub async fn spawn_ready(command: &mut Command) -> Result<(Child, Ready), String> {
+    let mut child = command
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| format!("{}: {e}", exe.display()))?;
+        .map_err(|e| format!("{:?}: {e}", command.as_std().get_program()))?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
     let ready = timeout(Duration::from_secs(30), wait_ready(stdout))
         .await
@@ -122,13 +120,17 @@ pub async fn spawn_binary(exe: &Path, args: &[&std::ffi::OsStr]) -> Result<(Chil
 
 /// Connects to `addr` and registers (or logs in) `name` with [`PASSWORD`] on device
 /// `<name>-dev`, waiting for `CaughtUp`.
-pub async fn user(addr: SocketAddr, name: &str, register: bool) -> Session<Tcp> {
+pub async fn logged_in(addr: SocketAddr, name: &str, register: bool) -> Session<Tcp> {
     let session = Session::connect(addr).await.expect("connects");
     log_in(session, name, register).await
 }
 
-/// As [`user`], over an in-process connection to `engine`.
-pub async fn embedded_user(engine: &Engine, name: &str, register: bool) -> Session<Connection> {
+/// As [`logged_in`], over an in-process connection to `engine`.
+pub async fn logged_in_embedded(
+    engine: &Engine,
+    name: &str,
+    register: bool,
+) -> Session<Connection> {
     let session = Session::embedded(engine, "test").await.expect("connects");
     log_in(session, name, register).await
 }
@@ -144,4 +146,19 @@ async fn log_in<T: Transport>(mut session: Session<T>, name: &str, register: boo
         panic!("{name}: {error}");
     }
     session
+}
+
+/// A room target.
+pub fn room(name: &str) -> Target {
+    Target::Room(name.into())
+}
+
+/// A user target (a direct conversation).
+pub fn user(name: &str) -> Target {
+    Target::User(name.into())
+}
+
+/// Matches the chat message with this text.
+pub fn text_is(text: &str) -> impl Fn(&ServerMessage) -> bool + '_ {
+    move |e| matches!(e, ServerMessage::Message(m) if m.text == text)
 }
