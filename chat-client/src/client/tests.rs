@@ -87,16 +87,17 @@ fn welcome(room: &str) -> ServerMessage {
     ServerMessage::Welcome(Welcome {
         version: 1,
         server: "test".into(),
+        // The client does not look at the limits.
         limits: Limits {
-            max_frame_len: 65536,
-            max_text_len: 4096,
-            max_rooms_per_user: 100,
-            max_history_page: 100,
-            request_rate_per_sec: 50,
-            request_burst: 100,
-            login_timeout_ms: 30_000,
-            keepalive_interval_ms: 30_000,
-            keepalive_timeout_ms: 15_000,
+            max_frame_len: 1 << 16,
+            max_text_len: 1 << 12,
+            max_rooms_per_user: 10,
+            max_history_page: 10,
+            request_rate_per_sec: 10,
+            request_burst: 10,
+            login_timeout_ms: 1000,
+            keepalive_interval_ms: 1000,
+            keepalive_timeout_ms: 1000,
         },
         default_room: room.into(),
     })
