@@ -7,59 +7,34 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chat_core::{Config, Connection, Engine, PasswordParams, Store};
+use chat_client::Session;
+use chat_core::{Config, Connection, Engine, Store};
 use chat_proto::*;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tokio::runtime::Runtime;
 
 fn config() -> Config {
     Config {
-        password: PasswordParams::INSECURE_FAST,
         request_rate_per_sec: 1_000_000,
         request_burst: 1_000_000,
-        ..Config::default()
+        ..chat_testkit::config()
     }
 }
 
-async fn recv_reply(conn: &mut Connection, id: RequestId) -> Reply {
-    loop {
-        match conn.recv().await.expect("open") {
-            ServerMessage::Ok { id: got, reply } if got == id => return reply,
-            ServerMessage::Err { id: got, error } if got == id => panic!("{error}"),
-            _ => {}
-        }
-    }
-}
-
-/// A registered user's connection, caught up.
+/// A registered user's connection, caught up (and a member of `room`, if given).
 async fn user(engine: &Engine, name: &str, room: Option<&str>) -> Connection {
-    let mut conn = engine.connect().await;
-    conn.send(ClientMessage::Hello(Hello::current("bench")))
+    let mut session = Session::embedded(engine, "bench").await.expect("running");
+    session
+        .register(name, "bench-password", "bench")
         .await
-        .expect("running");
-    let register = Request::Register {
-        username: name.into(),
-        password: "bench-password".into(),
-        device: "bench".into(),
-    };
-    conn.send(ClientMessage::Request {
-        id: RequestId(1),
-        request: register,
-    })
-    .await
-    .expect("running");
-    recv_reply(&mut conn, RequestId(1)).await;
+        .expect("registers");
     if let Some(room) = room {
-        let join = Request::Join { room: room.into() };
-        conn.send(ClientMessage::Request {
-            id: RequestId(2),
-            request: join,
-        })
-        .await
-        .expect("running");
-        recv_reply(&mut conn, RequestId(2)).await;
+        session
+            .request(Request::Join { room: room.into() })
+            .await
+            .expect("joins");
     }
-    conn
+    session.into_transport()
 }
 
 /// Counts every frame a connection receives into `total`.

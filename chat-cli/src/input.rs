@@ -6,19 +6,43 @@
 //! `/register` without a password prompts for one without echo (unless `CHAT_PASSWORD` is set).
 
 use std::borrow::Cow;
+use std::sync::Mutex;
 
 use rustyline::completion::Completer;
 use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
 use rustyline::history::DefaultHistory;
 use rustyline::validate::Validator;
-use rustyline::{Context, Editor, Helper};
+use rustyline::{Context, Editor, ExternalPrinter, Helper};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::app::{Input, Output};
+use chat_client::Input;
 
-/// Reports edits to the app (see the module docs).
+/// Where output lines go: above the line editor, or plainly to stdout.
+pub(crate) enum Screen {
+    Printer(Mutex<Box<dyn ExternalPrinter + Send>>),
+    Stdout,
+}
+
+impl Screen {
+    /// Shows one line.
+    pub(crate) fn line(&self, line: String) {
+        match self {
+            Self::Printer(printer) => {
+                let mut printer = printer
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if printer.print(line.clone()).is_err() {
+                    println!("{line}");
+                }
+            }
+            Self::Stdout => println!("{line}"),
+        }
+    }
+}
+
+/// Reports edits to the client (see the module docs).
 struct Keys {
     input: UnboundedSender<Input>,
     composing: std::cell::Cell<bool>,
@@ -55,7 +79,7 @@ impl Helper for Keys {}
 ///
 /// # Errors
 /// If the terminal cannot be set up.
-pub(crate) fn terminal(input: UnboundedSender<Input>) -> Result<Output, String> {
+pub(crate) fn terminal(input: UnboundedSender<Input>) -> Result<Screen, String> {
     let mut editor: Editor<Keys, DefaultHistory> = Editor::new().map_err(|e| e.to_string())?;
     editor.set_helper(Some(Keys {
         input: input.clone(),
@@ -78,12 +102,12 @@ pub(crate) fn terminal(input: UnboundedSender<Input>) -> Result<Output, String> 
                 return;
             }
             Err(_) => {
-                let _ = input.send(Input::Eof);
+                let _ = input.send(Input::End);
                 return;
             }
         }
     });
-    Ok(Output::Printer(std::sync::Mutex::new(Box::new(printer))))
+    Ok(Screen::Printer(Mutex::new(Box::new(printer))))
 }
 
 /// Asks for the password a `/login NAME` or `/register NAME` left out, without echo.
@@ -101,7 +125,7 @@ fn with_password(line: String) -> String {
 }
 
 /// Reads stdin line by line (no prompts, no escape sequences).
-pub(crate) fn script(input: UnboundedSender<Input>) -> Output {
+pub(crate) fn script(input: UnboundedSender<Input>) -> Screen {
     tokio::spawn(async move {
         let mut lines = BufReader::new(tokio::io::stdin()).lines();
         while let Ok(Some(line)) = lines.next_line().await {
@@ -109,7 +133,7 @@ pub(crate) fn script(input: UnboundedSender<Input>) -> Output {
                 return;
             }
         }
-        let _ = input.send(Input::Eof);
+        let _ = input.send(Input::End);
     });
-    Output::Stdout
+    Screen::Stdout
 }

@@ -3,8 +3,6 @@
 //! On a terminal it runs a line editor; with stdin from a pipe or file it runs the lines as a
 //! script and exits with status 0 if every command succeeded, 1 otherwise.
 
-mod app;
-mod command;
 mod input;
 mod render;
 
@@ -12,6 +10,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use chat_client::{Client, Settings, TcpConnector};
 use clap::Parser;
 
 /// A terminal chat client. Type /help once connected.
@@ -61,12 +60,19 @@ async fn main() -> ExitCode {
     } else {
         input::script(tx)
     };
-    let settings = app::Settings {
-        server: args.server,
+    let settings = Settings {
+        server: args.server.clone(),
         device: args.device.unwrap_or_else(default_device),
+        password: std::env::var("CHAT_PASSWORD").ok(),
+        client_name: concat!("chat-cli/", env!("CARGO_PKG_VERSION")).into(),
         linger: Duration::from_secs_f64(args.linger.clamp(0.0, 3600.0)),
     };
-    let ok = app::App::new(settings, output).run(rx).await;
+    let show = |event: chat_client::Event| {
+        for line in render::lines(&event, render::now_ms()) {
+            output.line(line);
+        }
+    };
+    let code = chat_client::run(Client::new(settings), TcpConnector(args.server), rx, show).await;
     // The editor thread may still be blocked reading the terminal: leave without waiting.
-    std::process::exit(if ok { 0 } else { 1 });
+    std::process::exit(code);
 }

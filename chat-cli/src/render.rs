@@ -1,10 +1,61 @@
-//! Turning server events and replies into output lines. Pure apart from [`clock`], which reads
-//! the local time zone; unit-tested with fixed times.
+//! Turning the client's events into output lines. Pure apart from [`clock`], which reads the
+//! local time zone; unit-tested with fixed times.
 
-use chat_proto::{
-    ChatMessage, MemberEvent, RoomInfo, ServerMessage, Target, UnixMillis, UserStatus,
-};
+use chat_client::command::target_label;
+use chat_client::Event;
+use chat_proto::{ChatMessage, MemberEvent, RoomInfo, Target, UnixMillis, UserStatus};
 use chrono::{Local, TimeZone};
+
+/// The lines that show `event`; `now` stamps events that carry no time of their own.
+pub(crate) fn lines(event: &Event, now: UnixMillis) -> Vec<String> {
+    let text = match event {
+        Event::Message {
+            message: m,
+            me,
+            earlier,
+        } => message(&clock(m.sent_at), m, me.as_deref(), *earlier),
+        Event::History { messages, more, me } => {
+            let mut lines = Vec::new();
+            if messages.is_empty() {
+                lines.push("* no messages yet".into());
+            }
+            for m in messages.iter().rev() {
+                lines.push(message(&clock(m.sent_at), m, me.as_deref(), false));
+            }
+            if *more {
+                lines.push("* older messages exist: /history N shows more".into());
+            }
+            return lines;
+        }
+        Event::Help(text) => return text.lines().map(str::to_owned).collect(),
+        Event::Switched(target) => format!("* talking to {}", target_label(target)),
+        Event::LoggedIn { user, room } => format!("* logged in as {user}; talking to #{room}"),
+        Event::LoggedOut => "* logged out".into(),
+        Event::Reconnecting => "* reconnecting…".into(),
+        Event::Reconnected => "* reconnected".into(),
+        Event::Unreachable { server, error } => {
+            format!("* cannot reach {server} ({error}); retrying…")
+        }
+        Event::Joined { room, created } => {
+            let verb = if *created { "created" } else { "joined" };
+            let plural = if room.members == 1 { "" } else { "s" };
+            format!(
+                "* {verb} #{} ({} member{plural}); talking there",
+                room.name, room.members
+            )
+        }
+        Event::Added { user, room } => format!("* added {user} to #{room}"),
+        Event::Left(room) => format!("* left #{room}"),
+        Event::Rooms(list) => return rooms(list),
+        Event::Members { room, members } => users(&format!("#{room}"), members),
+        Event::Users(list) => users("users", list),
+        Event::DisplayName(name) => format!("* display name set to {name}"),
+        Event::Failed(text) => format!("! {text}"),
+        Event::Unexpected(text) => format!("* {text}"),
+        other => return self::event(&clock(now), other).into_iter().collect(),
+    };
+    vec![text]
+}
 
 /// `HH:MM` in local time.
 pub(crate) fn clock(at: UnixMillis) -> String {
@@ -12,6 +63,13 @@ pub(crate) fn clock(at: UnixMillis) -> String {
         .ok()
         .and_then(|ms| Local.timestamp_millis_opt(ms).single())
         .map_or_else(|| "--:--".into(), |t| t.format("%H:%M").to_string())
+}
+
+/// The current time in Unix milliseconds.
+pub(crate) fn now_ms() -> UnixMillis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0))
 }
 
 /// A chat message, e.g. `12:01 #general <alice> hello` or `12:01 [dm] <bob> hi`. Messages
@@ -28,10 +86,10 @@ pub(crate) fn message(time: &str, m: &ChatMessage, me: Option<&str>, earlier: bo
     format!("{time} {place} <{}> {}{mark}", m.from, m.text)
 }
 
-/// An event other than a chat message or a reply, or `None` if it shows nothing.
-pub(crate) fn event(time: &str, event: &ServerMessage) -> Option<String> {
+/// A server event other than a chat message, or `None` if it shows nothing.
+pub(crate) fn event(time: &str, event: &Event) -> Option<String> {
     let text = match event {
-        ServerMessage::Typing {
+        Event::Typing {
             user,
             target,
             active: true,
@@ -39,16 +97,16 @@ pub(crate) fn event(time: &str, event: &ServerMessage) -> Option<String> {
             Target::Room(room) => format!("* {user} is typing in #{room}"),
             Target::User(_) => format!("* {user} is typing"),
         },
-        ServerMessage::Presence { user, online } => {
+        Event::Presence { user, online } => {
             format!("* {user} is {}", if *online { "online" } else { "offline" })
         }
-        ServerMessage::Member { room, user, event } => match event {
+        Event::Member { room, user, event } => match event {
             MemberEvent::Joined => format!("* {user} joined #{room}"),
             MemberEvent::Left => format!("* {user} left #{room}"),
             MemberEvent::Invited { by } => format!("* {by} added {user} to #{room}"),
         },
-        ServerMessage::ShuttingDown => "* the server is shutting down".into(),
-        ServerMessage::Error(error) => return Some(format!("! {}", error.message)),
+        Event::ShuttingDown => "* the server is shutting down".into(),
+        Event::ServerError(error) => return Some(format!("! {}", error.message)),
         _ => return None,
     };
     Some(format!("{time} {text}"))
@@ -132,7 +190,7 @@ mod tests {
 
     #[test]
     fn events() {
-        let typing = ServerMessage::Typing {
+        let typing = Event::Typing {
             user: "bob".into(),
             target: Target::Room("general".into()),
             active: true,
@@ -141,13 +199,13 @@ mod tests {
             event("12:01", &typing).as_deref(),
             Some("12:01 * bob is typing in #general")
         );
-        let stopped = ServerMessage::Typing {
+        let stopped = Event::Typing {
             user: "bob".into(),
             target: Target::Room("general".into()),
             active: false,
         };
         assert_eq!(event("12:01", &stopped), None);
-        let online = ServerMessage::Presence {
+        let online = Event::Presence {
             user: "carol".into(),
             online: true,
         };
@@ -155,7 +213,7 @@ mod tests {
             event("12:01", &online).as_deref(),
             Some("12:01 * carol is online")
         );
-        let joined = ServerMessage::Member {
+        let joined = Event::Member {
             room: "rust".into(),
             user: "dave".into(),
             event: MemberEvent::Joined,
@@ -164,7 +222,7 @@ mod tests {
             event("12:01", &joined).as_deref(),
             Some("12:01 * dave joined #rust")
         );
-        let error = ServerMessage::Error(ErrorReply::new(ErrorCode::Timeout, "no login in time"));
+        let error = Event::ServerError(ErrorReply::new(ErrorCode::Timeout, "no login in time"));
         assert_eq!(
             event("12:01", &error).as_deref(),
             Some("! no login in time")

@@ -6,50 +6,22 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use chat_core::{Config, Engine, PasswordParams, Store};
 use chat_server::ServerConfig;
+use chat_testkit::{config, TestServer};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
 use tokio::process::{Child, ChildStdin, Command};
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio::sync::mpsc;
 use tokio::time::timeout;
 
 const WAIT: Duration = Duration::from_secs(15);
-const PASSWORD: &str = "correct horse";
+const PASSWORD: &str = chat_testkit::PASSWORD;
 
-struct Server {
-    addr: SocketAddr,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<Result<(), chat_core::EngineError>>,
-}
+/// The test server on `addr` (port 0: any free port) over the database file `db`.
+struct Server;
 
 impl Server {
-    /// Starts a server on `addr` (port 0: any free port) over the database file `db`.
-    async fn start(db: &Path, addr: SocketAddr) -> Self {
-        let config = Config {
-            password: PasswordParams::INSECURE_FAST,
-            ..Config::default()
-        };
-        let engine = Engine::start(Store::open(db).await.expect("store"), config)
-            .await
-            .expect("engine");
-        let listener = TcpListener::bind(addr).await.expect("binds");
-        let addr = listener.local_addr().expect("address");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(chat_server::run(
-            listener,
-            engine,
-            ServerConfig::default(),
-            stopped,
-        ));
-        Self { addr, stop, task }
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        let result = timeout(WAIT, self.task).await.expect("stops in time");
-        result.expect("no panic").expect("clean shutdown");
+    async fn start(db: &Path, addr: SocketAddr) -> TestServer {
+        TestServer::start_at(db, addr, config(), ServerConfig::default()).await
     }
 }
 

@@ -3,77 +3,57 @@
 //!
 //! `cargo run -p chat-core --example embed`
 
+use chat_client::Session;
 use chat_core::{Config, Connection, Engine, Store};
-use chat_proto::{
-    ClientMessage, ClientMsgId, Hello, Reply, Request, RequestId, ServerMessage, Target,
-};
+use chat_proto::{ServerMessage, Target};
 
-/// Sends `request` and waits for its reply, printing every event on the way.
-async fn ask(conn: &mut Connection, who: &str, id: u32, request: Request) -> Reply {
-    let id = RequestId(id);
-    conn.send(ClientMessage::Request { id, request })
-        .await
-        .expect("engine running");
-    loop {
-        match conn.recv().await.expect("connection open") {
-            ServerMessage::Ok { id: got, reply } if got == id => return reply,
-            ServerMessage::Err { id: got, error } if got == id => panic!("{who}: {error}"),
-            event => println!("{who} <- {event:?}"),
-        }
-    }
+/// Connects to the engine in process and registers `name`.
+async fn join(engine: &Engine, name: &str) -> Result<Session<Connection>, chat_client::Error> {
+    let mut session = Session::embedded(engine, "embed-example").await?;
+    session
+        .register(name, "correct horse battery", "example")
+        .await?;
+    Ok(session)
 }
 
-/// Waits for the next chat message, printing other events.
-async fn next_message(conn: &mut Connection, who: &str) {
-    loop {
-        match conn.recv().await.expect("connection open") {
-            ServerMessage::Message(m) => {
-                return println!(
-                    "{who} <- message #{} from {} to {:?}: {}",
-                    m.id.0, m.from, m.target, m.text
-                );
-            }
-            event => println!("{who} <- {event:?}"),
-        }
+/// Waits for the next chat message and prints it with every event that came before.
+async fn next_message(
+    session: &mut Session<Connection>,
+    who: &str,
+) -> Result<(), chat_client::Error> {
+    let message = session
+        .until(|e| matches!(e, ServerMessage::Message(_)))
+        .await?;
+    for event in session.events() {
+        println!("{who} <- {event:?}");
     }
-}
-
-async fn join(engine: &Engine, name: &str) -> Connection {
-    let mut conn = engine.connect().await;
-    conn.send(ClientMessage::Hello(Hello::current("embed-example")))
-        .await
-        .expect("engine running");
-    let register = Request::Register {
-        username: name.into(),
-        password: "correct horse battery".into(),
-        device: "example".into(),
-    };
-    ask(&mut conn, name, 1, register).await;
-    conn
+    session.clear_events();
+    if let ServerMessage::Message(m) = message {
+        println!(
+            "{who} <- message #{} from {} to {:?}: {}",
+            m.id.0, m.from, m.target, m.text
+        );
+    }
+    Ok(())
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A real server would use `Store::open("chat.db")`.
     let engine = Engine::start(Store::open_in_memory().await?, Config::default()).await?;
-    let mut alice = join(&engine, "alice").await;
-    let mut bob = join(&engine, "bob").await;
+    let mut alice = join(&engine, "alice").await?;
+    let mut bob = join(&engine, "bob").await?;
 
-    let dm = Request::Send {
-        target: Target::User("bob".into()),
-        client_msg_id: ClientMsgId(1),
-        text: "hi bob, this never touched a socket".into(),
-    };
-    ask(&mut alice, "alice", 2, dm).await;
-    next_message(&mut bob, "bob").await;
+    let dm = Target::User("bob".into());
+    alice
+        .send_text(dm, 1, "hi bob, this never touched a socket")
+        .await?;
+    next_message(&mut bob, "bob").await?;
 
-    let room = Request::Send {
-        target: Target::Room("general".into()),
-        client_msg_id: ClientMsgId(2),
-        text: "hello #general".into(),
-    };
-    ask(&mut bob, "bob", 2, room).await;
-    next_message(&mut alice, "alice").await;
+    // Every new user is in the server's default room.
+    let room = Target::Room(bob.welcome().default_room.clone());
+    bob.send_text(room, 2, "hello, everyone").await?;
+    next_message(&mut alice, "alice").await?;
 
     engine.shut_down().await?;
     Ok(())

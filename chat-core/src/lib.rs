@@ -8,7 +8,6 @@
 //! - [`Engine`]: the async driver. It owns a hub, persists its writes with group commit, runs
 //!   password hashing on blocking threads, and hands frames to [`Connection`]s.
 //! - [`Connection`]: one client's in-memory link to the engine, with a bounded outbound queue.
-//! - `sim` (feature `sim`): the hub's simulated world (virtual clock, in-memory storage).
 
 mod engine;
 mod outbox;
@@ -16,8 +15,6 @@ mod password;
 mod storage;
 mod store;
 
-#[cfg(feature = "sim")]
-pub use chat_hub::sim;
 pub use chat_hub::{config, names};
 pub use chat_hub::{
     token_hash, ClientMsgId, Completion, Config, ConfigError, ConvId, ConvKind, ConvRow, DeviceId,

@@ -2,126 +2,16 @@
 //! storage, restarts, argon2id, back-pressure). Every wait is bounded by a timeout.
 
 use std::path::Path;
-use std::time::Duration;
 
-use chat_core::{Config, Connection, Engine, PasswordParams, Storage, Store, UserId};
+use chat_client::Session;
+use chat_core::{Config, Engine, PasswordParams, Storage, Store, UserId};
 use chat_proto::*;
+use chat_testkit::{config, logged_in_embedded, text_is, WAIT};
 use tokio::time::timeout;
-
-const WAIT: Duration = Duration::from_secs(10);
-
-fn config() -> Config {
-    Config {
-        password: PasswordParams::INSECURE_FAST,
-        ..Config::default()
-    }
-}
 
 async fn start(path: &Path, config: Config) -> Engine {
     let store = Store::open(path).await.expect("store opens");
     Engine::start(store, config).await.expect("engine starts")
-}
-
-/// An in-process client that keeps the events it saw while waiting for replies.
-struct Client {
-    conn: Connection,
-    events: Vec<ServerMessage>,
-    next: u32,
-}
-
-impl Client {
-    async fn connect(engine: &Engine) -> Self {
-        let mut conn = engine.connect().await;
-        conn.send(ClientMessage::Hello(Hello::current("test")))
-            .await
-            .expect("engine runs");
-        let welcome = timeout(WAIT, conn.recv()).await.expect("in time");
-        assert!(
-            matches!(welcome, Some(ServerMessage::Welcome(_))),
-            "{welcome:?}"
-        );
-        Self {
-            conn,
-            events: Vec::new(),
-            next: 0,
-        }
-    }
-
-    async fn next_event(&mut self) -> Option<ServerMessage> {
-        timeout(WAIT, self.conn.recv())
-            .await
-            .expect("an event in time")
-    }
-
-    async fn request(&mut self, request: Request) -> Result<Reply, ErrorReply> {
-        self.next += 1;
-        let id = RequestId(self.next);
-        self.conn
-            .send(ClientMessage::Request { id, request })
-            .await
-            .expect("engine runs");
-        loop {
-            match self.next_event().await {
-                Some(ServerMessage::Ok { id: got, reply }) if got == id => return Ok(reply),
-                Some(ServerMessage::Err { id: got, error }) if got == id => return Err(error),
-                Some(other) => self.events.push(other),
-                None => panic!("closed while waiting for reply {id:?}"),
-            }
-        }
-    }
-
-    async fn login(engine: &Engine, name: &str, register: bool) -> Self {
-        let mut client = Self::connect(engine).await;
-        let (username, password, device) =
-            (name.into(), "correct horse".into(), format!("{name}-dev"));
-        let request = if register {
-            Request::Register {
-                username,
-                password,
-                device,
-            }
-        } else {
-            Request::Login {
-                username,
-                password,
-                device,
-            }
-        };
-        let reply = client.request(request).await;
-        assert!(matches!(reply, Ok(Reply::Session(_))), "{name}: {reply:?}");
-        client.until(|e| *e == ServerMessage::CaughtUp).await;
-        client
-    }
-
-    /// Waits for an event matching `want`; returns it and keeps the others seen.
-    async fn until(&mut self, want: impl Fn(&ServerMessage) -> bool) -> ServerMessage {
-        if let Some(at) = self.events.iter().position(&want) {
-            return self.events.remove(at);
-        }
-        loop {
-            match self.next_event().await {
-                Some(event) if want(&event) => return event,
-                Some(event) => self.events.push(event),
-                None => panic!("closed while waiting; saw {:?}", self.events),
-            }
-        }
-    }
-
-    async fn say(&mut self, target: Target, id: u64, text: &str) -> MessageId {
-        let request = Request::Send {
-            target,
-            client_msg_id: ClientMsgId(id),
-            text: text.into(),
-        };
-        match self.request(request).await {
-            Ok(Reply::Sent { id, .. }) => id,
-            other => panic!("send failed: {other:?}"),
-        }
-    }
-}
-
-fn text_is(text: &'static str) -> impl Fn(&ServerMessage) -> bool {
-    move |e| matches!(e, ServerMessage::Message(m) if m.text == text)
 }
 
 #[tokio::test]
@@ -129,8 +19,8 @@ async fn messages_and_membership_survive_a_restart() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("chat.db");
     let engine = start(&db, config()).await;
-    let mut alice = Client::login(&engine, "alice", true).await;
-    let mut bob = Client::login(&engine, "bob", true).await;
+    let mut alice = logged_in_embedded(&engine, "alice", true).await;
+    let mut bob = logged_in_embedded(&engine, "bob", true).await;
     alice
         .request(Request::Join {
             room: "rust".into(),
@@ -143,32 +33,44 @@ async fn messages_and_membership_survive_a_restart() {
     .await
     .expect("join");
 
-    alice.say(Target::User("bob".into()), 1, "live dm").await;
-    bob.until(text_is("live dm")).await;
-    alice.say(Target::Room("rust".into()), 2, "live room").await;
-    bob.until(text_is("live room")).await;
+    alice
+        .send_text(Target::User("bob".into()), 1, "live dm")
+        .await
+        .expect("stored");
+    bob.until(text_is("live dm")).await.expect("arrives");
+    alice
+        .send_text(Target::Room("rust".into()), 2, "live room")
+        .await
+        .expect("stored");
+    bob.until(text_is("live room")).await.expect("arrives");
 
     drop(bob);
     let offline = alice
-        .say(Target::User("bob".into()), 3, "while you were out")
-        .await;
+        .send_text(Target::User("bob".into()), 3, "while you were out")
+        .await
+        .expect("stored");
     engine.shut_down().await.expect("clean shutdown");
     drop(alice);
 
     let engine = start(&db, config()).await;
-    let mut bob = Client::connect(&engine).await;
+    let mut bob = Session::embedded(&engine, "test").await.expect("connects");
     let login = Request::Login {
         username: "bob".into(),
         password: "correct horse".into(),
         device: "bob-dev".into(),
     };
     assert!(matches!(bob.request(login).await, Ok(Reply::Session(_))));
-    let replayed = bob.until(text_is("while you were out")).await;
+    let replayed = bob
+        .until(text_is("while you were out"))
+        .await
+        .expect("arrives");
     assert!(matches!(replayed, ServerMessage::Message(m) if m.id == offline));
-    bob.until(|e| *e == ServerMessage::CaughtUp).await;
+    bob.until(|e| *e == ServerMessage::CaughtUp)
+        .await
+        .expect("arrives");
     // Bob never acknowledged the live ones: they are replayed too, in order, before it.
     let replayed: Vec<&str> = bob
-        .events
+        .events()
         .iter()
         .filter_map(|e| match e {
             ServerMessage::Message(m) => Some(m.text.as_str()),
@@ -178,15 +80,17 @@ async fn messages_and_membership_survive_a_restart() {
     assert_eq!(replayed, ["live dm", "live room"]);
 
     // Rooms are live again without re-joining; resends are recognised from storage.
-    let mut alice = Client::login(&engine, "alice", false).await;
+    let mut alice = logged_in_embedded(&engine, "alice", false).await;
     let again = alice
-        .say(Target::User("bob".into()), 3, "while you were out")
-        .await;
+        .send_text(Target::User("bob".into()), 3, "while you were out")
+        .await
+        .expect("stored");
     assert_eq!(again, offline);
     alice
-        .say(Target::Room("rust".into()), 4, "after restart")
-        .await;
-    bob.until(text_is("after restart")).await;
+        .send_text(Target::Room("rust".into()), 4, "after restart")
+        .await
+        .expect("stored");
+    bob.until(text_is("after restart")).await.expect("arrives");
     engine.shut_down().await.expect("clean shutdown");
 }
 
@@ -202,7 +106,7 @@ async fn passwords_are_stored_as_argon2id() {
         },
     )
     .await;
-    let _alice = Client::login(&engine, "alice", true).await;
+    let _alice = logged_in_embedded(&engine, "alice", true).await;
     engine.shut_down().await.expect("clean shutdown");
     let store = Store::open(&db).await.expect("reopens");
     let hash = store
@@ -227,9 +131,9 @@ async fn a_consumer_that_never_reads_is_disconnected_alone() {
         ..config()
     };
     let engine = start(&dir.path().join("chat.db"), config).await;
-    let mut alice = Client::login(&engine, "alice", true).await;
-    let mut bob = Client::login(&engine, "bob", true).await;
-    let mut sleepy = Client::login(&engine, "sleepy", true).await;
+    let mut alice = logged_in_embedded(&engine, "alice", true).await;
+    let mut bob = logged_in_embedded(&engine, "bob", true).await;
+    let mut sleepy = logged_in_embedded(&engine, "sleepy", true).await;
 
     // 300 messages of 1 KiB: more than sleepy's 192 KiB bound, while bob keeps reading.
     let text = "x".repeat(1024);
@@ -244,11 +148,12 @@ async fn a_consumer_that_never_reads_is_disconnected_alone() {
             Ok(Reply::Sent { .. })
         ));
         bob.until(|e| matches!(e, ServerMessage::Message(m) if m.client_msg_id == ClientMsgId(i)))
-            .await;
+            .await
+            .expect("arrives");
     }
     // Sleepy's queue holds at most the bound, then the connection ends.
     let mut received = 0;
-    while let Some(event) = sleepy.next_event().await {
+    while let Some(event) = sleepy.next_event().await.expect("in time") {
         if matches!(event, ServerMessage::Message(_)) {
             received += 1;
         }
@@ -258,9 +163,9 @@ async fn a_consumer_that_never_reads_is_disconnected_alone() {
         "disconnected before everything was queued ({received})"
     );
     // Its messages are all replayed at the next login, paced to its queue bound.
-    let sleepy = Client::login(&engine, "sleepy", false).await;
+    let sleepy = logged_in_embedded(&engine, "sleepy", false).await;
     let replayed = sleepy
-        .events
+        .events()
         .iter()
         .filter(|e| matches!(e, ServerMessage::Message(_)))
         .count();
@@ -272,12 +177,15 @@ async fn a_consumer_that_never_reads_is_disconnected_alone() {
 async fn shutdown_tells_every_connection() {
     let dir = tempfile::tempdir().expect("temp dir");
     let engine = start(&dir.path().join("chat.db"), config()).await;
-    let mut alice = Client::login(&engine, "alice", true).await;
-    let mut fresh = Client::connect(&engine).await;
+    let mut alice = logged_in_embedded(&engine, "alice", true).await;
+    let mut fresh = Session::embedded(&engine, "test").await.expect("connects");
     engine.shut_down().await.expect("clean shutdown");
     for client in [&mut alice, &mut fresh] {
-        client.until(|e| *e == ServerMessage::ShuttingDown).await;
-        assert_eq!(client.next_event().await, None);
+        client
+            .until(|e| *e == ServerMessage::ShuttingDown)
+            .await
+            .expect("arrives");
+        assert_eq!(client.next_event().await.expect("in time"), None);
     }
 }
 

@@ -8,8 +8,10 @@
 //! - `connection`: one task per socket: decode frames into the engine, write the engine's
 //!   frames out (many per syscall), keepalive, bad-input handling.
 //! - [`ServerConfig`]: the transport's limits and intervals.
+//! - [`ready`]: the machine-readable line the binary prints once it listens, and its parser.
 
 mod connection;
+pub mod ready;
 
 use std::future::Future;
 use std::sync::Arc;

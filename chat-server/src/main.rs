@@ -1,11 +1,12 @@
 //! The `chat-server` binary: parse flags, open the database, serve until SIGINT or SIGTERM.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chat_core::{Config, Durability, Engine, PasswordParams, Store};
+use chat_server::ready::Ready;
 use chat_server::ServerConfig;
 use clap::Parser;
 use tokio::net::TcpListener;
@@ -141,10 +142,23 @@ async fn serve(args: Args) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let data = std::fs::canonicalize(&path).unwrap_or(path);
-    println!(
+    // Errors are ignored: a parent that stopped reading stdout must not stop the server.
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(
+        stdout,
         "chat-server listening on {local}, data in {}",
         data.display()
     );
+    let _ = writeln!(
+        stdout,
+        "{}",
+        Ready {
+            tcp: local,
+            db: data
+        }
+    );
+    let _ = stdout.flush();
+    drop(stdout);
     let server = ServerConfig {
         max_connections: args.max_connections,
         ..ServerConfig::default()

@@ -1,46 +1,30 @@
 //! The real `chat-server` binary: killed with SIGKILL in the middle of a stream of sends, and
 //! stopped with SIGTERM. Processes are started here and ended here, by PID.
 
-mod common;
-
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
 
+use chat_client::Error;
 use chat_proto::*;
-use common::*;
-use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use chat_testkit::*;
 use tokio::process::{Child, Command};
 use tokio::time::timeout;
 
-/// Starts the binary on an ephemeral port; returns it with the address it printed.
+/// Starts the binary on an ephemeral port; returns it with the address it reported.
 async fn spawn_server(db: &Path) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chat-server"));
+    command
         .args(["--listen", "127.0.0.1:0", "--db"])
         .arg(db)
         .args(["--rate", "100000", "--burst", "100000"])
         .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the server binary starts");
-    let stdout = child.stdout.take().expect("piped");
-    let mut lines = BufReader::new(stdout).lines();
-    let line = timeout(WAIT, lines.next_line())
+        .stderr(Stdio::null());
+    let (child, ready) = spawn_ready(&mut command)
         .await
-        .expect("prints its address in time")
-        .expect("readable")
-        .expect("a line");
-    // "chat-server listening on 127.0.0.1:PORT, data in PATH"
-    let addr = line
-        .split_whitespace()
-        .nth(3)
-        .and_then(|a| a.trim_end_matches(',').parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
-    (child, addr)
+        .expect("the server binary starts");
+    (child, ready.tcp)
 }
 
 const MESSAGES: u64 = 3000;
@@ -50,8 +34,8 @@ async fn sigkill_mid_stream_loses_nothing_acknowledged_and_duplicates_nothing() 
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("chat.db");
     let (mut server, addr) = spawn_server(&db).await;
-    let mut alice = Client::login(addr, "alice", true).await;
-    drop(Client::login(addr, "bob", true).await);
+    let mut alice = logged_in(addr, "alice", true).await;
+    drop(logged_in(addr, "bob", true).await);
 
     // Alice streams DMs to bob with up to 128 in flight; the server dies part-way.
     let mut in_flight: HashMap<RequestId, u64> = HashMap::new();
@@ -65,15 +49,9 @@ async fn sigkill_mid_stream_loses_nothing_acknowledged_and_duplicates_nothing() 
                 client_msg_id: ClientMsgId(next),
                 text: format!("message {next}"),
             };
-            let id = RequestId(next as u32 + 1000);
-            if alice
-                .framed
-                .send(ClientMessage::Request { id, request })
-                .await
-                .is_err()
-            {
+            let Ok(id) = alice.send_request(request).await else {
                 break;
-            }
+            };
             in_flight.insert(id, next);
             next += 1;
         }
@@ -81,11 +59,8 @@ async fn sigkill_mid_stream_loses_nothing_acknowledged_and_duplicates_nothing() 
             server.start_kill().expect("SIGKILL sent");
             killed = true;
         }
-        match timeout(WAIT, alice.framed.next())
-            .await
-            .expect("the stream moves")
-        {
-            Some(Ok(ServerMessage::Ok {
+        match alice.next_event().await {
+            Ok(Some(ServerMessage::Ok {
                 id,
                 reply: Reply::Sent { .. },
             })) => {
@@ -93,8 +68,10 @@ async fn sigkill_mid_stream_loses_nothing_acknowledged_and_duplicates_nothing() 
                     acked.insert(n);
                 }
             }
-            Some(Ok(_)) => {}
-            Some(Err(_)) | None => break,
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(error @ Error::Timeout(_)) => panic!("the stream moves: {error}"),
+            Err(_) => break,
         }
     }
     assert!(killed, "the server was killed mid-stream");
@@ -107,13 +84,16 @@ async fn sigkill_mid_stream_loses_nothing_acknowledged_and_duplicates_nothing() 
 
     // Restarted on the same file: alice resends everything, acknowledged or not.
     let (mut server, addr) = spawn_server(&db).await;
-    let mut alice = Client::login(addr, "alice", false).await;
+    let mut alice = logged_in(addr, "alice", false).await;
     for n in 0..MESSAGES {
-        alice.say(user("bob"), n, &format!("message {n}")).await;
+        alice
+            .send_text(user("bob"), n, &format!("message {n}"))
+            .await
+            .expect("stored");
     }
-    let bob = Client::login(addr, "bob", false).await;
+    let bob = logged_in(addr, "bob", false).await;
     let mut seen: HashMap<u64, usize> = HashMap::new();
-    for event in &bob.events {
+    for event in bob.events() {
         if let ServerMessage::Message(m) = event {
             *seen.entry(m.client_msg_id.0).or_default() += 1;
         }
@@ -134,15 +114,18 @@ async fn sigkill_mid_stream_loses_nothing_acknowledged_and_duplicates_nothing() 
 async fn sigterm_tells_clients_and_exits_zero() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (mut server, addr) = spawn_server(&dir.path().join("chat.db")).await;
-    let mut alice = Client::login(addr, "alice", true).await;
+    let mut alice = logged_in(addr, "alice", true).await;
     let pid = server.id().expect("running");
     let status = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()
         .expect("kill runs");
     assert!(status.success());
-    alice.until(|e| *e == ServerMessage::ShuttingDown).await;
-    assert_eq!(alice.next_event().await, None);
+    alice
+        .until(|e| *e == ServerMessage::ShuttingDown)
+        .await
+        .expect("arrives");
+    assert_eq!(alice.next_event().await.expect("in time"), None);
     let status = timeout(WAIT, server.wait())
         .await
         .expect("exits in time")

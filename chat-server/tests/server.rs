@@ -1,12 +1,11 @@
 //! The server over real TCP on 127.0.0.1, each test with its own ephemeral port and
 //! temporary SQLite file.
 
-mod common;
-
+use chat_client::Session;
 use chat_core::Config;
 use chat_proto::*;
 use chat_server::ServerConfig;
-use common::*;
+use chat_testkit::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -24,37 +23,51 @@ async fn start_with(config: Config, server: ServerConfig) -> (TestServer, tempfi
 #[tokio::test]
 async fn two_users_exchange_direct_messages() {
     let (server, _dir) = start(config()).await;
-    let mut alice = Client::login(server.addr, "alice", true).await;
-    let mut bob = Client::login(server.addr, "bob", true).await;
-    alice.say(user("bob"), 1, "hi bob").await;
-    let got = bob.until(text_is("hi bob")).await;
+    let mut alice = logged_in(server.addr, "alice", true).await;
+    let mut bob = logged_in(server.addr, "bob", true).await;
+    alice
+        .send_text(user("bob"), 1, "hi bob")
+        .await
+        .expect("stored");
+    let got = bob.until(text_is("hi bob")).await.expect("arrives");
     assert!(
         matches!(got, ServerMessage::Message(m) if m.from == "alice" && m.target == user("bob"))
     );
-    bob.say(user("alice"), 1, "hi alice").await;
-    alice.until(text_is("hi alice")).await;
+    bob.send_text(user("alice"), 1, "hi alice")
+        .await
+        .expect("stored");
+    alice.until(text_is("hi alice")).await.expect("arrives");
     server.stop().await;
 }
 
 #[tokio::test]
 async fn rooms_are_isolated() {
     let (server, _dir) = start(config()).await;
-    let mut alice = Client::login(server.addr, "alice", true).await;
-    let mut bob = Client::login(server.addr, "bob", true).await;
-    let mut carol = Client::login(server.addr, "carol", true).await;
+    let mut alice = logged_in(server.addr, "alice", true).await;
+    let mut bob = logged_in(server.addr, "bob", true).await;
+    let mut carol = logged_in(server.addr, "carol", true).await;
     for (client, name) in [(&mut alice, "rust"), (&mut bob, "rust"), (&mut carol, "go")] {
         client
             .request(Request::Join { room: name.into() })
             .await
             .expect("joins");
     }
-    alice.say(room("rust"), 1, "in rust").await;
-    carol.say(room("go"), 1, "in go").await;
-    bob.until(text_is("in rust")).await;
+    alice
+        .send_text(room("rust"), 1, "in rust")
+        .await
+        .expect("stored");
+    carol
+        .send_text(room("go"), 1, "in go")
+        .await
+        .expect("stored");
+    bob.until(text_is("in rust")).await.expect("arrives");
     // A marker through #general shows each client has seen everything sent before it.
-    alice.say(room("general"), 2, "marker").await;
+    alice
+        .send_text(room("general"), 2, "marker")
+        .await
+        .expect("stored");
     for client in [&mut bob, &mut carol] {
-        client.until(text_is("marker")).await;
+        client.until(text_is("marker")).await.expect("arrives");
     }
     assert!(!bob.texts().contains(&"in go".to_string()));
     assert!(!carol.texts().contains(&"in rust".to_string()));
@@ -66,17 +79,23 @@ async fn offline_direct_messages_arrive_at_next_login_even_after_a_restart() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("chat.db");
     let server = TestServer::start(&db, config(), ServerConfig::default()).await;
-    let mut alice = Client::login(server.addr, "alice", true).await;
-    drop(Client::login(server.addr, "bob", true).await);
-    alice.say(user("bob"), 1, "first").await;
-    let bob = Client::login(server.addr, "bob", false).await;
+    let mut alice = logged_in(server.addr, "alice", true).await;
+    drop(logged_in(server.addr, "bob", true).await);
+    alice
+        .send_text(user("bob"), 1, "first")
+        .await
+        .expect("stored");
+    let bob = logged_in(server.addr, "bob", false).await;
     assert_eq!(bob.texts(), ["first"]);
     drop(bob);
-    alice.say(user("bob"), 2, "second").await;
+    alice
+        .send_text(user("bob"), 2, "second")
+        .await
+        .expect("stored");
     server.stop().await;
 
     let server = TestServer::start(&db, config(), ServerConfig::default()).await;
-    let bob = Client::login(server.addr, "bob", false).await;
+    let bob = logged_in(server.addr, "bob", false).await;
     assert_eq!(
         bob.texts(),
         ["first", "second"],
@@ -93,17 +112,17 @@ async fn typing_is_relayed_and_expires() {
         ..config()
     };
     let (server, _dir) = start(config).await;
-    let mut alice = Client::login(server.addr, "alice", true).await;
-    let mut bob = Client::login(server.addr, "bob", true).await;
+    let mut alice = logged_in(server.addr, "alice", true).await;
+    let mut bob = logged_in(server.addr, "bob", true).await;
     let typing = |active| ClientMessage::Typing {
         target: user("bob"),
         active,
     };
-    alice.send(typing(true)).await;
+    alice.send(typing(true)).await.expect("sends");
     let notice = |active| move |e: &ServerMessage| matches!(e, ServerMessage::Typing { user, active: a, .. } if user == "alice" && *a == active);
-    bob.until(notice(true)).await;
+    bob.until(notice(true)).await.expect("arrives");
     // Not refreshed: it ends by itself.
-    bob.until(notice(false)).await;
+    bob.until(notice(false)).await.expect("arrives");
     server.stop().await;
 }
 
@@ -114,15 +133,17 @@ async fn presence_is_pushed() {
         ..config()
     };
     let (server, _dir) = start(config).await;
-    let mut alice = Client::login(server.addr, "alice", true).await;
-    let bob = Client::login(server.addr, "bob", true).await;
+    let mut alice = logged_in(server.addr, "alice", true).await;
+    let bob = logged_in(server.addr, "bob", true).await;
     alice
         .until(|e| matches!(e, ServerMessage::Presence { user, online: true } if user == "bob"))
-        .await;
+        .await
+        .expect("arrives");
     drop(bob);
     alice
         .until(|e| matches!(e, ServerMessage::Presence { user, online: false } if user == "bob"))
-        .await;
+        .await
+        .expect("arrives");
     server.stop().await;
 }
 
@@ -144,8 +165,8 @@ async fn read_until_closed(stream: &mut TcpStream) -> Vec<ServerMessage> {
 #[tokio::test]
 async fn bad_input_closes_only_that_connection() {
     let (server, _dir) = start(config()).await;
-    let mut alice = Client::login(server.addr, "alice", true).await;
-    let mut bob = Client::login(server.addr, "bob", true).await;
+    let mut alice = logged_in(server.addr, "alice", true).await;
+    let mut bob = logged_in(server.addr, "bob", true).await;
 
     // An oversized length prefix: rejected from the head, with a typed error.
     let mut huge = TcpStream::connect(server.addr).await.expect("connects");
@@ -183,8 +204,11 @@ async fn bad_input_closes_only_that_connection() {
     );
 
     // Everyone else carries on.
-    alice.say(user("bob"), 1, "still here").await;
-    bob.until(text_is("still here")).await;
+    alice
+        .send_text(user("bob"), 1, "still here")
+        .await
+        .expect("stored");
+    bob.until(text_is("still here")).await.expect("arrives");
     server.stop().await;
 }
 
@@ -207,10 +231,10 @@ async fn a_client_that_never_reads_is_cut_off_without_hurting_others() {
         ..config()
     };
     let (server, _dir) = start(config).await;
-    let mut alice = Client::login(server.addr, "alice", true).await;
-    let mut bob = Client::login(server.addr, "bob", true).await;
+    let mut alice = logged_in(server.addr, "alice", true).await;
+    let mut bob = logged_in(server.addr, "bob", true).await;
     // Sleepy logs in, then never reads again.
-    let mut sleepy = Client::login(server.addr, "sleepy", true).await;
+    let mut sleepy = logged_in(server.addr, "sleepy", true).await;
 
     let before = rss_bytes();
     let text = "z".repeat(4000);
@@ -222,26 +246,29 @@ async fn a_client_that_never_reads_is_cut_off_without_hurting_others() {
             client_msg_id: ClientMsgId(i),
             text: text.clone(),
         };
-        window.push_back(alice.send_request(send).await);
+        window.push_back(alice.send_request(send).await.expect("sends"));
         if window.len() >= 64 {
             let id = window.pop_front().expect("non-empty");
             alice
                 .until(|e| matches!(e, ServerMessage::Ok { id: i, .. } if *i == id))
-                .await;
+                .await
+                .expect("arrives");
         }
         // Bob keeps up and is never held back by sleepy.
         if i % 64 == 0 {
             bob.until(
                 |e| matches!(e, ServerMessage::Message(m) if m.client_msg_id == ClientMsgId(i)),
             )
-            .await;
-            bob.events.clear();
+            .await
+            .expect("arrives");
+            bob.clear_events();
         }
     }
     bob.until(
         |e| matches!(e, ServerMessage::Message(m) if m.client_msg_id == ClientMsgId(total - 1)),
     )
-    .await;
+    .await
+    .expect("arrives");
     let grown = rss_bytes().saturating_sub(before);
     assert!(
         grown < 12 * 1024 * 1024,
@@ -250,7 +277,7 @@ async fn a_client_that_never_reads_is_cut_off_without_hurting_others() {
 
     // Sleepy's connection was closed: draining it ends in EOF, short of everything.
     let mut received = 0u64;
-    while let Some(event) = sleepy.next_event().await {
+    while let Some(event) = sleepy.next_event().await.expect("in time") {
         received += u64::from(matches!(event, ServerMessage::Message(_)));
     }
     assert!(
@@ -267,7 +294,7 @@ async fn connections_over_the_limit_are_refused_clearly() {
         ..ServerConfig::default()
     };
     let (server, _dir) = start_with(config(), server_config).await;
-    let _first = Client::connect(server.addr).await;
+    let _first = Session::connect(server.addr).await.expect("connects");
     let mut second = TcpStream::connect(server.addr).await.expect("connects");
     let frames = read_until_closed(&mut second).await;
     assert!(
@@ -291,33 +318,43 @@ async fn silent_connections_are_pinged_then_closed() {
         ..config()
     };
     let (server, _dir) = start_with(config, ServerConfig::default()).await;
-    let mut client = Client::connect(server.addr).await;
-    let ping = client.next_event().await;
+    let mut client = Session::connect(server.addr).await.expect("connects");
+    client.set_answer_pings(false);
+    let ping = client.next_event().await.expect("in time");
     let Some(ServerMessage::Ping { nonce }) = ping else {
         panic!("expected a ping, got {ping:?}");
     };
-    client.send(ClientMessage::Pong { nonce }).await;
+    client
+        .send(ClientMessage::Pong { nonce })
+        .await
+        .expect("sends");
     assert!(
-        matches!(client.next_event().await, Some(ServerMessage::Ping { .. })),
+        matches!(
+            client.next_event().await.expect("in time"),
+            Some(ServerMessage::Ping { .. })
+        ),
         "pinged again"
     );
     // Not answering: closed with a timeout error.
     assert!(matches!(
-        client.next_event().await,
+        client.next_event().await.expect("in time"),
         Some(ServerMessage::Error(ErrorReply {
             code: ErrorCode::Timeout,
             ..
         }))
     ));
-    assert_eq!(client.next_event().await, None);
+    assert_eq!(client.next_event().await.expect("in time"), None);
     server.stop().await;
 }
 
 #[tokio::test]
 async fn shutdown_tells_clients() {
     let (server, _dir) = start(config()).await;
-    let mut alice = Client::login(server.addr, "alice", true).await;
+    let mut alice = logged_in(server.addr, "alice", true).await;
     server.stop().await;
-    alice.until(|e| *e == ServerMessage::ShuttingDown).await;
-    assert_eq!(alice.next_event().await, None);
+    alice
+        .until(|e| *e == ServerMessage::ShuttingDown)
+        .await
+        .expect("arrives");
+    assert_eq!(alice.next_event().await.expect("in time"), None);
 }

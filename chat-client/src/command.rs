@@ -1,40 +1,68 @@
 //! Parsing one input line into a [`Command`]. Pure: no I/O, unit-tested.
+//!
+//! A line starting with `/` is a command; anything else is text for the current target.
 
 use chat_proto::Target;
 
 /// One line of input.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Command {
+pub enum Command {
+    /// `/help`: list the commands.
     Help,
+    /// `/register NAME [PASSWORD]`: create an account and log in.
     Register {
+        /// The username.
         name: String,
+        /// The password, if typed (else the client's configured one).
         password: Option<String>,
     },
+    /// `/login NAME [PASSWORD]`: log in.
     Login {
+        /// The username.
         name: String,
+        /// The password, if typed (else the client's configured one).
         password: Option<String>,
     },
+    /// `/logout`.
     Logout,
+    /// `/join #room`: join (creating it if missing) and talk there.
     Join(String),
+    /// `/create #room [--invite-only]`.
     Create {
+        /// The room name, without `#`.
         room: String,
+        /// Whether only members may add members.
         invite_only: bool,
     },
+    /// `/invite USER #room`.
     Invite {
+        /// Who to add.
         user: String,
+        /// The room name, without `#`.
         room: String,
     },
+    /// `/leave [#room]` (default: the current room).
     Leave(Option<String>),
+    /// `/rooms`.
     Rooms,
+    /// `/who [#room]` (default: the current room).
     Who(Option<String>),
+    /// `/users`.
     Users,
+    /// `/msg USER TEXT`: a direct message.
     Msg {
+        /// The recipient.
         user: String,
+        /// The text.
         text: String,
     },
+    /// `/switch #room|USER`: where plain lines go.
     Switch(Target),
+    /// `/history [N]`: the last N messages of the current target.
     History(u16),
+    /// `/nick DISPLAY NAME`.
     Nick(String),
+    /// `/quit` or `/exit`.
     Quit,
     /// A line without a leading `/`: text for the current target.
     Say(String),
@@ -45,7 +73,7 @@ pub(crate) enum Command {
 }
 
 /// The help text, one command per line.
-pub(crate) const HELP: &str = "\
+pub const HELP: &str = "\
 /register NAME [PASSWORD]   create an account and log in
 /login NAME [PASSWORD]      log in (password asked for if left out, or $CHAT_PASSWORD)
 /logout                     log out
@@ -67,7 +95,7 @@ Anything else is sent to the current room or user.";
 ///
 /// # Errors
 /// A one-line usage hint for an unknown command or wrong arguments.
-pub(crate) fn parse(line: &str) -> Result<Command, String> {
+pub fn parse(line: &str) -> Result<Command, String> {
     let line = line.trim();
     let Some(rest) = line.strip_prefix('/') else {
         return Ok(if line.is_empty() {
@@ -157,7 +185,7 @@ fn room_name(word: &str) -> String {
 }
 
 /// `#room` is a room, anything else a user.
-pub(crate) fn target_of(word: &str) -> Target {
+pub fn target_of(word: &str) -> Target {
     match word.strip_prefix('#') {
         Some(room) => Target::Room(room.to_owned()),
         None => Target::User(word.to_owned()),
@@ -165,7 +193,7 @@ pub(crate) fn target_of(word: &str) -> Target {
 }
 
 /// How a target is written: `#room` or `user`.
-pub(crate) fn target_label(target: &Target) -> String {
+pub fn target_label(target: &Target) -> String {
     match target {
         Target::Room(room) => format!("#{room}"),
         Target::User(user) => user.clone(),

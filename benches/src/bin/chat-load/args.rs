@@ -1,0 +1,54 @@
+//! The command line.
+
+use std::net::SocketAddr;
+
+use clap::{Parser, Subcommand};
+
+use crate::scenario::{dm::Dm, fanout::Fanout, idle::Idle, login_storm::LoginStorm};
+
+/// Load generator for chat-server (loopback only).
+#[derive(Debug, Parser)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    pub(crate) scenario: Scenario,
+    /// Use an already running server instead of starting one (must be a loopback address).
+    #[arg(long, global = true)]
+    pub(crate) server: Option<SocketAddr>,
+    /// The PID of `--server`, to read its CPU time and memory.
+    #[arg(long, global = true)]
+    pub(crate) server_pid: Option<u32>,
+    /// Stop after this many seconds whatever happens.
+    #[arg(long, global = true, default_value_t = 120)]
+    pub(crate) max_secs: u64,
+    /// Print the results as JSON too.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    /// The started server's `--durability` (`full` or `process`).
+    #[arg(long, global = true, default_value = "full")]
+    pub(crate) durability: String,
+}
+
+/// What to measure.
+#[derive(Debug, Clone, Subcommand)]
+pub(crate) enum Scenario {
+    /// S senders send M messages each to one room of R receivers.
+    Fanout(Fanout),
+    /// P pairs of users send M direct messages each to each other.
+    Dm(Dm),
+    /// C logged-in connections that do nothing: server memory per connection.
+    Idle(Idle),
+    /// N concurrent argon2id logins during a fixed-rate fan-out, against the same fan-out quiet.
+    LoginStorm(LoginStorm),
+}
+
+impl Scenario {
+    /// The scenario and its parameters, as the report's title.
+    pub(crate) fn label(&self) -> String {
+        match self {
+            Self::Fanout(p) => format!("{p:?}"),
+            Self::Dm(p) => format!("{p:?}"),
+            Self::Idle(p) => format!("{p:?}"),
+            Self::LoginStorm(p) => format!("{p:?}"),
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! The generator's users: connected in bulk over [`chat_client::Session`], then driven by the
+//! sending and receiving loops that measure latencies.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chat_client::{Error, Session, Tcp};
+use chat_proto::{ClientMessage, ClientMsgId, Request, ServerMessage, Target};
+use hdrhistogram::Histogram;
+use tokio::sync::Semaphore;
+
+use crate::stats::histogram;
+
+/// A logged-in load-test user.
+pub(crate) type Conn = Session<Tcp>;
+
+/// Every load-test user's password.
+pub(crate) const PASSWORD: &str = "load-test-password";
+/// How long a connection may stay silent while a reply is due.
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Connects from `source` (a loopback address, or any) and registers `name` (or logs in, if
+/// `login`) on device `device`.
+pub(crate) async fn client(
+    addr: SocketAddr,
+    name: &str,
+    source: Option<IpAddr>,
+    login: bool,
+    device: &str,
+) -> Result<Conn, String> {
+    let mut conn = Session::connect_from(addr, source, "chat-load")
+        .await
+        .map_err(|e| format!("connect: {e}"))?
+        .with_wait(WAIT);
+    let result = if login {
+        conn.login(name, PASSWORD, device).await
+    } else {
+        conn.register(name, PASSWORD, device).await
+    };
+    result.map_err(|e| format!("{name}: {e}"))?;
+    Ok(conn)
+}
+
+/// Connects `count` users named `{prefix}{i}`, at most 64 at a time (registering them, or
+/// logging in if `login`), spread over `sources` loopback addresses, joined to `room` if given.
+pub(crate) async fn connect_all(
+    addr: SocketAddr,
+    prefix: &str,
+    count: usize,
+    room: Option<&str>,
+    sources: u8,
+    login: bool,
+) -> Result<Vec<Conn>, String> {
+    let limit = Arc::new(Semaphore::new(64));
+    let mut tasks = Vec::new();
+    for i in 0..count {
+        let (limit, name, room) = (
+            limit.clone(),
+            format!("{prefix}{i}"),
+            room.map(str::to_owned),
+        );
+        let source =
+            (sources > 1).then(|| IpAddr::from([127, 0, 0, 1 + (i % usize::from(sources)) as u8]));
+        tasks.push(tokio::spawn(async move {
+            let _permit = limit.acquire().await.map_err(|e| e.to_string())?;
+            let mut conn = client(addr, &name, source, login, "load").await?;
+            if let Some(room) = room {
+                conn.request(Request::Join { room })
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok::<_, String>(conn)
+        }));
+    }
+    let mut conns = Vec::with_capacity(count);
+    for task in tasks {
+        conns.push(task.await.map_err(|e| e.to_string())??);
+    }
+    Ok(conns)
+}
+
+/// Microseconds since `epoch`, written into the first 20 bytes of the text.
+fn stamped_text(epoch: Instant, size: usize) -> String {
+    let mut text = format!("{:020}", epoch.elapsed().as_micros());
+    text.push_str(&"x".repeat(size.saturating_sub(20)));
+    text
+}
+
+/// Records the delivery latency of a message stamped by [`stamped_text`].
+fn record_latency(latencies: &mut Histogram<u64>, epoch: Instant, text: &str) {
+    if let Some(sent) = text.get(..20).and_then(|t| t.parse::<u64>().ok()) {
+        let now = epoch.elapsed().as_micros() as u64;
+        let _ = latencies.record(now.saturating_sub(sent).max(1));
+    }
+}
+
+/// Reads until `expected` messages arrived (or `stop` is set), acknowledging as it goes.
+pub(crate) async fn receive(
+    mut conn: Conn,
+    expected: u64,
+    epoch: Instant,
+    stop: Arc<AtomicU64>,
+) -> (u64, Histogram<u64>) {
+    let mut latencies = histogram();
+    let mut received = 0;
+    while received < expected && stop.load(Ordering::Relaxed) == 0 {
+        let frame = match conn.next_event_within(Duration::from_millis(200)).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(_) => continue,
+        };
+        if let ServerMessage::Message(m) = frame {
+            received += 1;
+            record_latency(&mut latencies, epoch, &m.text);
+            if received % 256 == 0 || received == expected {
+                let _ = conn.send(ClientMessage::Ack { up_to: m.id }).await;
+            }
+        }
+    }
+    (received, latencies)
+}
+
+/// How one connection sends.
+#[derive(Clone, Debug)]
+pub(crate) struct SendPlan {
+    /// Where the messages go.
+    pub(crate) target: Target,
+    /// How many messages.
+    pub(crate) count: usize,
+    /// Text bytes per message.
+    pub(crate) size: usize,
+    /// Unanswered sends at most.
+    pub(crate) window: usize,
+    /// One message every `period`, or full speed if `None`.
+    pub(crate) period: Option<Duration>,
+    /// Messages this connection expects to receive meanwhile.
+    pub(crate) expect: u64,
+}
+
+/// What one sending connection measured.
+pub(crate) struct Sent {
+    /// Send → `Sent` reply (stored) latencies.
+    pub(crate) acks: Histogram<u64>,
+    /// Messages received meanwhile, and their delivery latencies.
+    pub(crate) received: u64,
+    pub(crate) latencies: Histogram<u64>,
+}
+
+/// Sends as `plan` says; meanwhile counts the messages it receives, until `plan.expect`
+/// arrived.
+pub(crate) async fn send(mut conn: Conn, plan: SendPlan, epoch: Instant) -> Result<Sent, String> {
+    let (count, window, period, expect) = (plan.count, plan.window, plan.period, plan.expect);
+    let mut acks = histogram();
+    let mut latencies = histogram();
+    let mut received = 0u64;
+    let mut sent_at = HashMap::new();
+    let (mut sent, mut done) = (0usize, 0usize);
+    let start = Instant::now();
+    let failed = |e: Error| e.to_string();
+    while done < count || received < expect {
+        let due = period.map_or(count, |p| {
+            ((start.elapsed().as_nanos() / p.as_nanos().max(1)) as usize + 1).min(count)
+        });
+        let mut fed = false;
+        while sent < due && sent - done < window {
+            let request = Request::Send {
+                target: plan.target.clone(),
+                client_msg_id: ClientMsgId(sent as u64),
+                text: stamped_text(epoch, plan.size),
+            };
+            let id = conn.feed_request(request).await.map_err(failed)?;
+            sent_at.insert(id, Instant::now());
+            sent += 1;
+            fed = true;
+        }
+        if fed {
+            conn.flush().await.map_err(failed)?;
+        }
+        let wait = match period {
+            Some(p) if sent < count && sent - done < window => p.min(Duration::from_millis(5)),
+            _ => WAIT,
+        };
+        match conn.next_event_within(wait).await {
+            Ok(Some(ServerMessage::Ok { id, .. })) => {
+                done += 1;
+                if let Some(at) = sent_at.remove(&id) {
+                    let _ = acks.record(at.elapsed().as_micros() as u64 + 1);
+                }
+            }
+            Ok(Some(ServerMessage::Err { error, .. })) => {
+                return Err(format!("send failed: {error}"))
+            }
+            Ok(Some(ServerMessage::Message(m))) => {
+                received += 1;
+                record_latency(&mut latencies, epoch, &m.text);
+                if received % 256 == 0 || received == expect {
+                    conn.send(ClientMessage::Ack { up_to: m.id })
+                        .await
+                        .map_err(failed)?;
+                }
+            }
+            Ok(Some(_)) => {}
+            Err(Error::Timeout(_)) if done >= count => {
+                return Err(format!("received {received} of {expect} messages"))
+            }
+            Err(Error::Timeout(_)) => {}
+            Err(e) => return Err(e.to_string()),
+            Ok(None) => {
+                let why = conn
+                    .close_reason()
+                    .map_or(String::new(), |e| format!(": {e}"));
+                return Err(format!("sender connection closed{why}"));
+            }
+        }
+    }
+    Ok(Sent {
+        acks,
+        received,
+        latencies,
+    })
+}

@@ -1,0 +1,113 @@
+//! The server under test: started here on a temporary database (so its PID is known), or an
+//! already running one on a loopback address; and what /proc says about a process.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use tokio::process::{Child, Command};
+
+use crate::args::Args;
+
+/// The server under test, and the means to measure it.
+pub(crate) struct Target {
+    pub(crate) addr: SocketAddr,
+    pub(crate) pid: Option<u32>,
+    child: Option<Child>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Target {
+    /// `--server` if given (loopback only), else a server started here; `owasp` keeps the
+    /// production password hashing cost.
+    pub(crate) async fn new(args: &Args, owasp: bool) -> Result<Self, String> {
+        match args.server {
+            Some(addr) if addr.ip().is_loopback() => Ok(Self {
+                addr,
+                pid: args.server_pid,
+                child: None,
+                _dir: None,
+            }),
+            Some(addr) => Err(format!("{addr} is not a loopback address: refusing")),
+            None => Self::spawn(owasp, &args.durability).await,
+        }
+    }
+
+    /// Starts target/release/chat-server next to this binary, on a temporary database.
+    async fn spawn(owasp: bool, durability: &str) -> Result<Self, String> {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let server: PathBuf = exe.with_file_name("chat-server");
+        if !server.exists() {
+            return Err(format!(
+                "{} not found: run `cargo build --release -p chat-server` first",
+                server.display()
+            ));
+        }
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let mut command = Command::new(&server);
+        command
+            .args(["--listen", "127.0.0.1:0", "--max-connections", "30000"])
+            // Set-up can leave early clients unread for a while: no keepalive closes during a run.
+            .args(["--keepalive", "3600"])
+            .args(["--durability", durability])
+            .args(["--rate", "1000000", "--burst", "1000000"])
+            .args(["--login-timeout", "600"])
+            .arg("--db")
+            .arg(dir.path().join("load.db"))
+            .env("RUST_LOG", "warn")
+            .stderr(Stdio::inherit());
+        if !owasp {
+            command.args(["--argon2-memory-kib", "8", "--argon2-iterations", "1"]);
+        }
+        let (child, ready) = chat_testkit::spawn_ready(&mut command).await?;
+        Ok(Self {
+            addr: ready.tcp,
+            pid: child.id(),
+            child: Some(child),
+            _dir: Some(dir),
+        })
+    }
+
+    /// Stops the server if it was started here.
+    pub(crate) async fn stop(self) {
+        if let Some(mut child) = self.child {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+    }
+}
+
+/// CPU seconds (user + system) of a process (`None`: this one), from /proc (assumes
+/// USER_HZ = 100).
+pub(crate) fn cpu_seconds(pid: Option<u32>) -> f64 {
+    let path = pid.map_or("/proc/self/stat".to_string(), |p| format!("/proc/{p}/stat"));
+    let Ok(stat) = std::fs::read_to_string(path) else {
+        return f64::NAN;
+    };
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Resident memory of a process (`None`: this one) in bytes, from /proc.
+pub(crate) fn rss_bytes(pid: Option<u32>) -> f64 {
+    let path = pid.map_or("/proc/self/status".to_string(), |p| {
+        format!("/proc/{p}/status")
+    });
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kib| kib * 1024.0)
+}

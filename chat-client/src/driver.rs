@@ -1,0 +1,104 @@
+//! [`run`]: drives a [`Client`] over any [`Connector`] with tokio, for interactive front ends.
+//! It makes no decisions: it moves inputs, frames and timers between the world and the client.
+
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::time::{sleep_until, timeout, Instant};
+
+use crate::client::{Client, Event, Output, HANDSHAKE_TIMEOUT};
+use crate::transport::{Connector, Transport};
+
+/// What the front end's input side reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// A line was entered.
+    Line(String),
+    /// The line being edited changed; `composing` if it now holds text for the current target.
+    Keys {
+        /// Whether the line holds text (not a command).
+        composing: bool,
+    },
+    /// No more input.
+    End,
+}
+
+/// Runs `client` until it exits: connects (and reconnects) with `connector`, feeds it `input`
+/// and the server's frames, and hands every event to `show`. Returns the exit status.
+pub async fn run<C: Connector>(
+    mut client: Client,
+    mut connector: C,
+    mut input: UnboundedReceiver<Input>,
+    mut show: impl FnMut(Event),
+) -> i32 {
+    let mut conn: Option<C::Transport> = None;
+    let mut connect_at: Option<Instant> = None;
+    let mut input_open = true;
+    loop {
+        while let Some(output) = client.poll_output() {
+            match output {
+                Output::Send(msg) => {
+                    let Some(transport) = conn.as_mut() else {
+                        continue;
+                    };
+                    if transport.send(msg).await.is_err() {
+                        conn = None;
+                        client.handle_disconnect(now());
+                    }
+                }
+                Output::Print(event) => show(event),
+                Output::Connect { after } => connect_at = Some(Instant::now() + after),
+                Output::Close => conn = None,
+                Output::Exit(code) => return code,
+            }
+        }
+        let wake = client.poll_timeout().map(Instant::from_std);
+        tokio::select! {
+            line = input.recv(), if input_open => match line {
+                Some(Input::Line(line)) => client.handle_line(&line, now()),
+                Some(Input::Keys { composing }) => client.handle_keys(composing, now()),
+                Some(Input::End) | None => {
+                    input_open = false;
+                    client.handle_input_end(now());
+                }
+            },
+            msg = recv(&mut conn) => match msg {
+                Some(msg) => client.handle_message(msg, now()),
+                None => {
+                    conn = None;
+                    client.handle_disconnect(now());
+                }
+            },
+            () = sleep_until_opt(connect_at) => {
+                connect_at = None;
+                match timeout(HANDSHAKE_TIMEOUT, connector.connect()).await {
+                    Ok(Ok(transport)) => {
+                        conn = Some(transport);
+                        client.handle_connected(now());
+                    }
+                    Ok(Err(error)) => client.handle_connect_failed(&error.to_string(), now()),
+                    Err(_) => client.handle_connect_failed("timed out", now()),
+                }
+            },
+            () = sleep_until_opt(wake) => client.handle_timeout(now()),
+        }
+    }
+}
+
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+/// The next message, or `None` when the connection ends (cleanly or not); never resolves
+/// without a connection.
+async fn recv<T: Transport>(conn: &mut Option<T>) -> Option<chat_proto::ServerMessage> {
+    match conn {
+        Some(conn) => conn.recv().await.and_then(Result::ok),
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
