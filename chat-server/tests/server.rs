@@ -358,3 +358,82 @@ async fn shutdown_tells_clients() {
         .expect("arrives");
     assert_eq!(alice.next_event().await.expect("in time"), None);
 }
+
+#[tokio::test]
+async fn the_keepalive_runs_from_connect_so_a_ping_may_come_before_hello() {
+    let config = Config {
+        keepalive_interval_ms: 100,
+        keepalive_timeout_ms: 100,
+        ..config()
+    };
+    let (server, _dir) = start_with(config, ServerConfig::default()).await;
+    // A raw connection that never says hello: pinged, then closed with a timeout error.
+    let mut raw = TcpStream::connect(server.addr).await.expect("connects");
+    let frames = read_until_closed(&mut raw).await;
+    assert!(
+        matches!(
+            &frames[..],
+            [
+                ServerMessage::Ping { .. },
+                ServerMessage::Error(ErrorReply {
+                    code: ErrorCode::Timeout,
+                    ..
+                })
+            ]
+        ),
+        "{frames:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn hello_register_and_join_in_one_write_are_answered_in_order() {
+    let (server, _dir) = start(config()).await;
+    let mut raw = TcpStream::connect(server.addr).await.expect("connects");
+    let messages = [
+        ClientMessage::Hello(Hello::current("pipeliner")),
+        ClientMessage::Request {
+            id: RequestId(1),
+            request: Request::Register {
+                username: "alice".into(),
+                password: "correct horse battery".into(),
+                device: "raw".into(),
+            },
+        },
+        ClientMessage::Request {
+            id: RequestId(2),
+            request: Request::Join {
+                room: "rust".into(),
+            },
+        },
+    ];
+    let mut bytes = Vec::new();
+    for msg in &messages {
+        let frame = encode(msg, DEFAULT_MAX_FRAME_LEN).expect("encodes");
+        bytes.extend_from_slice(frame.as_bytes());
+    }
+    raw.write_all(&bytes).await.expect("writes");
+    let mut codec = ClientCodec::default();
+    let mut buf = bytes::BytesMut::new();
+    let mut replies = Vec::new();
+    while replies.len() < 2 {
+        let msg = loop {
+            if let Some(msg) =
+                tokio_util::codec::Decoder::decode(&mut codec, &mut buf).expect("decodes")
+            {
+                break msg;
+            }
+            let read = timeout(WAIT, raw.read_buf(&mut buf))
+                .await
+                .expect("in time");
+            assert!(read.expect("reads") > 0, "closed early: {replies:?}");
+        };
+        match msg {
+            ServerMessage::Ok { id, .. } => replies.push(Ok(id)),
+            ServerMessage::Err { id, error } => replies.push(Err((id, error.code))),
+            _ => {}
+        }
+    }
+    assert_eq!(replies, [Ok(RequestId(1)), Ok(RequestId(2))]);
+    server.stop().await;
+}
