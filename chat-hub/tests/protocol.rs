@@ -80,6 +80,8 @@ fn a_failed_login_answers_what_was_pipelined_behind_it_as_unauthenticated() {
             (list_id, ErrorCode::NotAuthenticated)
         ]
     );
+    assert_eq!(w.hub.stats().failed_logins, 1);
+    assert_eq!(w.hub.online_count(), 1, "alice's registration session");
 }
 
 #[test]
@@ -259,6 +261,7 @@ fn the_rate_limit_counts_requests_not_acks_or_typing() {
         matches!(&limited, Err(e) if matches!(e.code, ErrorCode::RateLimited { .. })),
         "{limited:?}"
     );
+    assert_eq!(w.hub.stats().rate_limited, 1);
 }
 
 #[test]

@@ -133,6 +133,7 @@ impl Hub {
                 self.start_session(session, request, user, device, token, expires_at, true, now);
             }
             _ => {
+                self.stats.failed_logins += 1;
                 self.sessions.record_failure(&key, &self.config, now.mono);
                 self.fail(session, request, bad_credentials());
             }
@@ -207,7 +208,10 @@ impl Hub {
                     session, request, user, device, token, expires_at, false, now,
                 );
             }
-            None => self.fail(session, request, bad_credentials()),
+            None => {
+                self.stats.failed_logins += 1;
+                self.fail(session, request, bad_credentials());
+            }
         }
     }
 

@@ -70,6 +70,7 @@ impl Hub {
             sent_at: now.wall,
             text,
         };
+        self.stats.messages_accepted += 1;
         self.delivery
             .remember(user, client_msg_id, (message.id, message.sent_at));
         writes.push(Write::InsertMessage(message.clone()));

@@ -67,6 +67,18 @@ pub struct Hub {
     presence: Presence,
     delivery: Delivery,
     out: Outputs,
+    stats: Stats,
+}
+
+/// Counters of the hub's decisions since it started, for metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Requests refused by the per-connection rate limit.
+    pub rate_limited: u64,
+    /// Logins (password or token) that failed.
+    pub failed_logins: u64,
+    /// Messages accepted for storage (resends not counted).
+    pub messages_accepted: u64,
 }
 
 impl Hub {
@@ -101,6 +113,7 @@ impl Hub {
             sessions: Sessions::default(),
             presence: Presence::default(),
             out: Outputs::new(config.max_frame_len),
+            stats: Stats::default(),
             config,
             welcome,
         };
@@ -124,6 +137,16 @@ impl Hub {
     /// Number of open sessions (connections).
     pub fn session_count(&self) -> usize {
         self.sessions.len()
+    }
+
+    /// Number of logged-in sessions.
+    pub fn online_count(&self) -> usize {
+        self.sessions.online_count()
+    }
+
+    /// Counters of decisions since the hub started.
+    pub fn stats(&self) -> Stats {
+        self.stats
     }
 
     /// A new connection. Call before any other input for `session`.
@@ -183,6 +206,7 @@ impl Hub {
             }
             (ClientMessage::Request { id, request }, _) => {
                 if let Err(retry_after_ms) = self.sessions.take_token(session, now.mono) {
+                    self.stats.rate_limited += 1;
                     let code = ErrorCode::RateLimited { retry_after_ms };
                     self.fail(session, id, ErrorReply::new(code, "too many requests"));
                 } else {

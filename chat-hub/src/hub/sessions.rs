@@ -76,6 +76,11 @@ impl Sessions {
         self.table.len()
     }
 
+    /// Logged-in sessions.
+    pub(super) fn online_count(&self) -> usize {
+        self.online.values().map(Vec::len).sum()
+    }
+
     pub(super) fn contains(&self, session: SessionId) -> bool {
         self.table.contains_key(&session)
     }
