@@ -75,10 +75,20 @@ pub struct Config {
     pub backlog_batch: usize,
     /// Devices remembered per user; the least recently used is forgotten past this.
     pub max_devices_per_user: usize,
-    /// Failed logins per username allowed in `login_failure_window_ms`.
-    pub max_login_failures: u32,
-    /// The window over which failed logins are counted.
-    pub login_failure_window_ms: u64,
+    /// Password attempts for one username from one source address before each further one
+    /// must wait (exponential back-off; see `hub/throttle.rs`).
+    pub login_free_attempts: u32,
+    /// Password attempts from one source address, over all usernames, before each further one
+    /// must wait (against password spraying).
+    pub login_source_free_attempts: u32,
+    /// The first back-off; each further failure doubles it.
+    pub login_backoff_base_ms: u64,
+    /// The longest back-off.
+    pub login_backoff_max_ms: u64,
+    /// Password hashes (logins, registrations) one source address may have in flight.
+    pub max_hashes_per_source: usize,
+    /// Password hashes in flight overall; past it, logins fail at once with `RateLimited`.
+    pub max_pending_hashes: usize,
     /// How often acknowledged positions are written to storage.
     pub cursor_flush_ms: u64,
     /// Queued outbound bytes past which typing and presence events are dropped.
@@ -114,8 +124,12 @@ impl Default for Config {
             token_ttl_ms: 30 * 24 * 3600 * 1000,
             backlog_batch: 256,
             max_devices_per_user: 16,
-            max_login_failures: 5,
-            login_failure_window_ms: 5 * 60 * 1000,
+            login_free_attempts: 3,
+            login_source_free_attempts: 20,
+            login_backoff_base_ms: 1000,
+            login_backoff_max_ms: 15 * 60 * 1000,
+            max_hashes_per_source: 2,
+            max_pending_hashes: 32,
             cursor_flush_ms: 1000,
             outbox_soft_bytes: 256 * 1024,
             outbox_hard_bytes: 1024 * 1024,
@@ -164,8 +178,12 @@ impl Config {
                 "outbox bounds must satisfy soft <= hard and soft >= 2 frames",
             ),
             (
-                self.max_devices_per_user >= 1 && self.max_concurrent_hashes >= 1,
-                "device and hashing limits must be at least 1",
+                self.max_devices_per_user >= 1
+                    && self.max_concurrent_hashes >= 1
+                    && self.max_hashes_per_source >= 1
+                    && self.max_pending_hashes >= self.max_hashes_per_source,
+                "device and hashing limits must be at least 1, the pending hashes at least those \
+                 of one source",
             ),
         ];
         match checks.iter().find(|(ok, _)| !ok) {

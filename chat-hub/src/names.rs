@@ -67,16 +67,66 @@ pub fn device(s: &str) -> Result<(), ErrorReply> {
 /// Checks a display name.
 ///
 /// # Errors
-/// `InvalidName` unless it is 1–64 characters with no control characters.
+/// `InvalidName` unless it is 1–64 characters of printable text: no control characters, no
+/// bidirectional or zero-width formatting characters (which can make a name read as another),
+/// no quotes or angle brackets (which can make it read as a username), not only spaces.
 pub fn display_name(s: &str) -> Result<(), ErrorReply> {
     let len = s.chars().count();
-    if (1..=MAX_LABEL_LEN).contains(&len) && !s.chars().any(char::is_control) {
+    let printable = s
+        .chars()
+        .all(|c| !c.is_control() && !is_format(c) && !matches!(c, '"' | '<' | '>'));
+    if (1..=MAX_LABEL_LEN).contains(&len) && printable && !s.trim().is_empty() {
         Ok(())
     } else {
         Err(invalid(
-            "a display name is 1-64 characters without control characters",
+            "a display name is 1-64 printable characters, without quotes, angle brackets \
+             or direction controls",
         ))
     }
+}
+
+/// Unicode format characters that reorder or hide text: bidirectional embeddings, overrides
+/// and isolates, marks, zero-width characters, the BOM.
+fn is_format(c: char) -> bool {
+    matches!(c,
+        '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{2069}' | '\u{061C}' | '\u{FEFF}' | '\u{00AD}')
+}
+
+/// The look-alike skeleton of a username: two names with the same skeleton are too easily
+/// mistaken for each other (`aIice` and `alice`, `rn` and `m`, `0` and `o`), so only one of
+/// them may be registered.
+pub fn skeleton(name: &str) -> String {
+    let folded: String = name
+        .chars()
+        .map(|c| match c.to_ascii_lowercase() {
+            '1' | 'i' | '|' => 'l',
+            '0' => 'o',
+            '_' => '-',
+            c => c,
+        })
+        .collect();
+    folded.replace("rn", "m").replace("vv", "w")
+}
+
+/// Message text as stored and delivered: line breaks normalised to `\n` (`\r\n` and a lone
+/// `\r` become `\n`), tab kept, every other control character (C0, DEL, C1) replaced with
+/// U+FFFD, so text can never carry terminal escapes or fake a line of its own.
+pub fn text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {
+                chars.next_if_eq(&'\n');
+                out.push('\n');
+            }
+            '\n' | '\t' => out.push(c),
+            c if c.is_control() => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Checks a new password's length.
@@ -116,11 +166,39 @@ mod tests {
     }
 
     #[test]
+    fn look_alike_names_share_a_skeleton() {
+        assert_eq!(skeleton("aIice"), skeleton("alice"));
+        assert_eq!(skeleton("a1ice"), skeleton("ALICE"));
+        assert_eq!(skeleton("bob0"), skeleton("bobo"));
+        assert_eq!(skeleton("rnallory"), skeleton("mallory"));
+        assert_ne!(skeleton("alice"), skeleton("alicia"));
+    }
+
+    #[test]
+    fn text_keeps_lines_and_tabs_and_drops_escapes() {
+        assert_eq!(text("a\r\nb\rc\td"), "a\nb\nc\td");
+        assert_eq!(
+            text("ok\u{1b}]0;pwned\u{7}\u{1b}[2J\u{9b}x\u{7f}"),
+            "ok\u{FFFD}]0;pwned\u{FFFD}\u{FFFD}[2J\u{FFFD}x\u{FFFD}"
+        );
+        assert_eq!(text("plain ünïcode"), "plain ünïcode");
+    }
+
+    #[test]
     fn labels_and_passwords() {
         assert!(device("laptop-1").is_ok());
         assert!(device("has space").is_err());
         assert!(display_name("Zoë Q.").is_ok());
         assert!(display_name("bad\nname").is_err());
+        for bad in [
+            "evil\u{202E}txt",
+            "mallory \"alice\"",
+            "<alice>",
+            "   ",
+            "a\u{200B}b",
+        ] {
+            assert!(display_name(bad).is_err(), "{bad:?}");
+        }
         assert!(password("1234567").is_err());
         assert!(password("12345678").is_ok());
     }

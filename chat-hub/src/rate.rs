@@ -1,7 +1,4 @@
-//! Rate limiting on a caller-supplied clock: a token bucket per connection and a failed-login
-//! counter per username.
-
-use std::collections::HashMap;
+//! Rate limiting on a caller-supplied clock: a token bucket per connection.
 
 use crate::types::Mono;
 
@@ -41,46 +38,6 @@ impl TokenBucket {
     }
 }
 
-/// Failed logins per username over a fixed window.
-#[derive(Debug, Default)]
-pub(crate) struct LoginFailures {
-    by_name: HashMap<String, (u32, Mono)>,
-}
-
-/// Usernames tracked at most; expired entries are pruned past this.
-const MAX_TRACKED: usize = 100_000;
-
-impl LoginFailures {
-    /// `Err(retry_after_ms)` while `name` has `max` failures in the current window.
-    pub(crate) fn check(&self, name: &str, max: u32, window: u64, now: Mono) -> Result<(), u32> {
-        match self.by_name.get(name) {
-            Some(&(count, start)) if count >= max && now < start.plus(window) => {
-                Err(u32::try_from(start.plus(window).since(now)).unwrap_or(u32::MAX))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    pub(crate) fn record_failure(&mut self, name: &str, window: u64, now: Mono) {
-        if self.by_name.len() >= MAX_TRACKED {
-            self.by_name
-                .retain(|_, &mut (_, start)| now < start.plus(window));
-        }
-        if self.by_name.len() >= MAX_TRACKED && !self.by_name.contains_key(name) {
-            return;
-        }
-        let entry = self.by_name.entry(name.to_owned()).or_insert((0, now));
-        if now >= entry.1.plus(window) {
-            *entry = (0, now);
-        }
-        entry.0 += 1;
-    }
-
-    pub(crate) fn clear(&mut self, name: &str) {
-        self.by_name.remove(name);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,19 +55,5 @@ mod tests {
             "refills to the burst only"
         );
         assert!(bucket.take(Mono(10_000)).is_err());
-    }
-
-    #[test]
-    fn failures_lock_a_name_for_the_window() {
-        let mut failures = LoginFailures::default();
-        for _ in 0..3 {
-            assert!(failures.check("bob", 3, 1000, Mono(0)).is_ok());
-            failures.record_failure("bob", 1000, Mono(0));
-        }
-        assert_eq!(failures.check("bob", 3, 1000, Mono(400)), Err(600));
-        assert!(failures.check("alice", 3, 1000, Mono(400)).is_ok());
-        assert!(failures.check("bob", 3, 1000, Mono(1000)).is_ok());
-        failures.clear("bob");
-        assert!(failures.check("bob", 3, 1000, Mono(500)).is_ok());
     }
 }

@@ -117,14 +117,28 @@ impl World {
         self.run();
     }
 
-    /// A new connection, not yet greeted.
+    /// A new in-process connection, not yet greeted.
     pub fn open(&mut self) -> SessionId {
+        self.open_from(None)
+    }
+
+    /// A new connection from `peer`, not yet greeted.
+    pub fn open_from(&mut self, peer: Option<std::net::IpAddr>) -> SessionId {
         self.next_session += 1;
         let session = SessionId(self.next_session);
         self.inboxes.insert(session, VecDeque::new());
-        self.hub.handle_connect(session, self.now);
+        self.hub.handle_connect(session, peer, self.now);
         self.run();
         session
+    }
+
+    /// A new connection from `peer` after a successful hello (the welcome is consumed).
+    ///
+    /// # Panics
+    /// If no welcome arrives.
+    pub fn connect_from(&mut self, peer: std::net::IpAddr) -> SessionId {
+        let session = self.open_from(Some(peer));
+        self.greet(session)
     }
 
     /// A new connection after a successful hello (the welcome is consumed).
@@ -133,6 +147,10 @@ impl World {
     /// If no welcome arrives.
     pub fn connect(&mut self) -> SessionId {
         let session = self.open();
+        self.greet(session)
+    }
+
+    fn greet(&mut self, session: SessionId) -> SessionId {
         self.send(session, ClientMessage::Hello(Hello::current("sim")));
         match self.drain(session).as_slice() {
             [ServerMessage::Welcome(_)] => session,

@@ -494,4 +494,10 @@ pub enum ErrorCode {
     Timeout,
     /// The server failed; the request may be retried.
     Internal,
+    /// Storage cannot take writes right now (for example a full disk); the request was not
+    /// carried out and may be retried after `retry_after_ms`. Reads keep working.
+    Unavailable {
+        /// Milliseconds to wait before retrying.
+        retry_after_ms: u32,
+    },
 }

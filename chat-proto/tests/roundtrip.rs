@@ -121,6 +121,7 @@ fn code_tag(code: &ErrorCode) -> &'static str {
         ErrorCode::ServerFull => "ServerFull",
         ErrorCode::Timeout => "Timeout",
         ErrorCode::Internal => "Internal",
+        ErrorCode::Unavailable { .. } => "Unavailable",
     }
 }
 
@@ -285,6 +286,9 @@ fn server_samples() -> Vec<ServerMessage> {
         ErrorCode::ServerFull,
         ErrorCode::Timeout,
         ErrorCode::Internal,
+        ErrorCode::Unavailable {
+            retry_after_ms: 1000,
+        },
     ];
     let mut samples = vec![
         ServerMessage::Welcome(Welcome {
@@ -355,7 +359,7 @@ fn every_server_variant_roundtrips() {
     let tags: BTreeSet<_> = samples.iter().map(server_tag).collect();
     assert_eq!(
         tags.len(),
-        9 + 3 + 8 + 19,
+        9 + 3 + 8 + 20,
         "one sample per variant: {tags:?}"
     );
     samples.iter().for_each(roundtrip);

@@ -111,7 +111,7 @@ async fn accept_loop(
             tasks.spawn(refuse(stream, engine.config().max_frame_len));
             continue;
         };
-        let conn = engine.connect().await;
+        let conn = engine.connect_from(peer.ip()).await;
         tracing::info!(%peer, session = conn.id().0, "connected");
         let keepalive = connection::Keepalive::of(engine.config());
         let cancel = cancel.clone();

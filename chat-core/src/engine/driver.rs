@@ -114,13 +114,13 @@ impl<S: Storage> Driver<S> {
     /// Handles a connection's input, in the order the connection sent it.
     fn on_input(&mut self, input: Input) {
         match input {
-            Input::Connect(session, outbox) => {
+            Input::Connect(session, peer, outbox) => {
                 if self.gone_early.remove(&session) {
                     // Dropped before the engine saw it: it never was.
                     return outbox.close();
                 }
                 self.outboxes.insert(session, outbox);
-                self.hub.handle_connect(session, self.clock.now());
+                self.hub.handle_connect(session, peer, self.clock.now());
             }
             Input::Message(session, msg) => {
                 self.hub.handle_message(session, msg, self.clock.now());
@@ -144,7 +144,9 @@ impl<S: Storage> Driver<S> {
             Control::Completion(completion) => {
                 self.hub.handle_completion(completion, self.clock.now());
             }
-            Control::Failed(session) => self.close(session),
+            Control::Failed(session) => {
+                self.hub.handle_io_failed(session, self.clock.now());
+            }
             Control::WriterFailed(error) => {
                 tracing::error!(%error, "storage write failed; stopping the engine");
                 return Some(Stop::Failed(error));

@@ -22,6 +22,7 @@ mod driver;
 mod io;
 mod writer;
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -63,7 +64,7 @@ const WRITE_QUEUE: usize = 8192;
 /// What connections send the engine, in one FIFO so that a connection is always known before
 /// its first message.
 enum Input {
-    Connect(SessionId, Arc<Outbox>),
+    Connect(SessionId, Option<IpAddr>, Arc<Outbox>),
     Message(SessionId, ClientMessage),
 }
 
@@ -147,9 +148,21 @@ impl Engine {
         &self.inner.config
     }
 
-    /// Opens a new connection (waiting if the engine is backed up). Its first message must be
-    /// a `Hello`. If the engine has stopped, the connection is closed from the start.
+    /// Opens a new in-process connection (waiting if the engine is backed up). Its first
+    /// message must be a `Hello`. If the engine has stopped, the connection is closed from the
+    /// start. In-process connections share one login-throttling budget; front ends use
+    /// [`connect_from`](Self::connect_from).
     pub async fn connect(&self) -> Connection {
+        self.open(None).await
+    }
+
+    /// Opens a new connection for a client at `peer`: failed logins and password-hashing work
+    /// are budgeted per peer address.
+    pub async fn connect_from(&self, peer: IpAddr) -> Connection {
+        self.open(Some(peer)).await
+    }
+
+    async fn open(&self, peer: Option<IpAddr>) -> Connection {
         let id = SessionId(self.inner.next_session.fetch_add(1, Ordering::Relaxed) + 1);
         let config = &self.inner.config;
         let outbox = Arc::new(Outbox::new(
@@ -159,7 +172,7 @@ impl Engine {
         if self
             .inner
             .inputs
-            .send(Input::Connect(id, outbox.clone()))
+            .send(Input::Connect(id, peer, outbox.clone()))
             .await
             .is_err()
         {

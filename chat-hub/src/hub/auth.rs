@@ -8,7 +8,7 @@ use chat_proto::{ErrorCode, ErrorReply, MemberEvent, Reply, RequestId};
 use sha2::{Digest, Sha256};
 
 use super::output::{After, IoRequest};
-use super::sessions::{AuthAttempt, Online};
+use super::sessions::{AuthAttempt, Online, Phase};
 use super::Hub;
 use crate::names;
 use crate::types::*;
@@ -25,8 +25,22 @@ fn bad_credentials() -> ErrorReply {
     )
 }
 
+fn in_progress() -> ErrorReply {
+    ErrorReply::new(ErrorCode::BadRequest, "a login is already in progress")
+}
+
+fn busy(retry_after_ms: u32) -> ErrorReply {
+    ErrorReply::new(
+        ErrorCode::RateLimited { retry_after_ms },
+        "too many logins at once: try again shortly",
+    )
+}
+
 fn taken(name: &str) -> ErrorReply {
-    ErrorReply::new(ErrorCode::UsernameTaken, format!("{name} is taken"))
+    ErrorReply::new(
+        ErrorCode::UsernameTaken,
+        format!("{name} is taken, or looks too much like a name that is"),
+    )
 }
 
 impl Hub {
@@ -44,6 +58,11 @@ impl Hub {
         if !self.directory.reserve(&key) {
             return Err(taken(&name));
         }
+        let source = self.sessions.source(session);
+        if let Err(retry_after_ms) = self.throttle.begin_hash(session, source, &self.config) {
+            self.directory.release(&key);
+            return Err(busy(retry_after_ms));
+        }
         let attempt = AuthAttempt::Register {
             name,
             key: key.clone(),
@@ -51,6 +70,7 @@ impl Hub {
         };
         if let Err(error) = self.sessions.begin_auth(session, request, attempt) {
             self.directory.release(&key);
+            self.throttle.end_hash(session);
             return Err(error);
         }
         self.out.io(IoRequest::HashPassword { session, password });
@@ -68,11 +88,22 @@ impl Hub {
     ) -> Result<(), ErrorReply> {
         names::device(&device)?;
         let key = name.to_ascii_lowercase();
-        if let Err(retry_after_ms) = self.sessions.check_failures(&key, &self.config, now.mono) {
+        if !matches!(self.sessions.phase(session), Some(Phase::Greeted)) {
+            return Err(in_progress());
+        }
+        let source = self.sessions.source(session);
+        self.throttle
+            .begin_hash(session, source, &self.config)
+            .map_err(busy)?;
+        if let Err(retry_after_ms) = self
+            .throttle
+            .begin_login(source, &key, &self.config, now.mono)
+        {
+            self.throttle.end_hash(session);
             let code = ErrorCode::RateLimited { retry_after_ms };
             return Err(ErrorReply::new(
                 code,
-                "too many failed logins for this user",
+                "too many failed logins from here: wait before trying again",
             ));
         }
         let user = self.directory.user_by_key(&key);
@@ -128,13 +159,14 @@ impl Hub {
         };
         match user {
             Some(user) if ok && self.directory.user(user).is_some() => {
-                self.sessions.clear_failures(&key);
+                let source = self.sessions.source(session);
+                self.throttle.succeeded(source, &key);
                 let expires_at = now.wall + self.config.token_ttl_ms;
                 self.start_session(session, request, user, device, token, expires_at, true, now);
             }
             _ => {
+                // Counted against the source when the attempt started.
                 self.stats.failed_logins += 1;
-                self.sessions.record_failure(&key, &self.config, now.mono);
                 self.fail(session, request, bad_credentials());
             }
         }

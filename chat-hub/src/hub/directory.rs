@@ -62,7 +62,9 @@ pub(super) struct Directory {
     users: FxHashMap<UserId, Account>,
     /// Case-folded username to user.
     user_keys: HashMap<String, UserId>,
-    /// Case-folded usernames whose registration is in progress.
+    /// Look-alike skeletons ([`names::skeleton`]) of registered usernames.
+    skeletons: HashMap<String, UserId>,
+    /// Skeletons of usernames whose registration is in progress.
     reserved: HashSet<String>,
     convs: FxHashMap<ConvId, Conv>,
     /// Normalised room name to room.
@@ -77,6 +79,14 @@ fn no_such_room(name: &str) -> ErrorReply {
     ErrorReply::new(ErrorCode::NoSuchRoom, format!("no room #{name}"))
 }
 
+/// What a non-member of an invite-only room is told, whatever the request.
+pub(super) fn invite_only(room: &str) -> ErrorReply {
+    ErrorReply::new(
+        ErrorCode::Forbidden,
+        format!("#{room} is invite-only: ask a member to invite you"),
+    )
+}
+
 fn not_a_member(room: &str) -> ErrorReply {
     ErrorReply::new(ErrorCode::NotAMember, format!("you are not in #{room}"))
 }
@@ -89,6 +99,9 @@ impl Directory {
         for row in users {
             dir.last_user = dir.last_user.max(row.id.0);
             dir.user_keys.insert(row.name.to_ascii_lowercase(), row.id);
+            dir.skeletons
+                .entry(names::skeleton(&row.name))
+                .or_insert(row.id);
             dir.users
                 .insert(row.id, Account::new(row.name, row.display_name));
         }
@@ -131,14 +144,20 @@ impl Directory {
             .ok_or_else(|| ErrorReply::new(ErrorCode::NoSuchUser, format!("no user {name}")))
     }
 
-    /// Holds the case-folded name `key` for a registration in progress; false if it is taken
-    /// or held already.
+    /// Holds the case-folded name `key` for a registration in progress; false if it, or a
+    /// name that looks like it, is taken or held already.
     pub(super) fn reserve(&mut self, key: &str) -> bool {
-        !self.user_keys.contains_key(key) && self.reserved.insert(key.to_owned())
+        let skeleton = names::skeleton(key);
+        !self.skeletons.contains_key(&skeleton) && self.reserved.insert(skeleton)
     }
 
     pub(super) fn release(&mut self, key: &str) {
-        self.reserved.remove(key);
+        self.reserved.remove(&names::skeleton(key));
+    }
+
+    /// The user whose username looks like `name`, if any.
+    pub(super) fn look_alike(&self, name: &str) -> Option<UserId> {
+        self.skeletons.get(&names::skeleton(name)).copied()
     }
 
     /// Registers `name` (whose reservation `key` this ends); `None` if it was taken meanwhile.
@@ -149,12 +168,14 @@ impl Directory {
         password_hash: String,
         created_at: UnixMillis,
     ) -> Option<(UserId, Write)> {
-        self.reserved.remove(&key);
-        if self.user_keys.contains_key(&key) {
+        let skeleton = names::skeleton(&key);
+        self.reserved.remove(&skeleton);
+        if self.skeletons.contains_key(&skeleton) {
             return None;
         }
         self.last_user += 1;
         let id = UserId(self.last_user);
+        self.skeletons.insert(skeleton, id);
         self.user_keys.insert(key, id);
         self.users
             .insert(id, Account::new(name.clone(), name.clone()));
@@ -301,8 +322,9 @@ impl Directory {
 
     // ===== rooms as a user sees them =====
 
-    /// The room named `room` as `user` may see it: invite-only rooms are hidden from
-    /// non-members. Returns it with its normalised name.
+    /// The room named `room` if `user` may act in it: a non-member of an invite-only room gets
+    /// `Forbidden` (room names are public, as on IRC: listed, and known to `Join` and
+    /// `CreateRoom` alike). Returns it with its normalised name.
     pub(super) fn find_room(
         &self,
         room: &str,
@@ -317,7 +339,7 @@ impl Directory {
         if visible {
             Ok((conv, name))
         } else {
-            Err(no_such_room(&name))
+            Err(invite_only(&name))
         }
     }
 

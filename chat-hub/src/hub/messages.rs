@@ -11,6 +11,7 @@ use chat_proto::{
 use super::output::{After, IoRequest};
 use super::presence::TypingKey;
 use super::Hub;
+use crate::names;
 use crate::types::*;
 
 impl Hub {
@@ -25,6 +26,9 @@ impl Hub {
         text: String,
         now: Now,
     ) -> Result<(), ErrorReply> {
+        // Control characters never reach another client: line breaks become `\n`, other
+        // controls U+FFFD (see `names::text`).
+        let text = names::text(&text);
         if text.is_empty() {
             return Err(ErrorReply::new(ErrorCode::BadRequest, "empty message"));
         }

@@ -25,6 +25,9 @@ mod presence;
 mod rooms;
 mod sessions;
 mod status;
+mod throttle;
+
+use std::net::IpAddr;
 
 use chat_proto::{
     encode, ClientMessage, EncodedFrame, ErrorCode, ErrorReply, Reply, Request, RequestId,
@@ -41,6 +44,10 @@ use self::output::{After, Outputs};
 pub use self::output::{Completion, IoRequest, Output, Ticket};
 use self::presence::Presence;
 use self::sessions::{Phase, Sessions, MAX_HELD};
+use self::throttle::Throttle;
+
+/// What `Unavailable` tells clients to wait before retrying a write.
+const STORAGE_RETRY_MS: u32 = 1000;
 
 /// The chat state machine.
 ///
@@ -66,8 +73,11 @@ pub struct Hub {
     sessions: Sessions,
     presence: Presence,
     delivery: Delivery,
+    throttle: Throttle,
     out: Outputs,
     stats: Stats,
+    /// Whether storage takes writes; while it does not, requests that write are refused.
+    storage_available: bool,
 }
 
 /// Counters of the hub's decisions since it started, for metrics.
@@ -112,6 +122,8 @@ impl Hub {
             delivery: Delivery::load(devices, &members, last_message),
             sessions: Sessions::default(),
             presence: Presence::default(),
+            throttle: Throttle::default(),
+            storage_available: true,
             out: Outputs::new(config.max_frame_len),
             stats: Stats::default(),
             config,
@@ -149,9 +161,25 @@ impl Hub {
         self.stats
     }
 
-    /// A new connection. Call before any other input for `session`.
-    pub fn handle_connect(&mut self, session: SessionId, now: Now) {
-        self.sessions.connect(session, &self.config, now.mono);
+    /// A new connection from `peer` (`None` for an in-process connection). Call before any
+    /// other input for `session`. Login throttling and hashing budgets are per peer address.
+    pub fn handle_connect(&mut self, session: SessionId, peer: Option<IpAddr>, now: Now) {
+        self.sessions.connect(session, peer, &self.config, now.mono);
+    }
+
+    /// An [`IoRequest`] of `session` failed (a storage read): the session is closed with
+    /// `Error { Internal }`, so the client knows to retry later rather than loop.
+    pub fn handle_io_failed(&mut self, session: SessionId, now: Now) {
+        self.throttle.end_hash(session);
+        let error = ErrorReply::new(ErrorCode::Internal, "storage failed; try again later");
+        self.close(session, Some(error), now);
+    }
+
+    /// Storage stopped (`false`) or resumed (`true`) taking writes. While it does not, every
+    /// request that needs a write is refused with `Unavailable`; reads and live sessions go
+    /// on, and persists already issued complete once storage is back.
+    pub fn handle_storage_available(&mut self, available: bool) {
+        self.storage_available = available;
     }
 
     /// The connection of `session` is gone (closed by either side). Idempotent.
@@ -250,6 +278,17 @@ impl Hub {
     }
 
     fn handle_request(&mut self, session: SessionId, id: RequestId, request: Request, now: Now) {
+        let reads_only = matches!(
+            request,
+            Request::ListRooms | Request::ListUsers | Request::Who { .. } | Request::History { .. }
+        );
+        if !self.storage_available && !reads_only {
+            let code = ErrorCode::Unavailable {
+                retry_after_ms: STORAGE_RETRY_MS,
+            };
+            let error = ErrorReply::new(code, "storage cannot take writes right now");
+            return self.fail(session, id, error);
+        }
         let user = self.sessions.online(session).map(|online| online.user);
         let result = match (request, user) {
             (
@@ -336,6 +375,7 @@ impl Hub {
                 }
             }
             Completion::PasswordVerified { session, ok, token } => {
+                self.throttle.end_hash(session);
                 self.password_verified(session, ok, token, now);
                 self.release_held(session, now);
             }
@@ -344,6 +384,7 @@ impl Hub {
                 hash,
                 token,
             } => {
+                self.throttle.end_hash(session);
                 self.password_hashed(session, hash, token, now);
                 self.release_held(session, now);
             }

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use chat_proto::{ErrorCode, ErrorReply, MemberEvent, Reply, RequestId, ServerMessage, UserStatus};
 
+use super::directory::invite_only;
 use super::output::After;
 use super::Hub;
 use crate::names;
@@ -98,10 +99,7 @@ impl Hub {
             .conv(conv)
             .is_some_and(|c| c.is_invite_only())
         {
-            return Err(ErrorReply::new(
-                ErrorCode::Forbidden,
-                format!("#{name} is invite-only: ask a member to invite you"),
-            ));
+            return Err(invite_only(&name));
         }
         self.check_room_quota(user)?;
         self.join_and_announce(session, request, user, conv, Vec::new());
@@ -140,17 +138,8 @@ impl Hub {
         room: &str,
         invitee: &str,
     ) -> Result<(), ErrorReply> {
-        let (conv, name) = self.directory.find_room(room, user)?;
-        let invite_only = self
-            .directory
-            .conv(conv)
-            .is_some_and(|c| c.is_invite_only());
-        if invite_only && !self.directory.is_member(conv, user) {
-            return Err(ErrorReply::new(
-                ErrorCode::Forbidden,
-                format!("only members may add to #{name}"),
-            ));
-        }
+        // A non-member of an invite-only room is refused by `find_room` already.
+        let (conv, _) = self.directory.find_room(room, user)?;
         let invitee = self.directory.find_user(invitee)?;
         if self.directory.is_member(conv, invitee) {
             self.reply(session, request, Reply::Done);
@@ -180,7 +169,6 @@ impl Hub {
             .directory
             .room_ids()
             .filter_map(|conv| self.directory.room_info(conv, user))
-            .filter(|info| info.joined || !info.invite_only)
             .collect();
         rooms.sort_by(|a, b| a.name.cmp(&b.name));
         self.out
@@ -238,6 +226,16 @@ impl Hub {
         display_name: String,
     ) -> Result<(), ErrorReply> {
         names::display_name(&display_name)?;
+        if self
+            .directory
+            .look_alike(display_name.trim())
+            .is_some_and(|other| other != user)
+        {
+            return Err(ErrorReply::new(
+                ErrorCode::InvalidName,
+                "a display name may not look like another user's name",
+            ));
+        }
         let write = self.directory.set_display_name(user, display_name);
         self.out
             .persist(vec![write], After::Reply(session, request, Reply::Done));

@@ -7,7 +7,8 @@ use std::collections::VecDeque;
 use chat_proto::{ClientMessage, ErrorCode, ErrorReply, RequestId};
 use rustc_hash::FxHashMap;
 
-use crate::rate::{LoginFailures, TokenBucket};
+use super::throttle::Source;
+use crate::rate::TokenBucket;
 use crate::types::*;
 use crate::Config;
 
@@ -53,6 +54,8 @@ pub(super) struct Online {
 #[derive(Debug)]
 struct Session {
     phase: Phase,
+    /// Where the connection comes from (`None`: in-process).
+    source: Source,
     bucket: TokenBucket,
     /// Messages that arrived while a login was in flight, handled in order once it ends.
     held: VecDeque<ClientMessage>,
@@ -68,7 +71,6 @@ pub(super) struct Sessions {
     online: FxHashMap<UserId, Vec<SessionId>>,
     /// Login deadlines, in time order (each is `connect + login_timeout`).
     logins: VecDeque<(Mono, SessionId)>,
-    failures: LoginFailures,
 }
 
 impl Sessions {
@@ -89,17 +91,29 @@ impl Sessions {
         self.table.keys().copied().collect()
     }
 
+    /// Where `session` comes from.
+    pub(super) fn source(&self, session: SessionId) -> Source {
+        self.table.get(&session).and_then(|s| s.source)
+    }
+
     pub(super) fn phase(&self, session: SessionId) -> Option<&Phase> {
         self.table.get(&session).map(|s| &s.phase)
     }
 
-    /// A new connection, which must log in by `now + login_timeout`.
-    pub(super) fn connect(&mut self, session: SessionId, config: &Config, now: Mono) {
+    /// A new connection from `source`, which must log in by `now + login_timeout`.
+    pub(super) fn connect(
+        &mut self,
+        session: SessionId,
+        source: Source,
+        config: &Config,
+        now: Mono,
+    ) {
         let bucket = TokenBucket::new(config.request_rate_per_sec, config.request_burst, now);
         self.table.insert(
             session,
             Session {
                 phase: Phase::New,
+                source,
                 bucket,
                 held: VecDeque::new(),
             },
@@ -263,24 +277,5 @@ impl Sessions {
             }
         }
         overdue
-    }
-
-    /// `Err(retry_after_ms)` while `key` has too many failed logins.
-    pub(super) fn check_failures(&self, key: &str, config: &Config, now: Mono) -> Result<(), u32> {
-        self.failures.check(
-            key,
-            config.max_login_failures,
-            config.login_failure_window_ms,
-            now,
-        )
-    }
-
-    pub(super) fn record_failure(&mut self, key: &str, config: &Config, now: Mono) {
-        self.failures
-            .record_failure(key, config.login_failure_window_ms, now);
-    }
-
-    pub(super) fn clear_failures(&mut self, key: &str) {
-        self.failures.clear(key);
     }
 }
