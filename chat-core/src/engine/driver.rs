@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{io, Clock, Control, EngineError, Input};
@@ -39,17 +39,15 @@ impl<S: Storage> Driver<S> {
         hub: Hub,
         clock: Clock,
         storage: S,
-        passwords: Arc<Passwords>,
+        passwords: Passwords,
         writes: mpsc::Sender<(Ticket, Vec<Write>)>,
         control: mpsc::UnboundedSender<Control>,
     ) -> Self {
-        let hashing = Arc::new(Semaphore::new(hub.config().max_concurrent_hashes));
         let backlog_bytes = hub.config().backlog_bytes();
         Self {
             io: io::Io {
                 storage,
                 passwords,
-                hashing,
                 control,
                 backlog_bytes,
             },

@@ -1,14 +1,14 @@
-//! The I/O adapter: carries out the hub's [`IoRequest`]s — storage reads and password
-//! hashing — each as its own task, and reports the [`Completion`] (or the failure, which
+//! The I/O adapter: carries out the hub's [`IoRequest`]s — storage reads, and password
+//! hashing on the hashing threads (`password.rs`) — each as its own task, and reports the [`Completion`] (or the failure, which
 //! closes only that session) on the engine's control channel.
 
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 
 use super::Control;
 use crate::outbox::Outbox;
-use crate::password::{new_token, Passwords};
+use crate::password::{new_token, HashError, Passwords};
 use crate::storage::Storage;
 use crate::store::StoreError;
 use crate::{Completion, IoRequest};
@@ -18,19 +18,13 @@ use crate::{Completion, IoRequest};
 enum IoError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("password hashing failed: {0}")]
-    Hash(#[from] argon2::password_hash::Error),
-    #[error("the hashing task failed: {0}")]
-    Task(#[from] tokio::task::JoinError),
-    #[error("the hashing pool is closed")]
-    Closed(#[from] tokio::sync::AcquireError),
+    #[error(transparent)]
+    Hash(#[from] HashError),
 }
 
 pub(super) struct Io<S> {
     pub(super) storage: S,
-    pub(super) passwords: Arc<Passwords>,
-    /// Permits for hashing threads (`max_concurrent_hashes`).
-    pub(super) hashing: Arc<Semaphore>,
+    pub(super) passwords: Passwords,
     pub(super) control: mpsc::UnboundedSender<Control>,
     /// A backlog batch is loaded once the connection's queue has this much room.
     pub(super) backlog_bytes: usize,
@@ -42,12 +36,11 @@ impl<S: Storage> Io<S> {
     pub(super) fn spawn(&self, request: IoRequest, outbox: Option<Arc<Outbox>>) {
         let storage = self.storage.clone();
         let passwords = self.passwords.clone();
-        let hashing = self.hashing.clone();
         let control = self.control.clone();
         let room = self.backlog_bytes;
         tokio::spawn(async move {
             let session = request.session();
-            let event = match run(request, &storage, passwords, &hashing, outbox, room).await {
+            let event = match run(request, &storage, &passwords, outbox, room).await {
                 Ok(completion) => Control::Completion(completion),
                 Err(error) => {
                     tracing::error!(session = session.0, %error, "I/O failed; closing the connection");
@@ -62,8 +55,7 @@ impl<S: Storage> Io<S> {
 async fn run(
     request: IoRequest,
     storage: &impl Storage,
-    passwords: Arc<Passwords>,
-    hashing: &Semaphore,
+    passwords: &Passwords,
     outbox: Option<Arc<Outbox>>,
     room: usize,
 ) -> Result<Completion, IoError> {
@@ -77,10 +69,7 @@ async fn run(
                 Some(user) => storage.password_hash(user).await?,
                 None => None,
             };
-            let ok = blocking(hashing, move || {
-                passwords.verify(stored.as_deref(), &password)
-            })
-            .await?;
+            let ok = passwords.verify(stored, password).await?;
             Completion::PasswordVerified {
                 session,
                 ok,
@@ -88,7 +77,7 @@ async fn run(
             }
         }
         IoRequest::HashPassword { session, password } => {
-            let hash = blocking(hashing, move || passwords.hash(&password)).await??;
+            let hash = passwords.hash(password).await?;
             Completion::PasswordHashed {
                 session,
                 hash,
@@ -127,13 +116,4 @@ async fn run(
             messages: storage.history(conv, before, limit).await?,
         },
     })
-}
-
-/// Runs CPU-heavy `work` on a blocking thread, at most as many at once as `limit` allows.
-async fn blocking<T: Send + 'static>(
-    limit: &Semaphore,
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, IoError> {
-    let _permit = limit.acquire().await?;
-    Ok(tokio::task::spawn_blocking(work).await?)
 }

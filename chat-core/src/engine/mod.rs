@@ -8,7 +8,7 @@
 //!   transaction (group commit) and reports each persist back in order; replies and deliveries
 //!   wait for it, so nothing is acknowledged before it is stored;
 //! - reads and password hashing (`io`) run as tasks: reads on the storage's pool, hashing on
-//!   blocking threads, at most `max_concurrent_hashes` at once.
+//!   `max_concurrent_hashes` hashing threads that each reuse one argon2 memory block.
 //!
 //! The engine is generic over [`Storage`] only inside: `Engine` and `Connection` are the same
 //! types whatever the backend.
@@ -122,7 +122,11 @@ impl Engine {
     /// If `config` is inconsistent or storage cannot be read.
     pub async fn start(storage: impl Storage, config: Config) -> Result<Self, EngineError> {
         config.validate()?;
-        let passwords = Arc::new(Passwords::new(config.password)?);
+        let passwords = Passwords::start(
+            config.password,
+            config.max_concurrent_hashes,
+            config.max_pending_hashes,
+        )?;
         let snapshot = storage.snapshot(wall_clock()).await?;
         let clock = Clock::start();
         let hub = Hub::new(config.clone(), snapshot, clock.now())?;
