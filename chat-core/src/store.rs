@@ -11,7 +11,8 @@
 //! wrapped number. Client message ids are the client's own 64 bits and are stored bit for bit
 //! ([`client_id`]).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -33,6 +34,16 @@ pub enum StoreError {
     /// The schema could not be brought up to date.
     #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database file is damaged (SQLite's `quick_check` found problems).
+    #[error(
+        "the database is damaged ({0}); restore a backup, or recover what is readable with \
+         `sqlite3 FILE .recover | sqlite3 NEW_FILE`"
+    )]
+    Damaged(String),
+    /// The database file was deleted or replaced while the server ran: writes would go to a
+    /// file no one will open again.
+    #[error("the database file {0} was deleted or replaced while running; restart the server")]
+    Replaced(String),
     /// A stored number is outside the range its type allows (a damaged database).
     #[error("{what} {value} is out of range")]
     OutOfRange {
@@ -96,6 +107,52 @@ pub enum Durability {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    /// The file and its identity at open, checked before each write (`None` in memory).
+    file: Option<Arc<DbFile>>,
+}
+
+/// The database file as it was opened.
+#[derive(Debug)]
+struct DbFile {
+    path: PathBuf,
+    identity: (u64, u64),
+}
+
+impl DbFile {
+    /// Fails if the file at `path` is gone or is another file than the one opened.
+    fn check(&self) -> Result<(), StoreError> {
+        match file_identity(&self.path) {
+            Ok(identity) if identity == self.identity => Ok(()),
+            _ => Err(StoreError::Replaced(self.path.display().to_string())),
+        }
+    }
+}
+
+/// `(device, inode)` of a file.
+#[cfg(unix)]
+fn file_identity(path: &Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path)?;
+    Ok((meta.dev(), meta.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_identity(path: &Path) -> std::io::Result<(u64, u64)> {
+    std::fs::metadata(path).map(|_| (0, 0))
+}
+
+/// Creates the database file readable and writable by its owner only (0600); SQLite gives
+/// its WAL and shared-memory files the same mode.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 impl Store {
@@ -107,14 +164,17 @@ impl Store {
         Self::open_with(path, Durability::Full).await
     }
 
-    /// Opens (creating if missing) the database file at `path` with the given durability.
+    /// Opens (creating if missing, with mode 0600) the database file at `path` with the given
+    /// durability, checks its integrity (`PRAGMA quick_check`) and migrates it.
     ///
     /// # Errors
-    /// If the file cannot be opened or migrated.
+    /// If the file cannot be opened or migrated, or is damaged ([`StoreError::Damaged`]).
     pub async fn open_with(
         path: impl AsRef<Path>,
         durability: Durability,
     ) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        create_private(path).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
         let synchronous = match durability {
             Durability::Full => SqliteSynchronous::Full,
             Durability::Process => SqliteSynchronous::Normal,
@@ -129,7 +189,20 @@ impl Store {
             .max_connections(4)
             .connect_with(options)
             .await?;
-        Self::migrate(pool).await
+        let problems: Vec<String> = sqlx::query_scalar("PRAGMA quick_check(20)")
+            .fetch_all(&pool)
+            .await?;
+        if problems != ["ok"] {
+            pool.close().await;
+            return Err(StoreError::Damaged(problems.join("; ")));
+        }
+        let identity =
+            file_identity(path).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+        let file = DbFile {
+            path: path.to_owned(),
+            identity,
+        };
+        Self::migrate(pool, Some(Arc::new(file))).await
     }
 
     /// A private in-memory database, gone when the store is dropped.
@@ -146,21 +219,25 @@ impl Store {
             .max_lifetime(None)
             .connect_with(options)
             .await?;
-        Self::migrate(pool).await
+        Self::migrate(pool, None).await
     }
 
-    async fn migrate(pool: SqlitePool) -> Result<Self, StoreError> {
+    async fn migrate(pool: SqlitePool, file: Option<Arc<DbFile>>) -> Result<Self, StoreError> {
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self { pool, file })
     }
 }
 
 impl Storage for Store {
     async fn snapshot(&self, now: UnixMillis) -> Result<Snapshot, StoreError> {
-        sqlx::query("DELETE FROM tokens WHERE expires_at <= ?")
+        // Housekeeping, not needed to start: a full disk must not keep the server down.
+        let expired = sqlx::query("DELETE FROM tokens WHERE expires_at <= ?")
             .bind(int("time", now)?)
             .execute(&self.pool)
-            .await?;
+            .await;
+        if let Err(error) = expired {
+            tracing::warn!(%error, "cannot drop expired tokens now");
+        }
         let users = sqlx::query_as::<_, (i64, String, String)>(
             "SELECT id, name, display_name FROM users ORDER BY id",
         )
@@ -228,6 +305,9 @@ impl Storage for Store {
     }
 
     async fn apply(&self, persists: &[Vec<Write>]) -> Result<Duplicates, StoreError> {
+        if let Some(file) = &self.file {
+            file.check()?;
+        }
         let mut tx = self.pool.begin().await?;
         let mut duplicates = vec![None; persists.len()];
         // Consecutive message inserts, with the persist each belongs to, written together.
