@@ -6,7 +6,9 @@
 //! behaviour, not cryptography. [`World::restart`] rebuilds the hub from the model storage, as
 //! a server restart would.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use chat_proto::{
     decode_frame, ClientMessage, ClientMsgId, ErrorReply, Hello, Reply, Request, RequestId,
@@ -33,8 +35,8 @@ pub struct World {
     next_session: u64,
     next_request: u32,
     next_token: u64,
-    inboxes: HashMap<SessionId, VecDeque<ServerMessage>>,
-    closed: HashSet<SessionId>,
+    inboxes: FxHashMap<SessionId, VecDeque<ServerMessage>>,
+    closed: FxHashSet<SessionId>,
     /// When set, backlog loads run at once but their completions wait for
     /// [`release_backlogs`](Self::release_backlogs).
     pub hold_backlogs: bool,
@@ -77,8 +79,8 @@ impl World {
             next_session: 0,
             next_request: 0,
             next_token: 0,
-            inboxes: HashMap::new(),
-            closed: HashSet::new(),
+            inboxes: FxHashMap::default(),
+            closed: FxHashSet::default(),
             hold_backlogs: false,
             held: VecDeque::new(),
             hold_persists: false,
