@@ -253,8 +253,14 @@ mod tests {
     #[tokio::test]
     async fn hashes_verify_and_differ() {
         let passwords = Passwords::start(PasswordParams::INSECURE_FAST, 2, 4).expect("valid");
-        let a = passwords.hash("correct horse".into()).await.expect("hashes");
-        let b = passwords.hash("correct horse".into()).await.expect("hashes");
+        let a = passwords
+            .hash("correct horse".into())
+            .await
+            .expect("hashes");
+        let b = passwords
+            .hash("correct horse".into())
+            .await
+            .expect("hashes");
         assert!(a.starts_with("$argon2id$"));
         assert_ne!(a, b, "salted");
         let verify = |stored: Option<&str>, password: &str| {
@@ -296,7 +302,10 @@ mod tests {
     #[tokio::test]
     async fn owasp_parameters_are_in_the_hash() {
         let passwords = Passwords::start(PasswordParams::OWASP, 1, 1).expect("valid");
-        let hash = passwords.hash("correct horse".into()).await.expect("hashes");
+        let hash = passwords
+            .hash("correct horse".into())
+            .await
+            .expect("hashes");
         assert!(
             hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
             "{hash}"

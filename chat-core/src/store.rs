@@ -12,8 +12,8 @@
 //! ([`client_id`]).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -141,6 +141,22 @@ fn file_identity(path: &Path) -> std::io::Result<(u64, u64)> {
     std::fs::metadata(path).map(|_| (0, 0))
 }
 
+/// SQLite's "corrupt" and "not a database" errors as [`StoreError::Damaged`]; others as they
+/// are.
+fn damaged_or(error: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &error {
+        let primary = db
+            .code()
+            .and_then(|code| code.parse::<i32>().ok())
+            .map(|code| code & 0xff);
+        // SQLITE_CORRUPT, SQLITE_NOTADB.
+        if matches!(primary, Some(11 | 26)) {
+            return StoreError::Damaged(db.message().to_owned());
+        }
+    }
+    StoreError::Database(error)
+}
+
 /// Creates the database file readable and writable by its owner only (0600); SQLite gives
 /// its WAL and shared-memory files the same mode.
 fn create_private(path: &Path) -> std::io::Result<()> {
@@ -188,16 +204,17 @@ impl Store {
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
-            .await?;
+            .await
+            .map_err(damaged_or)?;
         let problems: Vec<String> = sqlx::query_scalar("PRAGMA quick_check(20)")
             .fetch_all(&pool)
-            .await?;
+            .await
+            .map_err(damaged_or)?;
         if problems != ["ok"] {
             pool.close().await;
             return Err(StoreError::Damaged(problems.join("; ")));
         }
-        let identity =
-            file_identity(path).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+        let identity = file_identity(path).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
         let file = DbFile {
             path: path.to_owned(),
             identity,

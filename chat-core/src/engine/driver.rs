@@ -11,17 +11,10 @@ use super::{io, Clock, Control, EngineError, Input};
 use crate::outbox::{Outbox, Pushed};
 use crate::password::Passwords;
 use crate::storage::Storage;
-use crate::store::StoreError;
 use crate::{Hub, Output, SessionId, Ticket, Write};
 
 /// Client messages handled per wake-up before outputs are carried out.
 const INPUT_BATCH: usize = 256;
-
-/// Why the engine task stops.
-enum Stop {
-    Failed(StoreError),
-    Shutdown(oneshot::Sender<()>),
-}
 
 pub(super) struct Driver<S> {
     hub: Hub,
@@ -65,13 +58,13 @@ impl<S: Storage> Driver<S> {
         mut control: mpsc::UnboundedReceiver<Control>,
         writer: JoinHandle<()>,
     ) -> Result<(), EngineError> {
-        let stop = 'run: loop {
+        let done = 'run: loop {
             let deadline = self.hub.poll_timeout().map(|at| self.clock.instant(at));
             tokio::select! {
                 biased;
                 Some(event) = control.recv() => {
-                    if let Some(stop) = self.on_control(event) {
-                        break 'run stop;
+                    if let Some(done) = self.on_control(event) {
+                        break 'run done;
                     }
                 }
                 Some(first) = inputs.recv() => {
@@ -87,10 +80,6 @@ impl<S: Storage> Driver<S> {
             }
             self.carry_out().await;
         };
-        let (failure, shutdown) = match stop {
-            Stop::Failed(error) => (Some(error), None),
-            Stop::Shutdown(done) => (None, Some(done)),
-        };
         self.hub.shut_down(self.clock.now());
         self.carry_out().await;
         for (_, outbox) in self.outboxes.drain() {
@@ -100,13 +89,8 @@ impl<S: Storage> Driver<S> {
         drop(self.writes);
         let _ = writer.await;
         self.io.storage.close().await;
-        if let Some(done) = shutdown {
-            let _ = done.send(());
-        }
-        match failure {
-            Some(error) => Err(error.into()),
-            None => Ok(()),
-        }
+        let _ = done.send(());
+        Ok(())
     }
 
     /// Handles a connection's input, in the order the connection sent it.
@@ -126,8 +110,8 @@ impl<S: Storage> Driver<S> {
         }
     }
 
-    /// Handles a control event; returns why to stop, if it says to.
-    fn on_control(&mut self, event: Control) -> Option<Stop> {
+    /// Handles a control event; returns whom to tell when stopped, if it says to shut down.
+    fn on_control(&mut self, event: Control) -> Option<oneshot::Sender<()>> {
         match event {
             Control::Disconnect(session) => match self.outboxes.remove(&session) {
                 Some(outbox) => {
@@ -145,11 +129,8 @@ impl<S: Storage> Driver<S> {
             Control::Failed(session) => {
                 self.hub.handle_io_failed(session, self.clock.now());
             }
-            Control::WriterFailed(error) => {
-                tracing::error!(%error, "storage write failed; stopping the engine");
-                return Some(Stop::Failed(error));
-            }
-            Control::Shutdown(done) => return Some(Stop::Shutdown(done)),
+            Control::Storage { available } => self.hub.handle_storage_available(available),
+            Control::Shutdown(done) => return Some(done),
         }
         None
     }

@@ -13,9 +13,10 @@
 //! The engine is generic over [`Storage`] only inside: `Engine` and `Connection` are the same
 //! types whatever the backend.
 //!
-//! A storage write failure is fatal: the engine closes every connection and stops with the
-//! error (restarting reloads a consistent state from storage). A failed read closes only the
-//! connection it was for.
+//! A storage write failure is not fatal: the writer retries with back-off while the hub refuses
+//! new writes with `Unavailable` (reads and live sessions go on), and everything resumes by
+//! itself when storage does. A failed read closes only the connection it was for, with
+//! `Error { Internal }`.
 
 mod connection;
 mod driver;
@@ -74,8 +75,10 @@ enum Control {
     Completion(Completion),
     /// A read for this session failed: close it.
     Failed(SessionId),
-    /// The writer failed: stop.
-    WriterFailed(StoreError),
+    /// Storage stopped or resumed taking writes.
+    Storage {
+        available: bool,
+    },
     Shutdown(oneshot::Sender<()>),
 }
 

@@ -1,5 +1,15 @@
 //! The group-commit writer: commits everything queued in one transaction, then reports each
 //! persist back in order.
+//!
+//! A failed commit is not the end: storage that cannot take writes (a full disk, a database
+//! that went away) usually comes back. The writer tells the engine storage is down — the hub
+//! then refuses new writes with `Unavailable` while reads and live sessions go on — and
+//! retries the same batch with back-off until it commits, then says storage is back. Nothing
+//! in the batch was acknowledged, and its persists are reported only once durable, so nothing
+//! acknowledged is lost and nothing is acknowledged early. At shutdown it retries for a
+//! bounded time, then gives the batch up (still unacknowledged).
+
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
@@ -9,6 +19,11 @@ use crate::{Completion, Ticket, Write};
 
 /// Most persists committed in one transaction.
 const MAX_GROUP_COMMIT: usize = 4096;
+/// The first wait before retrying a failed commit; it doubles up to [`MAX_RETRY_WAIT`].
+const FIRST_RETRY_WAIT: Duration = Duration::from_millis(100);
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
+/// How long a shutting-down engine keeps retrying a failed commit.
+const SHUTDOWN_RETRY: Duration = Duration::from_secs(5);
 
 pub(super) async fn run(
     storage: impl Storage,
@@ -29,19 +44,61 @@ pub(super) async fn run(
                 Err(_) => break,
             }
         }
-        match storage.apply(&batch).await {
+        let Some(duplicates) = commit(&storage, &batch, &queue, &control).await else {
+            tracing::error!(
+                persists = batch.len(),
+                "shutting down with storage still failing: these writes were never acknowledged and are dropped"
+            );
+            return;
+        };
+        for (ticket, duplicate) in tickets.drain(..).zip(duplicates) {
+            let _ = control.send(Control::Completion(Completion::Persisted {
+                ticket,
+                duplicate,
+            }));
+        }
+        batch.clear();
+    }
+}
+
+/// Commits `batch`, retrying with back-off while storage fails; `None` if the engine shut
+/// down (the queue closed) and storage still failed for [`SHUTDOWN_RETRY`].
+async fn commit(
+    storage: &impl Storage,
+    batch: &[Vec<Write>],
+    queue: &mpsc::Receiver<(Ticket, Vec<Write>)>,
+    control: &mpsc::UnboundedSender<Control>,
+) -> Option<Vec<Option<(crate::MessageId, crate::UnixMillis)>>> {
+    let mut wait = FIRST_RETRY_WAIT;
+    let mut failing_since = None;
+    loop {
+        match storage.apply(batch).await {
             Ok(duplicates) => {
-                for (ticket, duplicate) in tickets.drain(..).zip(duplicates) {
-                    let _ = control.send(Control::Completion(Completion::Persisted {
-                        ticket,
-                        duplicate,
-                    }));
+                if failing_since.is_some() {
+                    tracing::warn!("storage takes writes again; writes are accepted");
+                    let _ = control.send(Control::Storage { available: true });
                 }
-                batch.clear();
+                return Some(duplicates);
             }
             Err(error) => {
-                let _ = control.send(Control::WriterFailed(error));
-                return;
+                // One line per attempt: at most one every MAX_RETRY_WAIT once it persists.
+                tracing::error!(
+                    %error,
+                    retry_in = ?wait,
+                    "STORAGE WRITE FAILED: refusing writes until it recovers"
+                );
+                let since = match failing_since {
+                    Some(since) => since,
+                    None => {
+                        let _ = control.send(Control::Storage { available: false });
+                        *failing_since.insert(tokio::time::Instant::now())
+                    }
+                };
+                if queue.is_closed() && since.elapsed() >= SHUTDOWN_RETRY {
+                    return None;
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(MAX_RETRY_WAIT);
             }
         }
     }
