@@ -213,13 +213,13 @@ impl Hashing {
         let salt_bytes = salt.decode_b64(&mut salt_bytes).ok()?;
         let mut out = vec![0u8; expected.len()];
         let argon = Argon2::new(algorithm, version, params.clone());
-        if params == self.params {
+        if params.block_count() <= self.params.block_count() {
             let blocks = blocks(memory, params.block_count());
             argon
                 .hash_password_into_with_memory(password.as_bytes(), salt_bytes, &mut out, blocks)
                 .ok()?;
         } else {
-            // A hash made with other parameters (an older setting): its own memory, freed
+            // A hash made with a larger memory cost (an older setting): its own memory, freed
             // after, so the reused block keeps the configured size.
             let mut own = vec![Block::default(); params.block_count()];
             argon
