@@ -355,82 +355,85 @@ impl World {
     /// Carries out every output of the hub until it is idle.
     pub fn run(&mut self) {
         while let Some(output) = self.hub.poll_output() {
-            let completion = match output {
-                Output::Send { session, frame, .. } => {
-                    let decoded = decode_frame::<ServerMessage>(frame.as_bytes(), usize::MAX >> 1);
-                    match decoded {
-                        Ok(Some((msg, _))) => {
-                            self.inboxes.entry(session).or_default().push_back(msg)
-                        }
-                        other => panic!("the hub sent an undecodable frame: {other:?}"),
-                    }
-                    continue;
-                }
-                Output::Close { session } => {
-                    self.closed.insert(session);
-                    continue;
-                }
-                Output::Persist { ticket, writes } if self.hold_persists => {
-                    self.held_persists.push_back((ticket, writes));
-                    continue;
-                }
-                Output::Persist { ticket, writes } => {
-                    let duplicate = self.store.apply(writes);
-                    Completion::Persisted { ticket, duplicate }
-                }
-                Output::Io(IoRequest::VerifyPassword {
-                    session,
-                    user,
-                    password,
-                }) => {
-                    let stored = user.and_then(|u| self.store.password_hash(u));
-                    Completion::PasswordVerified {
-                        session,
-                        ok: stored == Some(format!("plain:{password}")),
-                        token: self.token(),
-                    }
-                }
-                Output::Io(IoRequest::HashPassword { session, password }) => {
-                    Completion::PasswordHashed {
-                        session,
-                        hash: format!("plain:{password}"),
-                        token: self.token(),
-                    }
-                }
-                Output::Io(IoRequest::FindToken { session, hash }) => Completion::TokenFound {
-                    session,
-                    record: self.store.find_token(&hash),
-                },
-                Output::Io(IoRequest::LoadBacklog {
-                    session,
-                    user,
-                    device,
-                    after,
-                    limit,
-                }) => {
-                    let messages = self.store.backlog(user, device, after, limit);
-                    let completion = Completion::Backlog { session, messages };
-                    if self.hold_backlogs {
-                        self.held.push_back(completion);
-                        continue;
-                    }
-                    completion
-                }
-                Output::Io(IoRequest::LoadHistory {
-                    session,
-                    request,
-                    conv,
-                    before,
-                    limit,
-                }) => Completion::History {
-                    session,
-                    request,
-                    limit,
-                    messages: self.store.history(conv, before, limit),
-                },
-            };
-            self.hub.handle_completion(completion, self.now);
+            self.handle_output(output);
         }
+    }
+
+    /// Carries out one output of the hub, feeding its completion (if any) back at once.
+    pub fn handle_output(&mut self, output: Output) {
+        let completion = match output {
+            Output::Send { session, frame, .. } => {
+                let decoded = decode_frame::<ServerMessage>(frame.as_bytes(), usize::MAX >> 1);
+                match decoded {
+                    Ok(Some((msg, _))) => self.inboxes.entry(session).or_default().push_back(msg),
+                    other => panic!("the hub sent an undecodable frame: {other:?}"),
+                }
+                return;
+            }
+            Output::Close { session } => {
+                self.closed.insert(session);
+                return;
+            }
+            Output::Persist { ticket, writes } if self.hold_persists => {
+                self.held_persists.push_back((ticket, writes));
+                return;
+            }
+            Output::Persist { ticket, writes } => {
+                let duplicate = self.store.apply(writes);
+                Completion::Persisted { ticket, duplicate }
+            }
+            Output::Io(IoRequest::VerifyPassword {
+                session,
+                user,
+                password,
+            }) => {
+                let stored = user.and_then(|u| self.store.password_hash(u));
+                Completion::PasswordVerified {
+                    session,
+                    ok: stored == Some(format!("plain:{password}")),
+                    token: self.token(),
+                }
+            }
+            Output::Io(IoRequest::HashPassword { session, password }) => {
+                Completion::PasswordHashed {
+                    session,
+                    hash: format!("plain:{password}"),
+                    token: self.token(),
+                }
+            }
+            Output::Io(IoRequest::FindToken { session, hash }) => Completion::TokenFound {
+                session,
+                record: self.store.find_token(&hash),
+            },
+            Output::Io(IoRequest::LoadBacklog {
+                session,
+                user,
+                device,
+                after,
+                limit,
+            }) => {
+                let messages = self.store.backlog(user, device, after, limit);
+                let completion = Completion::Backlog { session, messages };
+                if self.hold_backlogs {
+                    self.held.push_back(completion);
+                    return;
+                }
+                completion
+            }
+            Output::Io(IoRequest::LoadHistory {
+                session,
+                request,
+                conv,
+                before,
+                limit,
+            }) => Completion::History {
+                session,
+                request,
+                limit,
+                messages: self.store.history(conv, before, limit),
+            },
+        };
+        self.hub.handle_completion(completion, self.now);
     }
 
     fn token(&mut self) -> String {

@@ -318,3 +318,63 @@ fn writes_are_refused_while_storage_is_unavailable() {
     w.hub.handle_storage_available(true);
     w.say(alice, Target::Room("general".into()), "hello");
 }
+
+/// Finding 3, from many addresses: the hashing queue is full of guesses from addresses that
+/// have failed before; a returning user (who logged in from there before) still gets the next
+/// free hashing thread.
+#[test]
+fn a_clean_source_jumps_a_queue_of_failing_ones() {
+    let config = Config {
+        max_concurrent_hashes: 1,
+        max_pending_hashes: 8,
+        ..World::config()
+    };
+    let mut w = World::new(config);
+    w.register("alice");
+    // Alice has logged in from her address before.
+    let home = w.connect_from(ip("192.0.2.7"));
+    assert!(w.request(home, login("alice", PASSWORD)).is_ok());
+    let attackers: Vec<IpAddr> = (1..=8).map(|n| ip(&format!("198.51.100.{n}"))).collect();
+    // Each attacking address has failed once already.
+    for &a in &attackers {
+        let s = w.connect_from(a);
+        let r = w.request(s, login("ghost", "wrong password"));
+        assert!(
+            matches!(&r, Err(e) if e.code == ErrorCode::BadCredentials),
+            "{r:?}"
+        );
+    }
+    // Now their guesses fill the queue, without any hash completing.
+    let storm: Vec<_> = attackers
+        .iter()
+        .flat_map(|&a| [w.connect_from(a), w.connect_from(a)])
+        .collect();
+    for (i, &s) in storm.iter().enumerate() {
+        let (_, msg) = w.numbered(login(&format!("ghost{i}"), "wrong password"));
+        w.hub.handle_message(s, msg, w.now);
+    }
+    let real = w.connect_from(ip("192.0.2.7"));
+    let (_, msg) = w.numbered(login("alice", PASSWORD));
+    w.hub.handle_message(real, msg, w.now);
+    // Only now do hashes run, one at a time.
+    let mut order = Vec::new();
+    while let Some(output) = w.hub.poll_output() {
+        if let chat_hub::Output::Io(chat_hub::IoRequest::VerifyPassword { session, .. }) = &output {
+            order.push(*session);
+        }
+        w.handle_output(output);
+    }
+    w.run();
+    let position = order.iter().position(|&s| s == real);
+    assert!(
+        position.is_some_and(|p| p <= 1),
+        "the real user's hash ran at {position:?} of {order:?}"
+    );
+    assert!(w.drain(real).iter().any(|m| matches!(
+        m,
+        ServerMessage::Ok {
+            reply: Reply::Session(_),
+            ..
+        }
+    )));
+}

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::output::{After, IoRequest};
 use super::sessions::{AuthAttempt, Online, Phase};
+use super::throttle::Source;
 use super::Hub;
 use crate::names;
 use crate::types::*;
@@ -51,6 +52,7 @@ impl Hub {
         name: String,
         password: String,
         device: String,
+        now: Now,
     ) -> Result<(), ErrorReply> {
         let key = names::username(&name)?;
         names::password(&password)?;
@@ -59,7 +61,8 @@ impl Hub {
             return Err(taken(&name));
         }
         let source = self.sessions.source(session);
-        if let Err(retry_after_ms) = self.throttle.begin_hash(session, source, &self.config) {
+        let clean = self.throttle.is_clean(source);
+        if let Err(retry_after_ms) = self.throttle.hash_room(source, clean, &self.config) {
             self.directory.release(&key);
             return Err(busy(retry_after_ms));
         }
@@ -70,10 +73,10 @@ impl Hub {
         };
         if let Err(error) = self.sessions.begin_auth(session, request, attempt) {
             self.directory.release(&key);
-            self.throttle.end_hash(session);
             return Err(error);
         }
-        self.out.io(IoRequest::HashPassword { session, password });
+        let work = IoRequest::HashPassword { session, password };
+        self.queue_hash(session, source, clean, work, now);
         Ok(())
     }
 
@@ -92,14 +95,15 @@ impl Hub {
             return Err(in_progress());
         }
         let source = self.sessions.source(session);
+        // Judged before this attempt counts against the source.
+        let clean = self.throttle.is_clean(source);
         self.throttle
-            .begin_hash(session, source, &self.config)
+            .hash_room(source, clean, &self.config)
             .map_err(busy)?;
         if let Err(retry_after_ms) = self
             .throttle
             .begin_login(source, &key, &self.config, now.mono)
         {
-            self.throttle.end_hash(session);
             let code = ErrorCode::RateLimited { retry_after_ms };
             return Err(ErrorReply::new(
                 code,
@@ -109,11 +113,12 @@ impl Hub {
         let user = self.directory.user_by_key(&key);
         let attempt = AuthAttempt::Login { key, user, device };
         self.sessions.begin_auth(session, request, attempt)?;
-        self.out.io(IoRequest::VerifyPassword {
+        let work = IoRequest::VerifyPassword {
             session,
             user,
             password,
-        });
+        };
+        self.queue_hash(session, source, clean, work, now);
         Ok(())
     }
 
@@ -245,6 +250,41 @@ impl Hub {
                 self.fail(session, request, bad_credentials());
             }
         }
+    }
+
+    /// Queues password work (after `hash_room`), pushing out waiting work of a source with
+    /// failures if the queue is full, and starts what threads are free for.
+    fn queue_hash(
+        &mut self,
+        session: SessionId,
+        source: Source,
+        clean: bool,
+        work: IoRequest,
+        now: Now,
+    ) {
+        if let Some(pushed_out) = self.throttle.push_out(&self.config) {
+            if let Some((request, attempt)) = self.sessions.take_attempt(pushed_out) {
+                self.abandon(attempt);
+                self.fail(pushed_out, request, busy(250));
+                self.release_held(pushed_out, now);
+            }
+        }
+        self.throttle.queue_hash(session, source, clean, work);
+        self.start_hashes();
+    }
+
+    /// Hands the driver the queued password work that hashing threads are free for.
+    pub(super) fn start_hashes(&mut self) {
+        while let Some(work) = self.throttle.next_hash(&self.config) {
+            self.out.io(work);
+        }
+    }
+
+    /// Password work of `session` ended (`completed`), or its session went away: frees its
+    /// place and starts what waits.
+    pub(super) fn end_hash(&mut self, session: SessionId, completed: bool) {
+        self.throttle.end_hash(session, completed);
+        self.start_hashes();
     }
 
     /// A login attempt's session went away: release what it held.

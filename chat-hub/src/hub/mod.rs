@@ -170,7 +170,7 @@ impl Hub {
     /// An [`IoRequest`] of `session` failed (a storage read): the session is closed with
     /// `Error { Internal }`, so the client knows to retry later rather than loop.
     pub fn handle_io_failed(&mut self, session: SessionId, now: Now) {
-        self.throttle.end_hash(session);
+        self.end_hash(session, true);
         let error = ErrorReply::new(ErrorCode::Internal, "storage failed; try again later");
         self.close(session, Some(error), now);
     }
@@ -189,7 +189,10 @@ impl Hub {
         };
         match phase {
             Phase::Online(online) => self.went_offline(session, online.user, last, now),
-            Phase::Authenticating(_, attempt) => self.abandon(attempt),
+            Phase::Authenticating(_, attempt) => {
+                self.abandon(attempt);
+                self.end_hash(session, false);
+            }
             Phase::New | Phase::Greeted => {}
         }
     }
@@ -298,7 +301,7 @@ impl Hub {
                     device,
                 },
                 None,
-            ) => self.register(session, id, username, password, device),
+            ) => self.register(session, id, username, password, device, now),
             (
                 Request::Login {
                     username,
@@ -375,7 +378,7 @@ impl Hub {
                 }
             }
             Completion::PasswordVerified { session, ok, token } => {
-                self.throttle.end_hash(session);
+                self.end_hash(session, true);
                 self.password_verified(session, ok, token, now);
                 self.release_held(session, now);
             }
@@ -384,7 +387,7 @@ impl Hub {
                 hash,
                 token,
             } => {
-                self.throttle.end_hash(session);
+                self.end_hash(session, true);
                 self.password_hashed(session, hash, token, now);
                 self.release_held(session, now);
             }

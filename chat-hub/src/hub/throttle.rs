@@ -8,19 +8,26 @@
 //!   same way with a larger free allowance.
 //! - Attempts count **when they start**, not when their hash is checked, so attempts in flight
 //!   count too: a burst of parallel guesses gets no more tries than a sequence.
-//! - **Hashing work** is bounded per source (a few hashes in flight) and overall (a bounded
-//!   queue): past either, a login or registration fails at once with `RateLimited` instead of
-//!   waiting behind everyone else's hashes.
+//! - **Hashing work** waits in a queue of its own, bounded per source (a few hashes) and
+//!   overall: past either, a login or registration fails at once with `RateLimited` instead
+//!   of waiting behind everyone else's. The hub hands the driver only as many hashes as it
+//!   has hashing threads, taking first from sources that have logged in successfully before
+//!   and have no failed attempt since: under a storm of wrong guesses from many addresses, a
+//!   returning user waits for at most the hashes already running, not for the attackers'
+//!   queue.
 //!
 //! Sources are IP addresses (`None` for in-process connections, which share one budget). The
 //! maps are bounded: past [`MAX_TRACKED`] entries, those whose back-off has run out are
 //! forgotten, and a new entry that still does not fit is refused.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
+
+use std::collections::VecDeque;
 
 use rustc_hash::FxHashMap;
 
+use super::output::IoRequest;
 use crate::types::{Mono, SessionId};
 use crate::Config;
 
@@ -69,10 +76,23 @@ impl Backoff {
 pub(super) struct Throttle {
     pairs: HashMap<(Source, String), Backoff>,
     sources: HashMap<Source, Backoff>,
-    /// Hashes in flight per source.
+    /// Sources a login has succeeded from.
+    trusted: HashSet<Source>,
+    /// Hashes queued or running per source.
     hashing: HashMap<Source, usize>,
-    /// The source of each session with a hash in flight.
-    hashing_sessions: FxHashMap<SessionId, Source>,
+    /// Each session with a hash queued or running.
+    hashing_sessions: FxHashMap<SessionId, Hash>,
+    /// Hashes waiting for a thread: `[0]` from sources with no recent failure, `[1]` others.
+    queues: [VecDeque<(SessionId, IoRequest)>; 2],
+    /// Hashes handed to the driver and not yet completed.
+    running: usize,
+}
+
+/// A session's hash.
+#[derive(Clone, Copy, Debug)]
+struct Hash {
+    source: Source,
+    running: bool,
 }
 
 /// Why an attempt may not start now: retry after this many milliseconds.
@@ -131,43 +151,117 @@ impl Throttle {
     /// A login for `key` from `source` succeeded: its pair starts afresh, and the attempt no
     /// longer counts against the source.
     pub(super) fn succeeded(&mut self, source: Source, key: &str) {
+        if self.trusted.len() < MAX_TRACKED {
+            self.trusted.insert(source);
+        }
         self.pairs.remove(&(source, key.to_owned()));
         if let Some(b) = self.sources.get_mut(&source) {
             b.failures = b.failures.saturating_sub(1);
         }
     }
 
-    /// Takes a hashing slot for `session`, from `source`.
+    /// Whether `source` has logged in successfully before and has no failed attempt counted
+    /// against it since: its password work goes first.
+    pub(super) fn is_clean(&self, source: Source) -> bool {
+        self.trusted.contains(&source) && self.sources.get(&source).is_none_or(|b| b.failures == 0)
+    }
+
+    /// Whether `source` may queue another hash. A clean source finds room in a full queue
+    /// as long as it holds work from sources with failures: that work is pushed out.
     ///
     /// # Errors
-    /// The milliseconds to wait, if the source or the whole server has as many hashes in
-    /// flight as it may.
-    pub(super) fn begin_hash(
-        &mut self,
-        session: SessionId,
+    /// The milliseconds to wait, if the source or the whole server has as many hashes queued
+    /// or running as it may.
+    pub(super) fn hash_room(
+        &self,
         source: Source,
+        clean: bool,
         config: &Config,
     ) -> Result<(), RetryAfter> {
         let mine = self.hashing.get(&source).copied().unwrap_or(0);
-        let total = self.hashing_sessions.len();
-        if mine >= config.max_hashes_per_source || total >= config.max_pending_hashes {
+        let full = self.hashing_sessions.len() >= config.max_pending_hashes;
+        if mine >= config.max_hashes_per_source || full && !(clean && self.can_push_out()) {
             return Err(HASH_RETRY_MS);
-        }
-        if self.hashing_sessions.insert(session, source).is_none() {
-            *self.hashing.entry(source).or_default() += 1;
         }
         Ok(())
     }
 
-    /// The hash of `session` finished (or failed). Idempotent.
-    pub(super) fn end_hash(&mut self, session: SessionId) {
-        let Some(source) = self.hashing_sessions.remove(&session) else {
+    fn can_push_out(&self) -> bool {
+        self.queues[1]
+            .iter()
+            .any(|(session, _)| self.hashing_sessions.contains_key(session))
+    }
+
+    /// Makes room for a clean source's hash in a full queue: the newest waiting work of a
+    /// source with failures is dropped; returns its session, whose login the hub refuses.
+    pub(super) fn push_out(&mut self, config: &Config) -> Option<SessionId> {
+        if self.hashing_sessions.len() < config.max_pending_hashes {
+            return None;
+        }
+        while let Some((session, _)) = self.queues[1].pop_back() {
+            if self.hashing_sessions.contains_key(&session) {
+                self.end_hash(session, false);
+                return Some(session);
+            }
+        }
+        None
+    }
+
+    /// Queues the password work `request` of `session` (which has none queued), from
+    /// `source`, after [`hash_room`](Self::hash_room) said there is room; `clean` sources go
+    /// first. The work starts when [`next_hash`](Self::next_hash) hands it out.
+    pub(super) fn queue_hash(
+        &mut self,
+        session: SessionId,
+        source: Source,
+        clean: bool,
+        request: IoRequest,
+    ) {
+        self.hashing_sessions.insert(
+            session,
+            Hash {
+                source,
+                running: false,
+            },
+        );
+        *self.hashing.entry(source).or_default() += 1;
+        self.queues[usize::from(!clean)].push_back((session, request));
+    }
+
+    /// The next queued hash to start, if a hashing thread is free (`max_concurrent_hashes`).
+    pub(super) fn next_hash(&mut self, config: &Config) -> Option<IoRequest> {
+        while self.running < config.max_concurrent_hashes {
+            let (session, request) = match self.queues[0].pop_front() {
+                Some(next) => next,
+                None => self.queues[1].pop_front()?,
+            };
+            // Skip work whose session went away while it waited.
+            if let Some(hash) = self.hashing_sessions.get_mut(&session) {
+                hash.running = true;
+                self.running += 1;
+                return Some(request);
+            }
+        }
+        None
+    }
+
+    /// The hash of `session` completed or failed, or the session went away: a running hash
+    /// ends only when its completion comes. Idempotent.
+    pub(super) fn end_hash(&mut self, session: SessionId, completed: bool) {
+        let Some(hash) = self.hashing_sessions.get(&session).copied() else {
             return;
         };
-        if let Some(count) = self.hashing.get_mut(&source) {
+        if hash.running && !completed {
+            return;
+        }
+        self.hashing_sessions.remove(&session);
+        if hash.running {
+            self.running -= 1;
+        }
+        if let Some(count) = self.hashing.get_mut(&hash.source) {
             *count -= 1;
             if *count == 0 {
-                self.hashing.remove(&source);
+                self.hashing.remove(&hash.source);
             }
         }
     }
@@ -247,19 +341,78 @@ mod tests {
         assert_eq!(b.wait(3, &c), 60_000);
     }
 
+    fn verify(session: u64) -> IoRequest {
+        IoRequest::VerifyPassword {
+            session: SessionId(session),
+            user: None,
+            password: String::new(),
+        }
+    }
+
     #[test]
     fn hashing_is_bounded_per_source_and_overall() {
-        let c = config();
+        let c = Config {
+            max_concurrent_hashes: 1,
+            ..config()
+        };
         let mut t = Throttle::default();
-        let s = SessionId;
-        assert!(t.begin_hash(s(1), A, &c).is_ok());
-        assert!(t.begin_hash(s(2), A, &c).is_ok());
-        assert!(t.begin_hash(s(3), A, &c).is_err(), "two per source");
-        assert!(t.begin_hash(s(4), B, &c).is_ok());
-        assert!(t.begin_hash(s(5), None, &c).is_err(), "three overall");
-        t.end_hash(s(1));
-        t.end_hash(s(1));
-        assert!(t.begin_hash(s(5), None, &c).is_ok());
-        assert!(t.begin_hash(s(6), A, &c).is_err(), "three overall again");
+        let queue = |t: &mut Throttle, n: u64, source: Source| {
+            t.hash_room(source, true, &c)?;
+            t.queue_hash(SessionId(n), source, true, verify(n));
+            Ok::<(), RetryAfter>(())
+        };
+        assert!(queue(&mut t, 1, A).is_ok());
+        assert!(queue(&mut t, 2, A).is_ok());
+        assert!(queue(&mut t, 3, A).is_err(), "two per source");
+        assert!(queue(&mut t, 4, B).is_ok());
+        assert!(queue(&mut t, 5, None).is_err(), "three overall");
+        assert!(matches!(
+            t.next_hash(&c),
+            Some(IoRequest::VerifyPassword {
+                session: SessionId(1),
+                ..
+            })
+        ));
+        assert!(t.next_hash(&c).is_none(), "one thread");
+        t.end_hash(SessionId(1), false);
+        assert!(
+            t.next_hash(&c).is_none(),
+            "still running until it completes"
+        );
+        t.end_hash(SessionId(1), true);
+        t.end_hash(SessionId(1), true);
+        assert!(queue(&mut t, 5, None).is_ok());
+        assert!(queue(&mut t, 6, A).is_err(), "three overall again");
+        // A queued hash whose session went away is skipped.
+        t.end_hash(SessionId(2), false);
+        assert!(matches!(
+            t.next_hash(&c),
+            Some(IoRequest::VerifyPassword {
+                session: SessionId(4),
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn clean_sources_go_first() {
+        let c = Config {
+            max_concurrent_hashes: 1,
+            ..config()
+        };
+        let mut t = Throttle::default();
+        assert!(!t.is_clean(None), "not before a login succeeded from there");
+        t.succeeded(None, "alice");
+        assert!(t.is_clean(None));
+        t.queue_hash(SessionId(1), A, false, verify(1));
+        t.queue_hash(SessionId(2), A, false, verify(2));
+        t.queue_hash(SessionId(3), B, true, verify(3));
+        assert!(matches!(
+            t.next_hash(&c),
+            Some(IoRequest::VerifyPassword {
+                session: SessionId(3),
+                ..
+            })
+        ));
     }
 }

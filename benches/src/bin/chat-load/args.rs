@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 
 use clap::{Parser, Subcommand};
 
-use crate::scenario::{dm::Dm, fanout::Fanout, idle::Idle, login_storm::LoginStorm};
+use crate::scenario::{
+    dm::Dm, fanout::Fanout, idle::Idle, login_attack::LoginAttack, login_storm::LoginStorm,
+};
 
 /// Load generator for chat-server (loopback only).
 #[derive(Debug, Parser)]
@@ -39,6 +41,9 @@ pub(crate) enum Scenario {
     Idle(Idle),
     /// N concurrent argon2id logins during a fixed-rate fan-out, against the same fan-out quiet.
     LoginStorm(LoginStorm),
+    /// N connections guessing passwords while the real user logs in from elsewhere: the real
+    /// user's login latency, and server memory after.
+    LoginAttack(LoginAttack),
 }
 
 impl Scenario {
@@ -49,6 +54,7 @@ impl Scenario {
             Self::Dm(p) => format!("{p:?}"),
             Self::Idle(p) => format!("{p:?}"),
             Self::LoginStorm(p) => format!("{p:?}"),
+            Self::LoginAttack(p) => format!("{p:?}"),
         }
     }
 }

@@ -54,7 +54,10 @@ fn main() -> std::process::ExitCode {
 
 /// Runs the chosen scenario against the server under test and prints the report.
 async fn run(args: Args) -> Result<(), String> {
-    let owasp = matches!(args.scenario, Scenario::LoginStorm(_));
+    let owasp = matches!(
+        args.scenario,
+        Scenario::LoginStorm(_) | Scenario::LoginAttack(_)
+    );
     let target = server::Target::new(&args, owasp).await?;
     let mut report = Report::default();
     match &args.scenario {
@@ -62,6 +65,7 @@ async fn run(args: Args) -> Result<(), String> {
         Scenario::Dm(params) => params.run(&target, &mut report).await?,
         Scenario::Idle(params) => params.run(&target, &mut report).await?,
         Scenario::LoginStorm(params) => params.run(&target, &mut report).await?,
+        Scenario::LoginAttack(params) => params.run(&target, &mut report).await?,
     }
     report.print(&args.scenario.label(), args.json);
     target.stop().await;

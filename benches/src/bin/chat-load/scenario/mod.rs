@@ -4,4 +4,5 @@
 pub(crate) mod dm;
 pub(crate) mod fanout;
 pub(crate) mod idle;
+pub(crate) mod login_attack;
 pub(crate) mod login_storm;
