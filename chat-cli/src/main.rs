@@ -41,10 +41,10 @@ struct Args {
     #[arg(long, default_value_t = 1.0)]
     linger: f64,
     /// On a terminal: a line-oriented interface instead of the full-screen one.
-    #[arg(long, env = "CHAT_PLAIN")]
+    #[arg(long, env = "CHAT_PLAIN", value_parser = clap::builder::BoolishValueParser::new())]
     plain: bool,
     /// Do not ring the terminal bell when someone mentions you or writes to you directly.
-    #[arg(long, env = "CHAT_NO_BELL")]
+    #[arg(long, env = "CHAT_NO_BELL", value_parser = clap::builder::BoolishValueParser::new())]
     no_bell: bool,
 }
 
