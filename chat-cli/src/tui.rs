@@ -39,6 +39,13 @@ pub(crate) const MAX_ENTRIES: usize = 2000;
 const PAGE: u16 = 50;
 /// The member list's width.
 const MEMBERS_WIDTH: u16 = 18;
+/// The most buffers; past it, the oldest conversation without unread messages is closed.
+const MAX_BUFFERS: usize = 100;
+/// The keys, added to `/help`.
+const KEYS: &str = "\
+Keys: Alt+1..9/0 or Ctrl+N/Ctrl+P change buffer (1 is status), PageUp/PageDown scroll
+(older history loads at the top), Tab completes, Up/Down recall lines, Alt+Enter adds a line,
+Ctrl-C clears the line (on an empty line it quits, as does Ctrl-D), Ctrl-L redraws.";
 
 /// The full-screen interface on a ratatui terminal.
 pub(crate) struct Tui<B: Backend> {
@@ -211,8 +218,9 @@ pub(crate) struct App {
     bell: bool,
     /// Ring the bell at the next draw.
     ring: bool,
-    /// The rows of the message area at the last draw (for paging).
+    /// The rows and columns of the message area at the last draw (for paging).
     page: usize,
+    width: usize,
 }
 
 impl App {
@@ -232,6 +240,7 @@ impl App {
             bell,
             ring: false,
             page: 10,
+            width: 80,
         }
     }
 
@@ -242,6 +251,16 @@ impl App {
             .position(|b| b.target.as_ref() == Some(target))
         {
             return i;
+        }
+        if self.buffers.len() >= MAX_BUFFERS {
+            let active = self.active;
+            let closable = (1..self.buffers.len())
+                .find(|&i| i != active && self.buffers[i].unread == 0)
+                .unwrap_or(if active == 1 { 2 } else { 1 });
+            self.buffers.remove(closable);
+            if self.active > closable {
+                self.active -= 1;
+            }
         }
         self.buffers.push(Buffer::new(Some(target.clone())));
         self.buffers.len() - 1
@@ -464,6 +483,10 @@ impl App {
                 event: ref change,
             } => {
                 let i = self.buffer(&Target::Room(room.clone()));
+                if Some(user) == self.me.as_ref() && *change == MemberEvent::Joined {
+                    // Said already by "joined #room".
+                    return;
+                }
                 let members = &mut self.buffers[i].members;
                 match change {
                     MemberEvent::Left => members.retain(|m| m.user != *user),
@@ -517,6 +540,13 @@ impl App {
                 // Said where the user looks, too.
                 if self.active != 0 {
                     self.lines_here(&event);
+                }
+            }
+            Event::Help(_) => {
+                self.lines_here(&event);
+                let active = self.active;
+                for line in KEYS.lines() {
+                    self.info(active, line.to_owned(), false);
                 }
             }
             other => self.lines_here(&other),
@@ -591,8 +621,7 @@ impl App {
     }
 
     fn scroll_up(&mut self, inputs: &mut Vec<Input>) {
-        let width = 80; // Only to estimate the rows; drawing clamps.
-        let page = self.page;
+        let (width, page) = (self.width, self.page);
         let logged_in = self.me.is_some();
         let buffer = &mut self.buffers[self.active];
         let rows = rows(buffer, width, None).len();
@@ -634,6 +663,7 @@ impl App {
             (body, None)
         };
         self.page = usize::from(messages.height).max(2);
+        self.width = usize::from(messages.width);
         self.draw_messages(frame, messages);
         if let Some(area) = members {
             self.draw_members(frame, area);
@@ -814,14 +844,12 @@ fn rows(buffer: &Buffer, width: usize, me: Option<&str>) -> Vec<Line<'static>> {
         if entry.at > 0 {
             let key = render::day_key(entry.at);
             if key != day {
-                if day.is_some() || matches!(entry.kind, Kind::Message { .. }) {
-                    let label = format!("── {} ", render::day(entry.at));
-                    let fill = width.saturating_sub(label.width());
-                    out.push(Line::styled(
-                        format!("{label}{}", "─".repeat(fill)),
-                        Style::default().fg(Color::DarkGray),
-                    ));
-                }
+                let label = format!("── {} ", render::day(entry.at));
+                let fill = width.saturating_sub(label.width());
+                out.push(Line::styled(
+                    format!("{label}{}", "─".repeat(fill)),
+                    Style::default().fg(Color::DarkGray),
+                ));
                 day = key;
             }
         }

@@ -1208,7 +1208,9 @@ impl Client {
         let again: Vec<ClientMessage> = self
             .requests
             .iter()
-            .filter(|(_, p)| !matches!(p.what, What::Resume | What::Login))
+            // A login pending here was never sent (those in flight are dropped with their
+            // connection): it goes now. A resume is sent by `welcomed` itself.
+            .filter(|(_, p)| !matches!(p.what, What::Resume))
             .map(|(id, p)| ClientMessage::Request {
                 id,
                 request: p.request.clone(),

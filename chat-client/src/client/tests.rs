@@ -773,3 +773,28 @@ fn a_new_nick_is_announced_where_the_user_is() {
         [(_, Request::Send { text, .. })] if text == "/me waves"
     ));
 }
+
+// Issue 14, defect 4: the server ends a connection that has not logged in within 30 s, so a
+// password is often typed while the client reconnects.
+#[test]
+fn a_password_typed_while_reconnecting_logs_in_once_connected() {
+    let mut h = Harness::person().welcome("lobby");
+    h.line("/login alice");
+    h.drain();
+    h.client.handle_message(
+        ServerMessage::Error(ErrorReply::new(ErrorCode::Timeout, "no login in time")),
+        h.now,
+    );
+    h.client.handle_disconnect(h.now);
+    h.drain();
+    h.client.handle_password(Some("correct horse"), h.now);
+    assert!(requests(&h.drain()).is_empty(), "nothing to send it on");
+    h.client.handle_connected(h.now);
+    h.drain();
+    h.client.handle_message(welcome("lobby"), h.now);
+    let outputs = h.drain();
+    assert!(
+        matches!(requests(&outputs)[..], [(_, Request::Login { username, .. })] if username == "alice"),
+        "{outputs:?}"
+    );
+}
