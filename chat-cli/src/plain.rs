@@ -109,7 +109,7 @@ impl Screen for Plain {
             }
             _ => {}
         }
-        self.pending.extend(render::lines(&event, render::now_ms()));
+        self.pending.extend(render::dated(&event, render::now_ms()));
     }
 
     fn term(&mut self, event: TermEvent, inputs: &mut Vec<Input>) {

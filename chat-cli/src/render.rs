@@ -77,15 +77,33 @@ pub(crate) fn block(prefix: &str, lines: &[String]) -> Vec<String> {
 /// The lines that show `event` in the line-oriented modes (plain and script); `now` stamps
 /// events that carry no time of their own. Typing is a state, not a line: it shows nothing.
 pub(crate) fn lines(event: &Event, now: UnixMillis) -> Vec<String> {
-    lines_at(event, Some(now))
+    lines_at(event, Some(now), &clock)
+}
+
+/// [`lines`] with the date in the time of messages from another day than `now`'s
+/// (`2026-11-21 12:01`), for people; scripts keep `HH:MM`.
+pub(crate) fn dated(event: &Event, now: UnixMillis) -> Vec<String> {
+    let today = day_key(now);
+    let stamp = move |at: UnixMillis| match (day_key(at), today) {
+        (Some(day), Some(today)) if day != today => local(at).map_or_else(
+            || "--:--".into(),
+            |t| t.format("%Y-%m-%d %H:%M").to_string(),
+        ),
+        _ => clock(at),
+    };
+    lines_at(event, Some(now), &stamp)
 }
 
 /// [`lines`] without the time stamp of events (for screens that stamp lines themselves).
 pub(crate) fn untimed(event: &Event) -> Vec<String> {
-    lines_at(event, None)
+    lines_at(event, None, &clock)
 }
 
-fn lines_at(event: &Event, now: Option<UnixMillis>) -> Vec<String> {
+fn lines_at(
+    event: &Event,
+    now: Option<UnixMillis>,
+    clock: &dyn Fn(UnixMillis) -> String,
+) -> Vec<String> {
     let text = match event {
         Event::Message {
             message: m,
@@ -376,6 +394,34 @@ mod tests {
             joined: false,
         };
         assert_eq!(rooms(&[hostile_room]), ["* #x^[[H (2 members)"]);
+    }
+
+    #[test]
+    fn people_see_the_date_of_messages_from_another_day() {
+        let now = 1_700_000_000_000;
+        let mut m = msg("alice", Target::Room("rust".into()), "hi");
+        let event = |m: &ChatMessage| Event::Message {
+            message: m.clone(),
+            me: Some("bob".into()),
+            earlier: false,
+        };
+        m.sent_at = now - 1000;
+        assert_eq!(
+            dated(&event(&m), now)[0],
+            format!("{} #rust <alice> hi", clock(m.sent_at))
+        );
+        m.sent_at = now - 3 * 86_400_000;
+        let line = &dated(&event(&m), now)[0];
+        let date = &line[..10];
+        assert!(
+            chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_ok(),
+            "{line}"
+        );
+        // Scripts keep HH:MM.
+        assert_eq!(
+            lines(&event(&m), now)[0],
+            format!("{} #rust <alice> hi", clock(m.sent_at))
+        );
     }
 
     #[test]
