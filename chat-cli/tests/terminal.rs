@@ -198,6 +198,37 @@ async fn keys_in_a_burst_and_pasted_lines_all_arrive() {
             "{screen}"
         );
     }
+    // A bracketed paste of two lines is one message of two lines.
+    assert!(tmux
+        .tmux(&["set-buffer", "first pasted\nsecond pasted"])
+        .status
+        .success());
+    assert!(tmux
+        .tmux(&["paste-buffer", "-p", "-t", "alice"])
+        .status
+        .success());
+    tmux.until("alice", "the paste in the input line", |s| {
+        input_line(s).ends_with("first pasted↵second pasted")
+    })
+    .await;
+    tmux.keys("alice", &["Enter"]);
+    bob.until(text_is("first pasted\nsecond pasted"))
+        .await
+        .expect("one message");
+    let screen = tmux
+        .until("alice", "the pasted message confirmed", |s| {
+            s.contains("<alice> first pasted") && !s.contains('…')
+        })
+        .await;
+    let first = screen
+        .lines()
+        .find(|l| l.contains("<alice> first pasted"))
+        .expect("shown");
+    let second = screen
+        .lines()
+        .find(|l| l.contains("second pasted"))
+        .expect("shown");
+    assert_eq!(first.find("first"), second.find("second"), "{screen}");
     server.stop().await;
 }
 
