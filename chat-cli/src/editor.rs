@@ -418,6 +418,43 @@ impl Passwords {
     }
 }
 
+/// Remembers the names an event mentions, for tab completion (at most 500 of each).
+pub(crate) fn learn(event: &chat_client::Event, words: &mut Words) {
+    fn add(list: &mut Vec<String>, name: &str) {
+        if let Some(at) = list.iter().position(|n| n == name) {
+            list.remove(at);
+        } else if list.len() >= 500 {
+            list.pop();
+        }
+        list.insert(0, name.to_owned());
+    }
+    use chat_client::Event;
+    match event {
+        Event::Message { message, .. } => add(&mut words.users, &message.from),
+        Event::Members { members, .. } | Event::Users(members) => {
+            for m in members {
+                if !words.users.contains(&m.user) {
+                    add(&mut words.users, &m.user);
+                }
+            }
+        }
+        Event::Member { room, user, .. } => {
+            add(&mut words.users, user);
+            add(&mut words.rooms, room);
+        }
+        Event::Joined { room, .. } => add(&mut words.rooms, &room.name),
+        Event::LoggedIn { room, .. } => add(&mut words.rooms, room),
+        Event::Rooms(rooms) => {
+            for r in rooms {
+                if !words.rooms.contains(&r.name) {
+                    add(&mut words.rooms, &r.name);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Where a password typed on a `/login NAME PASSWORD` line starts (`line.len()`: none).
 fn hidden_from(line: &[char]) -> usize {
     let text: String = line.iter().collect();

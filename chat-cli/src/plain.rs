@@ -53,7 +53,7 @@ impl Plain {
         let here: Vec<&str> = self
             .typing
             .iter()
-            .filter(|(user, to)| crate::tui::typing_here(user, to, self.current.as_ref()))
+            .filter(|(user, to)| render::typing_here(user, to, self.current.as_ref()))
             .map(|(user, _)| user.as_str())
             .collect();
         let typing = if here.is_empty() {
@@ -71,7 +71,7 @@ impl Plain {
 
 impl Screen for Plain {
     fn client(&mut self, event: Event, _inputs: &mut Vec<Input>) {
-        crate::tui::learn(&event, &mut self.words);
+        crate::editor::learn(&event, &mut self.words);
         self.passwords.event(&event);
         if self.editor.secret() != self.passwords.hiding() {
             self.editor.set_secret(self.passwords.hiding());
@@ -101,7 +101,7 @@ impl Screen for Plain {
                 if self.bell
                     && me.as_deref().is_some_and(|me| {
                         message.from != me
-                            && (crate::tui::mentions(&message.text, me)
+                            && (render::mentions(&message.text, me)
                                 || matches!(message.target, Target::User(_)))
                     }) =>
             {

@@ -316,6 +316,28 @@ pub(crate) fn users(label: &str, users: &[UserStatus]) -> String {
     format!("* {label}: {}", names.join(", "))
 }
 
+/// Whether `user` typing toward `to` is typing in the conversation `here`.
+pub(crate) fn typing_here(user: &str, to: &Target, here: Option<&Target>) -> bool {
+    match (to, here) {
+        (Target::Room(_), Some(here)) => to == here,
+        (Target::User(_), Some(Target::User(other))) => other == user,
+        _ => false,
+    }
+}
+
+/// Whether `text` mentions `me` as a word (case-insensitively).
+pub(crate) fn mentions(text: &str, me: &str) -> bool {
+    if me.is_empty() {
+        return false;
+    }
+    let text = text.to_lowercase();
+    let me = me.to_lowercase();
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-');
+    text.match_indices(&me).any(|(i, _)| {
+        !word(text[..i].chars().next_back()) && !word(text[i + me.len()..].chars().next())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,6 +444,13 @@ mod tests {
             lines(&event(&m), now)[0],
             format!("{} #rust <alice> hi", clock(m.sent_at))
         );
+    }
+
+    #[test]
+    fn mentions_are_whole_words() {
+        assert!(mentions("hey Alice!", "alice"));
+        assert!(!mentions("malice", "alice"));
+        assert!(!mentions("alice_b", "alice"));
     }
 
     #[test]
