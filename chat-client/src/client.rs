@@ -47,6 +47,8 @@ pub const MIN_PASSWORD_LEN: usize = 8;
 pub const MAX_PASSWORD_LEN: usize = 1024;
 /// How a `/me` action is sent: this prefix, then the action (`/me waves`).
 pub const ACTION_PREFIX: &str = "/me ";
+/// How a new display name is announced where the user is: this, then the name (an action).
+pub const NICK_ANNOUNCEMENT: &str = "/me is now known as ";
 /// The most typing users the client keeps track of (a hostile server cannot grow it).
 const MAX_TYPISTS: usize = 64;
 
@@ -1429,7 +1431,7 @@ impl Client {
                 self.print(Event::DisplayName(name.clone()));
                 // Others see a change of name in the conversation it was made in.
                 if let (true, Some(target)) = (self.settings.interactive, self.current.clone()) {
-                    let text = format!("{ACTION_PREFIX}is now known as {name}");
+                    let text = format!("{NICK_ANNOUNCEMENT}{name}");
                     let request = self.message(target, text);
                     self.request(What::Send, request);
                 }

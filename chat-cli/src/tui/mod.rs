@@ -18,7 +18,7 @@ use std::collections::{HashSet, VecDeque};
 use std::io;
 
 use chat_client::command::target_label;
-use chat_client::{Delivery, Event, Input};
+use chat_client::{Delivery, Event, Input, NICK_ANNOUNCEMENT};
 use chat_proto::{ChatMessage, MemberEvent, MessageId, Target, UnixMillis, UserStatus};
 use crossterm::event::{Event as TermEvent, KeyCode, KeyEventKind, KeyModifiers};
 use ratatui::backend::{Backend, CrosstermBackend};
@@ -407,7 +407,15 @@ impl App {
         match event {
             Event::Message {
                 message, earlier, ..
-            } => self.message(message, earlier),
+            } => {
+                // Someone's new name: the member list asks the server again.
+                if let (Target::Room(room), true) =
+                    (&message.target, message.text.starts_with(NICK_ANNOUNCEMENT))
+                {
+                    inputs.push(Input::Members(room.clone()));
+                }
+                self.message(message, earlier);
+            }
             Event::Own { message, status } => self.own(message, status),
             Event::History {
                 target,
@@ -523,9 +531,19 @@ impl App {
                     self.typing.push((user, target));
                 }
             }
-            Event::Connected { .. } | Event::Reconnected => {
+            Event::Connected { .. } => {
                 self.link = "online";
                 self.lines_status(&event);
+            }
+            Event::Reconnected => {
+                self.link = "online";
+                self.lines_status(&event);
+                // Members may have come and gone meanwhile.
+                for buffer in &mut self.buffers {
+                    buffer.asked_members = false;
+                }
+                let active = self.active;
+                self.open(active, inputs);
             }
             Event::Reconnecting => {
                 self.link = "reconnecting";
