@@ -179,23 +179,43 @@ impl Buffer {
         })
     }
 
-    /// Adds a page of history (newest first) before what is shown.
-    fn prepend(&mut self, messages: &[ChatMessage], me: Option<&str>) {
+    /// Adds a page of history (newest first) to what is shown, in id order; returns how many
+    /// messages were new.
+    fn prepend(&mut self, messages: &[ChatMessage], me: Option<&str>) -> usize {
         let room = MAX_ENTRIES.saturating_sub(self.entries.len());
+        let mut added = 0;
         for m in messages.iter().take(room) {
             if m.id.0 == 0 || !self.ids.insert(m.id) {
                 continue;
             }
+            added += 1;
             let highlight = me.is_some_and(|me| m.from != me && mentions(&m.text, me));
-            self.entries.push_front(Entry {
-                at: m.sent_at,
-                kind: Kind::Message {
-                    message: m.clone(),
-                    status: (Some(m.from.as_str()) == me).then_some(Delivery::Stored),
-                    highlight,
+            // In id order among the messages shown (usually: before all of them).
+            let id = |e: &Entry| match &e.kind {
+                Kind::Message { message, .. } if message.id.0 != 0 => Some(message.id),
+                _ => None,
+            };
+            let at = match self.entries.iter().position(|e| id(e) > Some(m.id)) {
+                Some(at) => at,
+                None => self
+                    .entries
+                    .iter()
+                    .rposition(|e| id(e).is_some_and(|id| id < m.id))
+                    .map_or(0, |at| at + 1),
+            };
+            self.entries.insert(
+                at,
+                Entry {
+                    at: m.sent_at,
+                    kind: Kind::Message {
+                        message: m.clone(),
+                        status: (Some(m.from.as_str()) == me).then_some(Delivery::Stored),
+                        highlight,
+                    },
                 },
-            });
+            );
         }
+        added
     }
 }
 
@@ -426,9 +446,20 @@ impl App {
             } => {
                 let i = self.buffer(&target);
                 let buffer = &mut self.buffers[i];
-                buffer.loading = false;
+                // Not loading: the user typed /history; its page is merged into the buffer.
+                let typed = !std::mem::replace(&mut buffer.loading, false);
                 buffer.more = Some(more);
-                buffer.prepend(&messages, me.as_deref());
+                let added = buffer.prepend(&messages, me.as_deref());
+                if typed {
+                    let n = messages.len();
+                    let note = format!(
+                        "* {n} message{} of history ({added} not shown before) in {}; PageUp scrolls",
+                        if n == 1 { "" } else { "s" },
+                        buffer.name()
+                    );
+                    let active = self.active;
+                    self.info(active, note, false);
+                }
             }
             Event::LoggedIn { user, room } => {
                 self.me = Some(user.clone());

@@ -298,3 +298,33 @@ fn the_status_line_shows_the_link_and_a_password_is_never_drawn() {
     assert_eq!(inputs, [Input::Password(Some("hunter22".into()))]);
     assert!(!screen(&mut app, 80, 5).join("\n").contains("hunter22"));
 }
+
+#[test]
+fn a_typed_history_says_what_it_added() {
+    let (mut app, _) = logged_in();
+    let mut inputs = Vec::new();
+    let page = |ids: std::ops::Range<u64>| Event::History {
+        target: Target::Room("general".into()),
+        before: None,
+        messages: ids
+            .rev()
+            .map(|id| msg(id, "bob", Target::Room("general".into()), &format!("m{id}")))
+            .collect(),
+        more: false,
+        me: Some("alice".into()),
+    };
+    // The page asked for at login, then the same page and one more from /history.
+    app.client(page(1..3), &mut inputs);
+    app.client(page(1..4), &mut inputs);
+    let rows = screen(&mut app, 90, 8);
+    assert!(
+        rows.iter()
+            .any(|r| r.contains("* 3 messages of history (1 not shown before) in #general")),
+        "{rows:#?}"
+    );
+    let order: Vec<usize> = ["m1", "m2", "m3"]
+        .iter()
+        .map(|m| rows.iter().position(|r| r.ends_with(m)).expect("shown"))
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{rows:#?}");
+}
