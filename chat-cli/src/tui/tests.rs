@@ -328,3 +328,82 @@ fn a_typed_history_says_what_it_added() {
         .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{rows:#?}");
 }
+
+/// A hostile server: odd names and texts, impossible times, many conversations, tiny
+/// terminals. Nothing panics, the buffers stay bounded, and no control character is drawn.
+#[test]
+fn hostile_input_never_panics_nor_reaches_the_screen() {
+    let (mut app, _) = logged_in();
+    let mut inputs = Vec::new();
+    let texts = [
+        String::new(),
+        "\x1b[2J\x1b]0;t\x07\u{9b}\r\n\n\t".to_owned(),
+        "界".repeat(3000),
+        "a\n".repeat(500),
+        "\u{202e}\u{200b}\u{feff}x".to_owned(),
+    ];
+    for (i, text) in texts.iter().enumerate() {
+        let mut m = msg(10 + i as u64, text, Target::Room(text.clone()), text);
+        m.sent_at = if i % 2 == 0 { u64::MAX } else { 0 };
+        app.client(
+            Event::Message {
+                message: m,
+                me: Some("alice".into()),
+                earlier: false,
+            },
+            &mut inputs,
+        );
+        app.client(
+            Event::Members {
+                room: text.clone(),
+                members: vec![UserStatus {
+                    user: text.clone(),
+                    display_name: text.clone(),
+                    online: true,
+                }],
+                asked: true,
+            },
+            &mut inputs,
+        );
+        app.client(
+            Event::Typing {
+                user: text.clone(),
+                target: Target::Room(text.clone()),
+                active: true,
+            },
+            &mut inputs,
+        );
+    }
+    for i in 0..150 {
+        app.client(
+            Event::Message {
+                message: msg(
+                    1000 + i,
+                    &format!("u{i}"),
+                    Target::User("alice".into()),
+                    "hi",
+                ),
+                me: Some("alice".into()),
+                earlier: false,
+            },
+            &mut inputs,
+        );
+    }
+    assert!(app.buffers.len() <= MAX_BUFFERS);
+    for n in 0..app.buffers.len().min(12) {
+        app.term(
+            TermEvent::Key(KeyEvent::new(KeyCode::Char('n'), KeyModifiers::CONTROL)),
+            &mut inputs,
+        );
+        app.term(
+            TermEvent::Key(KeyEvent::new(KeyCode::PageUp, KeyModifiers::NONE)),
+            &mut inputs,
+        );
+        for (width, height) in [(1, 1), (5, 3), (20, 4), (80, 24)] {
+            let rows = screen(&mut app, width, height);
+            for row in rows {
+                assert!(!row.chars().any(char::is_control), "buffer {n}: {row:?}");
+            }
+        }
+    }
+}
