@@ -1,17 +1,31 @@
-//! `chat-cli`: a line-oriented chat client that reconnects by itself.
+//! `chat-cli`: a terminal chat client that reconnects by itself.
 //!
-//! On a terminal it runs a line editor; with stdin from a pipe or file it runs the lines as a
-//! script and exits with status 0 if every command succeeded, 1 otherwise.
+//! Three modes, one client (`chat_client::Client`):
+//! - on a terminal, a full-screen interface ([`tui`]): a buffer per room and conversation, an
+//!   activity bar, a status line, a member list, scrollback and an input line;
+//! - on a terminal with `--plain`, a line-oriented interface ([`plain`]);
+//! - with stdin from a pipe or file, a script: the lines run in order, one line per event is
+//!   printed, and the exit status is 0 if every command succeeded, 1 otherwise.
+//!
+//! # Layout
+//! - [`render`]: events to text, every untrusted string escaped (pure).
+//! - [`editor`]: the input line, its history file and tab completion (pure but for the file).
+//! - [`terminal`]: raw mode, the key reader thread and the screen thread's loop.
+//! - [`plain`], [`tui`]: the two interactive screens.
 
-mod input;
+mod editor;
+mod plain;
 mod render;
+mod terminal;
+mod tui;
 
 use std::io::IsTerminal;
-use std::process::ExitCode;
 use std::time::Duration;
 
-use chat_client::{Client, Settings, TcpConnector};
+use chat_client::{Client, Input, Settings, TcpConnector};
 use clap::Parser;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
 /// A terminal chat client. Type /help once connected.
 #[derive(Debug, Parser)]
@@ -26,6 +40,12 @@ struct Args {
     /// Without a terminal: seconds to keep printing events after the last reply.
     #[arg(long, default_value_t = 1.0)]
     linger: f64,
+    /// On a terminal: a line-oriented interface instead of the full-screen one.
+    #[arg(long, env = "CHAT_PLAIN", value_parser = clap::builder::BoolishValueParser::new())]
+    plain: bool,
+    /// Do not ring the terminal bell when someone mentions you or writes to you directly.
+    #[arg(long, env = "CHAT_NO_BELL", value_parser = clap::builder::BoolishValueParser::new())]
+    no_bell: bool,
 }
 
 /// A stable default device id: `cli-` and the host name.
@@ -46,33 +66,92 @@ fn default_device() -> String {
 }
 
 #[tokio::main]
-async fn main() -> ExitCode {
+async fn main() {
     let args = Args::parse();
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let output = if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
-        match input::terminal(tx) {
-            Ok(output) => output,
-            Err(error) => {
-                eprintln!("chat-cli: cannot use the terminal: {error}");
-                return ExitCode::FAILURE;
-            }
-        }
-    } else {
-        input::script(tx)
-    };
+    let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let settings = Settings {
         server: args.server.clone(),
-        device: args.device.unwrap_or_else(default_device),
+        device: args.device.clone().unwrap_or_else(default_device),
         password: std::env::var("CHAT_PASSWORD").ok(),
         client_name: concat!("chat-cli/", env!("CARGO_PKG_VERSION")).into(),
         linger: Duration::from_secs_f64(args.linger.clamp(0.0, 3600.0)),
+        interactive,
     };
-    let show = |event: chat_client::Event| {
-        for line in render::lines(&event, render::now_ms()) {
-            output.line(line);
+    let client = Client::new(settings);
+    let connector = TcpConnector(args.server.clone());
+    let code = if interactive {
+        match on_terminal(&args, client, connector).await {
+            Ok(code) => code,
+            Err(error) => {
+                eprintln!("chat-cli: cannot use the terminal: {error}");
+                1
+            }
         }
+    } else {
+        script(client, connector).await
     };
-    let code = chat_client::run(Client::new(settings), TcpConnector(args.server), rx, show).await;
-    // The editor thread may still be blocked reading the terminal: leave without waiting.
+    // The key reader thread may still be blocked reading the terminal: leave without waiting.
     std::process::exit(code);
+}
+
+/// Top-level entry point of the interactive modes: the terminal in raw mode, the screen on its
+/// own thread, the client on tokio.
+async fn on_terminal(args: &Args, client: Client, connector: TcpConnector) -> std::io::Result<i32> {
+    let (screen_tx, screen_rx) = std::sync::mpsc::channel();
+    let (input_tx, input_rx) = unbounded_channel();
+    let raw = terminal::Raw::enter(!args.plain)?;
+    let editor = editor::Editor::new(editor::history_path());
+    let bell = !args.no_bell;
+    let screen = if args.plain {
+        Screens::Plain(plain::Plain::new(editor, bell))
+    } else {
+        Screens::Full(tui::Tui::on_stdout(tui::App::new(
+            editor,
+            args.server.clone(),
+            bell,
+        ))?)
+    };
+    terminal::read_keys(screen_tx.clone());
+    let thread = std::thread::spawn(move || match screen {
+        Screens::Plain(screen) => terminal::show(screen, &screen_rx, &input_tx),
+        Screens::Full(screen) => terminal::show(screen, &screen_rx, &input_tx),
+    });
+    let events = screen_tx.clone();
+    let code = chat_client::run(client, connector, input_rx, move |event| {
+        let _ = events.send(terminal::Message::Client(event));
+    })
+    .await;
+    let _ = screen_tx.send(terminal::Message::Exit);
+    let _ = thread.join();
+    drop(raw);
+    Ok(code)
+}
+
+/// The two interactive screens.
+enum Screens {
+    Plain(plain::Plain),
+    Full(tui::Tui<ratatui::backend::CrosstermBackend<std::io::Stdout>>),
+}
+
+/// Top-level entry point of script mode: stdin's lines in order, one output line per event
+/// (no prompts, no escape sequences).
+async fn script(client: Client, connector: TcpConnector) -> i32 {
+    let (tx, rx) = unbounded_channel();
+    tokio::spawn(read_lines(tx));
+    chat_client::run(client, connector, rx, |event| {
+        for line in render::lines(&event, render::now_ms()) {
+            println!("{line}");
+        }
+    })
+    .await
+}
+
+async fn read_lines(input: UnboundedSender<Input>) {
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if input.send(Input::Line(line)).is_err() {
+            return;
+        }
+    }
+    let _ = input.send(Input::End);
 }

@@ -1,26 +1,130 @@
-//! Turning the client's events into output lines. Pure apart from [`clock`], which reads the
-//! local time zone; unit-tested with fixed times.
+//! Turning the client's events into text. Pure apart from [`clock`] and [`now_ms`], which read
+//! the local time zone and the clock; unit-tested with fixed times.
+//!
+//! Everything from the server is untrusted: [`clean`] escapes control characters in names and
+//! [`text_lines`] in message text (a newline starts a continuation line, a tab becomes spaces),
+//! so no server or user can move the cursor, change colours, set the window title or fake a
+//! line of its own. A multi-line message shows its later lines indented under its prefix.
 
 use chat_client::command::target_label;
-use chat_client::Event;
+use chat_client::{Event, ACTION_PREFIX};
 use chat_proto::{ChatMessage, MemberEvent, RoomInfo, Target, UnixMillis, UserStatus};
 use chrono::{Local, TimeZone};
+use unicode_width::UnicodeWidthStr;
 
-/// The lines that show `event`; `now` stamps events that carry no time of their own.
+/// `s` with every control character escaped: C0 as `^X`, DEL as `^?`, C1 and the bidirectional
+/// and invisible formatting characters as `<U+XXXX>`. Newlines and tabs too: for names.
+pub(crate) fn clean(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        escape(c, &mut out);
+    }
+    out
+}
+
+fn escape(c: char, out: &mut String) {
+    match c {
+        '\0'..='\x1f' => {
+            out.push('^');
+            out.push(char::from(b'@' + c as u8));
+        }
+        '\x7f' => out.push_str("^?"),
+        '\u{80}'..='\u{9f}'
+        | '\u{200b}'..='\u{200f}'
+        | '\u{2028}'..='\u{202e}'
+        | '\u{2060}'..='\u{206f}'
+        | '\u{feff}'
+        | '\u{fff9}'..='\u{fffb}' => out.push_str(&format!("<U+{:04X}>", u32::from(c))),
+        c => out.push(c),
+    }
+}
+
+/// A message text as lines: split at newlines, tabs as spaces, every other control character
+/// escaped (see [`clean`]). Never empty.
+pub(crate) fn text_lines(text: &str) -> Vec<String> {
+    text.split('\n')
+        .map(|line| {
+            let mut out = String::with_capacity(line.len());
+            for c in line.chars() {
+                if c == '\t' {
+                    out.push_str("    ");
+                } else {
+                    escape(c, &mut out);
+                }
+            }
+            out
+        })
+        .collect()
+}
+
+/// `prefix` then the text's lines, the later ones indented to the prefix's width (at least
+/// two spaces, so a continuation never looks like a line of its own).
+pub(crate) fn block(prefix: &str, lines: &[String]) -> Vec<String> {
+    let indent = " ".repeat(prefix.width().max(2));
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, line)| {
+            if i == 0 {
+                format!("{prefix}{line}")
+            } else {
+                format!("{indent}{line}")
+            }
+        })
+        .collect()
+}
+
+/// The lines that show `event` in the line-oriented modes (plain and script); `now` stamps
+/// events that carry no time of their own. Typing is a state, not a line: it shows nothing.
 pub(crate) fn lines(event: &Event, now: UnixMillis) -> Vec<String> {
+    lines_at(event, Some(now), &clock)
+}
+
+/// [`lines`] with the date in the time of messages from another day than `now`'s
+/// (`2026-11-21 12:01`), for people; scripts keep `HH:MM`.
+pub(crate) fn dated(event: &Event, now: UnixMillis) -> Vec<String> {
+    let today = day_key(now);
+    let stamp = move |at: UnixMillis| match (day_key(at), today) {
+        (Some(day), Some(today)) if day != today => local(at).map_or_else(
+            || "--:--".into(),
+            |t| t.format("%Y-%m-%d %H:%M").to_string(),
+        ),
+        _ => clock(at),
+    };
+    lines_at(event, Some(now), &stamp)
+}
+
+/// [`lines`] without the time stamp of events (for screens that stamp lines themselves).
+pub(crate) fn untimed(event: &Event) -> Vec<String> {
+    lines_at(event, None, &clock)
+}
+
+fn lines_at(
+    event: &Event,
+    now: Option<UnixMillis>,
+    clock: &dyn Fn(UnixMillis) -> String,
+) -> Vec<String> {
     let text = match event {
         Event::Message {
             message: m,
             me,
             earlier,
-        } => message(&clock(m.sent_at), m, me.as_deref(), *earlier),
-        Event::History { messages, more, me } => {
+        } => return message(&clock(m.sent_at), m, me.as_deref(), *earlier),
+        Event::Own { message: m, status } => {
+            return match status {
+                chat_client::Delivery::Stored => message(&clock(m.sent_at), m, None, false),
+                chat_client::Delivery::Pending | chat_client::Delivery::Refused => Vec::new(),
+            }
+        }
+        Event::History {
+            messages, more, me, ..
+        } => {
             let mut lines = Vec::new();
             if messages.is_empty() {
                 lines.push("* no messages yet".into());
             }
             for m in messages.iter().rev() {
-                lines.push(message(&clock(m.sent_at), m, me.as_deref(), false));
+                lines.extend(message(&clock(m.sent_at), m, me.as_deref(), false));
             }
             if *more {
                 lines.push("* older messages exist: /history N shows more".into());
@@ -28,41 +132,71 @@ pub(crate) fn lines(event: &Event, now: UnixMillis) -> Vec<String> {
             return lines;
         }
         Event::Help(text) => return text.lines().map(str::to_owned).collect(),
-        Event::Switched(target) => format!("* talking to {}", target_label(target)),
-        Event::LoggedIn { user, room } => format!("* logged in as {user}; talking to #{room}"),
+        Event::Switched(target) => format!("* talking to {}", clean(&target_label(target))),
+        Event::LoggedIn { user, room } => format!(
+            "* logged in as {}; talking to #{}",
+            clean(user),
+            clean(room)
+        ),
         Event::LoggedOut => "* logged out".into(),
+        Event::Connected { server } => format!("* connected to {}", clean(server)),
         Event::Reconnecting => "* reconnecting…".into(),
         Event::Reconnected => "* reconnected".into(),
-        Event::Unreachable { server, error } => {
-            format!("* cannot reach {server} ({error}); retrying…")
-        }
+        Event::Unreachable { server, error } => format!(
+            "* cannot reach {} ({}); retrying…",
+            clean(server),
+            clean(error)
+        ),
         Event::Joined { room, created } => {
             let verb = if *created { "created" } else { "joined" };
             let plural = if room.members == 1 { "" } else { "s" };
             format!(
                 "* {verb} #{} ({} member{plural}); talking there",
-                room.name, room.members
+                clean(&room.name),
+                room.members
             )
         }
-        Event::Added { user, room } => format!("* added {user} to #{room}"),
-        Event::Left(room) => format!("* left #{room}"),
+        Event::Added { user, room } => format!("* added {} to #{}", clean(user), clean(room)),
+        Event::Left(room) => format!("* left #{}", clean(room)),
         Event::Rooms(list) => return rooms(list),
-        Event::Members { room, members } => users(&format!("#{room}"), members),
+        Event::Members { room, members, .. } => users(&format!("#{}", clean(room)), members),
         Event::Users(list) => users("users", list),
-        Event::DisplayName(name) => format!("* display name set to {name}"),
-        Event::Failed(text) => format!("! {text}"),
-        Event::Unexpected(text) => format!("* {text}"),
-        other => return self::event(&clock(now), other).into_iter().collect(),
+        Event::DisplayName(name) => format!("* display name set to {}", clean(name)),
+        Event::Failed(text) => format!("! {}", clean(text)),
+        Event::Notice(text) => format!("* {}", clean(text)),
+        Event::AskPassword { .. } => return Vec::new(),
+        Event::Unexpected(text) => format!("* {}", clean(text)),
+        other => {
+            return match now {
+                Some(now) => self::event(&clock(now), other),
+                None => event_text(other),
+            }
+            .into_iter()
+            .collect()
+        }
     };
     vec![text]
 }
 
 /// `HH:MM` in local time.
 pub(crate) fn clock(at: UnixMillis) -> String {
+    local(at).map_or_else(|| "--:--".into(), |t| t.format("%H:%M").to_string())
+}
+
+/// The local date of `at`, e.g. `Sunday 22 November 2026`.
+pub(crate) fn day(at: UnixMillis) -> String {
+    local(at).map_or_else(String::new, |t| t.format("%A %-d %B %Y").to_string())
+}
+
+/// The local calendar day of `at`, to compare days.
+pub(crate) fn day_key(at: UnixMillis) -> Option<chrono::NaiveDate> {
+    local(at).map(|t| t.date_naive())
+}
+
+fn local(at: UnixMillis) -> Option<chrono::DateTime<Local>> {
     i64::try_from(at)
         .ok()
         .and_then(|ms| Local.timestamp_millis_opt(ms).single())
-        .map_or_else(|| "--:--".into(), |t| t.format("%H:%M").to_string())
 }
 
 /// The current time in Unix milliseconds.
@@ -72,44 +206,72 @@ pub(crate) fn now_ms() -> UnixMillis {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0))
 }
 
-/// A chat message, e.g. `12:01 #general <alice> hello` or `12:01 [dm] <bob> hi`. Messages
-/// replayed from the offline queue end in `(earlier)`.
-pub(crate) fn message(time: &str, m: &ChatMessage, me: Option<&str>, earlier: bool) -> String {
-    let place = match &m.target {
-        Target::Room(room) => format!("#{room}"),
+/// Where a message was said: `#room`, `[dm]` or `[dm to bob]`.
+pub(crate) fn place(m: &ChatMessage, me: Option<&str>) -> String {
+    match &m.target {
+        Target::Room(room) => format!("#{}", clean(room)),
         Target::User(to) if Some(m.from.as_str()) == me && Some(to.as_str()) != me => {
-            format!("[dm to {to}]")
+            format!("[dm to {}]", clean(to))
         }
+        Target::User(to) if me.is_none() => format!("[dm to {}]", clean(to)),
         Target::User(_) => "[dm]".into(),
-    };
-    let mark = if earlier { "  (earlier)" } else { "" };
-    format!("{time} {place} <{}> {}{mark}", m.from, m.text)
+    }
+}
+
+/// Who said it and how: `<alice> ` or, for an action, `* alice `; and the text.
+pub(crate) fn speaker(m: &ChatMessage) -> (String, &str) {
+    match m.text.strip_prefix(ACTION_PREFIX) {
+        Some(action) => (format!("* {} ", clean(&m.from)), action),
+        None => (format!("<{}> ", clean(&m.from)), m.text.as_str()),
+    }
+}
+
+/// A chat message, e.g. `12:01 #general <alice> hello` or `12:01 [dm] <bob> hi`, later lines
+/// indented under the first. Messages replayed from the offline queue end in `(earlier)`.
+/// `me` is `None` for the user's own messages.
+pub(crate) fn message(time: &str, m: &ChatMessage, me: Option<&str>, earlier: bool) -> Vec<String> {
+    let (who, text) = speaker(m);
+    let prefix = format!("{time} {} {who}", place(m, me));
+    let mut lines = block(&prefix, &text_lines(text));
+    if earlier {
+        if let Some(last) = lines.last_mut() {
+            last.push_str("  (earlier)");
+        }
+    }
+    lines
 }
 
 /// A server event other than a chat message, or `None` if it shows nothing.
 pub(crate) fn event(time: &str, event: &Event) -> Option<String> {
+    let text = event_text(event)?;
+    Some(if text.starts_with('!') {
+        text
+    } else {
+        format!("{time} {text}")
+    })
+}
+
+/// [`event`] without the time.
+fn event_text(event: &Event) -> Option<String> {
     let text = match event {
-        Event::Typing {
-            user,
-            target,
-            active: true,
-        } => match target {
-            Target::Room(room) => format!("* {user} is typing in #{room}"),
-            Target::User(_) => format!("* {user} is typing"),
-        },
-        Event::Presence { user, online } => {
-            format!("* {user} is {}", if *online { "online" } else { "offline" })
+        Event::Presence { user, online } => format!(
+            "* {} is {}",
+            clean(user),
+            if *online { "online" } else { "offline" }
+        ),
+        Event::Member { room, user, event } => {
+            let (room, user) = (clean(room), clean(user));
+            match event {
+                MemberEvent::Joined => format!("* {user} joined #{room}"),
+                MemberEvent::Left => format!("* {user} left #{room}"),
+                MemberEvent::Invited { by } => format!("* {} added {user} to #{room}", clean(by)),
+            }
         }
-        Event::Member { room, user, event } => match event {
-            MemberEvent::Joined => format!("* {user} joined #{room}"),
-            MemberEvent::Left => format!("* {user} left #{room}"),
-            MemberEvent::Invited { by } => format!("* {by} added {user} to #{room}"),
-        },
         Event::ShuttingDown => "* the server is shutting down".into(),
-        Event::ServerError(error) => return Some(format!("! {}", error.message)),
+        Event::ServerError(error) => format!("! {}", clean(&error.message)),
         _ => return None,
     };
-    Some(format!("{time} {text}"))
+    Some(text)
 }
 
 /// A room list, one room per line.
@@ -131,7 +293,7 @@ pub(crate) fn rooms(rooms: &[RoomInfo]) -> Vec<String> {
             if r.joined {
                 notes.push("joined".into());
             }
-            format!("* #{} ({})", r.name, notes.join(", "))
+            format!("* #{} ({})", clean(&r.name), notes.join(", "))
         })
         .collect()
 }
@@ -141,9 +303,9 @@ pub(crate) fn users(label: &str, users: &[UserStatus]) -> String {
     let names: Vec<String> = users
         .iter()
         .map(|u| {
-            let mut name = u.user.clone();
+            let mut name = clean(&u.user);
             if u.display_name != u.user {
-                name.push_str(&format!(" \"{}\"", u.display_name));
+                name.push_str(&format!(" \"{}\"", clean(&u.display_name)));
             }
             if u.online {
                 name.push_str(" (online)");
@@ -152,6 +314,28 @@ pub(crate) fn users(label: &str, users: &[UserStatus]) -> String {
         })
         .collect();
     format!("* {label}: {}", names.join(", "))
+}
+
+/// Whether `user` typing toward `to` is typing in the conversation `here`.
+pub(crate) fn typing_here(user: &str, to: &Target, here: Option<&Target>) -> bool {
+    match (to, here) {
+        (Target::Room(_), Some(here)) => to == here,
+        (Target::User(_), Some(Target::User(other))) => other == user,
+        _ => false,
+    }
+}
+
+/// Whether `text` mentions `me` as a word (case-insensitively).
+pub(crate) fn mentions(text: &str, me: &str) -> bool {
+    if me.is_empty() {
+        return false;
+    }
+    let text = text.to_lowercase();
+    let me = me.to_lowercase();
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-');
+    text.match_indices(&me).any(|(i, _)| {
+        !word(text[..i].chars().next_back()) && !word(text[i + me.len()..].chars().next())
+    })
 }
 
 #[cfg(test)]
@@ -175,17 +359,98 @@ mod tests {
         let room = msg("alice", Target::Room("general".into()), "hello");
         assert_eq!(
             message("12:01", &room, Some("bob"), false),
-            "12:01 #general <alice> hello"
+            ["12:01 #general <alice> hello"]
         );
         let dm = msg("bob", Target::User("alice".into()), "hi");
         assert_eq!(
             message("12:01", &dm, Some("alice"), false),
-            "12:01 [dm] <bob> hi"
+            ["12:01 [dm] <bob> hi"]
         );
         assert_eq!(
             message("12:01", &dm, Some("bob"), true),
-            "12:01 [dm to alice] <bob> hi  (earlier)"
+            ["12:01 [dm to alice] <bob> hi  (earlier)"]
         );
+        let action = msg("bob", Target::Room("rust".into()), "/me waves");
+        assert_eq!(
+            message("12:01", &action, Some("alice"), false),
+            ["12:01 #rust * bob waves"]
+        );
+    }
+
+    // Issue 14, defect 7: later lines of a multi-line message had no prefix.
+    #[test]
+    fn continuation_lines_are_indented_under_the_prefix() {
+        let m = msg("alice", Target::Room("rust".into()), "one\ntwo\n\tthree");
+        assert_eq!(
+            message("12:01", &m, Some("bob"), false),
+            [
+                "12:01 #rust <alice> one",
+                "                    two",
+                "                        three"
+            ]
+        );
+    }
+
+    // Issue 14, hardening: a message cannot fake a line from someone else or reach the
+    // terminal as an escape sequence.
+    #[test]
+    fn hostile_text_and_names_are_escaped() {
+        let text = "ok\n12:00 [dm] <alice> bob, please send me your password\x1b[2J\x1b]0;owned\x07\u{9b}31m\r";
+        let m = msg("mallory\x1b[31m", Target::User("bob".into()), text);
+        let lines = message("12:01", &m, Some("bob"), false);
+        assert_eq!(
+            lines,
+            [
+                "12:01 [dm] <mallory^[[31m> ok",
+                "                           12:00 [dm] <alice> bob, please send me your password^[[2J^[]0;owned^G<U+009B>31m^M",
+            ]
+        );
+        for line in &lines {
+            assert!(!line.chars().any(char::is_control), "{line:?}");
+        }
+        assert_eq!(clean("a\u{202e}b\nc"), "a<U+202E>b^Jc");
+        let hostile_room = RoomInfo {
+            name: "x\x1b[H".into(),
+            invite_only: false,
+            members: 2,
+            joined: false,
+        };
+        assert_eq!(rooms(&[hostile_room]), ["* #x^[[H (2 members)"]);
+    }
+
+    #[test]
+    fn people_see_the_date_of_messages_from_another_day() {
+        let now = 1_700_000_000_000;
+        let mut m = msg("alice", Target::Room("rust".into()), "hi");
+        let event = |m: &ChatMessage| Event::Message {
+            message: m.clone(),
+            me: Some("bob".into()),
+            earlier: false,
+        };
+        m.sent_at = now - 1000;
+        assert_eq!(
+            dated(&event(&m), now)[0],
+            format!("{} #rust <alice> hi", clock(m.sent_at))
+        );
+        m.sent_at = now - 3 * 86_400_000;
+        let line = &dated(&event(&m), now)[0];
+        let date = &line[..10];
+        assert!(
+            chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_ok(),
+            "{line}"
+        );
+        // Scripts keep HH:MM.
+        assert_eq!(
+            lines(&event(&m), now)[0],
+            format!("{} #rust <alice> hi", clock(m.sent_at))
+        );
+    }
+
+    #[test]
+    fn mentions_are_whole_words() {
+        assert!(mentions("hey Alice!", "alice"));
+        assert!(!mentions("malice", "alice"));
+        assert!(!mentions("alice_b", "alice"));
     }
 
     #[test]
@@ -195,16 +460,7 @@ mod tests {
             target: Target::Room("general".into()),
             active: true,
         };
-        assert_eq!(
-            event("12:01", &typing).as_deref(),
-            Some("12:01 * bob is typing in #general")
-        );
-        let stopped = Event::Typing {
-            user: "bob".into(),
-            target: Target::Room("general".into()),
-            active: false,
-        };
-        assert_eq!(event("12:01", &stopped), None);
+        assert_eq!(event("12:01", &typing), None, "typing is never a line");
         let online = Event::Presence {
             user: "carol".into(),
             online: true,

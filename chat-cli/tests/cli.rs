@@ -271,3 +271,60 @@ async fn the_client_reconnects_after_a_server_restart_and_loses_nothing() {
     assert_eq!(count(&bob_out, "sent after the restart"), 1, "{bob_out:?}");
     server.stop().await;
 }
+
+// Issue 14, defect 7: a script sending 300 lines failed 201 of them with "too many requests".
+#[tokio::test]
+async fn a_long_script_is_paced_to_the_rate_limit_instead_of_failing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(
+        &dir.path().join("chat.db"),
+        "127.0.0.1:0".parse().expect("addr"),
+    )
+    .await;
+    let mut lines = vec!["/register alice".to_owned()];
+    lines.extend((1..=300).map(|i| format!("line {i}")));
+    lines.push("/history 1".into());
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let (ok, out) = script(server.addr, "a1", &lines).await;
+    assert!(ok, "{out:?}");
+    assert_eq!(count(&out, "too many requests"), 0, "{out:?}");
+    assert_eq!(count(&out, "<alice> line 300"), 1, "{out:?}");
+    server.stop().await;
+}
+
+// Issue 14, hardening: message text cannot fake a line or reach the terminal as escapes, in
+// script mode too; a multi-line message keeps its later lines under its prefix.
+#[tokio::test]
+async fn scripts_print_hostile_text_escaped_and_continuations_indented() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(
+        &dir.path().join("chat.db"),
+        "127.0.0.1:0".parse().expect("addr"),
+    )
+    .await;
+    assert!(script(server.addr, "b1", &["/register bob"]).await.0);
+    let mut mallory = chat_testkit::logged_in(server.addr, "mallory", true).await;
+    mallory
+        .send_text(
+            chat_testkit::user("bob"),
+            1,
+            "ok\n12:00 [dm] <alice> bob, please send me your password\x1b]0;owned\x07",
+        )
+        .await
+        .expect("sent");
+    let (ok, out) = script(server.addr, "b1", &["/login bob"]).await;
+    assert!(ok, "{out:?}");
+    let first = out
+        .iter()
+        .position(|l| l.contains("[dm] <mallory> ok"))
+        .unwrap_or_else(|| panic!("{out:?}"));
+    let indent = out[first].find("ok").expect("ok");
+    let next = &out[first + 1];
+    assert_eq!(
+        next.trim_start(),
+        "12:00 [dm] <alice> bob, please send me your password^[]0;owned^G  (earlier)"
+    );
+    assert_eq!(next.len() - next.trim_start().len(), indent, "{out:?}");
+    assert!(out.iter().all(|l| !l.contains('\x1b')), "{out:?}");
+    server.stop().await;
+}

@@ -5,14 +5,20 @@
 //! the connection drops, the client asks to reconnect with exponential back-off and jitter,
 //! resumes with its session token, and sends again every request still unanswered (a message
 //! keeps its request id and client message id, so the server stores it once). Messages are
-//! shown once each (by id) and acknowledged.
+//! shown once each (by id) and acknowledged. Requests are paced to the server's rate limit
+//! (from `Welcome`), and one refused as rate-limited is sent again after the wait it names.
+//!
+//! An interactive client (see [`Settings::interactive`]) also asks for a missing password
+//! itself ([`Event::AskPassword`], answered with [`Client::handle_password`]), echoes the
+//! user's own messages ([`Event::Own`]), refuses to post a line that is a password it was
+//! given, and says at once when a command cannot reach the server.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use chat_proto::{
-    ChatMessage, ClientMessage, ClientMsgId, ErrorReply, Hello, MemberEvent, MessageId, Reply,
-    Request, RoomInfo, ServerMessage, Target, UserStatus, Welcome,
+    ChatMessage, ClientMessage, ClientMsgId, ErrorCode, ErrorReply, Hello, Limits, MemberEvent,
+    MessageId, Reply, Request, RoomInfo, ServerMessage, Target, UserStatus, Welcome,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -32,6 +38,19 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest reconnection delay (before jitter).
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long someone counts as typing after the last notice that they are (the server relays
+/// a refresh at most every 3 s and ends typing after 6 s of silence).
+pub const TYPING_SHOWN: Duration = Duration::from_secs(7);
+/// The shortest password the server accepts, in bytes.
+pub const MIN_PASSWORD_LEN: usize = 8;
+/// The longest password the server accepts, in bytes.
+pub const MAX_PASSWORD_LEN: usize = 1024;
+/// How a `/me` action is sent: this prefix, then the action (`/me waves`).
+pub const ACTION_PREFIX: &str = "/me ";
+/// How a new display name is announced where the user is: this, then the name (an action).
+pub const NICK_ANNOUNCEMENT: &str = "/me is now known as ";
+/// The most typing users the client keeps track of (a hostile server cannot grow it).
+const MAX_TYPISTS: usize = 64;
 
 /// What the client is configured with.
 #[derive(Clone, Debug)]
@@ -46,6 +65,11 @@ pub struct Settings {
     pub client_name: String,
     /// After the input ends and every reply is in: how long to keep showing events.
     pub linger: Duration,
+    /// A person at a terminal rather than a script: the client asks for passwords itself
+    /// ([`Event::AskPassword`]), refuses a password on the `/register` line, echoes the user's
+    /// own messages ([`Event::Own`]), fails commands at once while the server has never been
+    /// reached, and `/quit` exits at once.
+    pub interactive: bool,
 }
 
 /// An effect for the front end to carry out, drained with [`Client::poll_output`].
@@ -83,6 +107,10 @@ pub enum Event {
     },
     /// A page of history, newest first.
     History {
+        /// Whose history.
+        target: Target,
+        /// The page ends below this id (`None`: the newest page).
+        before: Option<MessageId>,
         /// The messages.
         messages: Vec<ChatMessage>,
         /// Whether older ones exist.
@@ -103,6 +131,11 @@ pub enum Event {
     },
     /// Logged out.
     LoggedOut,
+    /// Connected to the server for the first time (interactive clients only).
+    Connected {
+        /// The server's address.
+        server: String,
+    },
     /// The connection dropped; reconnecting.
     Reconnecting,
     /// Connected (and logged in) again.
@@ -138,6 +171,9 @@ pub enum Event {
         room: String,
         /// Its members.
         members: Vec<UserStatus>,
+        /// Whether the user asked (`/who`) rather than the front end
+        /// ([`Client::fetch_members`]).
+        asked: bool,
     },
     /// Every user.
     Users(Vec<UserStatus>),
@@ -172,10 +208,91 @@ pub enum Event {
     ShuttingDown,
     /// An error from the server not tied to a request.
     ServerError(ErrorReply),
+    /// Ask the user for a password without echo; answer with [`Client::handle_password`].
+    AskPassword {
+        /// What to show, e.g. `password for alice`.
+        prompt: String,
+        /// Whether a confirmation will be asked for after this one (registration).
+        confirm_next: bool,
+    },
+    /// Something to tell the user that is neither a failure nor from the server.
+    Notice(String),
+    /// One of the user's own messages (interactive clients only): first `pending` when it is
+    /// queued, then again once the server stored it or refused it (matched by
+    /// `client_msg_id`).
+    Own {
+        /// The message; `id` and `sent_at` are 0 until stored.
+        message: ChatMessage,
+        /// Where it stands.
+        status: Delivery,
+    },
     /// A command failed (the exit status becomes 1).
     Failed(String),
     /// A reply of an unexpected kind, shown as it is.
     Unexpected(String),
+}
+
+/// Where one of the user's own messages stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Queued or sent, not yet stored.
+    Pending,
+    /// Stored by the server (delivered to the others).
+    Stored,
+    /// Refused by the server (the reason comes as [`Event::Failed`]).
+    Refused,
+}
+
+/// A password being asked for.
+#[derive(Clone, Debug)]
+enum Ask {
+    Login { name: String },
+    Register { name: String },
+    Confirm { name: String, first: String },
+}
+
+/// A token bucket mirroring the server's request budget.
+#[derive(Clone, Copy, Debug)]
+struct Pace {
+    /// Requests per second, sustained.
+    rate: f64,
+    /// Most requests at once.
+    burst: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl Pace {
+    fn new(limits: &Limits, now: Instant) -> Self {
+        // A little under the server's numbers, so clock differences never cost a refusal.
+        let rate = (f64::from(limits.request_rate_per_sec) * 0.9).max(0.5);
+        let burst = (f64::from(limits.request_burst) * 0.9).floor().max(1.0);
+        Self {
+            rate,
+            burst,
+            tokens: burst,
+            at: now,
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.at = now;
+    }
+
+    /// Whether one more request may go (with a tolerance for rounding).
+    fn ready(&self) -> bool {
+        self.tokens >= 1.0 - 1e-6
+    }
+
+    /// When one more request may go.
+    fn next(&self) -> Instant {
+        if self.ready() {
+            return self.at;
+        }
+        self.at + Duration::from_secs_f64((1.0 - self.tokens) / self.rate)
+    }
 }
 
 /// What a request was for, to show its reply.
@@ -184,14 +301,25 @@ enum What {
     Login,
     Resume,
     Logout,
-    Join { created: bool },
-    Invite { user: String, room: String },
+    Join {
+        created: bool,
+    },
+    Invite {
+        user: String,
+        room: String,
+    },
     Leave(String),
     Rooms,
-    Who(String),
+    Who {
+        room: String,
+        asked: bool,
+    },
     Users,
     Send,
-    History,
+    History {
+        target: Target,
+        before: Option<MessageId>,
+    },
     Nick(String),
 }
 
@@ -265,6 +393,19 @@ pub struct Client {
     input_ended: Option<Instant>,
     linger_until: Option<Instant>,
     exited: bool,
+    /// The latest time given with an input.
+    now: Instant,
+    /// Requests ready to go, paced by `pace`.
+    paced: VecDeque<ClientMessage>,
+    pace: Option<Pace>,
+    /// No request goes before this (the server said it was rate-limited).
+    paused_until: Option<Instant>,
+    /// A password being asked for.
+    asking: Option<Ask>,
+    /// Passwords typed this run (at most 4), never to be posted as a message.
+    secrets: Vec<String>,
+    /// Who is typing where, until when (at most [`MAX_TYPISTS`], oldest first).
+    typists: Vec<(String, Target, Instant)>,
 }
 
 impl Client {
@@ -301,6 +442,13 @@ impl Client {
             input_ended: None,
             linger_until: None,
             exited: false,
+            now: Instant::now(),
+            paced: VecDeque::new(),
+            pace: None,
+            paused_until: None,
+            asking: None,
+            secrets: Vec::new(),
+            typists: Vec::new(),
         }
     }
 
@@ -312,6 +460,35 @@ impl Client {
     /// Whether a command has failed so far.
     pub fn failed(&self) -> bool {
         self.failed
+    }
+
+    /// The logged-in user.
+    pub fn user(&self) -> Option<&str> {
+        self.session.as_ref().map(|(user, _)| user.as_str())
+    }
+
+    /// Whether the connection is up (welcomed).
+    pub fn connected(&self) -> bool {
+        self.link == Link::Up
+    }
+
+    /// Whether a password is being asked for (lines go to
+    /// [`handle_password`](Self::handle_password)).
+    pub fn asking_password(&self) -> bool {
+        self.asking.is_some()
+    }
+
+    /// Who is typing toward `target` now (a direct conversation is the other user's name).
+    pub fn typists(&self, target: &Target) -> Vec<&str> {
+        self.typists
+            .iter()
+            .filter(|(user, to, _)| match (to, target) {
+                (Target::Room(_), _) => to == target,
+                (Target::User(_), Target::User(other)) => user == other,
+                (Target::User(_), Target::Room(_)) => false,
+            })
+            .map(|(user, _, _)| user.as_str())
+            .collect()
     }
 
     /// The next effect to carry out, in order; `None` when there is nothing more for now.
@@ -338,7 +515,14 @@ impl Client {
             (Some(ended), None) => Some(ended + REPLY_WAIT),
             _ => None,
         };
-        [greeting, typing, give_up, self.linger_until]
+        let typists = self.typists.iter().map(|(_, _, until)| *until).min();
+        let paced = match (&self.pace, self.paced.is_empty(), self.link) {
+            (Some(pace), false, Link::Up) => {
+                Some(pace.next().max(self.paused_until.unwrap_or(pace.at)))
+            }
+            _ => None,
+        };
+        [greeting, typing, give_up, self.linger_until, typists, paced]
             .into_iter()
             .flatten()
             .min()
@@ -350,18 +534,153 @@ impl Client {
         if self.exited {
             return;
         }
-        match command::parse(line) {
-            Ok(Command::Quit) if self.waiting.is_empty() => return self.exit(),
-            Ok(command) => self.waiting.push_back(command),
-            Err(usage) => self.waiting.push_back(Command::Invalid(usage)),
+        self.now = now;
+        if self.asking.is_some() {
+            // A front end that missed the prompt: never let a password become a message.
+            return self.handle_password(Some(line), now);
+        }
+        let command = command::parse(line).unwrap_or_else(Command::Invalid);
+        if self.settings.interactive {
+            if matches!(command, Command::Quit) {
+                return self.exit();
+            }
+            if let Some(refusal) = self.refusal(&command) {
+                self.print(Event::Failed(refusal));
+                return self.settle(now);
+            }
+            if is_local(&command) && self.waiting.is_empty() {
+                // Needs no server: runs even while disconnected.
+                self.execute(command);
+                return self.settle(now);
+            }
+        }
+        match command {
+            Command::Quit if self.waiting.is_empty() => return self.exit(),
+            command => self.waiting.push_back(command),
         }
         self.settle(now);
     }
 
-    /// The line being edited changed; `composing` if it now holds text for the current target.
-    /// Drives the typing indicator.
-    pub fn handle_keys(&mut self, composing: bool, now: Instant) {
+    /// The user answered [`Event::AskPassword`] (`None`: cancelled). A password that cannot be
+    /// right (too short, too long, or not matching at the confirmation) is asked for again.
+    pub fn handle_password(&mut self, password: Option<&str>, now: Instant) {
         if self.exited {
+            return;
+        }
+        self.now = now;
+        let Some(ask) = self.asking.take() else {
+            // Typed hidden before the prompt came, and not asked for after all: whatever it
+            // was, it is not shown, sent or kept.
+            if password.is_some() {
+                self.print(Event::Notice(
+                    "a hidden line was not asked for: ignored".into(),
+                ));
+            }
+            return;
+        };
+        let Some(password) = password else {
+            self.print(Event::Notice("cancelled: no password given".into()));
+            return self.settle(now);
+        };
+        if !(MIN_PASSWORD_LEN..=MAX_PASSWORD_LEN).contains(&password.len()) {
+            self.print(Event::Notice(format!(
+                "a password has {MIN_PASSWORD_LEN} to {MAX_PASSWORD_LEN} characters; \
+                 try again (Esc cancels)"
+            )));
+            let again = match ask {
+                Ask::Confirm { name, .. } => Ask::Register { name },
+                other => other,
+            };
+            return self.ask(again);
+        }
+        let password = password.to_owned();
+        let device = self.settings.device.clone();
+        self.remember_secret(&password);
+        match ask {
+            Ask::Login { name } => {
+                let request = Request::Login {
+                    username: name,
+                    password,
+                    device,
+                };
+                self.request(What::Login, request);
+            }
+            Ask::Register { name } => self.ask(Ask::Confirm {
+                name,
+                first: password,
+            }),
+            Ask::Confirm { name, first } if first == password => {
+                let request = Request::Register {
+                    username: name,
+                    password,
+                    device,
+                };
+                self.request(What::Login, request);
+            }
+            Ask::Confirm { name, .. } => {
+                self.print(Event::Notice(
+                    "the passwords differ; try again (Esc cancels)".into(),
+                ));
+                self.ask(Ask::Register { name });
+            }
+        }
+        self.settle(now);
+    }
+
+    /// The user wants out now (Ctrl-D, or Ctrl-C on an empty line): exit without waiting for
+    /// anything.
+    pub fn handle_quit(&mut self, now: Instant) {
+        if self.exited {
+            return;
+        }
+        self.now = now;
+        self.exit();
+    }
+
+    /// Asks for a page of `target`'s history before `before` (`None`: the newest), e.g. for
+    /// scrollback that reached the top; answered with [`Event::History`].
+    pub fn fetch_history(
+        &mut self,
+        target: Target,
+        before: Option<MessageId>,
+        limit: u16,
+        now: Instant,
+    ) {
+        if self.exited || self.session.is_none() {
+            return;
+        }
+        self.now = now;
+        let request = Request::History {
+            target: target.clone(),
+            before,
+            limit,
+        };
+        self.request(What::History { target, before }, request);
+        self.settle(now);
+    }
+
+    /// Asks for a room's members without it being a command the user typed; answered with
+    /// [`Event::Members`] whose `asked` is false.
+    pub fn fetch_members(&mut self, room: String, now: Instant) {
+        if self.exited || self.session.is_none() {
+            return;
+        }
+        self.now = now;
+        let request = Request::Who { room: room.clone() };
+        self.request(What::Who { room, asked: false }, request);
+        self.settle(now);
+    }
+
+    /// The line being edited is now `line`. Drives the typing indicator: typing is announced
+    /// (and refreshed every [`TYPING_REFRESH`]) while the line holds text for the current
+    /// target, and ended as soon as it holds nothing, or a command.
+    pub fn handle_keys(&mut self, line: &str, now: Instant) {
+        if self.exited {
+            return;
+        }
+        self.now = now;
+        let composing = !line.trim().is_empty() && !line.trim_start().starts_with('/');
+        if self.asking.is_some() {
             return;
         }
         self.last_key = Some(now);
@@ -391,6 +710,7 @@ impl Client {
         if self.exited || self.input_ended.is_some() {
             return;
         }
+        self.now = now;
         self.input_ended = Some(now);
         self.settle(now);
     }
@@ -400,6 +720,7 @@ impl Client {
         if self.exited {
             return;
         }
+        self.now = now;
         self.link = Link::Greeting {
             deadline: now + HANDSHAKE_TIMEOUT,
         };
@@ -413,6 +734,7 @@ impl Client {
         if self.exited {
             return;
         }
+        self.now = now;
         self.connect_failed(error);
         self.settle(now);
     }
@@ -421,6 +743,17 @@ impl Client {
     pub fn handle_disconnect(&mut self, now: Instant) {
         if self.exited {
             return;
+        }
+        self.now = now;
+        // What was paced but not sent is still pending: it goes again after reconnecting.
+        self.paced.clear();
+        self.paused_until = None;
+        for (user, target, _) in std::mem::take(&mut self.typists) {
+            self.print(Event::Typing {
+                user,
+                target,
+                active: false,
+            });
         }
         match self.link {
             Link::Down => return,
@@ -452,6 +785,7 @@ impl Client {
         if self.exited {
             return;
         }
+        self.now = now;
         match self.link {
             Link::Down => return,
             Link::Greeting { .. } => match msg {
@@ -475,6 +809,18 @@ impl Client {
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.exited {
             return;
+        }
+        self.now = now;
+        let (expired, live) = std::mem::take(&mut self.typists)
+            .into_iter()
+            .partition(|(_, _, until)| *until <= now);
+        self.typists = live;
+        for (user, target, _) in expired {
+            self.print(Event::Typing {
+                user,
+                target,
+                active: false,
+            });
         }
         if matches!(self.link, Link::Greeting { deadline } if deadline <= now) {
             self.out.push_back(Output::Close);
@@ -504,6 +850,7 @@ impl Client {
     /// Runs the lines that may run, then checks whether finished input is done.
     fn settle(&mut self, now: Instant) {
         self.pump();
+        self.flush(now);
         if let Some(ended) = self.input_ended {
             if !self.exited
                 && self.linger_until.is_none()
@@ -542,6 +889,81 @@ impl Client {
         self.out.push_back(Output::Send(msg));
     }
 
+    /// Sends the paced requests the budget allows now.
+    fn flush(&mut self, now: Instant) {
+        if self.link != Link::Up || self.paused_until.is_some_and(|at| at > now) {
+            return;
+        }
+        self.paused_until = None;
+        while !self.paced.is_empty() {
+            if let Some(pace) = &mut self.pace {
+                pace.refill(now);
+                if !pace.ready() {
+                    return;
+                }
+                pace.tokens = (pace.tokens - 1.0).max(0.0);
+            }
+            if let Some(msg) = self.paced.pop_front() {
+                self.send_now(msg);
+            }
+        }
+    }
+
+    /// Why `command` cannot run now for a person at a terminal, if it cannot.
+    fn refusal(&self, command: &Command) -> Option<String> {
+        if !is_local(command) && !self.was_connected && self.link != Link::Up {
+            return Some(format!(
+                "not connected: {} cannot be reached yet (still trying); try again once connected",
+                self.settings.server
+            ));
+        }
+        match command {
+            Command::Register {
+                password: Some(_), ..
+            } => Some(
+                "usage: /register NAME (a name has no spaces; the password is asked for next, \
+                 twice, without echo)"
+                    .into(),
+            ),
+            Command::Register { name, .. } | Command::Login { name, .. } => {
+                command::check_username(name).err()
+            }
+            Command::Say(text) | Command::Msg { text, .. } | Command::Me(text)
+                if self
+                    .secrets
+                    .iter()
+                    .chain(&self.settings.password)
+                    .any(|s| text.contains(s.as_str())) =>
+            {
+                Some("not sent: that line contains a password you typed".into())
+            }
+            _ => None,
+        }
+    }
+
+    fn ask(&mut self, ask: Ask) {
+        let prompt = match &ask {
+            Ask::Login { name } => format!("password for {name}"),
+            Ask::Register { name } => format!("new password for {name}"),
+            Ask::Confirm { name, .. } => format!("the password for {name} again"),
+        };
+        let confirm_next = matches!(ask, Ask::Register { .. });
+        self.asking = Some(ask);
+        self.print(Event::AskPassword {
+            prompt,
+            confirm_next,
+        });
+    }
+
+    fn remember_secret(&mut self, password: &str) {
+        if !self.secrets.iter().any(|s| s == password) {
+            if self.secrets.len() == 4 {
+                self.secrets.remove(0);
+            }
+            self.secrets.push(password.to_owned());
+        }
+    }
+
     /// `backoff` scaled by a random factor in 0.5..1.5.
     fn jitter(&mut self) -> Duration {
         self.backoff.mul_f64(self.rng.gen_range(0.5..1.5))
@@ -562,6 +984,8 @@ impl Client {
 
     fn welcomed(&mut self, welcome: Welcome) {
         self.link = Link::Up;
+        self.pace = Some(Pace::new(&welcome.limits, self.now));
+        self.paused_until = None;
         self.backoff = MIN_BACKOFF;
         self.default_room = welcome.default_room;
         let reconnected = std::mem::replace(&mut self.was_connected, true);
@@ -574,6 +998,10 @@ impl Client {
                 self.print(Event::Reconnected);
                 self.resend();
             }
+            None if self.settings.interactive => {
+                let server = self.settings.server.clone();
+                self.print(Event::Connected { server });
+            }
             None => {}
         }
     }
@@ -583,6 +1011,7 @@ impl Client {
     /// Messages follow each other without waiting.
     fn blocked(&self) -> bool {
         self.link != Link::Up
+            || self.asking.is_some()
             || self
                 .requests
                 .iter()
@@ -614,12 +1043,24 @@ impl Client {
                 let Some(target) = self.current.clone() else {
                     return self.error("nowhere to send: /join #room or /switch USER first");
                 };
+                // Sending ends typing on the server's side by itself.
                 self.typing = None;
+                (What::Send, self.message(target, text))
+            }
+            Command::Me(action) => {
+                let Some(target) = self.current.clone() else {
+                    return self.error("nowhere to send: /join #room or /switch USER first");
+                };
+                self.typing = None;
+                let text = format!("{ACTION_PREFIX}{action}");
                 (What::Send, self.message(target, text))
             }
             Command::Msg { user, text } => (What::Send, self.message(Target::User(user), text)),
             Command::Register { name, password } => {
                 let Some(password) = password.or_else(|| self.settings.password.clone()) else {
+                    if self.settings.interactive {
+                        return self.ask(Ask::Register { name });
+                    }
                     return self.no_password();
                 };
                 let request = Request::Register {
@@ -631,8 +1072,12 @@ impl Client {
             }
             Command::Login { name, password } => {
                 let Some(password) = password.or_else(|| self.settings.password.clone()) else {
+                    if self.settings.interactive {
+                        return self.ask(Ask::Login { name });
+                    }
                     return self.no_password();
                 };
+                self.remember_secret(&password);
                 let request = Request::Login {
                     username: name,
                     password,
@@ -664,7 +1109,11 @@ impl Client {
                 let Some(room) = room.or_else(|| self.current_room()) else {
                     return self.error("not in a room: /who #room");
                 };
-                (What::Who(room.clone()), Request::Who { room })
+                let what = What::Who {
+                    room: room.clone(),
+                    asked: true,
+                };
+                (what, Request::Who { room })
             }
             Command::Users => (What::Users, Request::ListUsers),
             Command::History(limit) => {
@@ -673,11 +1122,17 @@ impl Client {
                         .error("no current room or user: /join #room or /switch USER first");
                 };
                 let request = Request::History {
-                    target,
+                    target: target.clone(),
                     before: None,
                     limit,
                 };
-                (What::History, request)
+                (
+                    What::History {
+                        target,
+                        before: None,
+                    },
+                    request,
+                )
             }
             Command::Nick(name) => {
                 let request = Request::SetDisplayName {
@@ -693,11 +1148,32 @@ impl Client {
         self.error("a password is needed: add it to the command or set CHAT_PASSWORD");
     }
 
+    /// A message to send; an interactive client shows it as pending.
     fn message(&mut self, target: Target, text: String) -> Request {
+        let client_msg_id = ClientMsgId(self.rng.gen());
+        if self.settings.interactive {
+            let message = self.own(&target, client_msg_id, &text);
+            self.print(Event::Own {
+                message,
+                status: Delivery::Pending,
+            });
+        }
         Request::Send {
             target,
-            client_msg_id: ClientMsgId(self.rng.gen()),
+            client_msg_id,
             text,
+        }
+    }
+
+    /// One of the user's own messages as shown.
+    fn own(&self, target: &Target, client_msg_id: ClientMsgId, text: &str) -> ChatMessage {
+        ChatMessage {
+            id: MessageId(0),
+            from: self.me().unwrap_or_default(),
+            target: target.clone(),
+            sent_at: 0,
+            client_msg_id,
+            text: text.to_owned(),
         }
     }
 
@@ -717,7 +1193,15 @@ impl Client {
             },
             request,
         );
-        self.send(msg);
+        self.send_paced(msg);
+    }
+
+    /// Queues a request behind the rate budget (if the connection is up: otherwise it goes
+    /// again after reconnecting, being pending).
+    fn send_paced(&mut self, msg: ClientMessage) {
+        if self.link == Link::Up {
+            self.paced.push_back(msg);
+        }
     }
 
     /// Sends again everything unanswered, with the same ids (a message keeps its client
@@ -726,14 +1210,16 @@ impl Client {
         let again: Vec<ClientMessage> = self
             .requests
             .iter()
-            .filter(|(_, p)| !matches!(p.what, What::Resume | What::Login))
+            // A login pending here was never sent (those in flight are dropped with their
+            // connection): it goes now. A resume is sent by `welcomed` itself.
+            .filter(|(_, p)| !matches!(p.what, What::Resume))
             .map(|(id, p)| ClientMessage::Request {
                 id,
                 request: p.request.clone(),
             })
             .collect();
         for msg in again {
-            self.send(msg);
+            self.send_paced(msg);
         }
     }
 
@@ -745,8 +1231,12 @@ impl Client {
         let msg = match self.requests.finish(msg) {
             Ok(answer) => {
                 return match answer.result {
-                    Ok(reply) => self.replied(answer.tag.what, reply),
-                    Err(error) => self.refused(&answer.tag.what, &error),
+                    Ok(reply) => self.replied(answer.tag, reply),
+                    Err(ErrorReply {
+                        code: ErrorCode::RateLimited { retry_after_ms },
+                        ..
+                    }) => self.retry(answer.tag, retry_after_ms),
+                    Err(error) => self.refused(&answer.tag, &error),
                 }
             }
             Err(msg) => msg,
@@ -754,6 +1244,11 @@ impl Client {
         match msg {
             ServerMessage::Message(m) => {
                 let id = m.id;
+                let place = match &m.target {
+                    Target::Room(_) => m.target.clone(),
+                    Target::User(_) => Target::User(self.me().unwrap_or_default()),
+                };
+                self.typing_ended(m.from.clone(), place);
                 if id > self.max_seen {
                     self.max_seen = id;
                     let me = self.me();
@@ -780,12 +1275,37 @@ impl Client {
             ServerMessage::Typing {
                 user,
                 target,
-                active,
-            } => self.print(Event::Typing {
+                active: true,
+            } => {
+                let until = self.now + TYPING_SHOWN;
+                if let Some(known) = self
+                    .typists
+                    .iter_mut()
+                    .find(|(u, t, _)| *u == user && *t == target)
+                {
+                    known.2 = until;
+                } else {
+                    if self.typists.len() == MAX_TYPISTS {
+                        let (user, target, _) = self.typists.remove(0);
+                        self.print(Event::Typing {
+                            user,
+                            target,
+                            active: false,
+                        });
+                    }
+                    self.typists.push((user.clone(), target.clone(), until));
+                    self.print(Event::Typing {
+                        user,
+                        target,
+                        active: true,
+                    });
+                }
+            }
+            ServerMessage::Typing {
                 user,
                 target,
-                active,
-            }),
+                active: false,
+            } => self.typing_ended(user, target),
             ServerMessage::Presence { user, online } => {
                 self.print(Event::Presence { user, online });
             }
@@ -802,7 +1322,50 @@ impl Client {
         }
     }
 
-    fn refused(&mut self, what: &What, error: &ErrorReply) {
+    /// A request the server refused as rate-limited: the same request goes again first, after
+    /// the wait (a message keeps its client message id).
+    fn retry(&mut self, tag: Pending, retry_after_ms: u32) {
+        let wait = Duration::from_millis(u64::from(retry_after_ms.clamp(10, 60_000)));
+        let request = tag.request.clone();
+        let msg = self.requests.start(tag, request);
+        if self.link == Link::Up {
+            self.paced.push_front(msg);
+        }
+        let until = self.now + wait;
+        self.paused_until = Some(self.paused_until.map_or(until, |at| at.max(until)));
+    }
+
+    fn typing_ended(&mut self, user: String, target: Target) {
+        let before = self.typists.len();
+        self.typists.retain(|(u, t, _)| *u != user || *t != target);
+        if self.typists.len() < before {
+            self.print(Event::Typing {
+                user,
+                target,
+                active: false,
+            });
+        }
+    }
+
+    fn refused(&mut self, tag: &Pending, error: &ErrorReply) {
+        let what = &tag.what;
+        if let (
+            What::Send,
+            Request::Send {
+                target,
+                client_msg_id,
+                text,
+            },
+        ) = (what, &tag.request)
+        {
+            if self.settings.interactive {
+                let message = self.own(target, *client_msg_id, text);
+                self.print(Event::Own {
+                    message,
+                    status: Delivery::Refused,
+                });
+            }
+        }
         if matches!(what, What::Resume) {
             self.session = None;
             return self.error(&format!(
@@ -813,8 +1376,8 @@ impl Client {
         self.error(&error.message);
     }
 
-    fn replied(&mut self, what: What, reply: Reply) {
-        match (what, reply) {
+    fn replied(&mut self, tag: Pending, reply: Reply) {
+        match (tag.what, reply) {
             (What::Login, Reply::Session(session)) => {
                 let room = self.default_room.clone();
                 self.print(Event::LoggedIn {
@@ -846,15 +1409,52 @@ impl Client {
                 self.print(Event::Left(room));
             }
             (What::Rooms, Reply::Rooms(rooms)) => self.print(Event::Rooms(rooms)),
-            (What::Who(room), Reply::Members { members, .. }) => {
-                self.print(Event::Members { room, members });
+            (What::Who { room, asked }, Reply::Members { members, .. }) => {
+                self.print(Event::Members {
+                    room,
+                    members,
+                    asked,
+                });
             }
             (What::Users, Reply::Users(users)) => self.print(Event::Users(users)),
-            (What::History, Reply::History { messages, more }) => {
+            (What::History { target, before }, Reply::History { messages, more }) => {
                 let me = self.me();
-                self.print(Event::History { messages, more, me });
+                self.print(Event::History {
+                    target,
+                    before,
+                    messages,
+                    more,
+                    me,
+                });
             }
-            (What::Nick(name), _) => self.print(Event::DisplayName(name)),
+            (What::Nick(name), _) => {
+                self.print(Event::DisplayName(name.clone()));
+                // Others see a change of name in the conversation it was made in.
+                if let (true, Some(target)) = (self.settings.interactive, self.current.clone()) {
+                    let text = format!("{NICK_ANNOUNCEMENT}{name}");
+                    let request = self.message(target, text);
+                    self.request(What::Send, request);
+                }
+            }
+            (What::Send, Reply::Sent { id, sent_at }) => {
+                if let (
+                    true,
+                    Request::Send {
+                        target,
+                        client_msg_id,
+                        text,
+                    },
+                ) = (self.settings.interactive, &tag.request)
+                {
+                    let mut message = self.own(target, *client_msg_id, text);
+                    message.id = id;
+                    message.sent_at = sent_at;
+                    self.print(Event::Own {
+                        message,
+                        status: Delivery::Stored,
+                    });
+                }
+            }
             (What::Send, _) => {}
             (what, reply) => self.print(Event::Unexpected(format!("{what:?}: {reply:?}"))),
         }
@@ -868,6 +1468,14 @@ impl Client {
             });
         }
     }
+}
+
+/// Whether a command runs without the server.
+fn is_local(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Help | Command::Switch(_) | Command::Nothing | Command::Invalid(_)
+    )
 }
 
 #[cfg(test)]

@@ -62,6 +62,8 @@ pub enum Command {
     History(u16),
     /// `/nick DISPLAY NAME`.
     Nick(String),
+    /// `/me ACTION`: an action in the current conversation, shown as `* alice ACTION`.
+    Me(String),
     /// `/quit` or `/exit`.
     Quit,
     /// A line without a leading `/`: text for the current target.
@@ -87,7 +89,8 @@ pub const HELP: &str = "\
 /msg USER TEXT              send a direct message
 /switch #room|USER          where plain lines go
 /history [N]                the last N messages here (default 20)
-/nick DISPLAY NAME          set your display name
+/nick DISPLAY NAME          set your display name (announced where you are)
+/me ACTION                  say what you do: * alice waves
 /quit                       leave
 Anything else is sent to the current room or user.";
 
@@ -171,12 +174,56 @@ pub fn parse(line: &str) -> Result<Command, String> {
         ("history", _) => return usage("/history [N]"),
         ("nick", [_, ..]) => Command::Nick(args.into()),
         ("nick", _) => return usage("/nick DISPLAY NAME"),
+        ("me", [_, ..]) => Command::Me(args.into()),
+        ("me", _) => return usage("/me ACTION"),
         ("quit" | "exit", []) => Command::Quit,
         ("logout" | "rooms" | "users" | "quit" | "exit", _) => {
             return Err(format!("usage: /{name}"))
         }
         _ => return Err(format!("unknown command /{name}: /help lists them")),
     })
+}
+
+/// Every command's name, for completion.
+pub const NAMES: &[&str] = &[
+    "/create",
+    "/exit",
+    "/help",
+    "/history",
+    "/invite",
+    "/join",
+    "/leave",
+    "/login",
+    "/logout",
+    "/me",
+    "/msg",
+    "/nick",
+    "/quit",
+    "/register",
+    "/rooms",
+    "/switch",
+    "/users",
+    "/who",
+];
+
+/// Checks a username by the server's rules (1–32 of `a–z A–Z 0–9 _ -`, starting with a
+/// letter) before anything is sent or asked.
+///
+/// # Errors
+/// What is wrong with it, in words.
+pub fn check_username(name: &str) -> Result<(), String> {
+    let ok = (1..=32).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a username: 1-32 letters, digits, '_' or '-', starting with a letter"
+        ))
+    }
 }
 
 /// A room name without its `#`.

@@ -1,36 +1,61 @@
 //! [`run`]: drives a [`Client`] over any [`Connector`] with tokio, for interactive front ends.
 //! It makes no decisions: it moves inputs, frames and timers between the world and the client.
+//! Connecting runs beside the input, so a slow or unreachable server never stalls it.
 
+use std::future::Future;
+use std::pin::Pin;
+
+use chat_proto::{MessageId, Target};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::{sleep_until, timeout, Instant};
 
 use crate::client::{Client, Event, Output, HANDSHAKE_TIMEOUT};
 use crate::transport::{Connector, Transport};
+use crate::Error;
 
 /// What the front end's input side reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {
     /// A line was entered.
     Line(String),
-    /// The line being edited changed; `composing` if it now holds text for the current target.
-    Keys {
-        /// Whether the line holds text (not a command).
-        composing: bool,
+    /// The line being edited is now this (drives the typing indicator).
+    Keys(String),
+    /// The answer to [`Event::AskPassword`] (`None`: cancelled).
+    Password(Option<String>),
+    /// Fetch a page of history (see [`Client::fetch_history`]).
+    History {
+        /// Whose.
+        target: Target,
+        /// Older than this id (`None`: the newest page).
+        before: Option<MessageId>,
+        /// How many messages.
+        limit: u16,
     },
+    /// Fetch a room's members (see [`Client::fetch_members`]).
+    Members(String),
+    /// Quit now.
+    Quit,
     /// No more input.
     End,
 }
 
+type Connecting<T> =
+    Pin<Box<dyn Future<Output = Result<Result<T, Error>, tokio::time::error::Elapsed>> + Send>>;
+
 /// Runs `client` until it exits: connects (and reconnects) with `connector`, feeds it `input`
 /// and the server's frames, and hands every event to `show`. Returns the exit status.
-pub async fn run<C: Connector>(
+pub async fn run<C>(
     mut client: Client,
-    mut connector: C,
+    connector: C,
     mut input: UnboundedReceiver<Input>,
     mut show: impl FnMut(Event),
-) -> i32 {
+) -> i32
+where
+    C: Connector + Clone + 'static,
+{
     let mut conn: Option<C::Transport> = None;
     let mut connect_at: Option<Instant> = None;
+    let mut connecting: Option<Connecting<C::Transport>> = None;
     let mut input_open = true;
     loop {
         while let Some(output) = client.poll_output() {
@@ -45,7 +70,10 @@ pub async fn run<C: Connector>(
                     }
                 }
                 Output::Print(event) => show(event),
-                Output::Connect { after } => connect_at = Some(Instant::now() + after),
+                Output::Connect { after } => {
+                    connecting = None;
+                    connect_at = Some(Instant::now() + after);
+                }
                 Output::Close => conn = None,
                 Output::Exit(code) => return code,
             }
@@ -54,7 +82,13 @@ pub async fn run<C: Connector>(
         tokio::select! {
             line = input.recv(), if input_open => match line {
                 Some(Input::Line(line)) => client.handle_line(&line, now()),
-                Some(Input::Keys { composing }) => client.handle_keys(composing, now()),
+                Some(Input::Keys(line)) => client.handle_keys(&line, now()),
+                Some(Input::Password(password)) => client.handle_password(password.as_deref(), now()),
+                Some(Input::History { target, before, limit }) => {
+                    client.fetch_history(target, before, limit, now());
+                }
+                Some(Input::Members(room)) => client.fetch_members(room, now()),
+                Some(Input::Quit) => client.handle_quit(now()),
                 Some(Input::End) | None => {
                     input_open = false;
                     client.handle_input_end(now());
@@ -69,7 +103,14 @@ pub async fn run<C: Connector>(
             },
             () = sleep_until_opt(connect_at) => {
                 connect_at = None;
-                match timeout(HANDSHAKE_TIMEOUT, connector.connect()).await {
+                let mut connector = connector.clone();
+                connecting = Some(Box::pin(async move {
+                    timeout(HANDSHAKE_TIMEOUT, connector.connect()).await
+                }));
+            },
+            result = opt(&mut connecting) => {
+                connecting = None;
+                match result {
                     Ok(Ok(transport)) => {
                         conn = Some(transport);
                         client.handle_connected(now());
@@ -92,6 +133,14 @@ fn now() -> std::time::Instant {
 async fn recv<T: Transport>(conn: &mut Option<T>) -> Option<chat_proto::ServerMessage> {
     match conn {
         Some(conn) => conn.recv().await.and_then(Result::ok),
+        None => std::future::pending().await,
+    }
+}
+
+/// The future's output; never resolves without one.
+async fn opt<F: Future + Unpin>(future: &mut Option<F>) -> F::Output {
+    match future {
+        Some(future) => future.await,
         None => std::future::pending().await,
     }
 }

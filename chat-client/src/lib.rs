@@ -39,8 +39,9 @@ mod transport;
 
 pub use chat_proto;
 pub use client::{
-    Client, Event, Output, Settings, HANDSHAKE_TIMEOUT, MAX_BACKOFF, MIN_BACKOFF, REPLY_WAIT,
-    TYPING_PAUSE, TYPING_REFRESH,
+    Client, Delivery, Event, Output, Settings, ACTION_PREFIX, HANDSHAKE_TIMEOUT, MAX_BACKOFF,
+    MAX_PASSWORD_LEN, MIN_BACKOFF, MIN_PASSWORD_LEN, NICK_ANNOUNCEMENT, REPLY_WAIT, TYPING_PAUSE,
+    TYPING_REFRESH, TYPING_SHOWN,
 };
 pub use command::{Command, HELP};
 pub use driver::{run, Input};

@@ -16,6 +16,7 @@ fn settings() -> Settings {
         password: Some(PASSWORD.into()),
         client_name: "driver-test".into(),
         linger: Duration::from_millis(50),
+        interactive: false,
     }
 }
 

@@ -11,12 +11,22 @@ struct Harness {
 
 impl Harness {
     fn new() -> Self {
+        Self::with(false, Some("correct horse"))
+    }
+
+    /// A person at a terminal, with no password configured.
+    fn person() -> Self {
+        Self::with(true, None)
+    }
+
+    fn with(interactive: bool, password: Option<&str>) -> Self {
         let settings = Settings {
             server: "127.0.0.1:7878".into(),
             device: "laptop".into(),
-            password: Some("correct horse".into()),
+            password: password.map(Into::into),
             client_name: "test".into(),
             linger: Duration::from_millis(200),
+            interactive,
         };
         Self {
             client: Client::with_seed(settings, 7),
@@ -26,7 +36,11 @@ impl Harness {
 
     /// A client connected to a server whose default room is `room`.
     fn welcomed(room: &str) -> Self {
-        let mut h = Self::new();
+        Self::new().welcome(room)
+    }
+
+    fn welcome(mut self, room: &str) -> Self {
+        let h = &mut self;
         assert_eq!(
             h.drain(),
             [Output::Connect {
@@ -39,8 +53,15 @@ impl Harness {
             [Output::Send(ClientMessage::Hello(_))]
         ));
         h.client.handle_message(welcome(room), h.now);
-        assert_eq!(h.drain(), []);
-        h
+        let interactive = h.client.settings.interactive;
+        let connected = Output::Print(Event::Connected {
+            server: "127.0.0.1:7878".into(),
+        });
+        assert_eq!(
+            h.drain(),
+            if interactive { vec![connected] } else { vec![] }
+        );
+        self
     }
 
     /// Logged in as alice, caught up.
@@ -220,7 +241,7 @@ fn a_refused_request_is_reported() {
     h.line("/login alice wrong-password");
     let id = h.sent_request();
     let error = ErrorReply::new(
-        chat_proto::ErrorCode::BadCredentials,
+        ErrorCode::BadCredentials,
         "wrong username, password or token",
     );
     h.client
@@ -411,13 +432,13 @@ fn typing_is_announced_refreshed_and_ended_after_a_pause() {
             active,
         })
     };
-    h.client.handle_keys(true, h.now);
+    h.client.handle_keys("hel", h.now);
     assert_eq!(h.drain(), [typing(true)]);
     h.now += Duration::from_secs(1);
-    h.client.handle_keys(true, h.now);
+    h.client.handle_keys("hel", h.now);
     assert_eq!(h.drain(), [], "not refreshed within 3 s");
     h.now += TYPING_REFRESH;
-    h.client.handle_keys(true, h.now);
+    h.client.handle_keys("hel", h.now);
     assert_eq!(h.drain(), [typing(true)]);
     h.advance(TYPING_PAUSE);
     assert_eq!(h.drain(), [typing(false)]);
@@ -452,5 +473,328 @@ fn finished_input_gives_up_on_replies_that_never_come() {
             Output::Print(Event::Failed("gave up waiting for replies".into())),
             Output::Exit(1)
         ]
+    );
+}
+
+fn prints(outputs: &[Output]) -> Vec<&Event> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Print(event) => Some(event),
+            _ => None,
+        })
+        .collect()
+}
+
+fn requests(outputs: &[Output]) -> Vec<(RequestId, &Request)> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send(ClientMessage::Request { id, request }) => Some((*id, request)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Logged in as alice from a terminal (password asked for and typed).
+fn person_logged_in(room: &str) -> Harness {
+    let mut h = Harness::person().welcome(room);
+    h.line("/login alice");
+    h.drain();
+    h.client.handle_password(Some("correct horse"), h.now);
+    let id = h.sent_request();
+    h.reply(id, Reply::Session(session("alice")));
+    h.client.handle_message(ServerMessage::CaughtUp, h.now);
+    h.drain();
+    h
+}
+
+// Issue 14, defect 7: 300 lines from a script failed 201 with "too many requests".
+#[test]
+fn requests_are_paced_to_the_servers_rate_limit() {
+    let mut h = Harness::logged_in("lobby");
+    for i in 0..30 {
+        h.line(&format!("line {i}"));
+    }
+    // The welcome allows 10 a second with a burst of 10: 9 at once (a margin under both), and
+    // the login took one.
+    assert_eq!(requests(&h.drain()).len(), 8);
+    let mut sent = 8;
+    let start = h.now;
+    while sent < 30 {
+        let next = h
+            .client
+            .poll_timeout()
+            .expect("a timer for the paced requests");
+        assert!(next > h.now);
+        h.now = next;
+        h.client.handle_timeout(h.now);
+        sent += requests(&h.drain()).len();
+    }
+    let took = h.now - start;
+    // 22 more at 9 a second.
+    assert!(took >= Duration::from_millis(2400), "{took:?}");
+    assert!(took <= Duration::from_millis(2500), "{took:?}");
+}
+
+#[test]
+fn a_rate_limited_request_is_sent_again_after_the_wait() {
+    let mut h = Harness::logged_in("lobby");
+    h.line("hello");
+    let outputs = h.drain();
+    let [(id, request)] = requests(&outputs)[..] else {
+        panic!("{outputs:?}");
+    };
+    let request = request.clone();
+    let error = ErrorReply::new(
+        ErrorCode::RateLimited {
+            retry_after_ms: 250,
+        },
+        "too many requests",
+    );
+    h.client
+        .handle_message(ServerMessage::Err { id, error }, h.now);
+    assert_eq!(h.drain(), [], "not failed, not yet sent again");
+    assert!(!h.client.failed());
+    h.advance(Duration::from_millis(249));
+    assert_eq!(h.drain(), []);
+    h.advance(Duration::from_millis(1));
+    let outputs = h.drain();
+    let [(again, resent)] = requests(&outputs)[..] else {
+        panic!("{outputs:?}");
+    };
+    assert_ne!(again, id);
+    assert_eq!(
+        *resent, request,
+        "the same message, client message id included"
+    );
+}
+
+// Issue 14, defect 4.
+#[test]
+fn a_person_is_asked_for_a_password_only_for_a_valid_name() {
+    let mut h = Harness::person().welcome("lobby");
+    h.line("/login al!ce");
+    let outputs = h.drain();
+    assert!(
+        matches!(prints(&outputs)[..], [Event::Failed(text)] if text.contains("not a username")),
+        "{outputs:?}"
+    );
+    assert!(!h.client.asking_password());
+    h.line("/register al ice");
+    let outputs = h.drain();
+    assert!(
+        matches!(prints(&outputs)[..], [Event::Failed(text)] if text.starts_with("usage: /register NAME")),
+        "the second word is not taken as a password: {outputs:?}"
+    );
+    assert!(requests(&outputs).is_empty());
+}
+
+#[test]
+fn a_short_password_is_asked_again_and_registration_confirms_it() {
+    let mut h = Harness::person().welcome("lobby");
+    h.line("/register alice");
+    assert!(matches!(
+        prints(&h.drain())[..],
+        [Event::AskPassword { prompt, confirm_next: true }] if prompt == "new password for alice"
+    ));
+    h.client.handle_password(Some("short"), h.now);
+    let outputs = h.drain();
+    assert!(matches!(
+        prints(&outputs)[..],
+        [Event::Notice(_), Event::AskPassword { .. }]
+    ));
+    // Still asking: a line typed now is the password, never a message.
+    assert!(h.client.asking_password());
+    h.line("long enough");
+    assert!(matches!(
+        prints(&h.drain())[..],
+        [Event::AskPassword { prompt, confirm_next: false }] if prompt == "the password for alice again"
+    ));
+    h.client.handle_password(Some("long enougH"), h.now);
+    assert!(matches!(
+        prints(&h.drain())[..],
+        [Event::Notice(text), Event::AskPassword { .. }] if text.contains("differ")
+    ));
+    h.client.handle_password(Some("long enough"), h.now);
+    h.client.handle_password(Some("long enough"), h.now);
+    let outputs = h.drain();
+    assert!(matches!(
+        requests(&outputs)[..],
+        [(_, Request::Register { username, password, .. })] if username == "alice" && password == "long enough"
+    ));
+    // Later, the password typed at the chat prompt by mistake is not posted.
+    let id = requests(&outputs)[0].0;
+    h.reply(id, Reply::Session(session("alice")));
+    h.drain();
+    h.line("long enough");
+    let outputs = h.drain();
+    assert!(requests(&outputs).is_empty(), "{outputs:?}");
+    assert!(matches!(prints(&outputs)[..], [Event::Failed(text)] if text.contains("password")));
+}
+
+#[test]
+fn a_password_prompt_can_be_cancelled() {
+    let mut h = Harness::person().welcome("lobby");
+    h.line("/login alice");
+    h.drain();
+    h.client.handle_password(None, h.now);
+    assert!(matches!(prints(&h.drain())[..], [Event::Notice(_)]));
+    assert!(!h.client.asking_password());
+}
+
+// Issue 14, defect 3.
+#[test]
+fn a_person_is_told_at_once_that_the_server_is_unreachable() {
+    let mut h = Harness::person();
+    h.drain();
+    h.client.handle_connect_failed("connection refused", h.now);
+    h.drain();
+    h.line("/login alice");
+    let outputs = h.drain();
+    assert!(
+        matches!(prints(&outputs)[..], [Event::Failed(text)] if text.starts_with("not connected")),
+        "{outputs:?}"
+    );
+    assert!(!h.client.asking_password());
+    h.line("/help");
+    assert!(matches!(prints(&h.drain())[..], [Event::Help(_)]));
+    h.line("/quit");
+    assert_eq!(h.drain(), [Output::Exit(0)]);
+}
+
+#[test]
+fn quitting_does_not_wait_for_queued_lines() {
+    let mut h = Harness::logged_in("lobby");
+    h.line("/rooms");
+    h.drain();
+    h.line("/users");
+    h.client.handle_quit(h.now);
+    assert_eq!(h.drain(), [Output::Exit(0)]);
+}
+
+// Issue 14, defect 5.
+#[test]
+fn typing_is_never_announced_for_commands_and_ends_with_a_discarded_draft() {
+    let mut h = Harness::logged_in("lobby");
+    let typing = |active| {
+        Output::Send(ClientMessage::Typing {
+            target: Target::Room("lobby".into()),
+            active,
+        })
+    };
+    for line in ["/", "/s", "/sw", "/switch bob"] {
+        h.client.handle_keys(line, h.now);
+    }
+    assert_eq!(h.drain(), []);
+    h.client.handle_keys("draft", h.now);
+    assert_eq!(h.drain(), [typing(true)]);
+    h.client.handle_keys("", h.now);
+    assert_eq!(h.drain(), [typing(false)], "ended at once, not after 5 s");
+}
+
+#[test]
+fn others_typing_is_a_state_reported_on_change_and_expiring() {
+    let mut h = Harness::logged_in("lobby");
+    let relay = |active| ServerMessage::Typing {
+        user: "bob".into(),
+        target: Target::Room("lobby".into()),
+        active,
+    };
+    h.client.handle_message(relay(true), h.now);
+    assert!(matches!(
+        prints(&h.drain())[..],
+        [Event::Typing { active: true, .. }]
+    ));
+    // Refreshes every 3 s change nothing shown.
+    for _ in 0..5 {
+        h.advance(Duration::from_secs(3));
+        h.client.handle_message(relay(true), h.now);
+        assert_eq!(h.drain(), []);
+    }
+    assert_eq!(h.client.typists(&Target::Room("lobby".into())), ["bob"]);
+    // Silence ends it.
+    h.advance(TYPING_SHOWN);
+    assert!(matches!(
+        prints(&h.drain())[..],
+        [Event::Typing { active: false, .. }]
+    ));
+    assert!(h.client.typists(&Target::Room("lobby".into())).is_empty());
+    // A message from the typist ends it too.
+    h.client.handle_message(relay(true), h.now);
+    h.drain();
+    h.client
+        .handle_message(ServerMessage::Message(message(9, "bob", "done")), h.now);
+    let outputs = h.drain();
+    assert!(matches!(
+        prints(&outputs)[..],
+        [Event::Typing { active: false, .. }, Event::Message { .. }]
+    ));
+}
+
+#[test]
+fn own_messages_are_pending_until_stored() {
+    let mut h = person_logged_in("lobby");
+    h.line("hello");
+    let outputs = h.drain();
+    assert!(matches!(
+        prints(&outputs)[..],
+        [Event::Own { message, status: Delivery::Pending }] if message.text == "hello" && message.from == "alice"
+    ));
+    let id = requests(&outputs)[0].0;
+    h.reply(
+        id,
+        Reply::Sent {
+            id: MessageId(5),
+            sent_at: 77,
+        },
+    );
+    assert!(matches!(
+        prints(&h.drain())[..],
+        [Event::Own { message, status: Delivery::Stored }] if message.id == MessageId(5) && message.sent_at == 77
+    ));
+}
+
+// Issue 14, defect 8.
+#[test]
+fn a_new_nick_is_announced_where_the_user_is() {
+    let mut h = person_logged_in("lobby");
+    h.line("/nick Alice A.");
+    let id = h.sent_request();
+    h.reply(id, Reply::Done);
+    let outputs = h.drain();
+    assert!(matches!(
+        requests(&outputs)[..],
+        [(_, Request::Send { target: Target::Room(room), text, .. })] if room == "lobby" && text == "/me is now known as Alice A."
+    ));
+    h.line("/me waves");
+    assert!(matches!(
+        requests(&h.drain())[..],
+        [(_, Request::Send { text, .. })] if text == "/me waves"
+    ));
+}
+
+// Issue 14, defect 4: the server ends a connection that has not logged in within 30 s, so a
+// password is often typed while the client reconnects.
+#[test]
+fn a_password_typed_while_reconnecting_logs_in_once_connected() {
+    let mut h = Harness::person().welcome("lobby");
+    h.line("/login alice");
+    h.drain();
+    h.client.handle_message(
+        ServerMessage::Error(ErrorReply::new(ErrorCode::Timeout, "no login in time")),
+        h.now,
+    );
+    h.client.handle_disconnect(h.now);
+    h.drain();
+    h.client.handle_password(Some("correct horse"), h.now);
+    assert!(requests(&h.drain()).is_empty(), "nothing to send it on");
+    h.client.handle_connected(h.now);
+    h.drain();
+    h.client.handle_message(welcome("lobby"), h.now);
+    let outputs = h.drain();
+    assert!(
+        matches!(requests(&outputs)[..], [(_, Request::Login { username, .. })] if username == "alice"),
+        "{outputs:?}"
     );
 }
