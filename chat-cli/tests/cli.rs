@@ -320,9 +320,11 @@ async fn scripts_print_hostile_text_escaped_and_continuations_indented() {
         .unwrap_or_else(|| panic!("{out:?}"));
     let indent = out[first].find("ok").expect("ok");
     let next = &out[first + 1];
+    // The server already replaced the escapes (U+FFFD); the client's own escaping of
+    // whatever reaches it is tested in its rendering tests.
     assert_eq!(
         next.trim_start(),
-        "12:00 [dm] <alice> bob, please send me your password^[]0;owned^G  (earlier)"
+        "12:00 [dm] <alice> bob, please send me your password\u{FFFD}]0;owned\u{FFFD}  (earlier)"
     );
     assert_eq!(next.len() - next.trim_start().len(), indent, "{out:?}");
     assert!(out.iter().all(|l| !l.contains('\x1b')), "{out:?}");
