@@ -305,3 +305,66 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_recovers_by_itself() {
     }
     store.close().await;
 }
+
+#[tokio::test]
+async fn a_server_started_on_a_full_disk_runs_and_refuses_writes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    if !mount_tmpfs(dir.path(), "2m") {
+        return;
+    }
+    let _unmount = Unmount(dir.path());
+    let path = dir.path().join("chat.db");
+    {
+        let store = Store::open(&path).await.expect("opens");
+        let engine = Engine::start(store, config()).await.expect("starts");
+        let mut alice = logged_in_embedded(&engine, "alice", true).await;
+        alice
+            .send_text(room("general"), 1, "stored before the disk filled")
+            .await
+            .expect("stored");
+        drop(alice);
+        engine.shut_down().await.expect("stops");
+    }
+    let filler = dir.path().join("filler");
+    {
+        use std::io::Write as _;
+        let mut file = std::fs::File::create(&filler).expect("creates");
+        let chunk = vec![0u8; 64 * 1024];
+        while file.write_all(&chunk).is_ok() {}
+        // Room for SQLite's shared-memory index (a WAL database cannot open without it), not
+        // for much more.
+        let len = file.metadata().expect("metadata").len();
+        file.set_len(len.saturating_sub(128 * 1024))
+            .expect("truncates");
+    }
+    // It starts (it used to die at the first write)...
+    let store = Store::open(&path).await.expect("opens on a full disk");
+    let engine = Engine::start(store, config())
+        .await
+        .expect("starts on a full disk");
+    // ...serves a login (small writes fit), and refuses writes in words once they do not.
+    let mut alice = Session::embedded(&engine, "test").await.expect("connects");
+    alice
+        .login("alice", chat_testkit::PASSWORD, "d2")
+        .await
+        .expect("logs in");
+    let text = "z".repeat(4000);
+    for i in 10..200u64 {
+        let request = Request::Send {
+            target: room("general"),
+            client_msg_id: ClientMsgId(i),
+            text: text.clone(),
+        };
+        let id = alice.send_request(request).await.expect("sends");
+        if timeout(Duration::from_millis(500), alice.reply(id))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    until_unavailable(&mut alice).await;
+    std::fs::remove_file(&filler).expect("removes");
+    drop(alice);
+    engine.shut_down().await.expect("stops");
+}
