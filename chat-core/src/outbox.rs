@@ -2,15 +2,30 @@
 //!
 //! The engine pushes; the connection's writer takes everything queued at once (so a transport
 //! can write many frames with one syscall). Past `soft` queued bytes, droppable frames (typing,
-//! presence) are dropped; past `hard`, the push fails and the engine closes the connection. Its
-//! messages stay in storage for its next login, so memory per connection is bounded and a slow
-//! reader never holds up anyone else.
+//! presence) are dropped and live messages are refused — the session then catches up from
+//! storage, paced by its reader; past `hard` (replies and events only), the push fails and the
+//! engine closes the connection. Memory per connection is bounded and a slow reader never
+//! holds up anyone else. A session catching up waits for its reader to take what it was
+//! sent ([`Outbox::wait_for_room`]); one that takes nothing for the stall timeout is closed.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use chat_proto::EncodedFrame;
 use tokio::sync::Notify;
+
+/// How a frame may be treated under pressure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Typing, presence: dropped past the soft bound.
+    Droppable,
+    /// A live chat message: refused past the soft bound (it is in storage; the session
+    /// catches up from there).
+    Message,
+    /// Replies and everything else: queued up to the hard bound.
+    Reliable,
+}
 
 /// What became of a pushed frame.
 #[derive(Debug, PartialEq, Eq)]
@@ -18,6 +33,8 @@ pub(crate) enum Pushed {
     Queued,
     /// A droppable frame was dropped under pressure (or the outbox is closed).
     Dropped,
+    /// A live message was refused: the reader is too far behind.
+    Behind,
     /// The queue is full: the connection must be closed.
     Overflow,
 }
@@ -51,11 +68,14 @@ impl Outbox {
         }
     }
 
-    pub(crate) fn push(&self, frame: EncodedFrame, droppable: bool) -> Pushed {
+    pub(crate) fn push(&self, frame: EncodedFrame, kind: Kind) -> Pushed {
         let mut queue = self.lock();
         let bytes = queue.bytes + frame.len();
-        if queue.closed || (droppable && bytes > self.soft) {
+        if queue.closed || (kind == Kind::Droppable && bytes > self.soft) {
             return Pushed::Dropped;
+        }
+        if kind == Kind::Message && bytes > self.soft {
+            return Pushed::Behind;
         }
         if bytes > self.hard {
             return Pushed::Overflow;
@@ -77,16 +97,20 @@ impl Outbox {
         self.taken.notify_one();
     }
 
-    /// Waits until at most `bytes` are queued (or the outbox is closed).
-    pub(crate) async fn wait_for_room(&self, bytes: usize) {
+    /// Waits until at most `bytes` are queued (or the outbox is closed). False if the reader
+    /// took nothing at all for `stall` meanwhile.
+    pub(crate) async fn wait_for_room(&self, bytes: usize, stall: Duration) -> bool {
         loop {
+            let taken = self.taken.notified();
             {
                 let queue = self.lock();
                 if queue.bytes <= bytes || queue.closed {
-                    return;
+                    return true;
                 }
             }
-            self.taken.notified().await;
+            if tokio::time::timeout(stall, taken).await.is_err() {
+                return false;
+            }
         }
     }
 
@@ -136,15 +160,26 @@ mod tests {
         let len = frame().len();
         let fit_soft = 10 / len;
         for _ in 0..fit_soft {
-            assert_eq!(outbox.push(frame(), true), Pushed::Queued);
+            assert_eq!(outbox.push(frame(), Kind::Droppable), Pushed::Queued);
         }
-        assert_eq!(outbox.push(frame(), true), Pushed::Dropped);
-        while outbox.push(frame(), false) == Pushed::Queued {}
-        assert_eq!(outbox.push(frame(), false), Pushed::Overflow);
+        assert_eq!(outbox.push(frame(), Kind::Droppable), Pushed::Dropped);
+        assert_eq!(outbox.push(frame(), Kind::Message), Pushed::Behind);
+        while outbox.push(frame(), Kind::Reliable) == Pushed::Queued {}
+        assert_eq!(outbox.push(frame(), Kind::Reliable), Pushed::Overflow);
         let mut out = Vec::new();
         assert!(outbox.take_all(&mut out).await);
         assert_eq!(out.len() * len, 20 / len * len);
         outbox.close();
         assert!(!outbox.take_all(&mut out).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiting_for_room_gives_up_on_a_reader_that_takes_nothing() {
+        let outbox = Outbox::new(1000, 2000);
+        assert_eq!(outbox.push(frame(), Kind::Reliable), Pushed::Queued);
+        assert!(!outbox.wait_for_room(0, Duration::from_secs(1)).await);
+        let mut out = Vec::new();
+        assert!(outbox.take_all(&mut out).await);
+        assert!(outbox.wait_for_room(0, Duration::from_secs(1)).await);
     }
 }

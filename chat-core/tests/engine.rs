@@ -120,48 +120,98 @@ async fn passwords_are_stored_as_argon2id() {
     );
 }
 
-#[tokio::test]
-async fn a_consumer_that_never_reads_is_disconnected_alone() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = Config {
-        outbox_soft_bytes: 128 * 1024,
-        outbox_hard_bytes: 192 * 1024,
-        request_rate_per_sec: 10_000,
-        request_burst: 10_000,
-        ..config()
-    };
-    let engine = start(&dir.path().join("chat.db"), config).await;
-    let mut alice = logged_in_embedded(&engine, "alice", true).await;
-    let mut bob = logged_in_embedded(&engine, "bob", true).await;
-    let mut sleepy = logged_in_embedded(&engine, "sleepy", true).await;
-
-    // 300 messages of 1 KiB: more than sleepy's 192 KiB bound, while bob keeps reading.
+/// Alice sends `count` messages of 1 KiB into #general, one at a time; bob reads along.
+async fn burst<T: chat_client::Transport>(
+    alice: &mut Session<T>,
+    bob: &mut Session<T>,
+    count: u64,
+) -> Vec<MessageId> {
     let text = "x".repeat(1024);
-    for i in 0..300 {
+    let mut ids = Vec::new();
+    for i in 0..count {
         let request = Request::Send {
             target: Target::Room("general".into()),
             client_msg_id: ClientMsgId(i),
             text: text.clone(),
         };
-        assert!(matches!(
-            alice.request(request).await,
-            Ok(Reply::Sent { .. })
-        ));
+        match alice.request(request).await {
+            Ok(Reply::Sent { id, .. }) => ids.push(id),
+            other => panic!("{other:?}"),
+        }
         bob.until(|e| matches!(e, ServerMessage::Message(m) if m.client_msg_id == ClientMsgId(i)))
             .await
             .expect("arrives");
     }
-    // Sleepy's queue holds at most the bound, then the connection ends.
-    let mut received = 0;
-    while let Some(event) = sleepy.next_event().await.expect("in time") {
-        if matches!(event, ServerMessage::Message(_)) {
-            received += 1;
+    ids
+}
+
+fn burst_config() -> Config {
+    Config {
+        outbox_soft_bytes: 128 * 1024,
+        outbox_hard_bytes: 192 * 1024,
+        request_rate_per_sec: 10_000,
+        request_burst: 10_000,
+        ..config()
+    }
+}
+
+// Issue 15: a reader that falls behind was cut off as a slow consumer; now it catches up from
+// storage and stays connected.
+#[tokio::test]
+async fn a_reader_that_falls_behind_catches_up_from_storage_in_order() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let engine = start(&dir.path().join("chat.db"), burst_config()).await;
+    let mut alice = logged_in_embedded(&engine, "alice", true).await;
+    let mut bob = logged_in_embedded(&engine, "bob", true).await;
+    let mut sleepy = logged_in_embedded(&engine, "sleepy", true).await;
+
+    // 300 messages of 1 KiB: more than sleepy's 192 KiB bound, while bob keeps reading.
+    let mut sent = burst(&mut alice, &mut bob, 300).await;
+    // Sleepy reads now: every message, in order, once, and nothing else in between.
+    let mut received = Vec::new();
+    while received.len() < sent.len() {
+        match sleepy.next_event().await.expect("in time") {
+            Some(ServerMessage::Message(m)) => received.push(m.id),
+            Some(ServerMessage::CaughtUp) => panic!("a second CaughtUp"),
+            Some(_) => {}
+            None => panic!("disconnected after {} messages", received.len()),
         }
     }
-    assert!(
-        received < 300,
-        "disconnected before everything was queued ({received})"
-    );
+    assert_eq!(received, sent);
+    // Still connected and live.
+    let id = alice
+        .send_text(Target::Room("general".into()), 10_000, "still there?")
+        .await
+        .expect("stored");
+    sent.push(id);
+    sleepy
+        .until(|e| matches!(e, ServerMessage::Message(m) if m.id == id))
+        .await
+        .expect("live again");
+    engine.shut_down().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn a_reader_that_takes_nothing_is_disconnected_after_the_stall_timeout() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = Config {
+        stall_timeout_ms: 300,
+        ..burst_config()
+    };
+    let engine = start(&dir.path().join("chat.db"), config).await;
+    let mut alice = logged_in_embedded(&engine, "alice", true).await;
+    let mut bob = logged_in_embedded(&engine, "bob", true).await;
+    let sleepy = logged_in_embedded(&engine, "sleepy", true).await;
+    // Presence is coalesced: let sleepy's coming online be announced first.
+    bob.until(|e| matches!(e, ServerMessage::Presence { user, online: true } if user == "sleepy"))
+        .await
+        .expect("sleepy online");
+    burst(&mut alice, &mut bob, 300).await;
+    // Sleepy takes nothing: it is closed, and the others see it go offline.
+    bob.until(|e| matches!(e, ServerMessage::Presence { user, online: false } if user == "sleepy"))
+        .await
+        .expect("sleepy was disconnected");
+    drop(sleepy);
     // Its messages are all replayed at the next login, paced to its queue bound.
     let sleepy = logged_in_embedded(&engine, "sleepy", false).await;
     let replayed = sleepy

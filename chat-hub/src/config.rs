@@ -93,8 +93,13 @@ pub struct Config {
     pub cursor_flush_ms: u64,
     /// Queued outbound bytes past which typing and presence events are dropped.
     pub outbox_soft_bytes: usize,
-    /// Queued outbound bytes past which the connection is closed as a slow consumer.
+    /// Queued outbound bytes past which the connection is closed as a slow consumer (live
+    /// messages never take it there: past the soft bound a connection catches up from storage
+    /// instead).
     pub outbox_hard_bytes: usize,
+    /// A connection catching up from storage that takes nothing from its queue for this long
+    /// is closed: it makes no progress at all.
+    pub stall_timeout_ms: u64,
     /// argon2id cost.
     pub password: PasswordParams,
     /// Password hashes computed at once, each on a blocking thread (default: one fewer than
@@ -133,6 +138,7 @@ impl Default for Config {
             cursor_flush_ms: 1000,
             outbox_soft_bytes: 256 * 1024,
             outbox_hard_bytes: 1024 * 1024,
+            stall_timeout_ms: 60_000,
             password: PasswordParams::OWASP,
             // Leave a core for delivering messages, so a login storm cannot stall chat.
             max_concurrent_hashes: std::thread::available_parallelism()

@@ -362,7 +362,7 @@ impl World {
     /// Carries out one output of the hub, feeding its completion (if any) back at once.
     pub fn handle_output(&mut self, output: Output) {
         let completion = match output {
-            Output::Send { session, frame, .. } => {
+            Output::Send { session, frame, .. } | Output::Deliver { session, frame, .. } => {
                 let decoded = decode_frame::<ServerMessage>(frame.as_bytes(), usize::MAX >> 1);
                 match decoded {
                     Ok(Some((msg, _))) => self.inboxes.entry(session).or_default().push_back(msg),

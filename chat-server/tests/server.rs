@@ -228,13 +228,32 @@ async fn a_client_that_never_reads_is_cut_off_without_hurting_others() {
         request_burst: 100_000,
         outbox_soft_bytes: 192 * 1024,
         outbox_hard_bytes: 256 * 1024,
+        // Sleepy falls behind, is switched to catching up from storage, takes nothing more,
+        // and is closed after this long.
+        stall_timeout_ms: 1000,
         ..config()
     };
     let (server, _dir) = start(config).await;
     let mut alice = logged_in(server.addr, "alice", true).await;
     let mut bob = logged_in(server.addr, "bob", true).await;
-    // Sleepy logs in, then never reads again.
-    let mut sleepy = logged_in(server.addr, "sleepy", true).await;
+    // Sleepy logs in, then never reads again. Its receive buffer is small, or the kernel
+    // would take the whole flood on its behalf (loopback buffers grow to 32 MiB here).
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(16 * 1024).expect("buffer size");
+    let stream = socket.connect(server.addr).await.expect("connects");
+    let transport = tokio_util::codec::Framed::new(stream, ClientCodec::new());
+    let mut sleepy = Session::handshake(transport, "sleepy")
+        .await
+        .expect("welcome");
+    sleepy
+        .register("sleepy", PASSWORD, "sleepy-dev")
+        .await
+        .expect("registers");
+    // Presence is coalesced: let sleepy's coming online be announced before the flood, so its
+    // going offline is seen.
+    bob.until(|e| matches!(e, ServerMessage::Presence { user, online: true } if user == "sleepy"))
+        .await
+        .expect("sleepy online");
 
     let before = rss_bytes();
     let text = "z".repeat(4000);
@@ -275,10 +294,18 @@ async fn a_client_that_never_reads_is_cut_off_without_hurting_others() {
         "server memory grew by {grown} bytes"
     );
 
-    // Sleepy's connection was closed: draining it ends in EOF, short of everything.
+    // Sleepy took nothing for the stall timeout: it is closed (bob sees it go offline), and
+    // draining it ends in EOF, short of everything.
+    bob.until(|e| matches!(e, ServerMessage::Presence { user, online: false } if user == "sleepy"))
+        .await
+        .expect("sleepy was cut off");
     let mut received = 0u64;
-    while let Some(event) = sleepy.next_event().await.expect("in time") {
-        received += u64::from(matches!(event, ServerMessage::Message(_)));
+    loop {
+        match sleepy.next_event().await {
+            Ok(Some(event)) => received += u64::from(matches!(event, ServerMessage::Message(_))),
+            Ok(None) => break,
+            Err(e) => panic!("after {received}: {e}"),
+        }
     }
     assert!(
         received < total,

@@ -8,10 +8,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{io, Clock, Control, EngineError, Input};
-use crate::outbox::{Outbox, Pushed};
+use crate::outbox::{Kind, Outbox, Pushed};
 use crate::password::Passwords;
 use crate::storage::Storage;
-use crate::{Hub, Output, SessionId, Ticket, Write};
+use crate::{Hub, IoRequest, Output, SessionId, Ticket, Write};
 
 /// Client messages handled per wake-up before outputs are carried out.
 const INPUT_BATCH: usize = 256;
@@ -24,6 +24,9 @@ pub(super) struct Driver<S> {
     /// Sessions dropped before the engine handled their `Connect`. Every connection sends one
     /// `Connect` and one `Disconnect`, so each entry is removed when its `Connect` arrives.
     gone_early: FxHashSet<SessionId>,
+    /// Sessions that could not take a live message: their live messages are dropped until
+    /// the hub's catch-up load for them (it replays them from storage).
+    behind: FxHashSet<SessionId>,
     writes: mpsc::Sender<(Ticket, Vec<Write>)>,
 }
 
@@ -37,17 +40,20 @@ impl<S: Storage> Driver<S> {
         control: mpsc::UnboundedSender<Control>,
     ) -> Self {
         let backlog_bytes = hub.config().backlog_bytes();
+        let stall = std::time::Duration::from_millis(hub.config().stall_timeout_ms);
         Self {
             io: io::Io {
                 storage,
                 passwords,
                 control,
                 backlog_bytes,
+                stall,
             },
             hub,
             clock,
             outboxes: FxHashMap::default(),
             gone_early: FxHashSet::default(),
+            behind: FxHashSet::default(),
             writes,
         }
     }
@@ -129,6 +135,13 @@ impl<S: Storage> Driver<S> {
             Control::Failed(session) => {
                 self.hub.handle_io_failed(session, self.clock.now());
             }
+            Control::Stalled(session) => {
+                tracing::warn!(
+                    session = session.0,
+                    "slow consumer: took nothing while catching up; closing"
+                );
+                self.close(session);
+            }
             Control::Storage { available } => self.hub.handle_storage_available(available),
             Control::Shutdown(done) => return Some(done),
         }
@@ -139,10 +152,29 @@ impl<S: Storage> Driver<S> {
     /// read). The outbox stays in the map, closed, until the connection's own `Disconnect`:
     /// a session missing from the map is one whose `Connect` has not arrived yet.
     fn close(&mut self, session: SessionId) {
+        self.behind.remove(&session);
         if let Some(outbox) = self.outboxes.get(&session) {
             outbox.close();
         }
         self.hub.handle_disconnect(session, self.clock.now());
+    }
+
+    /// Queues a frame on `session`'s connection; one whose queue overflows is closed.
+    fn push(
+        &mut self,
+        session: SessionId,
+        frame: chat_proto::EncodedFrame,
+        kind: Kind,
+    ) -> Option<Pushed> {
+        let pushed = self.outboxes.get(&session)?.push(frame, kind);
+        if pushed == Pushed::Overflow {
+            tracing::warn!(
+                session = session.0,
+                "slow consumer: outbound queue full, closing"
+            );
+            self.close(session);
+        }
+        Some(pushed)
     }
 
     /// Carries out every output of the hub.
@@ -154,15 +186,24 @@ impl<S: Storage> Driver<S> {
                     frame,
                     droppable,
                 } => {
-                    let Some(outbox) = self.outboxes.get(&session) else {
-                        continue;
+                    let kind = if droppable {
+                        Kind::Droppable
+                    } else {
+                        Kind::Reliable
                     };
-                    if outbox.push(frame, droppable) == Pushed::Overflow {
-                        tracing::warn!(
-                            session = session.0,
-                            "slow consumer: outbound queue full, closing"
-                        );
-                        self.close(session);
+                    self.push(session, frame, kind);
+                }
+                Output::Deliver {
+                    session,
+                    frame,
+                    message,
+                } => {
+                    if self.behind.contains(&session) {
+                        continue;
+                    }
+                    if self.push(session, frame, Kind::Message) == Some(Pushed::Behind) {
+                        self.behind.insert(session);
+                        self.hub.handle_lagging(session, message);
                     }
                 }
                 Output::Close { session } => self.close(session),
@@ -172,6 +213,10 @@ impl<S: Storage> Driver<S> {
                     }
                 }
                 Output::Io(request) => {
+                    if let IoRequest::LoadBacklog { session, .. } = request {
+                        // What the hub asks for from here on is current again.
+                        self.behind.remove(&session);
+                    }
                     let outbox = self.outboxes.get(&request.session()).cloned();
                     self.io.spawn(request, outbox);
                 }

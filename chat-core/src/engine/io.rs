@@ -20,6 +20,9 @@ enum IoError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Hash(#[from] HashError),
+    /// The reader took nothing from its queue for the stall timeout.
+    #[error("the connection made no progress")]
+    Stalled,
 }
 
 pub(super) struct Io<S> {
@@ -28,6 +31,8 @@ pub(super) struct Io<S> {
     pub(super) control: mpsc::UnboundedSender<Control>,
     /// A backlog batch is loaded once the connection's queue has this much room.
     pub(super) backlog_bytes: usize,
+    /// How long a backlog load waits for a reader that takes nothing.
+    pub(super) stall: std::time::Duration,
 }
 
 impl<S: Storage> Io<S> {
@@ -37,11 +42,12 @@ impl<S: Storage> Io<S> {
         let storage = self.storage.clone();
         let passwords = self.passwords.clone();
         let control = self.control.clone();
-        let room = self.backlog_bytes;
+        let (room, stall) = (self.backlog_bytes, self.stall);
         tokio::spawn(async move {
             let session = request.session();
-            let event = match run(request, &storage, &passwords, outbox, room).await {
+            let event = match run(request, &storage, &passwords, outbox, room, stall).await {
                 Ok(completion) => Control::Completion(completion),
+                Err(IoError::Stalled) => Control::Stalled(session),
                 Err(error) => {
                     tracing::error!(session = session.0, %error, "I/O failed; closing the connection");
                     Control::Failed(session)
@@ -58,6 +64,7 @@ async fn run(
     passwords: &Passwords,
     outbox: Option<Arc<Outbox>>,
     room: usize,
+    stall: std::time::Duration,
 ) -> Result<Completion, IoError> {
     Ok(match request {
         IoRequest::VerifyPassword {
@@ -96,7 +103,9 @@ async fn run(
             limit,
         } => {
             if let Some(outbox) = outbox {
-                outbox.wait_for_room(room).await;
+                if !outbox.wait_for_room(room, stall).await {
+                    return Err(IoError::Stalled);
+                }
             }
             Completion::Backlog {
                 session,

@@ -75,6 +75,8 @@ enum Control {
     Completion(Completion),
     /// A read for this session failed: close it.
     Failed(SessionId),
+    /// This session took nothing from its queue while catching up: close it.
+    Stalled(SessionId),
     /// Storage stopped or resumed taking writes.
     Storage {
         available: bool,

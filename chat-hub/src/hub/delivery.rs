@@ -5,7 +5,8 @@
 //! A session starts not live: its backlog is replayed in batches; a live message that arrives
 //! meanwhile is held back and marks the stream `missed`, so the backlog is loaded once more
 //! before `CaughtUp` and nothing falls between the replay and live delivery. `sent_upto` keeps
-//! a message from going twice down one connection.
+//! a message from going twice down one connection. A live session whose connection falls too
+//! far behind is switched back to replay (`lagging`) and catches up from storage.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
@@ -31,6 +32,8 @@ pub(super) struct Stream {
     pub(super) live: bool,
     /// A live message was held back during replay: load the backlog once more.
     pub(super) missed: bool,
+    /// Catching up after falling behind live delivery (no `CaughtUp` at the end).
+    pub(super) lagging: bool,
     /// The highest message id sent on this connection.
     pub(super) sent_upto: MessageId,
 }
@@ -186,6 +189,7 @@ impl Delivery {
             Stream {
                 live: false,
                 missed: false,
+                lagging: false,
                 sent_upto: from,
             },
         );

@@ -131,7 +131,7 @@ impl Hub {
                     stream.missed = true;
                 } else if message.id > stream.sent_upto {
                     stream.sent_upto = message.id;
-                    self.out.send_frame(session, frame.clone(), false);
+                    self.out.deliver(session, frame.clone(), message.id);
                 }
             }
         }
@@ -212,14 +212,34 @@ impl Hub {
         let more = full || stream.missed;
         stream.missed = false;
         stream.live = !more;
+        // A login's replay ends in `CaughtUp`; a lagging reader's catch-up ends silently.
+        let caught_up = !more && !std::mem::take(&mut stream.lagging);
         for frame in sends {
             self.out.send_frame(session, frame, false);
         }
         if more {
             self.load_backlog(session);
-        } else {
+        } else if caught_up {
             self.out.send(session, &ServerMessage::CaughtUp, false);
         }
+    }
+
+    /// `session` could not take the live message `first_missed` (nor, therefore, any after
+    /// it): it catches up from storage from there, paced by its reader, then goes live again.
+    pub(super) fn lagging(&mut self, session: SessionId, first_missed: MessageId) {
+        let Some(stream) = self.delivery.stream_mut(session) else {
+            return;
+        };
+        if !stream.live {
+            return;
+        }
+        stream.live = false;
+        stream.missed = false;
+        stream.lagging = true;
+        stream.sent_upto = stream
+            .sent_upto
+            .min(MessageId(first_missed.0.saturating_sub(1)));
+        self.load_backlog(session);
     }
 
     pub(super) fn history(

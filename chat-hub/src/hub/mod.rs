@@ -175,6 +175,13 @@ impl Hub {
         self.close(session, Some(error), now);
     }
 
+    /// The connection of `session` could not take the live message `first_missed` (see
+    /// [`Output::Deliver`]): the session catches up from storage from there instead of
+    /// being cut off, and goes live again when it has.
+    pub fn handle_lagging(&mut self, session: SessionId, first_missed: MessageId) {
+        self.lagging(session, first_missed);
+    }
+
     /// Storage stopped (`false`) or resumed (`true`) taking writes. While it does not, every
     /// request that needs a write is refused with `Unavailable`; reads and live sessions go
     /// on, and persists already issued complete once storage is back.

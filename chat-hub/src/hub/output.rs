@@ -34,6 +34,19 @@ pub enum Output {
         /// Whether it may be dropped under back-pressure.
         droppable: bool,
     },
+    /// Queue a live chat message on a session's connection. If the connection is too far
+    /// behind to take it (its queue past the soft bound), do not queue it, nor any later
+    /// `Deliver` to that session until its next [`IoRequest::LoadBacklog`], and report
+    /// [`Hub::handle_lagging`](crate::Hub::handle_lagging): the session then catches up from
+    /// storage, paced by its reader, instead of being cut off.
+    Deliver {
+        /// The recipient.
+        session: SessionId,
+        /// The encoded `Message` frame (shared by every recipient).
+        frame: EncodedFrame,
+        /// The message's id.
+        message: MessageId,
+    },
     /// Close the connection once the frames already queued are written. The hub has forgotten
     /// the session already.
     Close {
@@ -240,6 +253,15 @@ impl Outputs {
             session,
             frame,
             droppable,
+        });
+    }
+
+    /// Queues a live message for `session` (see [`Output::Deliver`]).
+    pub(super) fn deliver(&mut self, session: SessionId, frame: EncodedFrame, message: MessageId) {
+        self.queue.push_back(Output::Deliver {
+            session,
+            frame,
+            message,
         });
     }
 
