@@ -1,23 +1,27 @@
-//! The async engine over a real SQLite file: what the simulated world cannot show (real
-//! storage, restarts, argon2id, back-pressure). Every wait is bounded by a timeout.
-
-use std::path::Path;
+//! The async engine over real storage, on each backend (SQLite files; PostgreSQL with
+//! `CHAT_TEST_POSTGRES`): what the simulated world cannot show (real storage, restarts,
+//! argon2id, back-pressure). Every wait is bounded by a timeout.
 
 use chat_client::Session;
-use chat_core::{Config, Engine, PasswordParams, Storage, Store, UserId};
+use chat_core::{Config, Engine, PasswordParams, Storage, UserId};
 use chat_proto::*;
-use chat_testkit::{config, logged_in_embedded, text_is, WAIT};
+use chat_testkit::{config, logged_in_embedded, on_every_backend, text_is, TestDb, WAIT};
 use tokio::time::timeout;
 
-async fn start(path: &Path, config: Config) -> Engine {
-    let store = Store::open(path).await.expect("store opens");
-    Engine::start(store, config).await.expect("engine starts")
+on_every_backend!(
+    messages_and_membership_survive_a_restart,
+    passwords_are_stored_as_argon2id,
+    a_consumer_that_never_reads_is_disconnected_alone,
+    shutdown_tells_every_connection,
+);
+
+async fn start(db: &TestDb, config: Config) -> Engine {
+    Engine::start(db.open().await, config)
+        .await
+        .expect("engine starts")
 }
 
-#[tokio::test]
-async fn messages_and_membership_survive_a_restart() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = dir.path().join("chat.db");
+async fn messages_and_membership_survive_a_restart(db: TestDb) {
     let engine = start(&db, config()).await;
     let mut alice = logged_in_embedded(&engine, "alice", true).await;
     let mut bob = logged_in_embedded(&engine, "bob", true).await;
@@ -94,10 +98,7 @@ async fn messages_and_membership_survive_a_restart() {
     engine.shut_down().await.expect("clean shutdown");
 }
 
-#[tokio::test]
-async fn passwords_are_stored_as_argon2id() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = dir.path().join("chat.db");
+async fn passwords_are_stored_as_argon2id(db: TestDb) {
     let engine = start(
         &db,
         Config {
@@ -108,8 +109,9 @@ async fn passwords_are_stored_as_argon2id() {
     .await;
     let _alice = logged_in_embedded(&engine, "alice", true).await;
     engine.shut_down().await.expect("clean shutdown");
-    let store = Store::open(&db).await.expect("reopens");
-    let hash = store
+    let hash = db
+        .open()
+        .await
         .password_hash(UserId(1))
         .await
         .expect("reads")
@@ -120,9 +122,7 @@ async fn passwords_are_stored_as_argon2id() {
     );
 }
 
-#[tokio::test]
-async fn a_consumer_that_never_reads_is_disconnected_alone() {
-    let dir = tempfile::tempdir().expect("temp dir");
+async fn a_consumer_that_never_reads_is_disconnected_alone(db: TestDb) {
     let config = Config {
         outbox_soft_bytes: 128 * 1024,
         outbox_hard_bytes: 192 * 1024,
@@ -130,7 +130,7 @@ async fn a_consumer_that_never_reads_is_disconnected_alone() {
         request_burst: 10_000,
         ..config()
     };
-    let engine = start(&dir.path().join("chat.db"), config).await;
+    let engine = start(&db, config).await;
     let mut alice = logged_in_embedded(&engine, "alice", true).await;
     let mut bob = logged_in_embedded(&engine, "bob", true).await;
     let mut sleepy = logged_in_embedded(&engine, "sleepy", true).await;
@@ -173,10 +173,8 @@ async fn a_consumer_that_never_reads_is_disconnected_alone() {
     engine.shut_down().await.expect("clean shutdown");
 }
 
-#[tokio::test]
-async fn shutdown_tells_every_connection() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let engine = start(&dir.path().join("chat.db"), config()).await;
+async fn shutdown_tells_every_connection(db: TestDb) {
+    let engine = start(&db, config()).await;
     let mut alice = logged_in_embedded(&engine, "alice", true).await;
     let mut fresh = Session::embedded(&engine, "test").await.expect("connects");
     engine.shut_down().await.expect("clean shutdown");
@@ -194,8 +192,8 @@ async fn shutdown_tells_every_connection() {
 /// that send without waiting for the welcome make that overtaking likely.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_messages_never_overtake_their_connection() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let engine = start(&dir.path().join("chat.db"), config()).await;
+    let db = TestDb::sqlite();
+    let engine = start(&db, config()).await;
     let tasks: Vec<_> = (0..300)
         .map(|i| {
             let engine = engine.clone();
