@@ -67,6 +67,15 @@ impl TestDb {
             });
             return None;
         };
+        Some(Self::postgres_on(&admin).await)
+    }
+
+    /// A new, empty PostgreSQL database on the server of `admin` (a URL whose user may create
+    /// databases), dropped with the last clone.
+    ///
+    /// # Panics
+    /// If the server cannot be reached or refuses to create the database.
+    pub async fn postgres_on(admin: &str) -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -76,18 +85,22 @@ impl TestDb {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
-        let mut admin_conn = PgConnection::connect(&admin)
+        let shown = chat_core::redact_url(admin);
+        let mut admin_conn = PgConnection::connect(admin)
             .await
-            .unwrap_or_else(|e| panic!("{POSTGRES_ENV}: cannot connect: {e}"));
+            .unwrap_or_else(|e| panic!("cannot connect to {shown}: {e}"));
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&mut admin_conn)
             .await
-            .unwrap_or_else(|e| panic!("{POSTGRES_ENV}: cannot create a database: {e}"));
+            .unwrap_or_else(|e| panic!("{shown}: cannot create a database: {e}"));
         let _ = admin_conn.close().await;
-        Some(Self {
-            location: Location::Postgres(with_database(&admin, &name)),
-            _guard: Arc::new(Guard::Postgres { admin, name }),
-        })
+        Self {
+            location: Location::Postgres(with_database(admin, &name)),
+            _guard: Arc::new(Guard::Postgres {
+                admin: admin.to_owned(),
+                name,
+            }),
+        }
     }
 
     /// Where the database is.
