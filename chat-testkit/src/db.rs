@@ -124,6 +124,48 @@ impl TestDb {
         }
     }
 
+    /// Cuts every connection to this PostgreSQL database, as a restart of the database server
+    /// does (`pg_terminate_backend`); returns how many were cut.
+    ///
+    /// # Panics
+    /// If this is not a PostgreSQL database, or the server cannot be reached.
+    pub async fn disconnect_all(&self) -> i64 {
+        let Guard::Postgres { admin, name } = &*self._guard else {
+            panic!("disconnect_all: not a PostgreSQL database");
+        };
+        let mut conn = PgConnection::connect(admin).await.expect("connects");
+        let cut: i64 = sqlx::query_scalar(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(name)
+        .fetch_one(&mut conn)
+        .await
+        .expect("terminates");
+        let _ = conn.close().await;
+        cut
+    }
+
+    /// Refuses (`false`) or allows again (`true`) new connections to this PostgreSQL
+    /// database; refusing also cuts the open ones: the database is down until allowed again.
+    ///
+    /// # Panics
+    /// If this is not a PostgreSQL database, or the server cannot be reached.
+    pub async fn allow_connections(&self, allow: bool) {
+        let Guard::Postgres { admin, name } = &*self._guard else {
+            panic!("allow_connections: not a PostgreSQL database");
+        };
+        let mut conn = PgConnection::connect(admin).await.expect("connects");
+        sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS {allow}"))
+            .execute(&mut conn)
+            .await
+            .expect("alters");
+        let _ = conn.close().await;
+        if !allow {
+            self.disconnect_all().await;
+        }
+    }
+
     /// Opens it (migrating it), with full durability.
     pub async fn open(&self) -> Database {
         Database::open(&self.location, Durability::Full)
