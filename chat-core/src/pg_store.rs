@@ -6,7 +6,8 @@
 //! of persists is one transaction, committed with `synchronous_commit = on` (the WAL record is
 //! flushed before the commit returns) by default; messages go in with one
 //! `INSERT … SELECT FROM UNNEST(arrays) ON CONFLICT DO NOTHING RETURNING id` per run, so a
-//! batch of any size is one statement, prepared once per connection.
+//! batch of any size is one statement, prepared once per connection. A batch of nothing but
+//! messages (the usual one) is that statement alone, in autocommit: one round trip.
 //!
 //! Connections come from a [`PgPool`], which replaces a broken connection on the next acquire;
 //! a failure surfaces as [`StoreError::Database`].
@@ -157,8 +158,28 @@ impl Storage for PgStore {
     }
 
     async fn apply(&self, persists: &[Vec<Write>]) -> Result<Duplicates, StoreError> {
-        let mut tx = self.pool.begin().await?;
         let mut duplicates = vec![None; persists.len()];
+        if persists
+            .iter()
+            .flatten()
+            .all(|w| matches!(w, Write::InsertMessage(_)))
+        {
+            // Messages only (the usual batch): one INSERT, atomic and durable on its own in
+            // autocommit — one round trip instead of three (BEGIN, INSERT, COMMIT).
+            let run: Vec<(usize, &StoredMessage)> = persists
+                .iter()
+                .enumerate()
+                .flat_map(|(index, writes)| writes.iter().map(move |w| (index, w)))
+                .filter_map(|(index, w)| match w {
+                    Write::InsertMessage(message) => Some((index, message)),
+                    _ => None,
+                })
+                .collect();
+            let mut conn = self.pool.acquire().await?;
+            insert_messages(&mut conn, &run, &mut duplicates).await?;
+            return Ok(duplicates);
+        }
+        let mut tx = self.pool.begin().await?;
         // Consecutive message inserts, with the persist each belongs to, written together.
         let mut run: Vec<(usize, &StoredMessage)> = Vec::new();
         for (index, writes) in persists.iter().enumerate() {
@@ -285,10 +306,7 @@ impl MessageColumns {
 
     /// Inserts every row, skipping those whose `(sender, client_msg_id)` is already stored;
     /// returns the ids inserted.
-    pub(crate) async fn insert(
-        &self,
-        tx: &mut Transaction<'_, Postgres>,
-    ) -> Result<Vec<i64>, StoreError> {
+    pub(crate) async fn insert(&self, conn: &mut PgConnection) -> Result<Vec<i64>, StoreError> {
         Ok(sqlx::query_scalar(
             "INSERT INTO messages (id, conv_id, sender, device, client_msg_id, sent_at, body) \
              SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], \
@@ -302,7 +320,7 @@ impl MessageColumns {
         .bind(&self.client)
         .bind(&self.sent_at)
         .bind(&self.body)
-        .fetch_all(&mut **tx)
+        .fetch_all(conn)
         .await?)
     }
 }
@@ -310,7 +328,7 @@ impl MessageColumns {
 /// Inserts messages with one statement; a message whose sender already stored its client
 /// message id is skipped, and the original is recorded for its persist.
 async fn insert_messages(
-    tx: &mut Transaction<'_, Postgres>,
+    conn: &mut PgConnection,
     messages: &[(usize, &StoredMessage)],
     duplicates: &mut [Option<(MessageId, UnixMillis)>],
 ) -> Result<(), StoreError> {
@@ -321,7 +339,7 @@ async fn insert_messages(
     for (_, m) in messages {
         rows.push(m)?;
     }
-    let inserted = rows.insert(tx).await?;
+    let inserted = rows.insert(conn).await?;
     if inserted.len() == messages.len() {
         return Ok(());
     }
@@ -341,7 +359,7 @@ async fn insert_messages(
     )
     .bind(&senders)
     .bind(&clients)
-    .fetch_all(&mut **tx)
+    .fetch_all(&mut *conn)
     .await?
     .into_iter()
     .map(|(sender, client, id, sent_at)| ((sender, client), (id, sent_at)))
