@@ -177,3 +177,43 @@ impl Storage for Database {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_are_sqlite_files_unless_postgres_urls() {
+        assert_eq!(
+            Location::parse("chat.db"),
+            Location::Sqlite("chat.db".into())
+        );
+        assert_eq!(
+            Location::parse("sqlite:///var/lib/chat.db"),
+            Location::Sqlite("/var/lib/chat.db".into())
+        );
+        assert_eq!(
+            Location::parse("sqlite:chat.db"),
+            Location::Sqlite("chat.db".into())
+        );
+        for url in ["postgres://u@h/db", "postgresql://u@h/db"] {
+            assert_eq!(Location::parse(url), Location::Postgres(url.into()));
+        }
+    }
+
+    #[test]
+    fn passwords_never_show() {
+        let shown = Location::parse("postgres://chat:s3cret@db:5432/chat?password=s3cret&x=1");
+        assert_eq!(
+            shown.to_string(),
+            "postgres://chat@db:5432/chat?password=…&x=1"
+        );
+        assert_eq!(redact_url("postgres://db/chat"), "postgres://db/chat");
+        assert_eq!(
+            redact_url("postgres://a:b@c@host/db"),
+            "postgres://a@host/db",
+            "the last @ ends the user part"
+        );
+        assert_eq!(redact_url("not a url"), "not a url");
+    }
+}
