@@ -3,15 +3,19 @@
 //! # Layout
 //! - [`Hub`] (from the `chat-hub` crate, re-exported): the deterministic state machine that
 //!   makes every decision. No I/O, no clock: inputs go in with the time, [`Output`]s come out.
-//! - [`Storage`]: what the engine needs from a database, and [`Store`], its SQLite
-//!   implementation through sqlx (the only code that knows SQL).
+//! - [`Storage`]: what the engine needs from a database; [`Store`] (SQLite) and [`PgStore`]
+//!   (PostgreSQL) implement it through sqlx (the only code that knows SQL); [`Database`] is
+//!   whichever a `--db` value names; [`copy_to_postgres`] moves a SQLite database over.
 //! - [`Engine`]: the async driver. It owns a hub, persists its writes with group commit, runs
 //!   password hashing on blocking threads, and hands frames to [`Connection`]s.
 //! - [`Connection`]: one client's in-memory link to the engine, with a bounded outbound queue.
 
+mod copy;
+mod database;
 mod engine;
 mod outbox;
 mod password;
+mod pg_store;
 mod storage;
 mod store;
 
@@ -21,6 +25,9 @@ pub use chat_hub::{
     DeviceRow, Hub, IoRequest, MemberRow, MessageId, Mono, Now, Output, PasswordParams, SessionId,
     Snapshot, StoredMessage, Ticket, TokenRecord, UnixMillis, UserId, UserRow, Write,
 };
+pub use copy::{copy_to_postgres, CopyError, IfNotEmpty, RowCounts};
+pub use database::{Database, Location, OpenError};
 pub use engine::{Connection, Engine, EngineClosed, EngineError};
+pub use pg_store::{redact_url, PgStore};
 pub use storage::{MemoryStorage, Storage};
 pub use store::{Durability, Store, StoreError};

@@ -1,6 +1,6 @@
 //! [`Store`]: durable state in SQLite through sqlx. The only module that knows SQL.
 //!
-//! The schema is in `migrations/` (embedded with `sqlx::migrate!`, applied at open). The
+//! The schema is in `migrations/sqlite/` (embedded with `sqlx::migrate!`, applied at open). The
 //! database runs in WAL mode; with the default [`Durability::Full`] a committed transaction
 //! survives a crash of the process or the machine, with [`Durability::Process`] a crash of the
 //! process. Writes arrive in batches from the engine's writer task
@@ -55,7 +55,7 @@ pub enum StoreError {
 }
 
 /// A server-assigned number as SQLite stores it.
-fn int(what: &'static str, value: u64) -> Result<i64, StoreError> {
+pub(crate) fn int(what: &'static str, value: u64) -> Result<i64, StoreError> {
     i64::try_from(value).map_err(|_| StoreError::OutOfRange {
         what,
         value: value.into(),
@@ -63,7 +63,7 @@ fn int(what: &'static str, value: u64) -> Result<i64, StoreError> {
 }
 
 /// A stored number as the server uses it.
-fn uint(what: &'static str, value: i64) -> Result<u64, StoreError> {
+pub(crate) fn uint(what: &'static str, value: i64) -> Result<u64, StoreError> {
     u64::try_from(value).map_err(|_| StoreError::OutOfRange {
         what,
         value: value.into(),
@@ -71,11 +71,11 @@ fn uint(what: &'static str, value: i64) -> Result<u64, StoreError> {
 }
 
 /// A client message id, stored bit for bit: clients choose all 64 bits.
-fn client_id(id: ClientMsgId) -> i64 {
+pub(crate) fn client_id(id: ClientMsgId) -> i64 {
     i64::from_ne_bytes(id.0.to_ne_bytes())
 }
 
-fn client_id_from(stored: i64) -> ClientMsgId {
+pub(crate) fn client_id_from(stored: i64) -> ClientMsgId {
     ClientMsgId(u64::from_ne_bytes(stored.to_ne_bytes()))
 }
 
@@ -83,7 +83,7 @@ fn client_id_from(stored: i64) -> ClientMsgId {
 const INSERT_CHUNK: usize = 500;
 
 /// Columns of a message row, in the order every query selects them.
-type MessageRow = (i64, i64, i64, i64, i64, i64, String);
+pub(crate) type MessageRow = (i64, i64, i64, i64, i64, i64, String);
 
 type Duplicates = Vec<Option<(MessageId, UnixMillis)>>;
 
@@ -106,7 +106,7 @@ pub enum Durability {
 /// The database: a small connection pool over one SQLite file (or memory).
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
     /// The file and its identity at open, checked before each write (`None` in memory).
     file: Option<Arc<DbFile>>,
 }
@@ -240,7 +240,7 @@ impl Store {
     }
 
     async fn migrate(pool: SqlitePool, file: Option<Arc<DbFile>>) -> Result<Self, StoreError> {
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         Ok(Self { pool, file })
     }
 }
@@ -260,7 +260,7 @@ impl Storage for Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        let convs = sqlx::query_as::<_, (i64, Option<String>, bool, Option<i64>, Option<i64>)>(
+        let convs = sqlx::query_as::<_, ConvRowSql>(
             "SELECT id, room_name, invite_only, user_a, user_b FROM convs ORDER BY id",
         )
         .fetch_all(&self.pool)
@@ -278,47 +278,7 @@ impl Storage for Store {
         let last_message: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM messages")
             .fetch_one(&self.pool)
             .await?;
-        let mut snapshot = Snapshot {
-            last_message: MessageId(uint("message id", last_message.unwrap_or(0))?),
-            ..Snapshot::default()
-        };
-        for (id, name, display_name) in users {
-            let id = UserId(uint("user id", id)?);
-            snapshot.users.push(UserRow {
-                id,
-                name,
-                display_name,
-            });
-        }
-        for (id, room, invite_only, a, b) in convs {
-            let kind = match (room, a, b) {
-                (Some(name), _, _) => ConvKind::Room { name, invite_only },
-                (None, Some(a), Some(b)) => ConvKind::Direct {
-                    a: UserId(uint("user id", a)?),
-                    b: UserId(uint("user id", b)?),
-                },
-                _ => continue,
-            };
-            let id = ConvId(uint("conversation id", id)?);
-            snapshot.convs.push(ConvRow { id, kind });
-        }
-        for (conv, user, since) in members {
-            snapshot.members.push(MemberRow {
-                conv: ConvId(uint("conversation id", conv)?),
-                user: UserId(uint("user id", user)?),
-                since: MessageId(uint("message id", since)?),
-            });
-        }
-        for (id, user, name, cursor, last_seen) in devices {
-            snapshot.devices.push(DeviceRow {
-                id: DeviceId(uint("device id", id)?),
-                user: UserId(uint("user id", user)?),
-                name,
-                cursor: MessageId(uint("message id", cursor)?),
-                last_seen: uint("time", last_seen)?,
-            });
-        }
-        Ok(snapshot)
+        snapshot_from(users, convs, members, devices, last_message)
     }
 
     async fn apply(&self, persists: &[Vec<Write>]) -> Result<Duplicates, StoreError> {
@@ -421,7 +381,62 @@ impl Storage for Store {
     }
 }
 
-fn message(
+/// A `convs` row: id, room name, invite-only, the two users of a direct conversation.
+pub(crate) type ConvRowSql = (i64, Option<String>, bool, Option<i64>, Option<i64>);
+
+/// Converts the rows of `users`, `convs`, `members`, `devices` and the highest message id
+/// into a [`Snapshot`], checking every number.
+pub(crate) fn snapshot_from(
+    users: Vec<(i64, String, String)>,
+    convs: Vec<ConvRowSql>,
+    members: Vec<(i64, i64, i64)>,
+    devices: Vec<(i64, i64, String, i64, i64)>,
+    last_message: Option<i64>,
+) -> Result<Snapshot, StoreError> {
+    let mut snapshot = Snapshot {
+        last_message: MessageId(uint("message id", last_message.unwrap_or(0))?),
+        ..Snapshot::default()
+    };
+    for (id, name, display_name) in users {
+        let id = UserId(uint("user id", id)?);
+        snapshot.users.push(UserRow {
+            id,
+            name,
+            display_name,
+        });
+    }
+    for (id, room, invite_only, a, b) in convs {
+        let kind = match (room, a, b) {
+            (Some(name), _, _) => ConvKind::Room { name, invite_only },
+            (None, Some(a), Some(b)) => ConvKind::Direct {
+                a: UserId(uint("user id", a)?),
+                b: UserId(uint("user id", b)?),
+            },
+            _ => continue,
+        };
+        let id = ConvId(uint("conversation id", id)?);
+        snapshot.convs.push(ConvRow { id, kind });
+    }
+    for (conv, user, since) in members {
+        snapshot.members.push(MemberRow {
+            conv: ConvId(uint("conversation id", conv)?),
+            user: UserId(uint("user id", user)?),
+            since: MessageId(uint("message id", since)?),
+        });
+    }
+    for (id, user, name, cursor, last_seen) in devices {
+        snapshot.devices.push(DeviceRow {
+            id: DeviceId(uint("device id", id)?),
+            user: UserId(uint("user id", user)?),
+            name,
+            cursor: MessageId(uint("message id", cursor)?),
+            last_seen: uint("time", last_seen)?,
+        });
+    }
+    Ok(snapshot)
+}
+
+pub(crate) fn message(
     (id, conv, sender, device, client_msg_id, sent_at, text): MessageRow,
 ) -> Result<StoredMessage, StoreError> {
     Ok(StoredMessage {

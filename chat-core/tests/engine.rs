@@ -1,23 +1,28 @@
-//! The async engine over a real SQLite file: what the simulated world cannot show (real
-//! storage, restarts, argon2id, back-pressure). Every wait is bounded by a timeout.
-
-use std::path::Path;
+//! The async engine over real storage, on each backend (SQLite files; PostgreSQL with
+//! `CHAT_TEST_POSTGRES`): what the simulated world cannot show (real storage, restarts,
+//! argon2id, back-pressure). Every wait is bounded by a timeout.
 
 use chat_client::Session;
-use chat_core::{Config, Engine, PasswordParams, Storage, Store, UserId};
+use chat_core::{Config, Engine, PasswordParams, Storage, UserId};
 use chat_proto::*;
-use chat_testkit::{config, logged_in_embedded, text_is, WAIT};
+use chat_testkit::{config, logged_in_embedded, on_every_backend, text_is, TestDb, WAIT};
 use tokio::time::timeout;
 
-async fn start(path: &Path, config: Config) -> Engine {
-    let store = Store::open(path).await.expect("store opens");
-    Engine::start(store, config).await.expect("engine starts")
+on_every_backend!(
+    messages_and_membership_survive_a_restart,
+    passwords_are_stored_as_argon2id,
+    a_reader_that_falls_behind_catches_up_from_storage_in_order,
+    a_reader_that_takes_nothing_is_disconnected_after_the_stall_timeout,
+    shutdown_tells_every_connection,
+);
+
+async fn start(db: &TestDb, config: Config) -> Engine {
+    Engine::start(db.open().await, config)
+        .await
+        .expect("engine starts")
 }
 
-#[tokio::test]
-async fn messages_and_membership_survive_a_restart() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = dir.path().join("chat.db");
+async fn messages_and_membership_survive_a_restart(db: TestDb) {
     let engine = start(&db, config()).await;
     let mut alice = logged_in_embedded(&engine, "alice", true).await;
     let mut bob = logged_in_embedded(&engine, "bob", true).await;
@@ -94,10 +99,7 @@ async fn messages_and_membership_survive_a_restart() {
     engine.shut_down().await.expect("clean shutdown");
 }
 
-#[tokio::test]
-async fn passwords_are_stored_as_argon2id() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = dir.path().join("chat.db");
+async fn passwords_are_stored_as_argon2id(db: TestDb) {
     let engine = start(
         &db,
         Config {
@@ -108,8 +110,9 @@ async fn passwords_are_stored_as_argon2id() {
     .await;
     let _alice = logged_in_embedded(&engine, "alice", true).await;
     engine.shut_down().await.expect("clean shutdown");
-    let store = Store::open(&db).await.expect("reopens");
-    let hash = store
+    let hash = db
+        .open()
+        .await
         .password_hash(UserId(1))
         .await
         .expect("reads")
@@ -157,10 +160,8 @@ fn burst_config() -> Config {
 
 // Issue 15: a reader that falls behind was cut off as a slow consumer; now it catches up from
 // storage and stays connected.
-#[tokio::test]
-async fn a_reader_that_falls_behind_catches_up_from_storage_in_order() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let engine = start(&dir.path().join("chat.db"), burst_config()).await;
+async fn a_reader_that_falls_behind_catches_up_from_storage_in_order(db: TestDb) {
+    let engine = start(&db, burst_config()).await;
     let mut alice = logged_in_embedded(&engine, "alice", true).await;
     let mut bob = logged_in_embedded(&engine, "bob", true).await;
     let mut sleepy = logged_in_embedded(&engine, "sleepy", true).await;
@@ -191,14 +192,12 @@ async fn a_reader_that_falls_behind_catches_up_from_storage_in_order() {
     engine.shut_down().await.expect("clean shutdown");
 }
 
-#[tokio::test]
-async fn a_reader_that_takes_nothing_is_disconnected_after_the_stall_timeout() {
-    let dir = tempfile::tempdir().expect("temp dir");
+async fn a_reader_that_takes_nothing_is_disconnected_after_the_stall_timeout(db: TestDb) {
     let config = Config {
         stall_timeout_ms: 300,
         ..burst_config()
     };
-    let engine = start(&dir.path().join("chat.db"), config).await;
+    let engine = start(&db, config).await;
     let mut alice = logged_in_embedded(&engine, "alice", true).await;
     let mut bob = logged_in_embedded(&engine, "bob", true).await;
     let sleepy = logged_in_embedded(&engine, "sleepy", true).await;
@@ -223,10 +222,8 @@ async fn a_reader_that_takes_nothing_is_disconnected_after_the_stall_timeout() {
     engine.shut_down().await.expect("clean shutdown");
 }
 
-#[tokio::test]
-async fn shutdown_tells_every_connection() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let engine = start(&dir.path().join("chat.db"), config()).await;
+async fn shutdown_tells_every_connection(db: TestDb) {
+    let engine = start(&db, config()).await;
     let mut alice = logged_in_embedded(&engine, "alice", true).await;
     let mut fresh = Session::embedded(&engine, "test").await.expect("connects");
     engine.shut_down().await.expect("clean shutdown");
@@ -244,7 +241,7 @@ async fn shutdown_tells_every_connection() {
 /// that send without waiting for the welcome make that overtaking likely.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_messages_never_overtake_their_connection() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let db = TestDb::sqlite();
     // 300 registrations at once from one (in-process) source: lift the hashing bounds, which
     // would otherwise answer most of them `RateLimited` at once.
     let config = Config {
@@ -252,7 +249,7 @@ async fn first_messages_never_overtake_their_connection() {
         max_pending_hashes: 300,
         ..config()
     };
-    let engine = start(&dir.path().join("chat.db"), config).await;
+    let engine = start(&db, config).await;
     let tasks: Vec<_> = (0..300)
         .map(|i| {
             let engine = engine.clone();

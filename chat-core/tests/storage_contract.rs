@@ -1,23 +1,27 @@
 //! The storage contract: the same writes and queries, asserted on every [`Storage`]
-//! implementation — the in-memory reference model and SQLite (a real file). A new backend adds
-//! one line to each `contract!` invocation's list.
+//! implementation — the in-memory reference model, SQLite (a real file) and PostgreSQL (a fresh
+//! database on the server named by `CHAT_TEST_POSTGRES`; skipped without it, except under
+//! `CI=true`). A new backend adds one module to the `contract!` macro.
 
 use chat_core::{
-    token_hash, ConvId, ConvKind, DeviceId, MemoryStorage, MessageId, Snapshot, Storage, Store,
-    StoredMessage, TokenRecord, UserId, Write,
+    token_hash, ConvId, ConvKind, DeviceId, Location, MemoryStorage, MessageId, PgStore, Snapshot,
+    Storage, Store, StoredMessage, TokenRecord, UserId, Write,
 };
 use chat_proto::ClientMsgId;
+use chat_testkit::TestDb;
 
-/// A backend under test, with whatever keeps it alive (a temporary directory).
+/// A backend under test, with whatever keeps it alive (a temporary directory, a database).
 struct Backend<S> {
     storage: S,
     _dir: Option<tempfile::TempDir>,
+    _db: Option<TestDb>,
 }
 
 async fn memory() -> Backend<MemoryStorage> {
     Backend {
         storage: MemoryStorage::new(),
         _dir: None,
+        _db: None,
     }
 }
 
@@ -29,7 +33,21 @@ async fn sqlite() -> Backend<Store> {
     Backend {
         storage,
         _dir: Some(dir),
+        _db: None,
     }
+}
+
+async fn postgres() -> Option<Backend<PgStore>> {
+    let db = TestDb::postgres().await?;
+    let Location::Postgres(url) = db.location() else {
+        unreachable!("a PostgreSQL test database has a URL");
+    };
+    let storage = PgStore::connect(url).await.expect("connects");
+    Some(Backend {
+        storage,
+        _dir: None,
+        _db: Some(db),
+    })
 }
 
 /// Runs each check against every backend.
@@ -48,6 +66,16 @@ macro_rules! contract {
                 #[tokio::test]
                 async fn $check() {
                     super::$check(super::sqlite().await.storage).await;
+                }
+            )*
+        }
+        mod postgres_backend {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    if let Some(backend) = super::postgres().await {
+                        super::$check(backend.storage.clone()).await;
+                    }
                 }
             )*
         }

@@ -1,27 +1,32 @@
-//! The `chat-server` binary: parse flags, open the database, serve until SIGINT or SIGTERM.
+//! The `chat-server` binary: parse flags, open the database, serve until SIGINT or SIGTERM;
+//! or, with `migrate`, copy a SQLite database into PostgreSQL.
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use chat_core::{Config, Durability, Engine, PasswordParams, Store};
+use chat_core::{
+    copy_to_postgres, Config, Database, Durability, Engine, IfNotEmpty, Location, PasswordParams,
+    PgStore, Store,
+};
 use chat_server::ready::Ready;
 use chat_server::ServerConfig;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
-/// A chat server: TCP on one side, a SQLite file on the other.
+/// A chat server: TCP on one side, a SQLite file or a PostgreSQL database on the other.
 ///
 /// Every flag can also be set by the environment variable shown.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(version, args_conflicts_with_subcommands = true)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Address to listen on.
     #[arg(long, env = "CHAT_LISTEN", default_value = "127.0.0.1:7878")]
     listen: SocketAddr,
-    /// The SQLite database file (created if missing). A `postgres://` URL is reserved for a
-    /// later release.
+    /// Where the data is: a SQLite file (created if missing; also `sqlite://PATH`) or a
+    /// PostgreSQL database, `postgres://USER[:PASSWORD]@HOST[:PORT]/DB` (migrated at start).
     #[arg(long, env = "CHAT_DB", default_value = "chat.db")]
     db: String,
     /// Most simultaneous connections.
@@ -64,12 +69,32 @@ struct Args {
     argon2_memory_kib: u32,
     /// When a message counts as stored: `full` fsyncs every commit (survives power loss);
     /// `process` hands it to the OS (survives `kill -9` of the server, not a power loss; much
-    /// cheaper).
+    /// cheaper). On PostgreSQL: `synchronous_commit` `on` or `off`.
     #[arg(long, env = "CHAT_DURABILITY", value_parser = ["full", "process"], default_value = "full")]
     durability: String,
     /// argon2id passes over memory (default: OWASP's 2).
     #[arg(long, env = "CHAT_ARGON2_ITERATIONS", default_value_t = PasswordParams::OWASP.iterations)]
     argon2_iterations: u32,
+}
+
+/// What to do instead of serving.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Copy a SQLite database into an empty PostgreSQL database: users, rooms, memberships,
+    /// devices, tokens and messages, in one transaction, checking every table's row count.
+    /// Stop the server on the source first: what it writes during the copy is not copied.
+    Migrate {
+        /// The SQLite database: `sqlite://PATH` or a path.
+        #[arg(long)]
+        from: String,
+        /// The PostgreSQL database: `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`.
+        #[arg(long)]
+        to: String,
+        /// Replace whatever the target holds. Without it a target that holds any row is
+        /// refused and left unchanged, so running the command twice is safe.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -89,7 +114,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(args)) {
+    let result = match args.command {
+        Some(Command::Migrate { from, to, force }) => runtime.block_on(migrate(&from, &to, force)),
+        None => runtime.block_on(serve(args)),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("chat-server: {error}");
@@ -98,10 +127,38 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(args: Args) -> Result<(), String> {
-    if args.db.starts_with("postgres://") || args.db.starts_with("postgresql://") {
-        return Err("PostgreSQL storage is not available yet; use a SQLite file path".into());
+/// `chat-server migrate`: copies `from` (SQLite) into `to` (PostgreSQL).
+async fn migrate(from: &str, to: &str, force: bool) -> Result<(), String> {
+    let Location::Sqlite(path) = Location::parse(from) else {
+        return Err(format!("--from must be a SQLite database, not {from}"));
+    };
+    let target = Location::parse(to);
+    let Location::Postgres(url) = &target else {
+        return Err(format!("--to must be a postgres:// URL, not {target}"));
+    };
+    if !path.is_file() {
+        return Err(format!("{}: no such database file", path.display()));
     }
+    let source = Store::open(&path)
+        .await
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let pg = PgStore::connect(url)
+        .await
+        .map_err(|e| format!("cannot connect to {target}: {e}"))?;
+    let if_not_empty = if force {
+        IfNotEmpty::Replace
+    } else {
+        IfNotEmpty::Refuse
+    };
+    let copied = copy_to_postgres(&source, &pg, if_not_empty)
+        .await
+        .map_err(|e| format!("nothing copied: {e}"))?;
+    println!("copied {} to {target}: {copied}", path.display());
+    Ok(())
+}
+
+/// Serves until SIGINT or SIGTERM.
+async fn serve(args: Args) -> Result<(), String> {
     let config = Config {
         max_frame_len: args.max_frame_len,
         max_text_len: args.max_text_len,
@@ -125,23 +182,26 @@ async fn serve(args: Args) -> Result<(), String> {
     config
         .validate()
         .map_err(|e| format!("invalid limits: {e}"))?;
-    let path = PathBuf::from(&args.db);
+    let location = Location::parse(&args.db);
     let durability = if args.durability == "process" {
         Durability::Process
     } else {
         Durability::Full
     };
-    let store = Store::open_with(&path, durability)
+    let storage = Database::open(&location, durability)
         .await
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    let engine = Engine::start(store, config)
+        .map_err(|e| e.to_string())?;
+    let engine = Engine::start(storage, config)
         .await
         .map_err(|e| e.to_string())?;
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    let data = std::fs::canonicalize(&path).unwrap_or(path);
+    let data = match location {
+        Location::Sqlite(path) => std::fs::canonicalize(&path).unwrap_or(path),
+        Location::Postgres(_) => location.to_string().into(),
+    };
     // Errors are ignored: a parent that stopped reading stdout must not stop the server.
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(

@@ -1,9 +1,9 @@
-//! The real `chat-server` binary: killed with SIGKILL in the middle of a stream of sends, and
-//! stopped with SIGTERM. Processes are started here and ended here, by PID.
+//! The real `chat-server` binary, on each backend (SQLite; PostgreSQL with
+//! `CHAT_TEST_POSTGRES`): killed with SIGKILL in the middle of a stream of sends, and stopped
+//! with SIGTERM. Processes are started here and ended here, by PID.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::Stdio;
 
 use chat_client::Error;
@@ -12,12 +12,17 @@ use chat_testkit::*;
 use tokio::process::{Child, Command};
 use tokio::time::timeout;
 
+on_every_backend!(
+    sigkill_mid_stream_loses_nothing_acknowledged_and_duplicates_nothing,
+    sigterm_tells_clients_and_exits_zero,
+);
+
 /// Starts the binary on an ephemeral port; returns it with the address it reported.
-async fn spawn_server(db: &Path) -> (Child, SocketAddr) {
+async fn spawn_server(db: &TestDb) -> (Child, SocketAddr) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_chat-server"));
     command
         .args(["--listen", "127.0.0.1:0", "--db"])
-        .arg(db)
+        .arg(db.arg())
         .args(["--rate", "100000", "--burst", "100000"])
         .env("RUST_LOG", "warn")
         .stderr(Stdio::null());
@@ -29,10 +34,7 @@ async fn spawn_server(db: &Path) -> (Child, SocketAddr) {
 
 const MESSAGES: u64 = 3000;
 
-#[tokio::test]
-async fn sigkill_mid_stream_loses_nothing_acknowledged_and_duplicates_nothing() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = dir.path().join("chat.db");
+async fn sigkill_mid_stream_loses_nothing_acknowledged_and_duplicates_nothing(db: TestDb) {
     let (mut server, addr) = spawn_server(&db).await;
     let mut alice = logged_in(addr, "alice", true).await;
     drop(logged_in(addr, "bob", true).await);
@@ -82,7 +84,7 @@ async fn sigkill_mid_stream_loses_nothing_acknowledged_and_duplicates_nothing() 
         acked.len()
     );
 
-    // Restarted on the same file: alice resends everything, acknowledged or not.
+    // Restarted on the same database: alice resends everything, acknowledged or not.
     let (mut server, addr) = spawn_server(&db).await;
     let mut alice = logged_in(addr, "alice", false).await;
     for n in 0..MESSAGES {
@@ -110,10 +112,8 @@ async fn sigkill_mid_stream_loses_nothing_acknowledged_and_duplicates_nothing() 
     let _ = server.wait().await;
 }
 
-#[tokio::test]
-async fn sigterm_tells_clients_and_exits_zero() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (mut server, addr) = spawn_server(&dir.path().join("chat.db")).await;
+async fn sigterm_tells_clients_and_exits_zero(db: TestDb) {
+    let (mut server, addr) = spawn_server(&db).await;
     let mut alice = logged_in(addr, "alice", true).await;
     let pid = server.id().expect("running");
     let status = std::process::Command::new("kill")

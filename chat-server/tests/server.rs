@@ -1,5 +1,5 @@
-//! The server over real TCP on 127.0.0.1, each test with its own ephemeral port and
-//! temporary SQLite file.
+//! The server over real TCP on 127.0.0.1, each test with its own ephemeral port and fresh
+//! database, on each backend (SQLite; PostgreSQL with `CHAT_TEST_POSTGRES`).
 
 use chat_client::Session;
 use chat_core::Config;
@@ -10,19 +10,31 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-async fn start(config: Config) -> (TestServer, tempfile::TempDir) {
-    start_with(config, ServerConfig::default()).await
+on_every_backend!(
+    two_users_exchange_direct_messages,
+    rooms_are_isolated,
+    offline_direct_messages_arrive_at_next_login_even_after_a_restart,
+    typing_is_relayed_and_expires,
+    presence_is_pushed,
+    bad_input_closes_only_that_connection,
+    a_client_that_never_reads_is_cut_off_without_hurting_others,
+    connections_over_the_limit_are_refused_clearly,
+    silent_connections_are_pinged_then_closed,
+    shutdown_tells_clients,
+    the_keepalive_runs_from_connect_so_a_ping_may_come_before_hello,
+    hello_register_and_join_in_one_write_are_answered_in_order,
+);
+
+async fn start(db: &TestDb, config: Config) -> TestServer {
+    start_with(db, config, ServerConfig::default()).await
 }
 
-async fn start_with(config: Config, server: ServerConfig) -> (TestServer, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let server = TestServer::start(&dir.path().join("chat.db"), config, server).await;
-    (server, dir)
+async fn start_with(db: &TestDb, config: Config, server: ServerConfig) -> TestServer {
+    TestServer::on(db, config, server).await
 }
 
-#[tokio::test]
-async fn two_users_exchange_direct_messages() {
-    let (server, _dir) = start(config()).await;
+async fn two_users_exchange_direct_messages(db: TestDb) {
+    let server = start(&db, config()).await;
     let mut alice = logged_in(server.addr, "alice", true).await;
     let mut bob = logged_in(server.addr, "bob", true).await;
     alice
@@ -40,9 +52,8 @@ async fn two_users_exchange_direct_messages() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn rooms_are_isolated() {
-    let (server, _dir) = start(config()).await;
+async fn rooms_are_isolated(db: TestDb) {
+    let server = start(&db, config()).await;
     let mut alice = logged_in(server.addr, "alice", true).await;
     let mut bob = logged_in(server.addr, "bob", true).await;
     let mut carol = logged_in(server.addr, "carol", true).await;
@@ -74,11 +85,8 @@ async fn rooms_are_isolated() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn offline_direct_messages_arrive_at_next_login_even_after_a_restart() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = dir.path().join("chat.db");
-    let server = TestServer::start(&db, config(), ServerConfig::default()).await;
+async fn offline_direct_messages_arrive_at_next_login_even_after_a_restart(db: TestDb) {
+    let server = TestServer::on(&db, config(), ServerConfig::default()).await;
     let mut alice = logged_in(server.addr, "alice", true).await;
     drop(logged_in(server.addr, "bob", true).await);
     alice
@@ -94,7 +102,7 @@ async fn offline_direct_messages_arrive_at_next_login_even_after_a_restart() {
         .expect("stored");
     server.stop().await;
 
-    let server = TestServer::start(&db, config(), ServerConfig::default()).await;
+    let server = TestServer::on(&db, config(), ServerConfig::default()).await;
     let bob = logged_in(server.addr, "bob", false).await;
     assert_eq!(
         bob.texts(),
@@ -104,14 +112,13 @@ async fn offline_direct_messages_arrive_at_next_login_even_after_a_restart() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn typing_is_relayed_and_expires() {
+async fn typing_is_relayed_and_expires(db: TestDb) {
     let config = Config {
         typing_relay_interval_ms: 100,
         typing_expiry_ms: 300,
         ..config()
     };
-    let (server, _dir) = start(config).await;
+    let server = start(&db, config).await;
     let mut alice = logged_in(server.addr, "alice", true).await;
     let mut bob = logged_in(server.addr, "bob", true).await;
     let typing = |active| ClientMessage::Typing {
@@ -126,13 +133,12 @@ async fn typing_is_relayed_and_expires() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn presence_is_pushed() {
+async fn presence_is_pushed(db: TestDb) {
     let config = Config {
         presence_coalesce_ms: 50,
         ..config()
     };
-    let (server, _dir) = start(config).await;
+    let server = start(&db, config).await;
     let mut alice = logged_in(server.addr, "alice", true).await;
     let bob = logged_in(server.addr, "bob", true).await;
     alice
@@ -162,9 +168,8 @@ async fn read_until_closed(stream: &mut TcpStream) -> Vec<ServerMessage> {
     frames
 }
 
-#[tokio::test]
-async fn bad_input_closes_only_that_connection() {
-    let (server, _dir) = start(config()).await;
+async fn bad_input_closes_only_that_connection(db: TestDb) {
+    let server = start(&db, config()).await;
     let mut alice = logged_in(server.addr, "alice", true).await;
     let mut bob = logged_in(server.addr, "bob", true).await;
 
@@ -221,8 +226,7 @@ fn rss_bytes() -> u64 {
         .map_or(0, |kib| kib * 1024)
 }
 
-#[tokio::test]
-async fn a_client_that_never_reads_is_cut_off_without_hurting_others() {
+async fn a_client_that_never_reads_is_cut_off_without_hurting_others(db: TestDb) {
     let config = Config {
         request_rate_per_sec: 100_000,
         request_burst: 100_000,
@@ -233,7 +237,7 @@ async fn a_client_that_never_reads_is_cut_off_without_hurting_others() {
         stall_timeout_ms: 1000,
         ..config()
     };
-    let (server, _dir) = start(config).await;
+    let server = start(&db, config).await;
     let mut alice = logged_in(server.addr, "alice", true).await;
     let mut bob = logged_in(server.addr, "bob", true).await;
     // Sleepy logs in, then never reads again. Its receive buffer is small, or the kernel
@@ -314,13 +318,12 @@ async fn a_client_that_never_reads_is_cut_off_without_hurting_others() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn connections_over_the_limit_are_refused_clearly() {
+async fn connections_over_the_limit_are_refused_clearly(db: TestDb) {
     let server_config = ServerConfig {
         max_connections: 1,
         ..ServerConfig::default()
     };
-    let (server, _dir) = start_with(config(), server_config).await;
+    let server = start_with(&db, config(), server_config).await;
     let _first = Session::connect(server.addr).await.expect("connects");
     let mut second = TcpStream::connect(server.addr).await.expect("connects");
     let frames = read_until_closed(&mut second).await;
@@ -337,14 +340,13 @@ async fn connections_over_the_limit_are_refused_clearly() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn silent_connections_are_pinged_then_closed() {
+async fn silent_connections_are_pinged_then_closed(db: TestDb) {
     let config = Config {
         keepalive_interval_ms: 200,
         keepalive_timeout_ms: 200,
         ..config()
     };
-    let (server, _dir) = start_with(config, ServerConfig::default()).await;
+    let server = start_with(&db, config, ServerConfig::default()).await;
     let mut client = Session::connect(server.addr).await.expect("connects");
     client.set_answer_pings(false);
     let ping = client.next_event().await.expect("in time");
@@ -374,9 +376,8 @@ async fn silent_connections_are_pinged_then_closed() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn shutdown_tells_clients() {
-    let (server, _dir) = start(config()).await;
+async fn shutdown_tells_clients(db: TestDb) {
+    let server = start(&db, config()).await;
     let mut alice = logged_in(server.addr, "alice", true).await;
     server.stop().await;
     alice
@@ -386,14 +387,13 @@ async fn shutdown_tells_clients() {
     assert_eq!(alice.next_event().await.expect("in time"), None);
 }
 
-#[tokio::test]
-async fn the_keepalive_runs_from_connect_so_a_ping_may_come_before_hello() {
+async fn the_keepalive_runs_from_connect_so_a_ping_may_come_before_hello(db: TestDb) {
     let config = Config {
         keepalive_interval_ms: 100,
         keepalive_timeout_ms: 100,
         ..config()
     };
-    let (server, _dir) = start_with(config, ServerConfig::default()).await;
+    let server = start_with(&db, config, ServerConfig::default()).await;
     // A raw connection that never says hello: pinged, then closed with a timeout error.
     let mut raw = TcpStream::connect(server.addr).await.expect("connects");
     let frames = read_until_closed(&mut raw).await;
@@ -413,9 +413,8 @@ async fn the_keepalive_runs_from_connect_so_a_ping_may_come_before_hello() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn hello_register_and_join_in_one_write_are_answered_in_order() {
-    let (server, _dir) = start(config()).await;
+async fn hello_register_and_join_in_one_write_are_answered_in_order(db: TestDb) {
+    let server = start(&db, config()).await;
     let mut raw = TcpStream::connect(server.addr).await.expect("connects");
     let messages = [
         ClientMessage::Hello(Hello::current("pipeliner")),

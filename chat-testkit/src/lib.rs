@@ -1,15 +1,16 @@
-//! Test support shared by every crate's tests: the test [`config`], a server on an ephemeral
-//! 127.0.0.1 port ([`TestServer`]), the server binary started as a process
-//! ([`spawn_ready`]), and logged-in users over TCP ([`logged_in`]) or in process
-//! ([`logged_in_embedded`]). Every wait has a timeout; failures panic (this is test code).
+//! Test support shared by every crate's tests: the test [`config`], a fresh database on each
+//! backend ([`TestDb`], [`on_every_backend!`]), a server on an ephemeral 127.0.0.1 port
+//! ([`TestServer`]), the server binary started as a process ([`spawn_ready`]), and logged-in
+//! users over TCP ([`logged_in`]) or in process ([`logged_in_embedded`]). Every wait has a
+//! timeout; failures panic (this is test code).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use chat_client::{Session, Tcp, Transport};
-use chat_core::{Config, Connection, Engine, EngineError, PasswordParams, Store};
+use chat_core::{Config, Connection, Database, Engine, EngineError, Location, PasswordParams};
 use chat_proto::{ServerMessage, Target};
 use chat_server::ready::{wait_ready, Ready};
 use chat_server::ServerConfig;
@@ -20,6 +21,9 @@ use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
 pub use chat_client;
+pub use db::{TestDb, POSTGRES_ENV};
+
+mod db;
 
 /// How long a test waits for anything.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -34,57 +38,75 @@ pub fn config() -> Config {
     }
 }
 
-/// A server running in this process over a SQLite file.
+/// A server running in this process.
 pub struct TestServer {
     /// Where it listens.
     pub addr: SocketAddr,
-    /// Its database file.
-    pub db: PathBuf,
+    /// Its database.
+    pub db: Location,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), EngineError>>>,
-    /// The temporary directory holding `db`, when the server made it.
-    _dir: Option<tempfile::TempDir>,
+    /// Keeps a database the server made alive as long as the server.
+    _db: Option<TestDb>,
 }
 
-/// Starts a server with the test [`config`] on a temporary database and any free port.
+/// Starts a server with the test [`config`] on a temporary SQLite database and any free port.
 pub async fn start_server() -> TestServer {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut server = TestServer::start(
-        &dir.path().join("chat.db"),
-        config(),
-        ServerConfig::default(),
-    )
-    .await;
-    server._dir = Some(dir);
+    let db = TestDb::sqlite();
+    let mut server = TestServer::on(&db, config(), ServerConfig::default()).await;
+    server._db = Some(db);
     server
 }
 
 impl TestServer {
-    /// Starts a server over `db` on any free 127.0.0.1 port.
+    /// Starts a server over the SQLite file `db` on any free 127.0.0.1 port.
     pub async fn start(db: &Path, config: Config, server: ServerConfig) -> Self {
         let any = SocketAddr::from(([127, 0, 0, 1], 0));
         Self::start_at(db, any, config, server).await
     }
 
-    /// Starts a server over `db` on `addr` (to restart one on the address it had).
+    /// Starts a server over the SQLite file `db` on `addr` (to restart one on the address it
+    /// had).
     pub async fn start_at(
         db: &Path,
         addr: SocketAddr,
         config: Config,
         server: ServerConfig,
     ) -> Self {
-        let store = Store::open(db).await.expect("store opens");
-        let engine = Engine::start(store, config).await.expect("engine starts");
+        Self::serve(Location::Sqlite(db.to_owned()), addr, config, server).await
+    }
+
+    /// Starts a server over `db` (either backend) on any free 127.0.0.1 port.
+    pub async fn on(db: &TestDb, config: Config, server: ServerConfig) -> Self {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self::on_at(db, any, config, server).await
+    }
+
+    /// Starts a server over `db` (either backend) on `addr`.
+    pub async fn on_at(
+        db: &TestDb,
+        addr: SocketAddr,
+        config: Config,
+        server: ServerConfig,
+    ) -> Self {
+        Self::serve(db.location().clone(), addr, config, server).await
+    }
+
+    async fn serve(db: Location, addr: SocketAddr, config: Config, server: ServerConfig) -> Self {
+        let storage = Database::open(&db, chat_core::Durability::Full)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let engine = Engine::start(storage, config).await.expect("engine starts");
         let listener = TcpListener::bind(addr).await.expect("binds");
         let addr = listener.local_addr().expect("has an address");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(chat_server::run(listener, engine, server, stopped));
         Self {
             addr,
-            db: db.to_owned(),
+            db,
             stop: Some(stop),
             task: Some(task),
-            _dir: None,
+            _db: None,
         }
     }
 

@@ -28,6 +28,11 @@ pub(crate) struct Args {
     /// The started server's `--durability` (`full` or `process`).
     #[arg(long, global = true, default_value = "full")]
     pub(crate) durability: String,
+    /// The started server's storage: a `postgres://USER@HOST/DB` URL to run on PostgreSQL (a
+    /// fresh database is created on that server for the run and dropped after it; the user
+    /// needs CREATEDB). Default: a temporary SQLite file.
+    #[arg(long, global = true)]
+    pub(crate) db: Option<String>,
 }
 
 /// What to measure.

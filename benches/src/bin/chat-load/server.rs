@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
 
+use chat_testkit::TestDb;
 use tokio::process::{Child, Command};
 
 use crate::args::Args;
@@ -14,7 +15,8 @@ pub(crate) struct Target {
     pub(crate) addr: SocketAddr,
     pub(crate) pid: Option<u32>,
     child: Option<Child>,
-    _dir: Option<tempfile::TempDir>,
+    /// The temporary database (SQLite file or PostgreSQL database), deleted when dropped.
+    _db: Option<TestDb>,
 }
 
 impl Target {
@@ -26,15 +28,16 @@ impl Target {
                 addr,
                 pid: args.server_pid,
                 child: None,
-                _dir: None,
+                _db: None,
             }),
             Some(addr) => Err(format!("{addr} is not a loopback address: refusing")),
-            None => Self::spawn(owasp, &args.durability).await,
+            None => Self::spawn(owasp, &args.durability, args.db.as_deref()).await,
         }
     }
 
-    /// Starts target/release/chat-server next to this binary, on a temporary database.
-    async fn spawn(owasp: bool, durability: &str) -> Result<Self, String> {
+    /// Starts target/release/chat-server next to this binary, on a temporary database: a
+    /// SQLite file, or a new database on the PostgreSQL server of `postgres`.
+    async fn spawn(owasp: bool, durability: &str, postgres: Option<&str>) -> Result<Self, String> {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let server: PathBuf = exe.with_file_name("chat-server");
         if !server.exists() {
@@ -43,7 +46,13 @@ impl Target {
                 server.display()
             ));
         }
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let db = match postgres {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                TestDb::postgres_on(url).await
+            }
+            Some(other) => return Err(format!("--db {other}: expected a postgres:// URL")),
+            None => TestDb::sqlite(),
+        };
         let mut command = Command::new(&server);
         command
             .args(["--listen", "127.0.0.1:0", "--max-connections", "30000"])
@@ -53,7 +62,7 @@ impl Target {
             .args(["--rate", "1000000", "--burst", "1000000"])
             .args(["--login-timeout", "600"])
             .arg("--db")
-            .arg(dir.path().join("load.db"))
+            .arg(db.arg())
             .env("RUST_LOG", "warn")
             .stderr(Stdio::inherit());
         if !owasp {
@@ -64,7 +73,7 @@ impl Target {
             addr: ready.tcp,
             pid: child.id(),
             child: Some(child),
-            _dir: Some(dir),
+            _db: Some(db),
         })
     }
 

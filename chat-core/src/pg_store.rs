@@ -1,0 +1,478 @@
+//! [`PgStore`]: durable state in PostgreSQL through sqlx, the second [`Storage`] backend.
+//!
+//! The schema is in `migrations/postgres/` (embedded with `sqlx::migrate!`, applied at connect)
+//! and mirrors SQLite's: the same tables, the same two message indexes. Queries are checked at
+//! run time only, so building never needs a database. Semantics are those of [`Store`]: a batch
+//! of persists is one transaction, committed with `synchronous_commit = on` (the WAL record is
+//! flushed before the commit returns) by default; messages go in with one
+//! `INSERT … SELECT FROM UNNEST(arrays) ON CONFLICT DO NOTHING RETURNING id` per run, so a
+//! batch of any size is one statement, prepared once per connection. A batch of nothing but
+//! messages (the usual one) is that statement alone, in autocommit: one round trip.
+//!
+//! Connections come from a [`PgPool`], which replaces a broken connection on the next acquire;
+//! a failure surfaces as [`StoreError::Database`].
+//!
+//! [`Store`]: crate::Store
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
+
+use crate::storage::Storage;
+use crate::store::{
+    client_id, int, message, snapshot_from, uint, ConvRowSql, Durability, MessageRow, StoreError,
+};
+use crate::{
+    ConvId, ConvKind, DeviceId, MessageId, Snapshot, StoredMessage, TokenRecord, UnixMillis,
+    UserId, Write,
+};
+
+type Duplicates = Vec<Option<(MessageId, UnixMillis)>>;
+
+const MESSAGE_COLUMNS: &str =
+    "m.id, m.conv_id, m.sender, m.device, m.client_msg_id, m.sent_at, m.body";
+
+/// Connections in the pool: the writer holds one, reads (backlog, history, logins) share the
+/// rest.
+const MAX_CONNECTIONS: u32 = 8;
+
+/// The database: a connection pool to one PostgreSQL database.
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pub(crate) pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgres://USER[:PASSWORD]@HOST[:PORT]/DB`) and
+    /// migrates it, with [`Durability::Full`].
+    ///
+    /// # Errors
+    /// If the URL is malformed, the server cannot be reached or refuses the login, or the
+    /// schema cannot be brought up to date.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, Durability::Full).await
+    }
+
+    /// Connects to the database at `url` and migrates it. [`Durability::Full`] commits with
+    /// `synchronous_commit = on`; [`Durability::Process`] with `synchronous_commit = off`, which
+    /// survives the chat server being killed but may lose the last commits if the database
+    /// server itself crashes.
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect).
+    pub async fn connect_with(url: &str, durability: Durability) -> Result<Self, StoreError> {
+        let synchronous_commit = match durability {
+            Durability::Full => "on",
+            Durability::Process => "off",
+        };
+        let options = PgConnectOptions::from_str(url)?
+            .options([("synchronous_commit", synchronous_commit)])
+            .application_name("chat-server");
+        // One connection first, for the server's own error (the pool would retry until its
+        // timeout and report only that).
+        PgConnection::connect_with(&options).await?.close().await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(Self { pool })
+    }
+}
+
+/// `url` without its password (in the user part or a `password=` parameter), for messages
+/// and logs.
+///
+/// ```
+/// assert_eq!(
+///     chat_core::redact_url("postgres://chat:secret@db.local:5432/chat"),
+///     "postgres://chat@db.local:5432/chat"
+/// );
+/// ```
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            format!("{user}@{host}")
+        }
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<&str> = query
+                .split('&')
+                .map(|pair| {
+                    if pair.to_ascii_lowercase().starts_with("password=") {
+                        "password=…"
+                    } else {
+                        pair
+                    }
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+impl Storage for PgStore {
+    async fn snapshot(&self, now: UnixMillis) -> Result<Snapshot, StoreError> {
+        sqlx::query("DELETE FROM tokens WHERE expires_at <= $1")
+            .bind(int("time", now)?)
+            .execute(&self.pool)
+            .await?;
+        let users = sqlx::query_as::<_, (i64, String, String)>(
+            "SELECT id, name, display_name FROM users ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let convs = sqlx::query_as::<_, ConvRowSql>(
+            "SELECT id, room_name, invite_only, user_a, user_b FROM convs ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let members = sqlx::query_as::<_, (i64, i64, i64)>(
+            "SELECT conv_id, user_id, since FROM members ORDER BY conv_id, user_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let devices = sqlx::query_as::<_, (i64, i64, String, i64, i64)>(
+            "SELECT id, user_id, name, cursor, last_seen FROM devices ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let last_message: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM messages")
+            .fetch_one(&self.pool)
+            .await?;
+        snapshot_from(users, convs, members, devices, last_message)
+    }
+
+    async fn apply(&self, persists: &[Vec<Write>]) -> Result<Duplicates, StoreError> {
+        let mut duplicates = vec![None; persists.len()];
+        if persists
+            .iter()
+            .flatten()
+            .all(|w| matches!(w, Write::InsertMessage(_)))
+        {
+            // Messages only (the usual batch): one INSERT, atomic and durable on its own in
+            // autocommit — one round trip instead of three (BEGIN, INSERT, COMMIT).
+            let run: Vec<(usize, &StoredMessage)> = persists
+                .iter()
+                .enumerate()
+                .flat_map(|(index, writes)| writes.iter().map(move |w| (index, w)))
+                .filter_map(|(index, w)| match w {
+                    Write::InsertMessage(message) => Some((index, message)),
+                    _ => None,
+                })
+                .collect();
+            let mut conn = self.pool.acquire().await?;
+            insert_messages(&mut conn, &run, &mut duplicates).await?;
+            return Ok(duplicates);
+        }
+        let mut tx = self.pool.begin().await?;
+        // Consecutive message inserts, with the persist each belongs to, written together.
+        let mut run: Vec<(usize, &StoredMessage)> = Vec::new();
+        for (index, writes) in persists.iter().enumerate() {
+            for write in writes {
+                if let Write::InsertMessage(message) = write {
+                    run.push((index, message));
+                    continue;
+                }
+                insert_messages(&mut tx, &run, &mut duplicates).await?;
+                run.clear();
+                apply_one(&mut tx, write).await?;
+            }
+        }
+        insert_messages(&mut tx, &run, &mut duplicates).await?;
+        tx.commit().await?;
+        Ok(duplicates)
+    }
+
+    async fn backlog(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        after: MessageId,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        // Per conversation, at most `limit` rows from the (conv_id, id) index, then the
+        // smallest `limit` of those: bounded by rooms × limit however long the backlog is.
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM members AS mb CROSS JOIN LATERAL ( \
+                 SELECT * FROM messages AS c \
+                 WHERE c.conv_id = mb.conv_id AND c.id > GREATEST(mb.since, $2) \
+                   AND c.device <> $3 \
+                 ORDER BY c.id LIMIT $4) AS m \
+             WHERE mb.user_id = $1 ORDER BY m.id LIMIT $4"
+        );
+        let rows = sqlx::query_as::<_, MessageRow>(&sql)
+            .bind(int("user id", user.0)?)
+            .bind(int("message id", after.0)?)
+            .bind(int("device id", device.0)?)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(message).collect()
+    }
+
+    async fn history(
+        &self,
+        conv: ConvId,
+        before: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages AS m \
+             WHERE m.conv_id = $1 AND m.id < $2 ORDER BY m.id DESC LIMIT $3"
+        );
+        let before = match before {
+            Some(before) => int("message id", before.0)?,
+            None => i64::MAX,
+        };
+        let rows = sqlx::query_as::<_, MessageRow>(&sql)
+            .bind(int("conversation id", conv.0)?)
+            .bind(before)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(message).collect()
+    }
+
+    async fn password_hash(&self, user: UserId) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+                .bind(int("user id", user.0)?)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn find_token(&self, hash: [u8; 32]) -> Result<Option<TokenRecord>, StoreError> {
+        let row = sqlx::query_as::<_, (i64, i64, i64)>(
+            "SELECT user_id, device_id, expires_at FROM tokens WHERE hash = $1",
+        )
+        .bind(&hash[..])
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|(user, device, expires_at)| {
+            Ok(TokenRecord {
+                user: UserId(uint("user id", user)?),
+                device: DeviceId(uint("device id", device)?),
+                expires_at: uint("time", expires_at)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Message rows as column arrays, for `UNNEST`.
+#[derive(Default)]
+pub(crate) struct MessageColumns {
+    pub(crate) id: Vec<i64>,
+    pub(crate) conv: Vec<i64>,
+    pub(crate) sender: Vec<i64>,
+    pub(crate) device: Vec<i64>,
+    pub(crate) client: Vec<i64>,
+    pub(crate) sent_at: Vec<i64>,
+    pub(crate) body: Vec<String>,
+}
+
+impl MessageColumns {
+    /// Appends one message, its numbers checked.
+    fn push(&mut self, m: &StoredMessage) -> Result<(), StoreError> {
+        self.id.push(int("message id", m.id.0)?);
+        self.conv.push(int("conversation id", m.conv.0)?);
+        self.sender.push(int("user id", m.sender.0)?);
+        self.device.push(int("device id", m.device.0)?);
+        self.client.push(client_id(m.client_msg_id));
+        self.sent_at.push(int("time", m.sent_at)?);
+        self.body.push(m.text.clone());
+        Ok(())
+    }
+
+    /// Inserts every row, skipping those whose `(sender, client_msg_id)` is already stored;
+    /// returns the ids inserted.
+    pub(crate) async fn insert(&self, conn: &mut PgConnection) -> Result<Vec<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO messages (id, conv_id, sender, device, client_msg_id, sent_at, body) \
+             SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], \
+                                  $6::int8[], $7::text[]) \
+             ON CONFLICT (sender, client_msg_id) DO NOTHING RETURNING id",
+        )
+        .bind(&self.id)
+        .bind(&self.conv)
+        .bind(&self.sender)
+        .bind(&self.device)
+        .bind(&self.client)
+        .bind(&self.sent_at)
+        .bind(&self.body)
+        .fetch_all(conn)
+        .await?)
+    }
+}
+
+/// Inserts messages with one statement; a message whose sender already stored its client
+/// message id is skipped, and the original is recorded for its persist.
+async fn insert_messages(
+    conn: &mut PgConnection,
+    messages: &[(usize, &StoredMessage)],
+    duplicates: &mut [Option<(MessageId, UnixMillis)>],
+) -> Result<(), StoreError> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let mut rows = MessageColumns::default();
+    for (_, m) in messages {
+        rows.push(m)?;
+    }
+    let inserted = rows.insert(conn).await?;
+    if inserted.len() == messages.len() {
+        return Ok(());
+    }
+    // Resends: look the originals up by (sender, client message id), all in one query.
+    let inserted: HashSet<i64> = inserted.into_iter().collect();
+    let (mut senders, mut clients) = (Vec::new(), Vec::new());
+    for (i, id) in rows.id.iter().enumerate() {
+        if !inserted.contains(id) {
+            senders.push(rows.sender[i]);
+            clients.push(rows.client[i]);
+        }
+    }
+    let originals: HashMap<(i64, i64), (i64, i64)> = sqlx::query_as::<_, (i64, i64, i64, i64)>(
+        "SELECT m.sender, m.client_msg_id, m.id, m.sent_at FROM messages AS m \
+             JOIN UNNEST($1::int8[], $2::int8[]) AS r (sender, client_msg_id) \
+               ON m.sender = r.sender AND m.client_msg_id = r.client_msg_id",
+    )
+    .bind(&senders)
+    .bind(&clients)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .map(|(sender, client, id, sent_at)| ((sender, client), (id, sent_at)))
+    .collect();
+    for (i, &(index, _)) in messages.iter().enumerate() {
+        if inserted.contains(&rows.id[i]) {
+            continue;
+        }
+        let original = originals.get(&(rows.sender[i], rows.client[i]));
+        if let (Some(slot), Some(&(id, sent_at))) = (duplicates.get_mut(index), original) {
+            *slot = Some((MessageId(uint("message id", id)?), uint("time", sent_at)?));
+        }
+    }
+    Ok(())
+}
+
+async fn apply_one(tx: &mut Transaction<'_, Postgres>, write: &Write) -> Result<(), StoreError> {
+    let query = match write {
+        Write::CreateUser {
+            id,
+            name,
+            password_hash,
+            created_at,
+        } => sqlx::query(
+            "INSERT INTO users (id, name, name_key, display_name, password_hash, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(int("user id", id.0)?)
+        .bind(name)
+        .bind(name.to_ascii_lowercase())
+        .bind(name)
+        .bind(password_hash)
+        .bind(int("time", *created_at)?),
+        Write::SetDisplayName { user, display_name } => {
+            sqlx::query("UPDATE users SET display_name = $1 WHERE id = $2")
+                .bind(display_name)
+                .bind(int("user id", user.0)?)
+        }
+        Write::CreateConv {
+            id,
+            kind: ConvKind::Room { name, invite_only },
+            created_at,
+        } => sqlx::query(
+            "INSERT INTO convs (id, room_name, invite_only, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(int("conversation id", id.0)?)
+        .bind(name)
+        .bind(invite_only)
+        .bind(int("time", *created_at)?),
+        Write::CreateConv {
+            id,
+            kind: ConvKind::Direct { a, b },
+            created_at,
+        } => sqlx::query(
+            "INSERT INTO convs (id, user_a, user_b, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(int("conversation id", id.0)?)
+        .bind(int("user id", a.0)?)
+        .bind(int("user id", b.0)?)
+        .bind(int("time", *created_at)?),
+        Write::AddMember { conv, user, since } => sqlx::query(
+            "INSERT INTO members (user_id, conv_id, since) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_id, conv_id) DO UPDATE SET since = excluded.since",
+        )
+        .bind(int("user id", user.0)?)
+        .bind(int("conversation id", conv.0)?)
+        .bind(int("message id", since.0)?),
+        Write::RemoveMember { conv, user } => {
+            sqlx::query("DELETE FROM members WHERE user_id = $1 AND conv_id = $2")
+                .bind(int("user id", user.0)?)
+                .bind(int("conversation id", conv.0)?)
+        }
+        Write::SetDevice {
+            id,
+            user,
+            name,
+            cursor,
+            last_seen,
+        } => sqlx::query(
+            "INSERT INTO devices (id, user_id, name, cursor, last_seen) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (id) DO UPDATE SET cursor = excluded.cursor, \
+                                            last_seen = excluded.last_seen",
+        )
+        .bind(int("device id", id.0)?)
+        .bind(int("user id", user.0)?)
+        .bind(name)
+        .bind(int("message id", cursor.0)?)
+        .bind(int("time", *last_seen)?),
+        Write::DeleteDevice { id } => {
+            sqlx::query("DELETE FROM tokens WHERE device_id = $1")
+                .bind(int("device id", id.0)?)
+                .execute(&mut **tx)
+                .await?;
+            sqlx::query("DELETE FROM devices WHERE id = $1").bind(int("device id", id.0)?)
+        }
+        Write::CreateToken {
+            hash,
+            user,
+            device,
+            expires_at,
+        } => sqlx::query(
+            "INSERT INTO tokens (hash, user_id, device_id, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&hash[..])
+        .bind(int("user id", user.0)?)
+        .bind(int("device id", device.0)?)
+        .bind(int("time", *expires_at)?),
+        Write::RevokeToken { hash } => {
+            sqlx::query("DELETE FROM tokens WHERE hash = $1").bind(&hash[..])
+        }
+        Write::InsertMessage(_) => return Ok(()),
+    };
+    query.execute(&mut **tx).await?;
+    Ok(())
+}
