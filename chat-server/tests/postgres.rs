@@ -1,7 +1,7 @@
 //! PostgreSQL under a running server (needs `CHAT_TEST_POSTGRES`; skipped without it, except
 //! under `CI=true`): connections lost and the database unavailable for a while.
 
-use chat_proto::ServerMessage;
+use chat_proto::{ErrorCode, ErrorReply, ServerMessage};
 use chat_server::ServerConfig;
 use chat_testkit::*;
 
@@ -35,11 +35,10 @@ async fn connections_cut_by_the_database_are_replaced() {
 }
 
 /// The database refuses connections for a while (down, or restarting): the write that meets
-/// it fails, and today a failed write stops the engine. Once the engine retries failed writes
-/// and refuses new ones with a retryable error (another issue), a message resent with its id
-/// after the database is back is stored and delivered exactly once.
+/// it is retried (nothing is acknowledged meanwhile) while new writes are refused with a
+/// retryable error, and a message resent with its id after the database is back is stored
+/// and delivered exactly once.
 #[tokio::test]
-#[ignore = "needs the engine's write-failure handling"]
 async fn messages_sent_while_the_database_is_down_are_stored_once_it_is_back() {
     let Some(db) = TestDb::postgres().await else {
         return;
@@ -55,10 +54,21 @@ async fn messages_sent_while_the_database_is_down_are_stored_once_it_is_back() {
         "nothing is acknowledged that is not stored"
     );
     db.allow_connections(true).await;
-    let stored = alice
-        .send_text(user("bob"), 1, "while down")
-        .await
-        .expect("stored once the database is back");
+    // Resent with the same id, retrying while the server still says `Unavailable` (its
+    // writer retries with back-off, up to 5 s apart).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let stored = loop {
+        match alice.send_text(user("bob"), 1, "while down").await {
+            Ok(id) => break id,
+            Err(chat_client::Error::Refused(ErrorReply {
+                code: ErrorCode::Unavailable { retry_after_ms },
+                ..
+            })) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(retry_after_ms.into())).await;
+            }
+            Err(other) => panic!("stored once the database is back: {other}"),
+        }
+    };
     alice
         .send_text(user("bob"), 2, "marker")
         .await
