@@ -35,13 +35,24 @@ pub(crate) async fn client(
         .await
         .map_err(|e| format!("connect: {e}"))?
         .with_wait(WAIT);
-    let result = if login {
-        conn.login(name, PASSWORD, device).await
-    } else {
-        conn.register(name, PASSWORD, device).await
-    };
-    result.map_err(|e| format!("{name}: {e}"))?;
-    Ok(conn)
+    // The server bounds password hashing per address: wait out its `RateLimited` answers.
+    loop {
+        let result = if login {
+            conn.login(name, PASSWORD, device).await
+        } else {
+            conn.register(name, PASSWORD, device).await
+        };
+        match result {
+            Ok(_) => return Ok(conn),
+            Err(Error::Refused(chat_proto::ErrorReply {
+                code: chat_proto::ErrorCode::RateLimited { retry_after_ms },
+                ..
+            })) if retry_after_ms <= 1000 => {
+                tokio::time::sleep(Duration::from_millis(retry_after_ms.into())).await;
+            }
+            Err(e) => return Err(format!("{name}: {e}")),
+        }
+    }
 }
 
 /// Connects `count` users named `{prefix}{i}`, at most 64 at a time (registering them, or
