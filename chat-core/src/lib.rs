@@ -21,6 +21,6 @@ pub use chat_hub::{
     DeviceRow, Hub, IoRequest, MemberRow, MessageId, Mono, Now, Output, PasswordParams, SessionId,
     Snapshot, StoredMessage, Ticket, TokenRecord, UnixMillis, UserId, UserRow, Write,
 };
-pub use engine::{Connection, Engine, EngineClosed, EngineError};
+pub use engine::{Connection, Engine, EngineClosed, EngineError, EngineStats};
 pub use storage::{MemoryStorage, Storage};
 pub use store::{Durability, Store, StoreError};

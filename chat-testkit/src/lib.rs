@@ -1,6 +1,7 @@
 //! Test support shared by every crate's tests: the test [`config`], a server on an ephemeral
 //! 127.0.0.1 port ([`TestServer`]), the server binary started as a process
-//! ([`spawn_ready`]), and logged-in users over TCP ([`logged_in`]) or in process
+//! ([`spawn_ready`]), and logged-in users over TCP ([`logged_in`]), WebSocket
+//! ([`logged_in_ws`]) or in process
 //! ([`logged_in_embedded`]). Every wait has a timeout; failures panic (this is test code).
 
 use std::net::SocketAddr;
@@ -8,11 +9,11 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use chat_client::{Session, Tcp, Transport};
+use chat_client::{Session, Tcp, Transport, Ws};
 use chat_core::{Config, Connection, Engine, EngineError, PasswordParams, Store};
 use chat_proto::{ServerMessage, Target};
 use chat_server::ready::{wait_ready, Ready};
-use chat_server::ServerConfig;
+use chat_server::{Server, ServerConfig};
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
@@ -36,8 +37,10 @@ pub fn config() -> Config {
 
 /// A server running in this process over a SQLite file.
 pub struct TestServer {
-    /// Where it listens.
+    /// Where it listens for the binary protocol.
     pub addr: SocketAddr,
+    /// Where its web listener (HTTP, WebSocket) listens.
+    pub web: SocketAddr,
     /// Its database file.
     pub db: PathBuf,
     stop: Option<oneshot::Sender<()>>,
@@ -66,10 +69,24 @@ impl TestServer {
         Self::start_at(db, any, config, server).await
     }
 
-    /// Starts a server over `db` on `addr` (to restart one on the address it had).
+    /// Starts a server over `db` on `addr` (to restart one on the address it had), its web
+    /// listener on any free port.
     pub async fn start_at(
         db: &Path,
         addr: SocketAddr,
+        config: Config,
+        server: ServerConfig,
+    ) -> Self {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self::start_on(db, addr, any, config, server).await
+    }
+
+    /// Starts a server over `db` with its TCP listener on `addr` and its web listener on
+    /// `web` (either may be port 0).
+    pub async fn start_on(
+        db: &Path,
+        addr: SocketAddr,
+        web: SocketAddr,
         config: Config,
         server: ServerConfig,
     ) -> Self {
@@ -77,10 +94,16 @@ impl TestServer {
         let engine = Engine::start(store, config).await.expect("engine starts");
         let listener = TcpListener::bind(addr).await.expect("binds");
         let addr = listener.local_addr().expect("has an address");
+        let web_listener = TcpListener::bind(web).await.expect("binds");
+        let web = web_listener.local_addr().expect("has an address");
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(chat_server::run(listener, engine, server, stopped));
+        let server = Server::new(engine, server);
+        server.serve_tcp(listener);
+        server.serve_web(web_listener);
+        let task = tokio::spawn(server.run(stopped));
         Self {
             addr,
+            web,
             db: db.to_owned(),
             stop: Some(stop),
             task: Some(task),
@@ -122,6 +145,14 @@ pub async fn spawn_ready(command: &mut Command) -> Result<(Child, Ready), String
 /// `<name>-dev`, waiting for `CaughtUp`.
 pub async fn logged_in(addr: SocketAddr, name: &str, register: bool) -> Session<Tcp> {
     let session = Session::connect(addr).await.expect("connects");
+    log_in(session, name, register).await
+}
+
+/// As [`logged_in`], over a WebSocket to the web listener at `web`.
+pub async fn logged_in_ws(web: SocketAddr, name: &str, register: bool) -> Session<Ws> {
+    let session = Session::connect_ws(web)
+        .await
+        .expect("connects over WebSocket");
     log_in(session, name, register).await
 }
 

@@ -1,6 +1,7 @@
 //! The engine task: owns the hub, feeds it connections' input, completions and timeouts, and
 //! carries out its outputs. It makes no chat decision of its own.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -32,6 +33,8 @@ pub(super) struct Driver<S> {
     /// `Connect` and one `Disconnect`, so each entry is removed when its `Connect` arrives.
     gone_early: FxHashSet<SessionId>,
     writes: mpsc::Sender<(Ticket, Vec<Write>)>,
+    /// Where the engine's counts are published for metrics.
+    pub(super) counters: Arc<super::Counters>,
 }
 
 impl<S: Storage> Driver<S> {
@@ -58,6 +61,7 @@ impl<S: Storage> Driver<S> {
             outboxes: FxHashMap::default(),
             gone_early: FxHashSet::default(),
             writes,
+            counters: Arc::default(),
         }
     }
 
@@ -88,6 +92,8 @@ impl<S: Storage> Driver<S> {
                 () = sleep_until(deadline) => self.hub.handle_timeout(self.clock.now()),
             }
             self.carry_out().await;
+            self.counters
+                .publish_hub(self.hub.stats(), self.hub.online_count());
         };
         let (failure, shutdown) = match stop {
             Stop::Failed(error) => (Some(error), None),
@@ -176,12 +182,19 @@ impl<S: Storage> Driver<S> {
                     let Some(outbox) = self.outboxes.get(&session) else {
                         continue;
                     };
-                    if outbox.push(frame, droppable) == Pushed::Overflow {
-                        tracing::warn!(
-                            session = session.0,
-                            "slow consumer: outbound queue full, closing"
-                        );
-                        self.close(session);
+                    match outbox.push(frame, droppable) {
+                        Pushed::Queued => {}
+                        Pushed::Dropped => {
+                            self.counters.outbox_drops.fetch_add(1, Relaxed);
+                        }
+                        Pushed::Overflow => {
+                            tracing::warn!(
+                                session = session.0,
+                                "slow consumer: outbound queue full, closing"
+                            );
+                            self.counters.slow_consumers.fetch_add(1, Relaxed);
+                            self.close(session);
+                        }
                     }
                 }
                 Output::Close { session } => self.close(session),

@@ -20,6 +20,7 @@
 mod connection;
 mod driver;
 mod io;
+mod stats;
 mod writer;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +33,8 @@ use tokio::task::JoinHandle;
 
 pub use self::connection::{Connection, EngineClosed};
 use self::driver::Driver;
+use self::stats::Counters;
+pub use self::stats::EngineStats;
 use crate::outbox::Outbox;
 use crate::password::{PasswordParamsError, Passwords};
 use crate::storage::Storage;
@@ -110,6 +113,7 @@ struct Inner {
     control: mpsc::UnboundedSender<Control>,
     next_session: AtomicU64,
     config: Config,
+    counters: Arc<Counters>,
     task: Mutex<Option<JoinHandle<Result<(), EngineError>>>>,
 }
 
@@ -128,8 +132,15 @@ impl Engine {
         let (inputs, input_rx) = mpsc::channel(INPUT_QUEUE);
         let (control, control_rx) = mpsc::unbounded_channel();
         let (writes, write_rx) = mpsc::channel(WRITE_QUEUE);
-        let writer = tokio::spawn(writer::run(storage.clone(), write_rx, control.clone()));
-        let driver = Driver::new(hub, clock, storage, passwords, writes, control.clone());
+        let counters = Arc::new(Counters::default());
+        let writer = tokio::spawn(writer::run(
+            storage.clone(),
+            write_rx,
+            control.clone(),
+            counters.clone(),
+        ));
+        let mut driver = Driver::new(hub, clock, storage, passwords, writes, control.clone());
+        driver.counters = counters.clone();
         let task = tokio::spawn(driver.run(input_rx, control_rx, writer));
         Ok(Self {
             inner: Arc::new(Inner {
@@ -137,6 +148,7 @@ impl Engine {
                 control,
                 next_session: AtomicU64::new(0),
                 config,
+                counters,
                 task: Mutex::new(Some(task)),
             }),
         })
@@ -145,6 +157,11 @@ impl Engine {
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// What the engine has done so far (for metrics).
+    pub fn stats(&self) -> EngineStats {
+        self.inner.counters.snapshot()
     }
 
     /// Opens a new connection (waiting if the engine is backed up). Its first message must be

@@ -1,9 +1,11 @@
 //! The group-commit writer: commits everything queued in one transaction, then reports each
 //! persist back in order.
 
+use std::sync::Arc;
+
 use tokio::sync::mpsc;
 
-use super::Control;
+use super::{Control, Counters};
 use crate::storage::Storage;
 use crate::{Completion, Ticket, Write};
 
@@ -14,6 +16,7 @@ pub(super) async fn run(
     storage: impl Storage,
     mut queue: mpsc::Receiver<(Ticket, Vec<Write>)>,
     control: mpsc::UnboundedSender<Control>,
+    counters: Arc<Counters>,
 ) {
     let mut tickets = Vec::new();
     let mut batch = Vec::new();
@@ -29,7 +32,10 @@ pub(super) async fn run(
                 Err(_) => break,
             }
         }
-        match storage.apply(&batch).await {
+        let started = tokio::time::Instant::now();
+        let applied = storage.apply(&batch).await;
+        counters.record_commit(batch.len(), started.elapsed());
+        match applied {
             Ok(duplicates) => {
                 for (ticket, duplicate) in tickets.drain(..).zip(duplicates) {
                     let _ = control.send(Control::Completion(Completion::Persisted {

@@ -46,7 +46,8 @@ impl Target {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let mut command = Command::new(&server);
         command
-            .args(["--listen", "127.0.0.1:0", "--max-connections", "30000"])
+            .args(["--listen", "127.0.0.1:0", "--web-listen", "127.0.0.1:0"])
+            .args(["--max-connections", "30000"])
             // Set-up can leave early clients unread for a while: no keepalive closes during a run.
             .args(["--keepalive", "3600"])
             .args(["--durability", durability])
