@@ -37,6 +37,11 @@ function conv(key) {
   if (!c) {
     c = { key, messages: new Map(), pending: new Map(), unread: 0, more: true, loading: false, members: null, loaded: false };
     state.convs.set(key, c);
+    if (key.startsWith("@") && state.user) {
+      const directs = new Set(JSON.parse(localStorage.getItem(`chat.directs.${state.user}`) || "[]"));
+      directs.add(key);
+      localStorage.setItem(`chat.directs.${state.user}`, JSON.stringify([...directs]));
+    }
   }
   return c;
 }
@@ -68,6 +73,7 @@ function addMessage(m) {
 
 async function select(key) {
   state.current = key;
+  sessionStorage.setItem("chat.current", key);
   const c = conv(key);
   c.unread = 0;
   document.body.classList.remove("menu-open");
@@ -152,8 +158,11 @@ client.addEventListener("caughtup", async () => {
   try {
     await refreshRooms();
     await refreshUsers();
+    for (const key of JSON.parse(localStorage.getItem(`chat.directs.${state.user}`) || "[]")) conv(key);
     if (!state.current) {
-      const first = client.welcome?.default_room ? `#${client.welcome.default_room}` : [...state.convs.keys()][0];
+      const last = sessionStorage.getItem("chat.current");
+      const fallback = client.welcome?.default_room ? `#${client.welcome.default_room}` : [...state.convs.keys()][0];
+      const first = last && (state.convs.has(last) || last.startsWith("@")) ? last : fallback;
       if (first) await select(first);
     } else if (state.current.startsWith("#")) {
       refreshMembers(state.current);
