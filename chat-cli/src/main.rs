@@ -10,7 +10,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use chat_client::{Client, Settings, TcpConnector};
+use chat_client::{Client, Settings, TcpConnector, TlsConnector};
 use clap::Parser;
 
 /// A terminal chat client. Type /help once connected.
@@ -23,9 +23,41 @@ struct Args {
     /// This device's stable id (delivery positions are per device).
     #[arg(long, env = "CHAT_DEVICE")]
     device: Option<String>,
+    /// Connect with TLS, trusting the web's root certificates (or `--ca-file`).
+    #[arg(long, env = "CHAT_TLS")]
+    tls: bool,
+    /// Trust the certificates in this PEM file instead (implies `--tls`); e.g. the one
+    /// `chat-server --tls-self-signed` printed.
+    #[arg(long, env = "CHAT_CA_FILE")]
+    ca_file: Option<std::path::PathBuf>,
+    /// The name the server's certificate must carry (default: the host of `--server`).
+    #[arg(long, env = "CHAT_TLS_NAME")]
+    tls_name: Option<String>,
     /// Without a terminal: seconds to keep printing events after the last reply.
     #[arg(long, default_value_t = 1.0)]
     linger: f64,
+}
+
+/// The TLS connector the flags ask for, after one handshake: an untrusted or mismatched
+/// certificate is reported at once rather than retried.
+async fn tls_connector(args: &Args) -> Result<TlsConnector, chat_client::Error> {
+    let config = chat_client::tls_config(args.ca_file.as_deref())?;
+    let host = args
+        .server
+        .rsplit_once(':')
+        .map_or(args.server.as_str(), |(host, _)| host)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let connector = TlsConnector {
+        addr: args.server.clone(),
+        name: args.tls_name.clone().unwrap_or_else(|| host.to_owned()),
+        config,
+    };
+    match chat_client::tls(&connector.addr, &connector.name, connector.config.clone()).await {
+        Err(error @ chat_client::Error::Tls(_)) => Err(error),
+        // Unreachable servers are retried by the client as usual.
+        _ => Ok(connector),
+    }
 }
 
 /// A stable default device id: `cli-` and the host name.
@@ -48,6 +80,17 @@ fn default_device() -> String {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    let tls = if args.tls || args.ca_file.is_some() {
+        match tls_connector(&args).await {
+            Ok(connector) => Some(connector),
+            Err(error) => {
+                eprintln!("chat-cli: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let output = if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
         match input::terminal(tx) {
@@ -72,7 +115,11 @@ async fn main() -> ExitCode {
             output.line(line);
         }
     };
-    let code = chat_client::run(Client::new(settings), TcpConnector(args.server), rx, show).await;
+    let client = Client::new(settings);
+    let code = match tls {
+        Some(connector) => chat_client::run(client, connector, rx, show).await,
+        None => chat_client::run(client, TcpConnector(args.server), rx, show).await,
+    };
     // The editor thread may still be blocked reading the terminal: leave without waiting.
     std::process::exit(code);
 }
