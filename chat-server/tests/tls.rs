@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat_client::{tls, tls_config, ws_with, Error, Session, WsOptions};
-use chat_proto::*;
 use chat_server::{ServerConfig, Tls};
 use chat_testkit::*;
 use tokio::process::Command;
