@@ -14,20 +14,25 @@ use chat_proto::{decode_frame, ClientMessage, CodecError, EncodedFrame};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{Sink, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use super::{FrameReader, FrameWriter, Read, ReadError};
 
+/// Bytes the WebSocket library gathers before writing on its own (the flush writes the rest).
+const WRITE_BATCH: usize = 64 * 1024;
+
 /// The WebSocket library's limits for a connection whose frames are at most `max_frame_len`
-/// bytes of payload: one message is one frame, so nothing larger is ever buffered.
+/// bytes of payload: one message is one frame, so nothing larger is ever buffered. Reads go
+/// through a small buffer; writes are gathered (up to the pump's high-water mark) and leave in
+/// one syscall at the flush.
 pub(crate) fn config(max_frame_len: usize) -> WebSocketConfig {
     let max_message = max_frame_len + chat_proto::HEADER_LEN;
     WebSocketConfig::default()
         .read_buffer_size(4096)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BATCH)
         .max_message_size(Some(max_message))
         .max_frame_size(Some(max_message))
 }
@@ -62,9 +67,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> FrameReader for WsReader<S> {
     async fn read(&mut self, out: &mut Vec<ClientMessage>) -> Result<Read, ReadError> {
         // `StreamExt::next` is cancel-safe: the stream keeps partial messages.
         let msg = match self.stream.next().await {
-            None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => {
-                return Ok(Read::Eof)
-            }
+            None
+            | Some(Err(
+                WsError::ConnectionClosed
+                | WsError::AlreadyClosed
+                | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake),
+            )) => return Ok(Read::Eof),
             Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, .. }))) => {
                 return Err(ReadError::BadInput(CodecError::FrameTooLarge {
                     len: size.saturating_sub(chat_proto::HEADER_LEN),
