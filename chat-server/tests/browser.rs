@@ -302,6 +302,23 @@ async fn two_browsers_and_a_terminal_chat() {
         shows_once(&alice, "hi carol").await;
         drop(carol);
         screenshot(&bob, "direct").await;
+
+        // At phone width the sidebar folds behind a menu button.
+        bob.set_window_size(390, 800).await.expect("resizes");
+        until(&bob, "the phone layout", "return getComputedStyle(document.getElementById('menu')).display !== 'none' && getComputedStyle(document.getElementById('sidebar')).display === 'none'").await;
+        screenshot(&bob, "phone").await;
+        bob.find(Locator::Css("#menu"))
+            .await
+            .expect("menu")
+            .click()
+            .await
+            .expect("clicks");
+        until(
+            &bob,
+            "the sidebar",
+            "return getComputedStyle(document.getElementById('sidebar')).display !== 'none'",
+        )
+        .await;
     };
     timeout(Duration::from_secs(120), run)
         .await
