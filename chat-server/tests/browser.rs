@@ -229,6 +229,7 @@ async fn two_browsers_and_a_terminal_chat() {
         .await;
 
         // A room, both ways; each message shown once, own ones no longer pending.
+        until(&alice, "bob online among the people", "return [...document.querySelectorAll('#people .member')].some(m => m.dataset.user === 'bob' && m.querySelector('.dot.online'))").await;
         type_line(&alice, "hello bob").await;
         shows_once(&bob, "hello bob").await;
         shows_once(&alice, "hello bob").await;

@@ -8,6 +8,7 @@ export class Sidebar {
     this.rooms = document.getElementById("rooms");
     this.directs = document.getElementById("directs");
     this.members = document.getElementById("members");
+    this.people = document.getElementById("people");
   }
 
   render() {
@@ -17,6 +18,8 @@ export class Sidebar {
     this.directs.replaceChildren(...entries.filter((c) => c.key.startsWith("@")).map((c) => this.item(c, current)));
     const conv = convs.get(current);
     const people = conv?.key.startsWith("#") ? conv.members ?? [] : [];
+    const everyone = [...this.state.online.keys()].filter((u) => u !== this.state.user).sort();
+    this.people.replaceChildren(...everyone.map((user) => this.person(user)));
     this.members.replaceChildren(...people.map((m) => {
       const li = el("li", "member");
       const online = this.state.online.get(m.user) ?? m.online;
@@ -25,6 +28,15 @@ export class Sidebar {
       li.addEventListener("click", () => this.onSelect(`@${m.user}`));
       return li;
     }));
+  }
+
+  /** A user with their presence; a click opens the direct conversation. */
+  person(user) {
+    const li = el("li", "member");
+    li.dataset.user = user;
+    li.append(el("span", this.state.online.get(user) ? "dot online" : "dot", ""), el("span", "", this.state.displayName(user)));
+    li.addEventListener("click", () => this.onSelect(`@${user}`));
+    return li;
   }
 
   item(conv, current) {
