@@ -340,3 +340,100 @@ async fn health_and_metrics_move_with_traffic() {
     drop((alice, bob, mallory));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn websocket_connections_get_the_same_keepalive_and_rate_limits() {
+    let config = Config {
+        keepalive_interval_ms: 200,
+        keepalive_timeout_ms: 200,
+        request_rate_per_sec: 1,
+        request_burst: 2,
+        ..config()
+    };
+    let (server, _dir) = start_with(config, ServerConfig::default()).await;
+    let mut alice = logged_in_ws(server.web, "alice", true).await;
+    // The login took one token of the burst; one more request passes, the next is refused.
+    alice
+        .request(Request::ListRooms)
+        .await
+        .expect("within the burst");
+    let refused = alice.request(Request::ListRooms).await;
+    assert!(
+        matches!(&refused, Err(chat_client::Error::Refused(e)) if matches!(e.code, ErrorCode::RateLimited { .. })),
+        "{refused:?}"
+    );
+
+    // A silent WebSocket is pinged, then closed with a timeout error.
+    let mut silent = Session::connect_ws(server.web).await.expect("connects");
+    silent.set_answer_pings(false);
+    let mut events = Vec::new();
+    while let Some(event) = silent.next_event().await.expect("in time") {
+        events.push(event);
+    }
+    assert!(
+        matches!(events.first(), Some(ServerMessage::Ping { .. })),
+        "{events:?}"
+    );
+    assert!(is_error(&events, ErrorCode::Timeout), "{events:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_websocket_client_that_never_reads_is_cut_off_without_hurting_others() {
+    let config = Config {
+        request_rate_per_sec: 100_000,
+        request_burst: 100_000,
+        outbox_soft_bytes: 192 * 1024,
+        outbox_hard_bytes: 256 * 1024,
+        ..config()
+    };
+    let (server, _dir) = start_with(config, ServerConfig::default()).await;
+    let mut alice = logged_in(server.addr, "alice", true).await;
+    let mut bob = logged_in_ws(server.web, "bob", true).await;
+    // Sleepy logs in over WebSocket, then never reads again.
+    let mut sleepy = logged_in_ws(server.web, "sleepy", true).await;
+
+    let text = "z".repeat(4000);
+    let total = 4000u64; // 16 MB toward sleepy: far beyond its bounds and socket buffers.
+    let mut window = std::collections::VecDeque::new();
+    for i in 0..total {
+        let send = Request::Send {
+            target: room("general"),
+            client_msg_id: ClientMsgId(i),
+            text: text.clone(),
+        };
+        window.push_back(alice.send_request(send).await.expect("sends"));
+        if window.len() >= 64 {
+            let id = window.pop_front().expect("non-empty");
+            alice
+                .until(|e| matches!(e, ServerMessage::Ok { id: i, .. } if *i == id))
+                .await
+                .expect("arrives");
+        }
+        // Bob keeps up over his WebSocket and is never held back by sleepy.
+        if i % 64 == 0 {
+            bob.until(
+                |e| matches!(e, ServerMessage::Message(m) if m.client_msg_id == ClientMsgId(i)),
+            )
+            .await
+            .expect("arrives");
+            bob.clear_events();
+        }
+    }
+    bob.until(
+        |e| matches!(e, ServerMessage::Message(m) if m.client_msg_id == ClientMsgId(total - 1)),
+    )
+    .await
+    .expect("arrives");
+
+    // Sleepy's connection was closed: draining it ends, short of everything.
+    let mut received = 0u64;
+    while let Some(event) = sleepy.next_event().await.expect("in time") {
+        received += u64::from(matches!(event, ServerMessage::Message(_)));
+    }
+    assert!(
+        received < total,
+        "sleepy was cut off ({received} of {total})"
+    );
+    server.stop().await;
+}
