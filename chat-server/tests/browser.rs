@@ -138,6 +138,16 @@ async fn shows_once(page: &Client, text: &str) {
     until(page, &format!("{text:?} once"), &script).await;
 }
 
+/// Clicks the element `css` selects, in one step in the page (the sidebar is re-rendered on
+/// every event, so an element found in one WebDriver call may be gone by the next).
+async fn click(page: &Client, css: &str) {
+    let script = format!(
+        "const e = document.querySelector({}); if (!e) return false; e.click(); return true;",
+        json!(css)
+    );
+    until(page, &format!("{css} to click"), &script).await;
+}
+
 async fn type_line(page: &Client, line: &str) {
     let input = page.find(Locator::Css("#input")).await.expect("an input");
     input
@@ -263,20 +273,9 @@ async fn two_browsers_and_a_terminal_chat() {
         // A direct message, with an unread count.
         type_line(&alice, "/msg bob just between us").await;
         until(&bob, "an unread direct conversation", "return [...document.querySelectorAll('#directs .conv')].some(c => c.dataset.key === '@alice' && c.querySelector('.unread')?.textContent === '1')").await;
-        bob.find(Locator::Css("#directs .conv[data-key='@alice']"))
-            .await
-            .expect("the conversation")
-            .click()
-            .await
-            .expect("clicks");
+        click(&bob, "#directs .conv[data-key='@alice']").await;
         shows_once(&bob, "just between us").await;
-        alice
-            .find(Locator::Css("#rooms .conv[data-key='#lobby']"))
-            .await
-            .expect("the lobby")
-            .click()
-            .await
-            .expect("clicks");
+        click(&alice, "#rooms .conv[data-key='#lobby']").await;
 
         // A terminal user and a browser user.
         let mut carol = logged_in(server.addr, "carol", true).await;
