@@ -22,7 +22,7 @@ mod tui;
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use chat_client::{Client, Input, Settings, TcpConnector};
+use chat_client::{Client, Connector, Input, Settings, TcpConnector, TlsConnector};
 use clap::Parser;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
@@ -37,6 +37,16 @@ struct Args {
     /// This device's stable id (delivery positions are per device).
     #[arg(long, env = "CHAT_DEVICE")]
     device: Option<String>,
+    /// Connect with TLS, trusting the web's root certificates (or `--ca-file`).
+    #[arg(long, env = "CHAT_TLS")]
+    tls: bool,
+    /// Trust the certificates in this PEM file instead (implies `--tls`); e.g. the one
+    /// `chat-server --tls-self-signed` printed.
+    #[arg(long, env = "CHAT_CA_FILE")]
+    ca_file: Option<std::path::PathBuf>,
+    /// The name the server's certificate must carry (default: the host of `--server`).
+    #[arg(long, env = "CHAT_TLS_NAME")]
+    tls_name: Option<String>,
     /// Without a terminal: seconds to keep printing events after the last reply.
     #[arg(long, default_value_t = 1.0)]
     linger: f64,
@@ -46,6 +56,28 @@ struct Args {
     /// Do not ring the terminal bell when someone mentions you or writes to you directly.
     #[arg(long, env = "CHAT_NO_BELL", value_parser = clap::builder::BoolishValueParser::new())]
     no_bell: bool,
+}
+
+/// The TLS connector the flags ask for, after one handshake: an untrusted or mismatched
+/// certificate is reported at once rather than retried.
+async fn tls_connector(args: &Args) -> Result<TlsConnector, chat_client::Error> {
+    let config = chat_client::tls_config(args.ca_file.as_deref())?;
+    let host = args
+        .server
+        .rsplit_once(':')
+        .map_or(args.server.as_str(), |(host, _)| host)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let connector = TlsConnector {
+        addr: args.server.clone(),
+        name: args.tls_name.clone().unwrap_or_else(|| host.to_owned()),
+        config,
+    };
+    match chat_client::tls(&connector.addr, &connector.name, connector.config.clone()).await {
+        Err(error @ chat_client::Error::Tls(_)) => Err(error),
+        // Unreachable servers are retried by the client as usual.
+        _ => Ok(connector),
+    }
 }
 
 /// A stable default device id: `cli-` and the host name.
@@ -68,6 +100,17 @@ fn default_device() -> String {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    let tls = if args.tls || args.ca_file.is_some() {
+        match tls_connector(&args).await {
+            Ok(connector) => Some(connector),
+            Err(error) => {
+                eprintln!("chat-cli: {error}");
+                std::process::exit(1);
+            }
+        }
+    } else {
+        None
+    };
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let settings = Settings {
         server: args.server.clone(),
@@ -78,25 +121,45 @@ async fn main() {
         interactive,
     };
     let client = Client::new(settings);
-    let connector = TcpConnector(args.server.clone());
-    let code = if interactive {
-        match on_terminal(&args, client, connector).await {
-            Ok(code) => code,
-            Err(error) => {
-                eprintln!("chat-cli: cannot use the terminal: {error}");
-                1
-            }
+    let code = match tls {
+        Some(connector) => run(&args, interactive, client, connector).await,
+        None => {
+            run(
+                &args,
+                interactive,
+                client,
+                TcpConnector(args.server.clone()),
+            )
+            .await
         }
-    } else {
-        script(client, connector).await
     };
     // The key reader thread may still be blocked reading the terminal: leave without waiting.
     std::process::exit(code);
 }
 
+/// Runs the client over `connector` on the terminal or as a script; returns the exit status.
+async fn run<C>(args: &Args, interactive: bool, client: Client, connector: C) -> i32
+where
+    C: Connector + Clone + 'static,
+{
+    if !interactive {
+        return script(client, connector).await;
+    }
+    match on_terminal(args, client, connector).await {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("chat-cli: cannot use the terminal: {error}");
+            1
+        }
+    }
+}
+
 /// Top-level entry point of the interactive modes: the terminal in raw mode, the screen on its
 /// own thread, the client on tokio.
-async fn on_terminal(args: &Args, client: Client, connector: TcpConnector) -> std::io::Result<i32> {
+async fn on_terminal<C>(args: &Args, client: Client, connector: C) -> std::io::Result<i32>
+where
+    C: Connector + Clone + 'static,
+{
     let (screen_tx, screen_rx) = std::sync::mpsc::channel();
     let (input_tx, input_rx) = unbounded_channel();
     let raw = terminal::Raw::enter(!args.plain)?;
@@ -135,7 +198,10 @@ enum Screens {
 
 /// Top-level entry point of script mode: stdin's lines in order, one output line per event
 /// (no prompts, no escape sequences).
-async fn script(client: Client, connector: TcpConnector) -> i32 {
+async fn script<C>(client: Client, connector: C) -> i32
+where
+    C: Connector + Clone + 'static,
+{
     let (tx, rx) = unbounded_channel();
     tokio::spawn(read_lines(tx));
     chat_client::run(client, connector, rx, |event| {

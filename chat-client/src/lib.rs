@@ -23,6 +23,8 @@
 //! - `requests`: [`Requests`], pending requests by id; replies matched to them.
 //! - `transport`: the [`Transport`] and [`Connector`] traits; TCP ([`Tcp`], [`TcpConnector`]);
 //!   with the `engine` feature, `chat_core::Connection` and `chat_core::Engine`.
+//! - `ws`: WebSocket ([`Ws`], [`WsConnector`]) and TLS ([`TlsTcp`], [`TlsConnector`],
+//!   [`tls_config`]) transports.
 //! - `session`: [`Session`].
 //! - `driver`: [`run`], the tokio driver of a [`Client`].
 //!
@@ -36,6 +38,7 @@ mod driver;
 mod requests;
 mod session;
 mod transport;
+mod ws;
 
 pub use chat_proto;
 pub use client::{
@@ -48,6 +51,10 @@ pub use driver::{run, Input};
 pub use requests::{Answer, Requests};
 pub use session::{Session, DEFAULT_WAIT};
 pub use transport::{tcp, tcp_from, Connector, Tcp, TcpConnector, Transport};
+pub use ws::{
+    tls, tls_config, ws, ws_on, ws_with, MaybeTls, TlsConnector, TlsTcp, WebSocket, Ws,
+    WsConnector, WsOptions,
+};
 
 use std::time::Duration;
 
@@ -62,6 +69,12 @@ pub enum Error {
     /// The server sent bytes that are not a valid frame (or a frame was too large to send).
     #[error(transparent)]
     Codec(#[from] CodecError),
+    /// The WebSocket upgrade or connection failed.
+    #[error("websocket: {0}")]
+    WebSocket(String),
+    /// TLS failed: an untrusted certificate, a name mismatch, an unreadable CA file.
+    #[error("tls: {0}")]
+    Tls(String),
     /// The in-process engine has stopped.
     #[error("the engine has stopped")]
     EngineClosed,

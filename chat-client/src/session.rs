@@ -66,6 +66,19 @@ impl Session<Tcp> {
     }
 }
 
+impl Session<crate::ws::Ws> {
+    /// Connects to a web listener's WebSocket (`ws://addr/ws`) and says hello as `chat-client`.
+    ///
+    /// # Errors
+    /// If the connection or upgrade fails or the server does not welcome the client in time.
+    pub async fn connect_ws(addr: SocketAddr) -> Result<Self, Error> {
+        let transport = timeout(DEFAULT_WAIT, crate::ws::ws(addr))
+            .await
+            .map_err(|_| Error::Timeout(DEFAULT_WAIT))??;
+        Self::handshake(transport, "chat-client").await
+    }
+}
+
 #[cfg(feature = "engine")]
 impl Session<chat_core::Connection> {
     /// Connects to an engine in this process and says hello as `client`.

@@ -1,20 +1,24 @@
-//! The `chat-server` binary: parse flags, open the database, serve until SIGINT or SIGTERM;
-//! or, with `migrate`, copy a SQLite database into PostgreSQL.
+//! The `chat-server` binary: parse flags, open the database, serve TCP and the web client until
+//! SIGINT or SIGTERM (SIGHUP reloads the TLS certificate); or, with `migrate`, copy a SQLite
+//! database into PostgreSQL.
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use chat_core::{
     copy_to_postgres, Config, Database, Durability, Engine, IfNotEmpty, Location, PasswordParams,
     PgStore, Store,
 };
 use chat_server::ready::Ready;
-use chat_server::ServerConfig;
+use chat_server::{Server, ServerConfig, Tls};
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
-/// A chat server: TCP on one side, a SQLite file or a PostgreSQL database on the other.
+/// A chat server: TCP and the browser client (HTTP + WebSocket) on one side, a SQLite file or
+/// a PostgreSQL database on the other.
 ///
 /// Every flag can also be set by the environment variable shown.
 #[derive(Debug, Parser)]
@@ -25,6 +29,24 @@ struct Args {
     /// Address to listen on.
     #[arg(long, env = "CHAT_LISTEN", default_value = "127.0.0.1:7878")]
     listen: SocketAddr,
+    /// Address of the web listener (the browser client, WebSocket, /healthz, /metrics), or
+    /// `none`.
+    #[arg(long, env = "CHAT_WEB_LISTEN", default_value = "127.0.0.1:8080")]
+    web_listen: String,
+    /// Another web origin (`https://chat.example.org`) allowed to open WebSockets; repeatable.
+    /// The server's own origin is always allowed.
+    #[arg(long = "web-origin", env = "CHAT_WEB_ORIGIN", value_delimiter = ',')]
+    web_origins: Vec<String>,
+    /// TLS certificate chain (PEM): TLS on the TCP listener, HTTPS/WSS on the web listener.
+    #[arg(long, env = "CHAT_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "CHAT_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Generate a self-signed development certificate for localhost (printed with its SHA-256
+    /// fingerprint) instead of reading one.
+    #[arg(long, conflicts_with = "tls_cert")]
+    tls_self_signed: bool,
     /// Where the data is: a SQLite file (created if missing; also `sqlite://PATH`) or a
     /// PostgreSQL database, `postgres://USER[:PASSWORD]@HOST[:PORT]/DB` (migrated at start).
     #[arg(long, env = "CHAT_DB", default_value = "chat.db")]
@@ -69,7 +91,7 @@ struct Args {
     argon2_memory_kib: u32,
     /// When a message counts as stored: `full` fsyncs every commit (survives power loss);
     /// `process` hands it to the OS (survives `kill -9` of the server, not a power loss; much
-    /// cheaper). On PostgreSQL: `synchronous_commit` `on` or `off`.
+    /// cheaper).
     #[arg(long, env = "CHAT_DURABILITY", value_parser = ["full", "process"], default_value = "full")]
     durability: String,
     /// argon2id passes over memory (default: OWASP's 2).
@@ -157,7 +179,6 @@ async fn migrate(from: &str, to: &str, force: bool) -> Result<(), String> {
     Ok(())
 }
 
-/// Serves until SIGINT or SIGTERM.
 async fn serve(args: Args) -> Result<(), String> {
     let config = Config {
         max_frame_len: args.max_frame_len,
@@ -194,38 +215,129 @@ async fn serve(args: Args) -> Result<(), String> {
     let engine = Engine::start(storage, config)
         .await
         .map_err(|e| e.to_string())?;
+    let web_addr: Option<SocketAddr> = match args.web_listen.as_str() {
+        "none" => None,
+        addr => Some(
+            addr.parse()
+                .map_err(|e| format!("--web-listen {addr}: {e}"))?,
+        ),
+    };
+    let (tls, generated) = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => (
+            Some(Arc::new(
+                Tls::from_pem_files(cert, key).map_err(|e| e.to_string())?,
+            )),
+            None,
+        ),
+        _ if args.tls_self_signed => {
+            let (tls, pem) = Tls::self_signed().map_err(|e| e.to_string())?;
+            (Some(Arc::new(tls)), Some(pem))
+        }
+        _ => (None, None),
+    };
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let web_listener = match web_addr {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?,
+        ),
+        None => None,
+    };
+    let web_local = match &web_listener {
+        Some(listener) => Some(listener.local_addr().map_err(|e| e.to_string())?),
+        None => None,
+    };
     let data = match location {
         Location::Sqlite(path) => std::fs::canonicalize(&path).unwrap_or(path),
         Location::Postgres(_) => location.to_string().into(),
     };
     // Errors are ignored: a parent that stopped reading stdout must not stop the server.
     let mut stdout = std::io::stdout().lock();
+    let secure = tls.is_some();
     let _ = writeln!(
         stdout,
-        "chat-server listening on {local}, data in {}",
+        "chat-server: chat protocol on {}{local}, data in {}",
+        if secure { "tls://" } else { "" },
         data.display()
     );
+    if let Some(web) = web_local {
+        let scheme = if secure { "https" } else { "http" };
+        let host = if web.ip().is_unspecified() {
+            format!("localhost:{}", web.port())
+        } else {
+            web.to_string()
+        };
+        let _ = writeln!(
+            stdout,
+            "chat-server: web client on {web}: open {scheme}://{host}/"
+        );
+    }
+    if let (Some(tls), Some(pem)) = (&tls, &generated) {
+        let _ = writeln!(
+            stdout,
+            "chat-server: self-signed development certificate, SHA-256 {}",
+            tls.fingerprint()
+        );
+        let _ = writeln!(stdout, "{}", pem.trim_end());
+    }
     let _ = writeln!(
         stdout,
         "{}",
         Ready {
             tcp: local,
+            web: web_local,
             db: data
         }
     );
     let _ = stdout.flush();
     drop(stdout);
-    let server = ServerConfig {
+    let config = ServerConfig {
         max_connections: args.max_connections,
+        tls: tls.clone(),
+        allowed_origins: args.web_origins,
         ..ServerConfig::default()
     };
-    chat_server::run(listener, engine, server, shutdown_signal())
+    let server = Server::new(engine, config);
+    server.serve_tcp(listener);
+    if let Some(web_listener) = web_listener {
+        server.serve_web(web_listener);
+    }
+    if generated.is_none() {
+        if let Some(tls) = tls {
+            tokio::spawn(reload_on_hangup(tls));
+        }
+    }
+    server
+        .run(shutdown_signal())
         .await
         .map_err(|e| e.to_string())
+}
+
+/// Reloads the certificate and key on each SIGHUP; a failed reload keeps the old ones.
+async fn reload_on_hangup(tls: Arc<Tls>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => {
+                    tracing::info!(fingerprint = %tls.fingerprint(), "TLS certificate reloaded")
+                }
+                Err(error) => {
+                    tracing::error!(%error, "TLS reload failed; keeping the old certificate")
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tls;
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -2,8 +2,10 @@
 //! (tests, the load generator): written and parsed here, nowhere else.
 //!
 //! ```text
-//! CHAT-SERVER-READY tcp=127.0.0.1:7878 db=/path/to/chat.db
+//! CHAT-SERVER-READY tcp=127.0.0.1:7878 web=127.0.0.1:8080 db=/path/to/chat.db
 //! ```
+//!
+//! `web=none` when the web listener is disabled.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -20,6 +22,8 @@ pub const READY_PREFIX: &str = "CHAT-SERVER-READY";
 pub struct Ready {
     /// The TCP address it accepts connections on.
     pub tcp: SocketAddr,
+    /// The web (HTTP and WebSocket) address, if that listener is on.
+    pub web: Option<SocketAddr>,
     /// The database file.
     pub db: PathBuf,
 }
@@ -27,9 +31,12 @@ pub struct Ready {
 impl fmt::Display for Ready {
     /// The ready line, without a newline.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let web = self
+            .web
+            .map_or_else(|| "none".to_owned(), |a| a.to_string());
         write!(
             f,
-            "{READY_PREFIX} tcp={} db={}",
+            "{READY_PREFIX} tcp={} web={web} db={}",
             self.tcp,
             self.db.display()
         )
@@ -48,9 +55,15 @@ impl FromStr for Ready {
     fn from_str(line: &str) -> Result<Self, NotReady> {
         let parse = || {
             let rest = line.strip_prefix(READY_PREFIX)?.strip_prefix(" tcp=")?;
-            let (tcp, db) = rest.split_once(" db=")?;
+            let (tcp, rest) = rest.split_once(" web=")?;
+            let (web, db) = rest.split_once(" db=")?;
+            let web = match web {
+                "none" => None,
+                web => Some(web.parse().ok()?),
+            };
             Some(Self {
                 tcp: tcp.parse().ok()?,
+                web,
                 db: PathBuf::from(db),
             })
         };
@@ -85,14 +98,17 @@ mod tests {
     fn the_ready_line_round_trips() {
         let ready = Ready {
             tcp: "127.0.0.1:40123".parse().expect("address"),
+            web: Some("127.0.0.1:40124".parse().expect("address")),
             db: PathBuf::from("/tmp/a dir/chat.db"),
         };
         let line = ready.to_string();
         assert_eq!(
             line,
-            "CHAT-SERVER-READY tcp=127.0.0.1:40123 db=/tmp/a dir/chat.db"
+            "CHAT-SERVER-READY tcp=127.0.0.1:40123 web=127.0.0.1:40124 db=/tmp/a dir/chat.db"
         );
         assert_eq!(line.parse::<Ready>().expect("parses"), ready);
+        let no_web = Ready { web: None, ..ready };
+        assert_eq!(no_web.to_string().parse::<Ready>().expect("parses"), no_web);
         assert!("chat-server listening on 127.0.0.1:1"
             .parse::<Ready>()
             .is_err());

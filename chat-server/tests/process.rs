@@ -21,7 +21,13 @@ on_every_backend!(
 async fn spawn_server(db: &TestDb) -> (Child, SocketAddr) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_chat-server"));
     command
-        .args(["--listen", "127.0.0.1:0", "--db"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--web-listen",
+            "127.0.0.1:0",
+            "--db",
+        ])
         .arg(db.arg())
         .args(["--rate", "100000", "--burst", "100000"])
         .env("RUST_LOG", "warn")

@@ -1,7 +1,8 @@
 //! Test support shared by every crate's tests: the test [`config`], a fresh database on each
 //! backend ([`TestDb`], [`on_every_backend!`]), a server on an ephemeral 127.0.0.1 port
 //! ([`TestServer`]), the server binary started as a process ([`spawn_ready`]), and logged-in
-//! users over TCP ([`logged_in`]) or in process ([`logged_in_embedded`]). Every wait has a
+//! users over TCP ([`logged_in`]), WebSocket ([`logged_in_ws`]) or in process
+//! ([`logged_in_embedded`]). Every wait has a
 //! timeout; failures panic (this is test code).
 
 use std::net::SocketAddr;
@@ -9,11 +10,11 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use chat_client::{Session, Tcp, Transport};
+use chat_client::{Session, Tcp, Transport, Ws};
 use chat_core::{Config, Connection, Database, Engine, EngineError, Location, PasswordParams};
 use chat_proto::{ServerMessage, Target};
 use chat_server::ready::{wait_ready, Ready};
-use chat_server::ServerConfig;
+use chat_server::{Server, ServerConfig};
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
@@ -42,6 +43,8 @@ pub fn config() -> Config {
 pub struct TestServer {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where its web listener (HTTP, WebSocket) listens.
+    pub web: SocketAddr,
     /// Its database.
     pub db: Location,
     stop: Option<oneshot::Sender<()>>,
@@ -73,7 +76,20 @@ impl TestServer {
         config: Config,
         server: ServerConfig,
     ) -> Self {
-        Self::serve(Location::Sqlite(db.to_owned()), addr, config, server).await
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self::start_on(db, addr, any, config, server).await
+    }
+
+    /// Starts a server over the SQLite file `db` with its TCP listener on `addr` and its web
+    /// listener on `web` (either may be port 0).
+    pub async fn start_on(
+        db: &Path,
+        addr: SocketAddr,
+        web: SocketAddr,
+        config: Config,
+        server: ServerConfig,
+    ) -> Self {
+        Self::serve(Location::Sqlite(db.to_owned()), addr, web, config, server).await
     }
 
     /// Starts a server over `db` (either backend) on any free 127.0.0.1 port.
@@ -89,20 +105,33 @@ impl TestServer {
         config: Config,
         server: ServerConfig,
     ) -> Self {
-        Self::serve(db.location().clone(), addr, config, server).await
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self::serve(db.location().clone(), addr, any, config, server).await
     }
 
-    async fn serve(db: Location, addr: SocketAddr, config: Config, server: ServerConfig) -> Self {
+    async fn serve(
+        db: Location,
+        addr: SocketAddr,
+        web: SocketAddr,
+        config: Config,
+        server: ServerConfig,
+    ) -> Self {
         let storage = Database::open(&db, chat_core::Durability::Full)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let engine = Engine::start(storage, config).await.expect("engine starts");
         let listener = TcpListener::bind(addr).await.expect("binds");
         let addr = listener.local_addr().expect("has an address");
+        let web_listener = TcpListener::bind(web).await.expect("binds");
+        let web = web_listener.local_addr().expect("has an address");
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(chat_server::run(listener, engine, server, stopped));
+        let server = Server::new(engine, server);
+        server.serve_tcp(listener);
+        server.serve_web(web_listener);
+        let task = tokio::spawn(server.run(stopped));
         Self {
             addr,
+            web,
             db,
             stop: Some(stop),
             task: Some(task),
@@ -144,6 +173,14 @@ pub async fn spawn_ready(command: &mut Command) -> Result<(Child, Ready), String
 /// `<name>-dev`, waiting for `CaughtUp`.
 pub async fn logged_in(addr: SocketAddr, name: &str, register: bool) -> Session<Tcp> {
     let session = Session::connect(addr).await.expect("connects");
+    log_in(session, name, register).await
+}
+
+/// As [`logged_in`], over a WebSocket to the web listener at `web`.
+pub async fn logged_in_ws(web: SocketAddr, name: &str, register: bool) -> Session<Ws> {
+    let session = Session::connect_ws(web)
+        .await
+        .expect("connects over WebSocket");
     log_in(session, name, register).await
 }
 

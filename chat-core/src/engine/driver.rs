@@ -1,13 +1,14 @@
 //! The engine task: owns the hub, feeds it connections' input, completions and timeouts, and
 //! carries out its outputs. It makes no chat decision of its own.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::{io, Clock, Control, EngineError, Input};
+use super::{io, Clock, Control, Counters, EngineError, Input};
 use crate::outbox::{Kind, Outbox, Pushed};
 use crate::password::Passwords;
 use crate::storage::Storage;
@@ -28,6 +29,8 @@ pub(super) struct Driver<S> {
     /// the hub's catch-up load for them (it replays them from storage).
     behind: FxHashSet<SessionId>,
     writes: mpsc::Sender<(Ticket, Vec<Write>)>,
+    /// Where the engine's counts are published for metrics.
+    counters: Arc<Counters>,
 }
 
 impl<S: Storage> Driver<S> {
@@ -38,6 +41,7 @@ impl<S: Storage> Driver<S> {
         passwords: Passwords,
         writes: mpsc::Sender<(Ticket, Vec<Write>)>,
         control: mpsc::UnboundedSender<Control>,
+        counters: Arc<Counters>,
     ) -> Self {
         let backlog_bytes = hub.config().backlog_bytes();
         let stall = std::time::Duration::from_millis(hub.config().stall_timeout_ms);
@@ -55,6 +59,7 @@ impl<S: Storage> Driver<S> {
             gone_early: FxHashSet::default(),
             behind: FxHashSet::default(),
             writes,
+            counters,
         }
     }
 
@@ -85,6 +90,8 @@ impl<S: Storage> Driver<S> {
                 () = sleep_until(deadline) => self.hub.handle_timeout(self.clock.now()),
             }
             self.carry_out().await;
+            self.counters
+                .publish_hub(self.hub.stats(), self.hub.online_count());
         };
         self.hub.shut_down(self.clock.now());
         self.carry_out().await;
@@ -140,6 +147,7 @@ impl<S: Storage> Driver<S> {
                     session = session.0,
                     "slow consumer: took nothing while catching up; closing"
                 );
+                self.counters.slow_consumers.fetch_add(1, Relaxed);
                 self.close(session);
             }
             Control::Storage { available } => self.hub.handle_storage_available(available),
@@ -167,12 +175,22 @@ impl<S: Storage> Driver<S> {
         kind: Kind,
     ) -> Option<Pushed> {
         let pushed = self.outboxes.get(&session)?.push(frame, kind);
-        if pushed == Pushed::Overflow {
-            tracing::warn!(
-                session = session.0,
-                "slow consumer: outbound queue full, closing"
-            );
-            self.close(session);
+        match pushed {
+            Pushed::Queued => {}
+            Pushed::Dropped => {
+                self.counters.outbox_drops.fetch_add(1, Relaxed);
+            }
+            Pushed::Behind => {
+                self.counters.readers_behind.fetch_add(1, Relaxed);
+            }
+            Pushed::Overflow => {
+                tracing::warn!(
+                    session = session.0,
+                    "slow consumer: outbound queue full, closing"
+                );
+                self.counters.slow_consumers.fetch_add(1, Relaxed);
+                self.close(session);
+            }
         }
         Some(pushed)
     }

@@ -21,6 +21,7 @@
 mod connection;
 mod driver;
 mod io;
+mod stats;
 mod writer;
 
 use std::net::IpAddr;
@@ -34,6 +35,8 @@ use tokio::task::JoinHandle;
 
 pub use self::connection::{Connection, EngineClosed};
 use self::driver::Driver;
+use self::stats::Counters;
+pub use self::stats::EngineStats;
 use crate::outbox::Outbox;
 use crate::password::{PasswordParamsError, Passwords};
 use crate::storage::Storage;
@@ -116,6 +119,7 @@ struct Inner {
     control: mpsc::UnboundedSender<Control>,
     next_session: AtomicU64,
     config: Config,
+    counters: Arc<Counters>,
     task: Mutex<Option<JoinHandle<Result<(), EngineError>>>>,
 }
 
@@ -138,8 +142,22 @@ impl Engine {
         let (inputs, input_rx) = mpsc::channel(INPUT_QUEUE);
         let (control, control_rx) = mpsc::unbounded_channel();
         let (writes, write_rx) = mpsc::channel(WRITE_QUEUE);
-        let writer = tokio::spawn(writer::run(storage.clone(), write_rx, control.clone()));
-        let driver = Driver::new(hub, clock, storage, passwords, writes, control.clone());
+        let counters = Arc::new(Counters::default());
+        let writer = tokio::spawn(writer::run(
+            storage.clone(),
+            write_rx,
+            control.clone(),
+            counters.clone(),
+        ));
+        let driver = Driver::new(
+            hub,
+            clock,
+            storage,
+            passwords,
+            writes,
+            control.clone(),
+            counters.clone(),
+        );
         let task = tokio::spawn(driver.run(input_rx, control_rx, writer));
         Ok(Self {
             inner: Arc::new(Inner {
@@ -147,6 +165,7 @@ impl Engine {
                 control,
                 next_session: AtomicU64::new(0),
                 config,
+                counters,
                 task: Mutex::new(Some(task)),
             }),
         })
@@ -155,6 +174,11 @@ impl Engine {
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// What the engine has done so far (for metrics).
+    pub fn stats(&self) -> EngineStats {
+        self.inner.counters.snapshot()
     }
 
     /// Opens a new in-process connection (waiting if the engine is backed up). Its first

@@ -9,11 +9,12 @@
 //! acknowledged is lost and nothing is acknowledged early. At shutdown it retries for a
 //! bounded time, then gives the batch up (still unacknowledged).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::Control;
+use super::{Control, Counters};
 use crate::storage::Storage;
 use crate::{Completion, Ticket, Write};
 
@@ -29,6 +30,7 @@ pub(super) async fn run(
     storage: impl Storage,
     mut queue: mpsc::Receiver<(Ticket, Vec<Write>)>,
     control: mpsc::UnboundedSender<Control>,
+    counters: Arc<Counters>,
 ) {
     let mut tickets = Vec::new();
     let mut batch = Vec::new();
@@ -44,7 +46,10 @@ pub(super) async fn run(
                 Err(_) => break,
             }
         }
-        let Some(duplicates) = commit(&storage, &batch, &queue, &control).await else {
+        let started = tokio::time::Instant::now();
+        let committed = commit(&storage, &batch, &queue, &control).await;
+        counters.record_commit(batch.len(), started.elapsed());
+        let Some(duplicates) = committed else {
             tracing::error!(
                 persists = batch.len(),
                 "shutting down with storage still failing: these writes were never acknowledged and are dropped"

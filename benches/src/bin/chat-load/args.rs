@@ -13,7 +13,11 @@ use crate::scenario::{
 pub(crate) struct Args {
     #[command(subcommand)]
     pub(crate) scenario: Scenario,
-    /// Use an already running server instead of starting one (must be a loopback address).
+    /// Connect the users over TCP or WebSocket.
+    #[arg(long, global = true, value_enum, default_value = "tcp")]
+    pub(crate) transport: crate::clients::Via,
+    /// Use an already running server instead of starting one (must be a loopback address; its
+    /// web listener's with `--transport ws`).
     #[arg(long, global = true)]
     pub(crate) server: Option<SocketAddr>,
     /// The PID of `--server`, to read its CPU time and memory.

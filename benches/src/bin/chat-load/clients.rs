@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chat_client::{Error, Session, Tcp};
+use chat_client::{Error, Session, Tcp, Transport, Ws};
 use chat_proto::{ClientMessage, ClientMsgId, Request, ServerMessage, Target};
 use hdrhistogram::Histogram;
 use tokio::sync::Semaphore;
@@ -15,7 +15,72 @@ use tokio::sync::Semaphore;
 use crate::stats::histogram;
 
 /// A logged-in load-test user.
-pub(crate) type Conn = Session<Tcp>;
+pub(crate) type Conn = Session<Link>;
+
+/// Which front end the generator's users connect through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Via {
+    /// The binary protocol over TCP.
+    Tcp,
+    /// WebSocket (one frame per binary message) to the web listener.
+    Ws,
+}
+
+/// Where users connect: an address and the transport it speaks.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Endpoint {
+    pub(crate) addr: SocketAddr,
+    pub(crate) via: Via,
+}
+
+/// A connection over either transport.
+#[derive(Debug)]
+pub(crate) enum Link {
+    Tcp(Tcp),
+    Ws(Ws),
+}
+
+impl Transport for Link {
+    async fn send(&mut self, msg: ClientMessage) -> Result<(), Error> {
+        match self {
+            Self::Tcp(t) => t.send(msg).await,
+            Self::Ws(t) => t.send(msg).await,
+        }
+    }
+
+    async fn feed(&mut self, msg: ClientMessage) -> Result<(), Error> {
+        match self {
+            Self::Tcp(t) => t.feed(msg).await,
+            Self::Ws(t) => t.feed(msg).await,
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), Error> {
+        match self {
+            Self::Tcp(t) => Transport::flush(t).await,
+            Self::Ws(t) => Transport::flush(t).await,
+        }
+    }
+
+    async fn recv(&mut self) -> Option<Result<ServerMessage, Error>> {
+        match self {
+            Self::Tcp(t) => t.recv().await,
+            Self::Ws(t) => t.recv().await,
+        }
+    }
+}
+
+/// Opens a connection to `to` (from `source`, over TCP) and says hello.
+async fn open(to: Endpoint, source: Option<IpAddr>) -> Result<Session<Link>, Error> {
+    let link = match to.via {
+        Via::Tcp => Link::Tcp(match source {
+            Some(ip) => chat_client::tcp_from(to.addr, ip).await?,
+            None => chat_client::tcp(to.addr).await?,
+        }),
+        Via::Ws => Link::Ws(chat_client::ws(to.addr).await?),
+    };
+    Session::handshake(link, "chat-load").await
+}
 
 /// Every load-test user's password.
 pub(crate) const PASSWORD: &str = "load-test-password";
@@ -25,13 +90,13 @@ const WAIT: Duration = Duration::from_secs(60);
 /// Connects from `source` (a loopback address, or any) and registers `name` (or logs in, if
 /// `login`) on device `device`.
 pub(crate) async fn client(
-    addr: SocketAddr,
+    addr: Endpoint,
     name: &str,
     source: Option<IpAddr>,
     login: bool,
     device: &str,
 ) -> Result<Conn, String> {
-    let mut conn = Session::connect_from(addr, source, "chat-load")
+    let mut conn = open(addr, source)
         .await
         .map_err(|e| format!("connect: {e}"))?
         .with_wait(WAIT);
@@ -58,7 +123,7 @@ pub(crate) async fn client(
 /// Connects `count` users named `{prefix}{i}`, at most 64 at a time (registering them, or
 /// logging in if `login`), spread over `sources` loopback addresses, joined to `room` if given.
 pub(crate) async fn connect_all(
-    addr: SocketAddr,
+    addr: Endpoint,
     prefix: &str,
     count: usize,
     room: Option<&str>,

@@ -1,4 +1,5 @@
-//! `chat-load`: a load generator speaking the real protocol over TCP to a chat-server.
+//! `chat-load`: a load generator speaking the real protocol over TCP or WebSocket
+//! (`--transport ws`) to a chat-server.
 //!
 //! By default it starts `chat-server` (from the same target directory: build it first with
 //! `cargo build --release -p chat-server`) on 127.0.0.1 with a temporary database, so it knows

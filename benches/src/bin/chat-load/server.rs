@@ -1,7 +1,6 @@
 //! The server under test: started here on a temporary database (so its PID is known), or an
 //! already running one on a loopback address; and what /proc says about a process.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
 
@@ -9,10 +8,12 @@ use chat_testkit::TestDb;
 use tokio::process::{Child, Command};
 
 use crate::args::Args;
+use crate::clients::{Endpoint, Via};
 
 /// The server under test, and the means to measure it.
 pub(crate) struct Target {
-    pub(crate) addr: SocketAddr,
+    /// Where the generator's users connect (the TCP or the web listener).
+    pub(crate) addr: Endpoint,
     pub(crate) pid: Option<u32>,
     child: Option<Child>,
     /// The temporary database (SQLite file or PostgreSQL database), deleted when dropped.
@@ -25,19 +26,27 @@ impl Target {
     pub(crate) async fn new(args: &Args, owasp: bool) -> Result<Self, String> {
         match args.server {
             Some(addr) if addr.ip().is_loopback() => Ok(Self {
-                addr,
+                addr: Endpoint {
+                    addr,
+                    via: args.transport,
+                },
                 pid: args.server_pid,
                 child: None,
                 _db: None,
             }),
             Some(addr) => Err(format!("{addr} is not a loopback address: refusing")),
-            None => Self::spawn(owasp, &args.durability, args.db.as_deref()).await,
+            None => Self::spawn(owasp, &args.durability, args.db.as_deref(), args.transport).await,
         }
     }
 
     /// Starts target/release/chat-server next to this binary, on a temporary database: a
     /// SQLite file, or a new database on the PostgreSQL server of `postgres`.
-    async fn spawn(owasp: bool, durability: &str, postgres: Option<&str>) -> Result<Self, String> {
+    async fn spawn(
+        owasp: bool,
+        durability: &str,
+        postgres: Option<&str>,
+        via: Via,
+    ) -> Result<Self, String> {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let server: PathBuf = exe.with_file_name("chat-server");
         if !server.exists() {
@@ -55,7 +64,8 @@ impl Target {
         };
         let mut command = Command::new(&server);
         command
-            .args(["--listen", "127.0.0.1:0", "--max-connections", "30000"])
+            .args(["--listen", "127.0.0.1:0", "--web-listen", "127.0.0.1:0"])
+            .args(["--max-connections", "30000"])
             // Set-up can leave early clients unread for a while: no keepalive closes during a run.
             .args(["--keepalive", "3600"])
             .args(["--durability", durability])
@@ -69,8 +79,12 @@ impl Target {
             command.args(["--argon2-memory-kib", "8", "--argon2-iterations", "1"]);
         }
         let (child, ready) = chat_testkit::spawn_ready(&mut command).await?;
+        let addr = match via {
+            Via::Tcp => ready.tcp,
+            Via::Ws => ready.web.ok_or("the server has no web listener")?,
+        };
         Ok(Self {
-            addr: ready.tcp,
+            addr: Endpoint { addr, via },
             pid: child.id(),
             child: Some(child),
             _db: Some(db),

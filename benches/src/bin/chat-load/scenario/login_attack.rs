@@ -61,7 +61,7 @@ impl LoginAttack {
         let rss_before = rss_bytes(target.pid);
 
         let until = Instant::now() + Duration::from_secs(secs);
-        let addr = target.addr;
+        let addr = target.addr.addr;
         let tasks: Vec<_> = (0..attackers)
             .map(|i| {
                 let source = IpAddr::V4(Ipv4Addr::new(

@@ -1,0 +1,84 @@
+//! [`EngineStats`]: what the engine has done, for metrics. The engine task and the writer
+//! publish into shared atomics; [`Engine::stats`](super::Engine::stats) reads a snapshot.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// A snapshot of the engine's counters (totals since it started, except the gauges noted).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Users with at least one logged-in session now (a gauge).
+    pub online: u64,
+    /// Messages accepted for storage (resends not counted).
+    pub messages_accepted: u64,
+    /// Requests refused by the per-connection rate limit.
+    pub rate_limited: u64,
+    /// Logins (password or token) that failed.
+    pub failed_logins: u64,
+    /// Droppable frames (typing, presence) dropped because a connection's outbox was full.
+    pub outbox_drops: u64,
+    /// Times a live connection fell behind and was switched to catching up from storage.
+    pub readers_behind: u64,
+    /// Connections closed because their outbox overflowed, or they took nothing while
+    /// catching up for the stall timeout.
+    pub slow_consumers: u64,
+    /// Transactions committed by the writer.
+    pub commits: u64,
+    /// Persists committed, over all transactions (`/ commits` is the mean batch size).
+    pub committed_persists: u64,
+    /// Time spent committing, in microseconds, over all transactions.
+    pub commit_micros: u64,
+    /// The largest batch committed in one transaction.
+    pub max_commit_batch: u64,
+}
+
+/// The shared counters behind [`EngineStats`]: each field has one writer.
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    online: AtomicU64,
+    messages_accepted: AtomicU64,
+    rate_limited: AtomicU64,
+    failed_logins: AtomicU64,
+    pub(super) outbox_drops: AtomicU64,
+    pub(super) readers_behind: AtomicU64,
+    pub(super) slow_consumers: AtomicU64,
+    commits: AtomicU64,
+    committed_persists: AtomicU64,
+    commit_micros: AtomicU64,
+    max_commit_batch: AtomicU64,
+}
+
+impl Counters {
+    /// Publishes the hub's counts (by the engine task, after each batch of work).
+    pub(super) fn publish_hub(&self, stats: chat_hub::Stats, online: usize) {
+        self.online.store(online as u64, Relaxed);
+        self.messages_accepted
+            .store(stats.messages_accepted, Relaxed);
+        self.rate_limited.store(stats.rate_limited, Relaxed);
+        self.failed_logins.store(stats.failed_logins, Relaxed);
+    }
+
+    /// Records one commit (by the writer).
+    pub(super) fn record_commit(&self, persists: usize, took: std::time::Duration) {
+        self.commits.fetch_add(1, Relaxed);
+        self.committed_persists.fetch_add(persists as u64, Relaxed);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.commit_micros.fetch_add(micros, Relaxed);
+        self.max_commit_batch.fetch_max(persists as u64, Relaxed);
+    }
+
+    pub(super) fn snapshot(&self) -> EngineStats {
+        EngineStats {
+            online: self.online.load(Relaxed),
+            messages_accepted: self.messages_accepted.load(Relaxed),
+            rate_limited: self.rate_limited.load(Relaxed),
+            failed_logins: self.failed_logins.load(Relaxed),
+            outbox_drops: self.outbox_drops.load(Relaxed),
+            readers_behind: self.readers_behind.load(Relaxed),
+            slow_consumers: self.slow_consumers.load(Relaxed),
+            commits: self.commits.load(Relaxed),
+            committed_persists: self.committed_persists.load(Relaxed),
+            commit_micros: self.commit_micros.load(Relaxed),
+            max_commit_batch: self.max_commit_batch.load(Relaxed),
+        }
+    }
+}

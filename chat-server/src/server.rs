@@ -1,0 +1,311 @@
+//! [`Server`]: one engine, one connection limit, one shutdown, any number of listeners.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chat_core::{Engine, EngineError};
+use chat_proto::{encode, ErrorCode, ErrorReply, ServerMessage};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::metrics::{Metrics, Transport};
+use crate::pump::{self, Keepalive};
+use crate::tls::Tls;
+use crate::transport::tcp::{StreamReader, StreamWriter, TcpReader};
+use crate::web;
+
+/// Limits and options of the front ends.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Most connections at once, over every listener together; past it, new ones are refused
+    /// (`ServerFull` on TCP, HTTP 503 on the web listener).
+    pub max_connections: usize,
+    /// How long shutdown waits for connections to flush before closing them.
+    pub shutdown_grace: Duration,
+    /// TLS for every listener (TCP gets TLS, the web listener HTTPS and WSS), if set.
+    pub tls: Option<Arc<Tls>>,
+    /// Web origins (`scheme://host:port`) allowed to open a WebSocket besides the server's own
+    /// (the origin of the `Host` the page was loaded from).
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            shutdown_grace: Duration::from_secs(3),
+            tls: None,
+            allowed_origins: Vec::new(),
+        }
+    }
+}
+
+/// How long a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A chat server: owns the engine handle, the connection limit, cancellation, the task
+/// tracker and the shutdown order, and serves any number of listeners.
+///
+/// ```no_run
+/// # async fn demo(engine: chat_core::Engine) -> Result<(), Box<dyn std::error::Error>> {
+/// use chat_server::{Server, ServerConfig};
+/// let server = Server::new(engine, ServerConfig::default());
+/// server.serve_tcp(tokio::net::TcpListener::bind("127.0.0.1:7878").await?);
+/// server.serve_web(tokio::net::TcpListener::bind("127.0.0.1:8080").await?);
+/// server.run(tokio::signal::ctrl_c()).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Server {
+    shared: Arc<Shared>,
+}
+
+/// What every listener and connection task shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) engine: Engine,
+    pub(crate) config: ServerConfig,
+    /// One permit per open connection, over all listeners.
+    limit: Arc<Semaphore>,
+    /// Cancelled when shutdown begins: listeners stop accepting, health turns 503, idle HTTP
+    /// connections close.
+    pub(crate) stopping: CancellationToken,
+    /// Cancelled when the grace period is over: every connection task ends at once.
+    pub(crate) cancel: CancellationToken,
+    /// Every listener and connection task, waited for at shutdown.
+    pub(crate) tasks: TaskTracker,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) keepalive: Keepalive,
+}
+
+impl Server {
+    /// A server over `engine`; it serves nothing until given listeners.
+    pub fn new(engine: Engine, config: ServerConfig) -> Self {
+        let metrics = Arc::new(Metrics::new(engine.clone()));
+        let keepalive = Keepalive::of(engine.config());
+        Self {
+            shared: Arc::new(Shared {
+                limit: Arc::new(Semaphore::new(config.max_connections)),
+                engine,
+                config,
+                stopping: CancellationToken::new(),
+                cancel: CancellationToken::new(),
+                tasks: TaskTracker::new(),
+                metrics,
+                keepalive,
+            }),
+        }
+    }
+
+    /// Serves the binary protocol (over TLS if configured) on `listener` until shutdown.
+    pub fn serve_tcp(&self, listener: TcpListener) {
+        let shared = self.shared.clone();
+        self.shared
+            .tasks
+            .spawn(accept_loop(listener, shared, Transport::Tcp));
+    }
+
+    /// Serves HTTP (the web client, `/ws`, `/healthz`, `/metrics`; HTTPS if TLS is configured)
+    /// on `listener` until shutdown.
+    pub fn serve_web(&self, listener: TcpListener) {
+        let shared = self.shared.clone();
+        self.shared
+            .tasks
+            .spawn(accept_loop(listener, shared, Transport::Ws));
+    }
+
+    /// Runs until `shutdown` completes (or the engine stops), then shuts down in order: stop
+    /// accepting, have the engine send every client `ShuttingDown` and commit pending writes,
+    /// wait (up to `shutdown_grace`) for connections to flush, then close the rest.
+    ///
+    /// # Errors
+    /// If the engine fails (a storage error).
+    pub async fn run(self, shutdown: impl Future) -> Result<(), EngineError> {
+        let shared = &self.shared;
+        let stopped = shared.engine.clone();
+        tokio::select! {
+            _ = shutdown => tracing::info!("shutting down"),
+            result = stopped.join() => {
+                tracing::error!("the engine stopped; closing every connection");
+                shared.stopping.cancel();
+                shared.cancel.cancel();
+                shared.tasks.close();
+                shared.tasks.wait().await;
+                return result;
+            }
+        }
+        shared.stopping.cancel();
+        let result = shared.engine.shut_down().await;
+        shared.tasks.close();
+        if timeout(shared.config.shutdown_grace, shared.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections still flushing after the grace period; closing them");
+            shared.cancel.cancel();
+            shared.tasks.wait().await;
+        }
+        result
+    }
+}
+
+/// Serves `listener` with the binary protocol until `shutdown` completes (one TCP listener, no
+/// web front end): shorthand for [`Server::new`], [`Server::serve_tcp`] and [`Server::run`].
+///
+/// # Errors
+/// If the engine fails (a storage error).
+pub async fn run(
+    listener: TcpListener,
+    engine: Engine,
+    config: ServerConfig,
+    shutdown: impl Future,
+) -> Result<(), EngineError> {
+    let server = Server::new(engine, config);
+    server.serve_tcp(listener);
+    server.run(shutdown).await
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, transport: Transport) {
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let accepted = tokio::select! {
+            () = shared.stopping.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => {
+                backoff = Duration::from_millis(10);
+                accepted
+            }
+            Err(error) => {
+                // Out of file descriptors or the like: wait, then try again.
+                tracing::warn!(%error, ?backoff, "accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let Ok(permit) = shared.limit.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, via = transport.name(), "connection limit reached; refusing");
+            shared.metrics.refused.inc();
+            shared
+                .tasks
+                .spawn(refuse(stream, shared.clone(), transport));
+            continue;
+        };
+        tracing::debug!(%peer, via = transport.name(), "accepted");
+        let task = shared.clone();
+        match transport {
+            Transport::Tcp => shared.tasks.spawn(serve_tcp(stream, task, permit)),
+            Transport::Ws => shared.tasks.spawn(web::serve(stream, task, permit)),
+        };
+    }
+}
+
+/// Serves one binary-protocol connection, over TLS if configured.
+async fn serve_tcp(stream: TcpStream, shared: Arc<Shared>, permit: OwnedSemaphorePermit) {
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%error, "cannot set TCP_NODELAY");
+    }
+    let max_frame_len = shared.engine.config().max_frame_len;
+    let cancel = shared.cancel.clone();
+    // Login throttling and hashing budgets are per client address.
+    let peer = stream.peer_addr().map(|a| a.ip());
+    let connect = || async {
+        match peer {
+            Ok(ip) => shared.engine.connect_from(ip).await,
+            Err(_) => shared.engine.connect().await,
+        }
+    };
+    match &shared.config.tls {
+        None => {
+            let conn = connect().await;
+            let open = shared.metrics.open(Transport::Tcp);
+            let (read, write) = stream.into_split();
+            let reader = TcpReader::new(read, max_frame_len);
+            let writer = StreamWriter::new(write);
+            pump::serve(reader, writer, conn, shared.keepalive, cancel, open).await;
+        }
+        Some(tls) => {
+            let Some(stream) = handshake(tls.raw_acceptor(), stream, &cancel).await else {
+                return;
+            };
+            let conn = connect().await;
+            let open = shared.metrics.open(Transport::Tcp);
+            let (read, write) = tokio::io::split(stream);
+            let reader = StreamReader::new(read, max_frame_len);
+            let writer = StreamWriter::new(write);
+            pump::serve(reader, writer, conn, shared.keepalive, cancel, open).await;
+        }
+    }
+    drop(permit);
+}
+
+/// A TLS handshake, bounded in time; `None` if it fails.
+pub(crate) async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: S,
+    cancel: &CancellationToken,
+) -> Option<tokio_rustls::server::TlsStream<S>> {
+    let accept = timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+    tokio::select! {
+        () = cancel.cancelled() => None,
+        result = accept => match result {
+            Ok(Ok(stream)) => Some(stream),
+            Ok(Err(error)) => {
+                tracing::info!(%error, "TLS handshake failed");
+                None
+            }
+            Err(_) => {
+                tracing::info!("TLS handshake timed out");
+                None
+            }
+        },
+    }
+}
+
+/// Tells a connection over the limit why it is closed: `ServerFull` on TCP, 503 over HTTP.
+async fn refuse(stream: TcpStream, shared: Arc<Shared>, transport: Transport) {
+    let bytes: Vec<u8> = match transport {
+        Transport::Tcp => {
+            let error = ErrorReply::new(
+                ErrorCode::ServerFull,
+                "too many connections; try again later",
+            );
+            match encode(
+                &ServerMessage::Error(error),
+                shared.engine.config().max_frame_len,
+            ) {
+                Ok(frame) => frame.as_bytes().to_vec(),
+                Err(_) => Vec::new(),
+            }
+        }
+        Transport::Ws => web::SERVER_FULL.to_vec(),
+    };
+    let acceptor = shared.config.tls.as_ref().map(|tls| match transport {
+        Transport::Tcp => tls.raw_acceptor(),
+        Transport::Ws => tls.http_acceptor(),
+    });
+    let write = async move {
+        match acceptor {
+            None => write_and_close(stream, &bytes).await,
+            Some(acceptor) => {
+                if let Some(stream) = handshake(acceptor, stream, &shared.cancel).await {
+                    write_and_close(stream, &bytes).await;
+                }
+            }
+        }
+    };
+    let _ = timeout(Duration::from_secs(2), write).await;
+}
+
+async fn write_and_close(mut stream: impl AsyncWrite + Unpin, bytes: &[u8]) {
+    if stream.write_all(bytes).await.is_ok() {
+        let _ = stream.shutdown().await;
+    }
+}

@@ -1,0 +1,165 @@
+//! WebSocket: each binary message carries exactly one chat-proto frame, byte for byte as on TCP
+//! (length prefix included), so a fan-out frame encoded once goes to every transport.
+//!
+//! A text message, a message holding anything but exactly one valid frame, or a message over
+//! the frame limit is bad input, as garbage is on TCP. WebSocket pings are answered by the
+//! library (on the next write) and count as a sign of life.
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+
+use chat_proto::{decode_frame, ClientMessage, CodecError, EncodedFrame};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{Sink, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use super::{FrameReader, FrameWriter, Read, ReadError};
+
+/// Bytes the WebSocket library gathers before writing on its own (the flush writes the rest).
+const WRITE_BATCH: usize = 64 * 1024;
+
+/// The WebSocket library's limits for a connection whose frames are at most `max_frame_len`
+/// bytes of payload: one message is one frame, so nothing larger is ever buffered. Reads go
+/// through a small buffer; writes are gathered (up to the pump's high-water mark) and leave in
+/// one syscall at the flush.
+pub(crate) fn config(max_frame_len: usize) -> WebSocketConfig {
+    let max_message = max_frame_len + chat_proto::HEADER_LEN;
+    WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(WRITE_BATCH)
+        .max_message_size(Some(max_message))
+        .max_frame_size(Some(max_message))
+}
+
+/// Splits a WebSocket into the pump's two halves.
+pub(crate) fn split<S>(ws: WebSocketStream<S>, max_frame_len: usize) -> (WsReader<S>, WsWriter<S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (sink, stream) = ws.split();
+    (
+        WsReader {
+            stream,
+            max_frame_len,
+        },
+        WsWriter {
+            sink,
+            queue: VecDeque::new(),
+            pending: 0,
+            unflushed: false,
+        },
+    )
+}
+
+/// Reads one frame per binary message.
+pub(crate) struct WsReader<S> {
+    stream: SplitStream<WebSocketStream<S>>,
+    max_frame_len: usize,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> FrameReader for WsReader<S> {
+    async fn read(&mut self, out: &mut Vec<ClientMessage>) -> Result<Read, ReadError> {
+        // `StreamExt::next` is cancel-safe: the stream keeps partial messages.
+        let msg = match self.stream.next().await {
+            None
+            | Some(Err(
+                WsError::ConnectionClosed
+                | WsError::AlreadyClosed
+                | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake),
+            )) => return Ok(Read::Eof),
+            Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, .. }))) => {
+                return Err(ReadError::BadInput(CodecError::FrameTooLarge {
+                    len: size.saturating_sub(chat_proto::HEADER_LEN),
+                    max: self.max_frame_len,
+                }))
+            }
+            Some(Err(WsError::Io(error))) => return Err(ReadError::Io(error)),
+            Some(Err(error)) => {
+                return Err(ReadError::BadInput(CodecError::Malformed(
+                    error.to_string(),
+                )))
+            }
+            Some(Ok(msg)) => msg,
+        };
+        match msg {
+            Message::Binary(bytes) => match decode_frame(&bytes, self.max_frame_len) {
+                Ok(Some((msg, used))) if used == bytes.len() => {
+                    out.push(msg);
+                    Ok(Read::Data)
+                }
+                Ok(Some((_, used))) => Err(ReadError::BadInput(CodecError::TrailingBytes(
+                    bytes.len() - used,
+                ))),
+                Ok(None) => Err(ReadError::BadInput(CodecError::Malformed(
+                    "a WebSocket message must hold one whole frame".into(),
+                ))),
+                Err(error) => Err(ReadError::BadInput(error)),
+            },
+            Message::Text(_) => Err(ReadError::BadInput(CodecError::Malformed(
+                "text WebSocket messages are not accepted; send binary frames".into(),
+            ))),
+            Message::Close(_) => Ok(Read::Eof),
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Ok(Read::Data),
+        }
+    }
+}
+
+/// Writes one binary message per frame; the library buffers them and the flush writes them
+/// together.
+pub(crate) struct WsWriter<S> {
+    sink: SplitSink<WebSocketStream<S>, Message>,
+    queue: VecDeque<EncodedFrame>,
+    pending: usize,
+    /// Frames handed to the library and not yet flushed.
+    unflushed: bool,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> FrameWriter for WsWriter<S> {
+    fn push(&mut self, frame: EncodedFrame) {
+        self.pending += frame.len();
+        self.queue.push_back(frame);
+    }
+
+    fn pending(&self) -> usize {
+        self.pending + usize::from(self.unflushed)
+    }
+
+    async fn write(&mut self) -> io::Result<()> {
+        // A frame leaves the queue only once the sink has taken it, so cancelling loses none.
+        poll_fn(|cx| {
+            while !self.queue.is_empty() {
+                std::task::ready!(Pin::new(&mut self.sink).poll_ready(cx)).map_err(ws_io)?;
+                if let Some(frame) = self.queue.pop_front() {
+                    self.pending -= frame.len();
+                    Pin::new(&mut self.sink)
+                        .start_send(Message::Binary(frame.into_bytes()))
+                        .map_err(ws_io)?;
+                    self.unflushed = true;
+                }
+            }
+            std::task::ready!(Pin::new(&mut self.sink).poll_flush(cx)).map_err(ws_io)?;
+            self.unflushed = false;
+            std::task::Poll::Ready(Ok(()))
+        })
+        .await
+    }
+
+    async fn close(&mut self) {
+        if self.write().await.is_ok() {
+            let _ = poll_fn(|cx| Pin::new(&mut self.sink).poll_close(cx)).await;
+        }
+    }
+}
+
+fn ws_io(error: WsError) -> io::Error {
+    match error {
+        WsError::Io(error) => error,
+        other => io::Error::other(other),
+    }
+}

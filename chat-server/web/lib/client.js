@@ -1,0 +1,307 @@
+// ChatClient: the browser's protocol client, apart from any view. It owns the WebSocket,
+// the handshake, login and resume by token, requests matched by id, reconnection with
+// back-off, messages shown once by id, unsent messages resent with their original client
+// message ids, acknowledgements, and typing. Views listen to its events.
+import { ClientMessage, ServerMessage, encodeFrame, decodeFrame, VERSION } from "./chat-proto.js";
+
+const MIN_BACKOFF = 100;
+const MAX_BACKOFF = 5000;
+const TYPING_REFRESH = 2500;
+
+/** A conversation's key: "#room" or "@user". */
+export function keyOf(target) {
+  return target.type === "Room" ? `#${target.name}` : `@${target.name}`;
+}
+
+/** The target of a key. */
+export function targetOf(key) {
+  return key.startsWith("#") ? { type: "Room", name: key.slice(1) } : { type: "User", name: key.slice(1) };
+}
+
+/** A random u64 as a BigInt, for client message ids. */
+function randomId() {
+  const words = crypto.getRandomValues(new Uint32Array(2));
+  return (BigInt(words[0]) << 32n) | BigInt(words[1]);
+}
+
+export class ChatClient extends EventTarget {
+  constructor({ url, storage }) {
+    super();
+    this.url = url;
+    this.storage = storage;
+    this.device = storage.getItem("chat.device") || `web-${crypto.randomUUID().slice(0, 18)}`;
+    storage.setItem("chat.device", this.device);
+    this.token = storage.getItem("chat.token");
+    this.user = storage.getItem("chat.user");
+    this.status = "offline";
+    this.socket = null;
+    this.nextId = 1;
+    this.requests = new Map();
+    this.backoff = MIN_BACKOFF;
+    this.retry = null;
+    this.loggedIn = false;
+    this.caughtUp = false;
+    this.seen = new Set();
+    this.highest = 0n;
+    this.acked = 0n;
+    this.unsent = new Map(); // client_msg_id (string) -> { target, client_msg_id, text }
+    this.typingSent = new Map();
+    this.welcome = null;
+    this.wantOnline = false;
+  }
+
+  emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  setStatus(status, info = "") {
+    this.status = status;
+    this.emit("status", { status, info });
+  }
+
+  /** Connects (and keeps reconnecting until `logout`). */
+  start() {
+    this.wantOnline = true;
+    this.connect();
+  }
+
+  connect() {
+    clearTimeout(this.retry);
+    this.setStatus("connecting");
+    let socket;
+    try {
+      socket = new WebSocket(this.url);
+    } catch (error) {
+      return this.scheduleReconnect(String(error));
+    }
+    socket.binaryType = "arraybuffer";
+    this.socket = socket;
+    socket.onopen = () => {
+      this.send({ type: "Hello", min_version: VERSION, max_version: VERSION, client: "web" });
+    };
+    socket.onmessage = (event) => {
+      if (!(event.data instanceof ArrayBuffer)) return;
+      let decoded;
+      try {
+        decoded = decodeFrame(ServerMessage, new Uint8Array(event.data), 1 << 24);
+      } catch (error) {
+        console.warn("bad frame from the server", error);
+        return socket.close();
+      }
+      if (decoded) this.onMessage(decoded.value);
+    };
+    socket.onclose = () => {
+      if (this.socket !== socket) return;
+      this.socket = null;
+      this.loggedIn = false;
+      this.caughtUp = false;
+      for (const { reject } of this.requests.values()) reject(new ChatError({ type: "Closed" }, "the connection was closed"));
+      this.requests.clear();
+      if (this.wantOnline) this.scheduleReconnect("disconnected");
+      else this.setStatus("offline");
+    };
+  }
+
+  scheduleReconnect(info) {
+    const delay = Math.min(this.backoff, MAX_BACKOFF) * (0.5 + Math.random() / 2);
+    this.backoff = Math.min(this.backoff * 2, MAX_BACKOFF);
+    this.setStatus("reconnecting", `${info}; retrying in ${(delay / 1000).toFixed(1)} s`);
+    this.retry = setTimeout(() => this.connect(), delay);
+  }
+
+  send(msg) {
+    if (!this.socket || this.socket.readyState !== WebSocket.OPEN) return false;
+    this.socket.send(encodeFrame(ClientMessage, msg, this.welcome?.limits.max_frame_len ?? 65536));
+    return true;
+  }
+
+  /** Sends a request; resolves with its reply, rejects with a ChatError. */
+  request(request) {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      if (!this.send({ type: "Request", id, request })) {
+        return reject(new ChatError({ type: "Closed" }, "not connected"));
+      }
+      this.requests.set(id, { resolve, reject });
+    });
+  }
+
+  onMessage(msg) {
+    switch (msg.type) {
+      case "Welcome":
+        this.welcome = msg;
+        this.backoff = MIN_BACKOFF;
+        if (this.token && this.user) this.resume();
+        else this.setStatus("connected");
+        this.emit("welcome", msg);
+        break;
+      case "Ok":
+      case "Err": {
+        const pending = this.requests.get(msg.id);
+        this.requests.delete(msg.id);
+        if (!pending) break;
+        if (msg.type === "Ok") pending.resolve(msg.reply);
+        else pending.reject(new ChatError(msg.error.code, msg.error.message));
+        break;
+      }
+      case "Message":
+        this.onChat(msg.message);
+        break;
+      case "CaughtUp":
+        this.caughtUp = true;
+        this.ack();
+        this.setStatus("online");
+        this.resendUnsent();
+        this.emit("caughtup", {});
+        break;
+      case "Ping":
+        this.send({ type: "Pong", nonce: msg.nonce });
+        break;
+      case "Error":
+        this.emit("notice", { text: describe(msg.error.code, msg.error.message) });
+        break;
+      case "ShuttingDown":
+        this.emit("notice", { text: "the server is restarting; reconnecting…" });
+        break;
+      default:
+        this.emit(msg.type.toLowerCase(), msg);
+    }
+  }
+
+  onChat(message) {
+    const id = message.id.toString();
+    if (message.id > this.highest) this.highest = message.id;
+    if (this.seen.has(id)) return;
+    this.seen.add(id);
+    if (message.from === this.user) this.unsent.delete(message.client_msg_id.toString());
+    this.emit("message", message);
+    if (this.caughtUp) this.ack();
+  }
+
+  ack() {
+    if (this.highest > this.acked && this.send({ type: "Ack", up_to: this.highest })) this.acked = this.highest;
+  }
+
+  async resume() {
+    this.setStatus("logging in");
+    try {
+      const reply = await this.request({ type: "Resume", token: this.token, device: this.device });
+      this.loggedIn = true;
+      this.emit("session", reply.session);
+    } catch (error) {
+      if (error.code?.type === "Closed") return;
+      this.forget();
+      this.emit("loggedout", { reason: `Please log in again (${error.message}).` });
+      this.setStatus("connected");
+    }
+  }
+
+  /** Registers or logs in with a password; resolves with the session. */
+  async login(action, username, password) {
+    const request = { type: action === "register" ? "Register" : "Login", username, password, device: this.device };
+    const reply = await this.request(request);
+    const session = reply.session;
+    this.user = session.user;
+    this.token = session.token;
+    this.storage.setItem("chat.user", session.user);
+    this.storage.setItem("chat.token", session.token);
+    this.loggedIn = true;
+    this.emit("session", session);
+    return session;
+  }
+
+  async logout() {
+    try {
+      await this.request({ type: "Logout" });
+    } catch {
+      // Logged out locally whatever the server says.
+    }
+    this.forget();
+    this.emit("loggedout", { reason: "" });
+  }
+
+  forget() {
+    this.token = null;
+    this.user = null;
+    this.loggedIn = false;
+    this.unsent.clear();
+    this.seen.clear();
+    this.storage.removeItem("chat.token");
+    this.storage.removeItem("chat.user");
+  }
+
+  /** Sends a chat message; it stays unsent (and is resent after a reconnect) until stored. */
+  sendText(target, text) {
+    const entry = { target, client_msg_id: randomId(), text, sent_at: BigInt(Date.now()) };
+    this.unsent.set(entry.client_msg_id.toString(), entry);
+    this.emit("pending", entry);
+    this.typing(target, false);
+    if (this.caughtUp) this.transmit(entry);
+    return entry;
+  }
+
+  transmit(entry) {
+    this.request({ type: "Send", target: entry.target, client_msg_id: entry.client_msg_id, text: entry.text })
+      .then((reply) => {
+        this.unsent.delete(entry.client_msg_id.toString());
+        const message = { id: reply.id, from: this.user, target: entry.target, sent_at: reply.sent_at, client_msg_id: entry.client_msg_id, text: entry.text };
+        this.seen.add(reply.id.toString());
+        this.emit("sent", message);
+      })
+      .catch((error) => {
+        if (error.code?.type === "Closed") return; // resent after the reconnect
+        this.unsent.delete(entry.client_msg_id.toString());
+        this.emit("failed", { entry, error });
+      });
+  }
+
+  resendUnsent() {
+    for (const entry of this.unsent.values()) this.transmit(entry);
+  }
+
+  /** Tells the server whether the user is composing to `target` (refreshed, not repeated). */
+  typing(target, active) {
+    const key = keyOf(target);
+    const last = this.typingSent.get(key);
+    const now = Date.now();
+    if (active && last && now - last < TYPING_REFRESH) return;
+    if (!active && !last) return;
+    if (active) this.typingSent.set(key, now);
+    else this.typingSent.delete(key);
+    if (this.loggedIn) this.send({ type: "Typing", target, active });
+  }
+}
+
+/** A refused request: `code` is the protocol's ErrorCode. */
+export class ChatError extends Error {
+  constructor(code, message) {
+    super(describe(code, message));
+    this.code = code;
+  }
+}
+
+/** An error in words. */
+export function describe(code, message) {
+  switch (code?.type) {
+    case "RateLimited":
+      return `Too fast: try again in ${Math.ceil(code.retry_after_ms / 1000)} s.`;
+    case "NotAMember":
+      return "You are not a member of that room (/join it first).";
+    case "BadCredentials":
+      return "Wrong username or password.";
+    case "UsernameTaken":
+      return "That username is taken.";
+    case "WeakPassword":
+      return "The password must be at least 8 characters.";
+    case "NoSuchRoom":
+      return "No such room.";
+    case "NoSuchUser":
+      return "No such user.";
+    case "Forbidden":
+      return "That room is invite-only.";
+    case "InvalidName":
+      return `Invalid name: ${message}`;
+    default:
+      return message || code?.type || "error";
+  }
+}
