@@ -156,11 +156,18 @@ struct EngineCollector(Arc<Engine>);
 impl Collector for EngineCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let stats = self.0.stats();
-        let gauges = [(
-            "sessions_online",
-            "Users logged in now (at least one session)",
-            stats.online,
-        )];
+        let gauges = [
+            (
+                "sessions_online",
+                "Users logged in now (at least one session)",
+                stats.online,
+            ),
+            (
+                "storage_available",
+                "1 while storage takes writes, 0 while failed writes are retried",
+                u64::from(stats.storage_available),
+            ),
+        ];
         for (name, help, value) in gauges {
             let gauge = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
             gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
@@ -183,8 +190,13 @@ impl Collector for EngineCollector {
                 stats.outbox_drops,
             ),
             (
+                "readers_behind",
+                "Times a reader fell behind and switched to catching up from storage",
+                stats.readers_behind,
+            ),
+            (
                 "slow_consumer_disconnects",
-                "Connections closed for a full outbox",
+                "Connections closed for a full outbox or for taking nothing while catching up",
                 stats.slow_consumers,
             ),
             ("commits", "Storage transactions committed", stats.commits),

@@ -158,6 +158,11 @@ fn handle(
         "/healthz" => {
             if shared.stopping.is_cancelled() {
                 plain(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+            } else if !shared.engine.stats().storage_available {
+                plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage cannot take writes\n",
+                )
             } else {
                 plain(StatusCode::OK, "ok\n")
             }

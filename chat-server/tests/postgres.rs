@@ -47,11 +47,18 @@ async fn messages_sent_while_the_database_is_down_are_stored_once_it_is_back() {
     let mut alice = logged_in(server.addr, "alice", true).await;
     let mut bob = logged_in(server.addr, "bob", true).await;
 
+    assert_eq!(http_get(server.web, "/healthz").await.0, 200);
     db.allow_connections(false).await;
     let refused = alice.send_text(user("bob"), 1, "while down").await;
     assert!(
         refused.is_err(),
         "nothing is acknowledged that is not stored"
+    );
+    // Health says so while storage takes no writes (load balancers route elsewhere).
+    let (status, _, body) = http_get(server.web, "/healthz").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (503, "storage cannot take writes\n")
     );
     db.allow_connections(true).await;
     // Resent with the same id, retrying while the server still says `Unavailable` (its
@@ -74,6 +81,11 @@ async fn messages_sent_while_the_database_is_down_are_stored_once_it_is_back() {
         .await
         .expect("stored");
     bob.until(text_is("marker")).await.expect("arrives");
+    assert_eq!(
+        http_get(server.web, "/healthz").await.0,
+        200,
+        "healthy again"
+    );
     let copies: Vec<_> = bob
         .events()
         .iter()

@@ -2,16 +2,13 @@
 //! clients through one server, hostile WebSocket input, the `Origin` check, one connection
 //! limit over both listeners, the page's headers, health and metrics.
 
-use std::net::SocketAddr;
-
 use chat_client::{ws_with, Session, WsOptions};
 use chat_core::Config;
 use chat_proto::*;
 use chat_server::ServerConfig;
 use chat_testkit::*;
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -22,24 +19,6 @@ async fn start_with(config: Config, server: ServerConfig) -> (TestServer, tempfi
 }
 
 /// A bare `GET` over HTTP/1.1; returns the status line's code, the head and the body.
-async fn get(addr: SocketAddr, path: &str) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(addr).await.expect("connects");
-    let request = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("writes");
-    let mut response = Vec::new();
-    timeout(WAIT, stream.read_to_end(&mut response))
-        .await
-        .expect("answers in time")
-        .expect("reads");
-    let response = String::from_utf8_lossy(&response).into_owned();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let code = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (code, head.to_owned(), body.to_owned())
-}
 
 #[tokio::test]
 async fn websocket_and_tcp_clients_chat_through_one_server() {
@@ -262,7 +241,7 @@ async fn one_connection_limit_covers_both_listeners() {
 #[tokio::test]
 async fn the_page_is_served_with_a_strict_content_security_policy() {
     let (server, _dir) = start_with(config(), ServerConfig::default()).await;
-    let (code, head, body) = get(server.web, "/").await;
+    let (code, head, body) = http_get(server.web, "/").await;
     assert_eq!(code, 200, "{head}");
     assert!(
         body.contains("<script type=\"module\" src=\"/app.js\">"),
@@ -276,9 +255,9 @@ async fn the_page_is_served_with_a_strict_content_security_policy() {
         "{head}"
     );
     assert!(!head.contains("unsafe-inline"), "{head}");
-    let (code, _, _) = get(server.web, "/lib/chat-proto.js").await;
+    let (code, _, _) = http_get(server.web, "/lib/chat-proto.js").await;
     assert_eq!(code, 200);
-    let (code, _, _) = get(server.web, "/nope").await;
+    let (code, _, _) = http_get(server.web, "/nope").await;
     assert_eq!(code, 404);
     server.stop().await;
 }
@@ -286,7 +265,7 @@ async fn the_page_is_served_with_a_strict_content_security_policy() {
 #[tokio::test]
 async fn health_and_metrics_move_with_traffic() {
     let (server, _dir) = start_with(config(), ServerConfig::default()).await;
-    let (code, _, body) = get(server.web, "/healthz").await;
+    let (code, _, body) = http_get(server.web, "/healthz").await;
     assert_eq!((code, body.as_str()), (200, "ok\n"));
 
     let metric = |text: &str, name: &str| -> f64 {
@@ -294,7 +273,7 @@ async fn health_and_metrics_move_with_traffic() {
             .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
             .unwrap_or(0.0)
     };
-    let (_, _, before) = get(server.web, "/metrics").await;
+    let (_, _, before) = http_get(server.web, "/metrics").await;
     let mut alice = logged_in_ws(server.web, "alice", true).await;
     let mut bob = logged_in(server.addr, "bob", true).await;
     alice
@@ -305,7 +284,7 @@ async fn health_and_metrics_move_with_traffic() {
     let mut mallory = Session::connect(server.addr).await.expect("connects");
     let failed = mallory.login("alice", "wrong password", "m").await;
     assert!(failed.is_err());
-    let (_, _, after) = get(server.web, "/metrics").await;
+    let (_, _, after) = http_get(server.web, "/metrics").await;
 
     assert_eq!(
         metric(&after, "chat_connections{transport=\"ws\"} "),

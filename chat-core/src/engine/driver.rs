@@ -150,7 +150,10 @@ impl<S: Storage> Driver<S> {
                 self.counters.slow_consumers.fetch_add(1, Relaxed);
                 self.close(session);
             }
-            Control::Storage { available } => self.hub.handle_storage_available(available),
+            Control::Storage { available } => {
+                self.counters.storage_available.store(available, Relaxed);
+                self.hub.handle_storage_available(available);
+            }
             Control::Shutdown(done) => return Some(done),
         }
         None

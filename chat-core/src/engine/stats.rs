@@ -1,11 +1,13 @@
 //! [`EngineStats`]: what the engine has done, for metrics. The engine task and the writer
 //! publish into shared atomics; [`Engine::stats`](super::Engine::stats) reads a snapshot.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 /// A snapshot of the engine's counters (totals since it started, except the gauges noted).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EngineStats {
+    /// Whether storage takes writes now (false while the writer retries a failed commit).
+    pub storage_available: bool,
     /// Users with at least one logged-in session now (a gauge).
     pub online: u64,
     /// Messages accepted for storage (resends not counted).
@@ -32,8 +34,10 @@ pub struct EngineStats {
 }
 
 /// The shared counters behind [`EngineStats`]: each field has one writer.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Counters {
+    /// Storage takes writes (the engine task sets it from the writer's reports).
+    pub(super) storage_available: AtomicBool,
     online: AtomicU64,
     messages_accepted: AtomicU64,
     rate_limited: AtomicU64,
@@ -45,6 +49,25 @@ pub(super) struct Counters {
     committed_persists: AtomicU64,
     commit_micros: AtomicU64,
     max_commit_batch: AtomicU64,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Self {
+            storage_available: AtomicBool::new(true),
+            online: AtomicU64::default(),
+            messages_accepted: AtomicU64::default(),
+            rate_limited: AtomicU64::default(),
+            failed_logins: AtomicU64::default(),
+            outbox_drops: AtomicU64::default(),
+            readers_behind: AtomicU64::default(),
+            slow_consumers: AtomicU64::default(),
+            commits: AtomicU64::default(),
+            committed_persists: AtomicU64::default(),
+            commit_micros: AtomicU64::default(),
+            max_commit_batch: AtomicU64::default(),
+        }
+    }
 }
 
 impl Counters {
@@ -68,6 +91,7 @@ impl Counters {
 
     pub(super) fn snapshot(&self) -> EngineStats {
         EngineStats {
+            storage_available: self.storage_available.load(Relaxed),
             online: self.online.load(Relaxed),
             messages_accepted: self.messages_accepted.load(Relaxed),
             rate_limited: self.rate_limited.load(Relaxed),
