@@ -66,7 +66,7 @@ fn hello_is_required_first_and_versions_are_negotiated() {
     w.send(
         s,
         ClientMessage::Hello(Hello {
-            min_version: 2,
+            min_version: 3,
             max_version: 5,
             client: "future".into(),
         }),
@@ -74,7 +74,7 @@ fn hello_is_required_first_and_versions_are_negotiated() {
     assert!(matches!(
         &w.drain(s)[..],
         [ServerMessage::Error(ErrorReply {
-            code: ErrorCode::UnsupportedVersion { min: 1, max: 1 },
+            code: ErrorCode::UnsupportedVersion { min: 1, max: 2 },
             ..
         })]
     ));

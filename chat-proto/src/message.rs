@@ -7,8 +7,13 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// The newest protocol version this crate speaks (what [`Hello::current`] asks for).
+pub const PROTOCOL_VERSION: u16 = 2;
+
+/// The oldest protocol version a server built on this crate still speaks. Version 1 is
+/// version 2 without the variants marked "version 2" (appended at the end of each enum), so a
+/// version-1 peer decodes every frame a server sends it.
+pub const MIN_PROTOCOL_VERSION: u16 = 1;
 
 /// A client-chosen number that correlates a [`Request`] with its [`ServerMessage::Ok`] or
 /// [`ServerMessage::Err`] reply. The server echoes it and never interprets it.
@@ -103,9 +108,14 @@ pub struct Hello {
 impl Hello {
     /// A hello for exactly this crate's [`PROTOCOL_VERSION`].
     pub fn current(client: impl Into<String>) -> Self {
+        Self::version(PROTOCOL_VERSION, client)
+    }
+
+    /// A hello for exactly `version` (e.g. 1, to speak as a version-1 client).
+    pub fn version(version: u16, client: impl Into<String>) -> Self {
         Self {
-            min_version: PROTOCOL_VERSION,
-            max_version: PROTOCOL_VERSION,
+            min_version: version,
+            max_version: version,
             client: client.into(),
         }
     }

@@ -31,7 +31,7 @@ use std::net::IpAddr;
 
 use chat_proto::{
     encode, ClientMessage, EncodedFrame, ErrorCode, ErrorReply, Reply, Request, RequestId,
-    ServerMessage, Welcome, PROTOCOL_VERSION,
+    ServerMessage, Welcome, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
 
 use crate::types::*;
@@ -67,8 +67,8 @@ const STORAGE_RETRY_MS: u32 = 1000;
 #[derive(Debug)]
 pub struct Hub {
     config: Config,
-    /// The welcome frame, encoded once.
-    welcome: EncodedFrame,
+    /// The welcome frame of each version from [`MIN_PROTOCOL_VERSION`], encoded once.
+    welcome: Vec<EncodedFrame>,
     directory: Directory,
     sessions: Sessions,
     presence: Presence,
@@ -100,16 +100,20 @@ impl Hub {
     /// If `config` is inconsistent ([`Config::validate`]).
     pub fn new(config: Config, snapshot: Snapshot, now: Now) -> Result<Self, ConfigError> {
         config.validate()?;
-        let welcome = encode(
-            &ServerMessage::Welcome(Welcome {
-                version: PROTOCOL_VERSION,
-                server: config.server_name.clone(),
-                limits: config.limits(),
-                default_room: config.default_room.to_ascii_lowercase(),
-            }),
-            config.max_frame_len,
-        )
-        .map_err(|_| ConfigError("the welcome must fit a frame: shorten server_name"))?;
+        let welcome = (MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION)
+            .map(|version| {
+                encode(
+                    &ServerMessage::Welcome(Welcome {
+                        version,
+                        server: config.server_name.clone(),
+                        limits: config.limits(),
+                        default_room: config.default_room.to_ascii_lowercase(),
+                    }),
+                    config.max_frame_len,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| ConfigError("the welcome must fit a frame: shorten server_name"))?;
         let Snapshot {
             users,
             convs,
@@ -213,13 +217,16 @@ impl Hub {
             (ClientMessage::Pong { .. }, _) => {}
             (msg, Phase::Authenticating(..)) => self.hold(session, msg),
             (ClientMessage::Hello(hello), Phase::New) => {
-                if (hello.min_version..=hello.max_version).contains(&PROTOCOL_VERSION) {
-                    self.sessions.greet(session);
-                    let frame = self.welcome.clone();
-                    self.out.send_frame(session, frame, false);
+                let version = hello.max_version.min(PROTOCOL_VERSION);
+                if version >= hello.min_version && version >= MIN_PROTOCOL_VERSION {
+                    self.sessions.greet(session, version);
+                    let index = usize::from(version - MIN_PROTOCOL_VERSION);
+                    if let Some(frame) = self.welcome.get(index).cloned() {
+                        self.out.send_frame(session, frame, false);
+                    }
                 } else {
                     let code = ErrorCode::UnsupportedVersion {
-                        min: PROTOCOL_VERSION,
+                        min: MIN_PROTOCOL_VERSION,
                         max: PROTOCOL_VERSION,
                     };
                     let error = ErrorReply::new(code, "no common protocol version");
