@@ -8,7 +8,7 @@
 
 use chat_client::command::target_label;
 use chat_client::{Event, ACTION_PREFIX};
-use chat_proto::{ChatMessage, MemberEvent, RoomInfo, Target, UnixMillis, UserStatus};
+use chat_proto::{ChatMessage, MemberEvent, ModAction, RoomInfo, Target, UnixMillis, UserStatus};
 use chrono::{Local, TimeZone};
 use unicode_width::UnicodeWidthStr;
 
@@ -265,6 +265,29 @@ fn event_text(event: &Event) -> Option<String> {
                 MemberEvent::Joined => format!("* {user} joined #{room}"),
                 MemberEvent::Left => format!("* {user} left #{room}"),
                 MemberEvent::Invited { by } => format!("* {} added {user} to #{room}", clean(by)),
+            }
+        }
+        Event::Moderated {
+            room,
+            by,
+            user,
+            action,
+            reason,
+        } => {
+            let (room, by, user) = (clean(room), clean(by), clean(user));
+            let done = match action {
+                ModAction::Kicked => format!("kicked {user} from #{room}"),
+                ModAction::Banned => format!("banned {user} from #{room}"),
+                ModAction::Unbanned => format!("unbanned {user} in #{room}"),
+                ModAction::Muted => format!("muted {user} in #{room}"),
+                ModAction::Unmuted => format!("unmuted {user} in #{room}"),
+                ModAction::Opped => format!("made {user} a moderator of #{room}"),
+                ModAction::Deopped => format!("made {user} a plain member of #{room}"),
+            };
+            if reason.is_empty() {
+                format!("* {by} {done}")
+            } else {
+                format!("* {by} {done}: {}", clean(reason))
             }
         }
         Event::ShuttingDown => "* the server is shutting down".into(),

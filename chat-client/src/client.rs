@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use chat_proto::{
     ChatMessage, ClientMessage, ClientMsgId, ErrorCode, ErrorReply, Hello, Limits, MemberEvent,
-    MessageId, Reply, Request, RoomInfo, ServerMessage, Target, UserStatus, Welcome,
+    MessageId, ModAction, Reply, Request, Role, RoomInfo, ServerMessage, Target, UserStatus,
+    Welcome,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -206,6 +207,19 @@ pub enum Event {
     },
     /// The server is shutting down.
     ShuttingDown,
+    /// *(v2)* A moderator acted in a room the user is in (or on the user).
+    Moderated {
+        /// The room.
+        room: String,
+        /// The moderator.
+        by: String,
+        /// The user acted on.
+        user: String,
+        /// What was done.
+        action: ModAction,
+        /// Why (possibly empty).
+        reason: String,
+    },
     /// An error from the server not tied to a request.
     ServerError(ErrorReply),
     /// Ask the user for a password without echo; answer with [`Client::handle_password`].
@@ -321,6 +335,8 @@ enum What {
         before: Option<MessageId>,
     },
     Nick(String),
+    /// A moderation request: its effect is shown by the `Moderated` event that follows.
+    Moderate,
 }
 
 /// A request sent and unanswered: kept whole to be sent again after a reconnect.
@@ -1140,6 +1156,35 @@ impl Client {
                 };
                 (What::Nick(name), request)
             }
+            Command::Moderate {
+                action,
+                user,
+                reason,
+            } => {
+                let Some(room) = self.current_room() else {
+                    return self.error("not in a room: /switch #room first");
+                };
+                let request = match action {
+                    ModAction::Opped | ModAction::Deopped => Request::SetRole {
+                        room,
+                        user,
+                        role: if action == ModAction::Opped {
+                            Role::Moderator
+                        } else {
+                            Role::Member
+                        },
+                    },
+                    ModAction::Kicked => Request::Kick { room, user, reason },
+                    ModAction::Banned => Request::Ban { room, user, reason },
+                    ModAction::Unbanned => Request::Unban { room, user },
+                    ModAction::Muted | ModAction::Unmuted => Request::Mute {
+                        room,
+                        user,
+                        muted: action == ModAction::Muted,
+                    },
+                };
+                (What::Moderate, request)
+            }
         };
         self.request(what, request);
     }
@@ -1312,6 +1357,27 @@ impl Client {
             ServerMessage::Member { room, user, event } => {
                 self.print(Event::Member { room, user, event });
             }
+            ServerMessage::Moderated {
+                room,
+                by,
+                user,
+                action,
+                reason,
+            } => {
+                if matches!(action, ModAction::Kicked | ModAction::Banned)
+                    && self.me().as_deref() == Some(user.as_str())
+                    && self.current.as_ref() == Some(&Target::Room(room.clone()))
+                {
+                    self.current = None;
+                }
+                self.print(Event::Moderated {
+                    room,
+                    by,
+                    user,
+                    action,
+                    reason,
+                });
+            }
             ServerMessage::ShuttingDown => self.print(Event::ShuttingDown),
             ServerMessage::Error(error) => self.print(Event::ServerError(error)),
             // A reply nobody waits for, a second welcome, a pong: nothing to do.
@@ -1455,7 +1521,7 @@ impl Client {
                     });
                 }
             }
-            (What::Send, _) => {}
+            (What::Send | What::Moderate, _) => {}
             (what, reply) => self.print(Event::Unexpected(format!("{what:?}: {reply:?}"))),
         }
     }

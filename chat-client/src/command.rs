@@ -2,7 +2,7 @@
 //!
 //! A line starting with `/` is a command; anything else is text for the current target.
 
-use chat_proto::Target;
+use chat_proto::{ModAction, Target};
 
 /// One line of input.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,6 +64,16 @@ pub enum Command {
     Nick(String),
     /// `/me ACTION`: an action in the current conversation, shown as `* alice ACTION`.
     Me(String),
+    /// `/op NAME`, `/deop NAME`, `/kick NAME [REASON]`, `/ban NAME [REASON]`, `/unban NAME`,
+    /// `/mute NAME`, `/unmute NAME`: moderation in the current room.
+    Moderate {
+        /// What to do.
+        action: ModAction,
+        /// To whom.
+        user: String,
+        /// Why (kick and ban; else empty).
+        reason: String,
+    },
     /// `/quit` or `/exit`.
     Quit,
     /// A line without a leading `/`: text for the current target.
@@ -91,6 +101,10 @@ pub const HELP: &str = "\
 /history [N]                the last N messages here (default 20)
 /nick DISPLAY NAME          set your display name (announced where you are)
 /me ACTION                  say what you do: * alice waves
+/op NAME, /deop NAME        make a member of this room a moderator, or not (owner)
+/kick NAME [REASON]         remove a member from this room; they may rejoin (moderators)
+/ban NAME [REASON]          remove and keep out of this room; /unban NAME (moderators)
+/mute NAME, /unmute NAME    stop a member of this room posting, or let them (moderators)
 /quit                       leave
 Anything else is sent to the current room or user.";
 
@@ -176,6 +190,30 @@ pub fn parse(line: &str) -> Result<Command, String> {
         ("nick", _) => return usage("/nick DISPLAY NAME"),
         ("me", [_, ..]) => Command::Me(args.into()),
         ("me", _) => return usage("/me ACTION"),
+        ("op" | "deop" | "unban" | "mute" | "unmute", [user]) => Command::Moderate {
+            action: match name {
+                "op" => ModAction::Opped,
+                "deop" => ModAction::Deopped,
+                "unban" => ModAction::Unbanned,
+                "mute" => ModAction::Muted,
+                _ => ModAction::Unmuted,
+            },
+            user: (*user).into(),
+            reason: String::new(),
+        },
+        ("op" | "deop" | "unban" | "mute" | "unmute", _) => {
+            return Err(format!("usage: /{name} NAME"))
+        }
+        ("kick" | "ban", [user, ..]) => Command::Moderate {
+            action: if name == "kick" {
+                ModAction::Kicked
+            } else {
+                ModAction::Banned
+            },
+            user: (*user).into(),
+            reason: args[user.len()..].trim().into(),
+        },
+        ("kick" | "ban", _) => return Err(format!("usage: /{name} NAME [REASON]")),
         ("quit" | "exit", []) => Command::Quit,
         ("logout" | "rooms" | "users" | "quit" | "exit", _) => {
             return Err(format!("usage: /{name}"))
@@ -186,22 +224,29 @@ pub fn parse(line: &str) -> Result<Command, String> {
 
 /// Every command's name, for completion.
 pub const NAMES: &[&str] = &[
+    "/ban",
     "/create",
+    "/deop",
     "/exit",
     "/help",
     "/history",
     "/invite",
     "/join",
+    "/kick",
     "/leave",
     "/login",
     "/logout",
     "/me",
     "/msg",
+    "/mute",
     "/nick",
+    "/op",
     "/quit",
     "/register",
     "/rooms",
     "/switch",
+    "/unban",
+    "/unmute",
     "/users",
     "/who",
 ];
@@ -250,6 +295,30 @@ pub fn target_label(target: &Target) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn moderation_commands() {
+        let m = |action, user: &str, reason: &str| {
+            Ok(Command::Moderate {
+                action,
+                user: user.into(),
+                reason: reason.into(),
+            })
+        };
+        assert_eq!(parse("/op bob"), m(ModAction::Opped, "bob", ""));
+        assert_eq!(parse("/deop bob"), m(ModAction::Deopped, "bob", ""));
+        assert_eq!(
+            parse("/kick bob  too loud, sorry"),
+            m(ModAction::Kicked, "bob", "too loud, sorry")
+        );
+        assert_eq!(parse("/ban bob"), m(ModAction::Banned, "bob", ""));
+        assert_eq!(parse("/unban bob"), m(ModAction::Unbanned, "bob", ""));
+        assert_eq!(parse("/mute bob"), m(ModAction::Muted, "bob", ""));
+        assert_eq!(parse("/unmute bob"), m(ModAction::Unmuted, "bob", ""));
+        assert_eq!(parse("/mute"), Err("usage: /mute NAME".into()));
+        assert_eq!(parse("/kick"), Err("usage: /kick NAME [REASON]".into()));
+        assert_eq!(parse("/op bob carol"), Err("usage: /op NAME".into()));
+    }
 
     #[test]
     fn plain_lines_are_messages() {

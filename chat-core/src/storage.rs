@@ -12,7 +12,8 @@ use chat_hub::MemoryStore;
 
 use crate::store::StoreError;
 use crate::{
-    ConvId, DeviceId, MessageId, Snapshot, StoredMessage, TokenRecord, UnixMillis, UserId, Write,
+    AuditRecord, ConvId, DeviceId, MessageId, Snapshot, StoredMessage, TokenRecord, UnixMillis,
+    UserId, Write,
 };
 
 /// Durable state: the hub's writes, the message archive, and the secrets the hub never holds
@@ -71,6 +72,15 @@ pub trait Storage: Clone + Send + Sync + 'static {
         &self,
         hash: [u8; 32],
     ) -> impl Future<Output = Result<Option<TokenRecord>, StoreError>> + Send;
+
+    /// *(v2)* Up to `limit` moderation audit records of `conv`, newest first, each with its
+    /// position in the whole log (1, 2, …), only those below `before` if given.
+    fn audit_log(
+        &self,
+        conv: ConvId,
+        before: Option<u64>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(u64, AuditRecord)>, StoreError>> + Send;
 
     /// Closes the backend, waiting for work in flight.
     fn close(&self) -> impl Future<Output = ()> + Send;
@@ -136,6 +146,15 @@ impl Storage for MemoryStorage {
 
     async fn find_token(&self, hash: [u8; 32]) -> Result<Option<TokenRecord>, StoreError> {
         Ok(self.lock().find_token(&hash))
+    }
+
+    async fn audit_log(
+        &self,
+        conv: ConvId,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, AuditRecord)>, StoreError> {
+        Ok(self.lock().audit_log(conv, before, limit))
     }
 
     async fn close(&self) {}

@@ -21,9 +21,59 @@ use sqlx::{QueryBuilder, Sqlite, SqlitePool, Transaction};
 
 use crate::storage::Storage;
 use crate::{
-    ClientMsgId, ConvId, ConvKind, ConvRow, DeviceId, DeviceRow, MemberRow, MessageId, Snapshot,
-    StoredMessage, TokenRecord, UnixMillis, UserId, UserRow, Write,
+    AuditRecord, ClientMsgId, ConvId, ConvKind, ConvRow, DeviceId, DeviceRow, MemberRow, MessageId,
+    ModAction, Role, Snapshot, Standing, StandingRow, StoredMessage, TokenRecord, UnixMillis,
+    UserId, UserRow, Write,
 };
+
+/// How a [`Role`] is stored.
+fn role_code(role: Role) -> i64 {
+    match role {
+        Role::Member => 0,
+        Role::Moderator => 1,
+        Role::Owner => 2,
+    }
+}
+
+/// A stored role code (an unknown one reads as a plain member).
+fn role_from(code: i64) -> Role {
+    match code {
+        1 => Role::Moderator,
+        2 => Role::Owner,
+        _ => Role::Member,
+    }
+}
+
+/// How a [`ModAction`] is stored.
+fn action_code(action: ModAction) -> i64 {
+    match action {
+        ModAction::Kicked => 0,
+        ModAction::Banned => 1,
+        ModAction::Unbanned => 2,
+        ModAction::Muted => 3,
+        ModAction::Unmuted => 4,
+        ModAction::Opped => 5,
+        ModAction::Deopped => 6,
+    }
+}
+
+fn action_from(code: i64) -> Result<ModAction, StoreError> {
+    Ok(match code {
+        0 => ModAction::Kicked,
+        1 => ModAction::Banned,
+        2 => ModAction::Unbanned,
+        3 => ModAction::Muted,
+        4 => ModAction::Unmuted,
+        5 => ModAction::Opped,
+        6 => ModAction::Deopped,
+        _ => {
+            return Err(StoreError::OutOfRange {
+                what: "audit action",
+                value: code.into(),
+            })
+        }
+    })
+}
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -275,6 +325,15 @@ impl Storage for Store {
         )
         .fetch_all(&self.pool)
         .await?;
+        let standings = sqlx::query_as::<_, (i64, i64, i64, bool, bool)>(
+            "SELECT conv_id, user_id, role, banned, muted FROM standings ORDER BY conv_id, user_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let operators: Vec<i64> =
+            sqlx::query_scalar("SELECT user_id FROM operators ORDER BY user_id")
+                .fetch_all(&self.pool)
+                .await?;
         let last_message: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM messages")
             .fetch_one(&self.pool)
             .await?;
@@ -317,6 +376,20 @@ impl Storage for Store {
                 cursor: MessageId(uint("message id", cursor)?),
                 last_seen: uint("time", last_seen)?,
             });
+        }
+        for (conv, user, role, banned, muted) in standings {
+            snapshot.standings.push(StandingRow {
+                conv: ConvId(uint("conversation id", conv)?),
+                user: UserId(uint("user id", user)?),
+                standing: Standing {
+                    role: role_from(role),
+                    banned,
+                    muted,
+                },
+            });
+        }
+        for user in operators {
+            snapshot.operators.push(UserId(uint("user id", user)?));
         }
         Ok(snapshot)
     }
@@ -414,6 +487,42 @@ impl Storage for Store {
             })
         })
         .transpose()
+    }
+
+    async fn audit_log(
+        &self,
+        conv: ConvId,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, AuditRecord)>, StoreError> {
+        let before = match before {
+            Some(before) => int("audit position", before)?,
+            None => i64::MAX,
+        };
+        let rows = sqlx::query_as::<_, (i64, i64, i64, i64, i64, String, i64)>(
+            "SELECT id, conv_id, actor, target, action, reason, at FROM audit_log \
+             WHERE conv_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
+        )
+        .bind(int("conversation id", conv.0)?)
+        .bind(before)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(id, conv, actor, target, action, reason, at)| {
+                Ok((
+                    uint("audit position", id)?,
+                    AuditRecord {
+                        conv: ConvId(uint("conversation id", conv)?),
+                        actor: UserId(uint("user id", actor)?),
+                        target: UserId(uint("user id", target)?),
+                        action: action_from(action)?,
+                        reason,
+                        at: uint("time", at)?,
+                    },
+                ))
+            })
+            .collect()
     }
 
     async fn close(&self) {
@@ -580,6 +689,48 @@ async fn apply_one(tx: &mut Transaction<'_, Sqlite>, write: &Write) -> Result<()
             .bind(int("device id", device.0)?)
             .bind(int("time", *expires_at)?),
         Write::RevokeToken { hash } => sqlx::query("DELETE FROM tokens WHERE hash = ?").bind(&hash[..]),
+        Write::SetStanding {
+            conv,
+            user,
+            standing,
+        } if *standing == Standing::default() => {
+            sqlx::query("DELETE FROM standings WHERE conv_id = ? AND user_id = ?")
+                .bind(int("conversation id", conv.0)?)
+                .bind(int("user id", user.0)?)
+        }
+        Write::SetStanding {
+            conv,
+            user,
+            standing,
+        } => sqlx::query(
+            "INSERT INTO standings (conv_id, user_id, role, banned, muted) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (conv_id, user_id) DO UPDATE SET role = excluded.role, \
+             banned = excluded.banned, muted = excluded.muted",
+        )
+        .bind(int("conversation id", conv.0)?)
+        .bind(int("user id", user.0)?)
+        .bind(role_code(standing.role))
+        .bind(standing.banned)
+        .bind(standing.muted),
+        Write::Audit(record) => sqlx::query(
+            "INSERT INTO audit_log (conv_id, actor, target, action, reason, at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(int("conversation id", record.conv.0)?)
+        .bind(int("user id", record.actor.0)?)
+        .bind(int("user id", record.target.0)?)
+        .bind(action_code(record.action))
+        .bind(&record.reason)
+        .bind(int("time", record.at)?),
+        Write::SetOperator {
+            user,
+            operator: true,
+        } => sqlx::query("INSERT OR IGNORE INTO operators (user_id) VALUES (?)")
+            .bind(int("user id", user.0)?),
+        Write::SetOperator {
+            user,
+            operator: false,
+        } => sqlx::query("DELETE FROM operators WHERE user_id = ?").bind(int("user id", user.0)?),
         Write::InsertMessage(_) => return Ok(()),
     };
     query.execute(&mut **tx).await?;

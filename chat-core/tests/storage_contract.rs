@@ -3,8 +3,8 @@
 //! one line to each `contract!` invocation's list.
 
 use chat_core::{
-    token_hash, ConvId, ConvKind, DeviceId, MemoryStorage, MessageId, Snapshot, Storage, Store,
-    StoredMessage, TokenRecord, UserId, Write,
+    token_hash, AuditRecord, ConvId, ConvKind, DeviceId, MemoryStorage, MessageId, ModAction, Role,
+    Snapshot, Standing, StandingRow, Storage, Store, StoredMessage, TokenRecord, UserId, Write,
 };
 use chat_proto::ClientMsgId;
 
@@ -64,6 +64,9 @@ contract!(
     tokens_are_found_revoked_and_expire,
     device_positions_are_kept_and_forgotten,
     client_ids_keep_all_64_bits,
+    standings_are_set_and_cleared,
+    operators_are_set_and_cleared,
+    the_audit_log_is_newest_first_and_paged_per_room,
 );
 
 const ALICE: UserId = UserId(1);
@@ -439,4 +442,129 @@ async fn client_ids_keep_all_64_bits(s: impl Storage) {
     );
     let stored = s.history(ROOM, None, 1).await.expect("history");
     assert_eq!(stored[0].client_msg_id, ClientMsgId(u64::MAX));
+}
+
+async fn standings_are_set_and_cleared(s: impl Storage) {
+    populated(&s).await;
+    let owner = Standing {
+        role: Role::Owner,
+        ..Standing::default()
+    };
+    let banned = Standing {
+        banned: true,
+        muted: true,
+        ..Standing::default()
+    };
+    s.apply(&[vec![
+        Write::SetStanding {
+            conv: ROOM,
+            user: ALICE,
+            standing: owner,
+        },
+        Write::SetStanding {
+            conv: ROOM,
+            user: BOB,
+            standing: Standing {
+                role: Role::Moderator,
+                ..Standing::default()
+            },
+        },
+    ]])
+    .await
+    .expect("set");
+    // An update replaces the whole standing.
+    s.apply(&[vec![Write::SetStanding {
+        conv: ROOM,
+        user: BOB,
+        standing: banned,
+    }]])
+    .await
+    .expect("update");
+    let snapshot = s.snapshot(0).await.expect("snapshot");
+    assert_eq!(
+        snapshot.standings,
+        [
+            StandingRow {
+                conv: ROOM,
+                user: ALICE,
+                standing: owner,
+            },
+            StandingRow {
+                conv: ROOM,
+                user: BOB,
+                standing: banned,
+            },
+        ]
+    );
+    // The default standing is not kept.
+    s.apply(&[vec![Write::SetStanding {
+        conv: ROOM,
+        user: BOB,
+        standing: Standing::default(),
+    }]])
+    .await
+    .expect("clear");
+    assert_eq!(s.snapshot(0).await.expect("snapshot").standings.len(), 1);
+}
+
+async fn operators_are_set_and_cleared(s: impl Storage) {
+    populated(&s).await;
+    let set = |user, operator| vec![Write::SetOperator { user, operator }];
+    s.apply(&[set(BOB, true), set(ALICE, true), set(BOB, true)])
+        .await
+        .expect("set");
+    assert_eq!(
+        s.snapshot(0).await.expect("snapshot").operators,
+        [ALICE, BOB]
+    );
+    s.apply(&[set(ALICE, false), set(ALICE, false)])
+        .await
+        .expect("clear");
+    assert_eq!(s.snapshot(0).await.expect("snapshot").operators, [BOB]);
+}
+
+async fn the_audit_log_is_newest_first_and_paged_per_room(s: impl Storage) {
+    populated(&s).await;
+    let record = |conv, action, reason: &str, at| {
+        Write::Audit(AuditRecord {
+            conv,
+            actor: ALICE,
+            target: BOB,
+            action,
+            reason: reason.into(),
+            at,
+        })
+    };
+    s.apply(&[
+        vec![record(ROOM, ModAction::Muted, "", 10)],
+        vec![record(DM, ModAction::Kicked, "elsewhere", 11)],
+        vec![
+            record(ROOM, ModAction::Kicked, "spam", 12),
+            record(ROOM, ModAction::Banned, "again", 13),
+        ],
+    ])
+    .await
+    .expect("append");
+    let log = s.audit_log(ROOM, None, 10).await.expect("reads");
+    let seen: Vec<_> = log
+        .iter()
+        .map(|(at, r)| (*at, r.action, r.reason.as_str(), r.at))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (4, ModAction::Banned, "again", 13),
+            (3, ModAction::Kicked, "spam", 12),
+            (1, ModAction::Muted, "", 10),
+        ]
+    );
+    let page = s.audit_log(ROOM, Some(3), 1).await.expect("reads");
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].0, 1);
+    assert!(s
+        .audit_log(ROOM, Some(1), 10)
+        .await
+        .expect("reads")
+        .is_empty());
+    assert_eq!(s.audit_log(DM, None, 10).await.expect("reads").len(), 1);
 }

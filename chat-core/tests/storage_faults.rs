@@ -132,6 +132,14 @@ impl Storage for FailingReads {
     async fn find_token(&self, hash: [u8; 32]) -> Result<Option<TokenRecord>, StoreError> {
         self.0.find_token(hash).await
     }
+    async fn audit_log(
+        &self,
+        conv: ConvId,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, chat_core::AuditRecord)>, StoreError> {
+        self.0.audit_log(conv, before, limit).await
+    }
     async fn close(&self) {}
 }
 

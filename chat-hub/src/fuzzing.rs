@@ -6,7 +6,8 @@ use std::sync::OnceLock;
 
 use arbitrary::{Arbitrary, Unstructured};
 use chat_proto::{
-    ClientMessage, ClientMsgId, MessageId, Reply, Request, RequestId, ServerMessage, Target,
+    ClientMessage, ClientMsgId, MessageId, ModAction, Reply, Request, RequestId, Role,
+    ServerMessage, Target, PROTOCOL_VERSION,
 };
 use rustc_hash::FxHashMap as HashMap;
 
@@ -107,6 +108,17 @@ pub enum Op {
         /// Where.
         to: To,
     },
+    /// *(v2)* A moderation request: kick, ban, unban, mute, unmute, op or deop.
+    Moderate {
+        /// Which open session.
+        session: u8,
+        /// Which room.
+        room: u8,
+        /// Whom.
+        user: u8,
+        /// Which action (wraps around the seven).
+        action: u8,
+    },
     /// Any client message at all.
     Raw {
         /// Which open session.
@@ -137,7 +149,7 @@ impl<'a> Arbitrary<'a> for To {
 impl<'a> Arbitrary<'a> for Op {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
         let session = u8::arbitrary(u)?;
-        Ok(match u8::arbitrary(u)? % 32 {
+        Ok(match u8::arbitrary(u)? % 34 {
             0..=4 => Self::Connect {
                 user: session,
                 device: u8::arbitrary(u)?,
@@ -183,6 +195,12 @@ impl<'a> Arbitrary<'a> for Op {
                 ms: u16::arbitrary(u)?,
             },
             29 => Self::Restart,
+            30 | 31 => Self::Moderate {
+                session,
+                room: u8::arbitrary(u)?,
+                user: u8::arbitrary(u)?,
+                action: u8::arbitrary(u)?,
+            },
             _ => {
                 let len = usize::from(u8::arbitrary(u)? % 48);
                 let mut bytes = Unstructured::new(u.bytes(len.min(u.len()))?);
@@ -202,6 +220,7 @@ struct Tracked {
     user: UserId,
     device: String,
     /// Which of the user's devices (`device` is `<user>-<slot>`), for [`Checker::acked`].
+    /// Slot 2 speaks protocol version 1.
     slot: u8,
     /// Whether `CaughtUp` arrived, and the last stored message id at that moment.
     live_from: Option<MessageId>,
@@ -245,6 +264,7 @@ pub fn session(data: &[u8]) {
         stored_last: MessageId::default(),
         members: HashMap::default(),
         changed_membership: Vec::new(),
+        audited: 0,
     };
     // Every op consumes a few bytes, until the input runs out. (`arbitrary_take_rest_iter`
     // would stop with probability 1/2 after each op: far too short.)
@@ -288,6 +308,8 @@ struct Checker {
     members: HashMap<(ConvId, UserId), Option<MessageId>>,
     /// Scratch: memberships that became able to see older messages at this step.
     changed_membership: Vec<(ConvId, UserId)>,
+    /// How many audit records have been checked.
+    audited: usize,
 }
 
 impl Checker {
@@ -436,6 +458,46 @@ impl Checker {
                     }
                 }
             }
+            Op::Moderate {
+                session,
+                room,
+                user,
+                action,
+            } => {
+                if let Some(at) = self.pick(session) {
+                    let room: String = ROOMS[usize::from(room) % ROOMS.len()].into();
+                    let user: String = USERS[usize::from(user) % USERS.len()].into();
+                    let request = match action % 7 {
+                        0 => Request::Kick {
+                            room,
+                            user,
+                            reason: "r".into(),
+                        },
+                        1 => Request::Ban {
+                            room,
+                            user,
+                            reason: String::new(),
+                        },
+                        2 => Request::Unban { room, user },
+                        3 | 4 => Request::Mute {
+                            room,
+                            user,
+                            muted: action % 7 == 3,
+                        },
+                        5 => Request::SetRole {
+                            room,
+                            user,
+                            role: Role::Moderator,
+                        },
+                        _ => Request::SetRole {
+                            room,
+                            user,
+                            role: Role::Member,
+                        },
+                    };
+                    self.request(at, request);
+                }
+            }
             Op::Advance { ms } => self.world.advance(u64::from(ms)),
             Op::Restart => {
                 self.collect();
@@ -449,7 +511,9 @@ impl Checker {
         let name = USERS[usize::from(user) % USERS.len()];
         let slot = device % 3;
         let device = format!("{name}-{slot}");
-        let id = self.world.connect();
+        let id = self
+            .world
+            .connect_version(if slot == 2 { 1 } else { PROTOCOL_VERSION });
         let register = self.world.store.user_id(name).is_none();
         let request = if register {
             Request::Register {
@@ -521,6 +585,9 @@ impl Checker {
                         );
                         s.received.push(m.id);
                     }
+                    ServerMessage::Moderated { .. } => {
+                        assert!(s.slot != 2, "a version-1 session got a version-2 event");
+                    }
                     ServerMessage::CaughtUp => {
                         let last = store.last_message();
                         s.live_from = Some(last);
@@ -563,6 +630,42 @@ impl Checker {
             store.messages.len(),
             "a message was stored below an id already stored"
         );
+        // A muted member's sends are refused: no message stored at this step is theirs.
+        for m in store
+            .messages
+            .range(MessageId(self.stored_last.0 + 1)..)
+            .map(|(_, m)| m)
+        {
+            assert!(
+                !store.standing(m.conv, m.sender).muted,
+                "a muted member's message was stored: {m:?}"
+            );
+        }
+        // Only moderators (owners for roles) act, on lower ranks; a banned user is no member.
+        for record in &store.audit()[self.audited..] {
+            let rank = |user| {
+                if store.is_operator(user) {
+                    3
+                } else {
+                    store.standing(record.conv, user).role as u8
+                }
+            };
+            let needed = match record.action {
+                ModAction::Opped | ModAction::Deopped => Role::Owner as u8,
+                _ => Role::Moderator as u8,
+            };
+            assert!(
+                rank(record.actor) >= needed && rank(record.actor) > rank(record.target),
+                "moderation by a user without the rank: {record:?}"
+            );
+        }
+        self.audited = store.audit().len();
+        for (conv, user, standing) in store.standings() {
+            assert!(
+                !standing.banned || store.member_since(conv, user).is_none(),
+                "a banned user is a member"
+            );
+        }
         self.stored = store.messages.len();
         self.stored_last = last;
         // Memberships that now see older messages than they did.

@@ -1,6 +1,6 @@
 //! [`MemoryStore`]: durable state as plain data structures — the reference model of storage.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::types::*;
 
@@ -18,6 +18,10 @@ pub struct MemoryStore {
     /// Every stored message.
     pub messages: BTreeMap<MessageId, StoredMessage>,
     dedup: HashMap<(UserId, ClientMsgId), MessageId>,
+    standings: BTreeMap<(ConvId, UserId), Standing>,
+    operators: BTreeSet<UserId>,
+    /// The moderation audit log, oldest first.
+    audit: Vec<AuditRecord>,
 }
 
 impl MemoryStore {
@@ -90,6 +94,25 @@ impl MemoryStore {
                 Write::RevokeToken { hash } => {
                     self.tokens.remove(&hash);
                 }
+                Write::SetStanding {
+                    conv,
+                    user,
+                    standing,
+                } => {
+                    if standing == Standing::default() {
+                        self.standings.remove(&(conv, user));
+                    } else {
+                        self.standings.insert((conv, user), standing);
+                    }
+                }
+                Write::Audit(record) => self.audit.push(record),
+                Write::SetOperator { user, operator } => {
+                    if operator {
+                        self.operators.insert(user);
+                    } else {
+                        self.operators.remove(&user);
+                    }
+                }
             }
         }
         duplicate
@@ -138,7 +161,40 @@ impl MemoryStore {
                 .next_back()
                 .copied()
                 .unwrap_or_default(),
+            standings: self
+                .standings
+                .iter()
+                .map(|(&(conv, user), &standing)| StandingRow {
+                    conv,
+                    user,
+                    standing,
+                })
+                .collect(),
+            operators: self.operators.iter().copied().collect(),
         }
+    }
+
+    /// Up to `limit` audit records of `conv`, newest first, with positions (1-based, in the
+    /// whole log) below `before` if given; each with its position.
+    pub fn audit_log(
+        &self,
+        conv: ConvId,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Vec<(u64, AuditRecord)> {
+        let end = before.map_or(self.audit.len(), |b| {
+            usize::try_from(b.saturating_sub(1))
+                .unwrap_or(usize::MAX)
+                .min(self.audit.len())
+        });
+        self.audit[..end]
+            .iter()
+            .enumerate()
+            .rev()
+            .filter(|(_, r)| r.conv == conv)
+            .take(limit)
+            .map(|(i, r)| (i as u64 + 1, r.clone()))
+            .collect()
     }
 
     /// Up to `limit` messages for `user` above `after`, from each of the user's conversations
@@ -209,6 +265,29 @@ impl MemoryStore {
     /// The token whose SHA-256 is `hash`.
     pub fn find_token(&self, hash: &[u8; 32]) -> Option<TokenRecord> {
         self.tokens.get(hash).cloned()
+    }
+
+    /// The standing of `user` in `conv`.
+    pub fn standing(&self, conv: ConvId, user: UserId) -> Standing {
+        self.standings
+            .get(&(conv, user))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Every standing other than a plain member's.
+    pub fn standings(&self) -> impl Iterator<Item = (ConvId, UserId, Standing)> + '_ {
+        self.standings.iter().map(|(&(c, u), &s)| (c, u, s))
+    }
+
+    /// The whole moderation audit log, oldest first.
+    pub fn audit(&self) -> &[AuditRecord] {
+        &self.audit
+    }
+
+    /// Whether `user` is a server operator.
+    pub fn is_operator(&self, user: UserId) -> bool {
+        self.operators.contains(&user)
     }
 
     /// The highest message id stored.

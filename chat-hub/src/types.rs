@@ -1,7 +1,7 @@
 //! Identifiers, time, and the records storage keeps: the vocabulary shared by the state machine
 //! ([`Hub`](crate::Hub)) and whatever stores its writes.
 
-pub use chat_proto::{ClientMsgId, MessageId, UnixMillis};
+pub use chat_proto::{ClientMsgId, MessageId, ModAction, Role, UnixMillis};
 
 /// A point on a monotonic clock, in milliseconds since an arbitrary start (the driver's choice).
 /// Every deadline runs on it, so a step of the wall clock moves no timer.
@@ -167,6 +167,25 @@ pub enum Write {
         /// SHA-256 of the token.
         hash: [u8; 32],
     },
+    /// *(v2)* A user's standing in a room changes (insert or update; the default standing
+    /// may be deleted).
+    SetStanding {
+        /// The room.
+        conv: ConvId,
+        /// The user.
+        user: UserId,
+        /// The new standing.
+        standing: Standing,
+    },
+    /// *(v2)* A moderation action, appended to the audit log.
+    Audit(AuditRecord),
+    /// *(v2)* A user becomes (`true`) or stops being a server operator.
+    SetOperator {
+        /// The user.
+        user: UserId,
+        /// Whether they are an operator.
+        operator: bool,
+    },
 }
 
 /// Everything the hub keeps in memory, as loaded from storage at start.
@@ -182,6 +201,10 @@ pub struct Snapshot {
     pub devices: Vec<DeviceRow>,
     /// The highest message id stored.
     pub last_message: MessageId,
+    /// *(v2)* Every standing other than a plain member's.
+    pub standings: Vec<StandingRow>,
+    /// *(v2)* The server operators.
+    pub operators: Vec<UserId>,
 }
 
 /// A user, as the hub keeps it (the password hash stays in storage).
@@ -239,4 +262,53 @@ pub struct TokenRecord {
     pub device: DeviceId,
     /// When it stops working.
     pub expires_at: UnixMillis,
+}
+
+/// A user's standing in a room: role and sanctions. The default is a plain member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Standing {
+    /// The user's role.
+    pub role: Role,
+    /// Kept out of the room (not a member, cannot join or be invited).
+    pub banned: bool,
+    /// A member who may not post.
+    pub muted: bool,
+}
+
+impl Default for Standing {
+    fn default() -> Self {
+        Self {
+            role: Role::Member,
+            banned: false,
+            muted: false,
+        }
+    }
+}
+
+/// A stored standing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StandingRow {
+    /// The room.
+    pub conv: ConvId,
+    /// The user.
+    pub user: UserId,
+    /// Their standing.
+    pub standing: Standing,
+}
+
+/// One moderation action, as the audit log keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// The room.
+    pub conv: ConvId,
+    /// Who acted (a moderator, the owner or a server operator).
+    pub actor: UserId,
+    /// Who was acted on.
+    pub target: UserId,
+    /// What was done.
+    pub action: ModAction,
+    /// Why (possibly empty).
+    pub reason: String,
+    /// When.
+    pub at: UnixMillis,
 }

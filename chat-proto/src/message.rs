@@ -211,6 +211,53 @@ pub enum Request {
         /// At most this many messages (the server caps it to its page limit).
         limit: u16,
     },
+    /// *(v2)* Make `user` a moderator of `room` or a plain member again (owners and server
+    /// operators only). Reply: [`Reply::Done`].
+    SetRole {
+        /// The room name.
+        room: String,
+        /// The username.
+        user: String,
+        /// The new role ([`Role::Owner`] cannot be given).
+        role: Role,
+    },
+    /// *(v2)* Remove `user` from `room`; they may join again (moderators only).
+    /// Reply: [`Reply::Done`].
+    Kick {
+        /// The room name.
+        room: String,
+        /// The username.
+        user: String,
+        /// Why, shown to the room (at most 256 bytes; may be empty).
+        reason: String,
+    },
+    /// *(v2)* Remove `user` from `room` and keep them out, even by invitation, until
+    /// [`Request::Unban`] (moderators only). Reply: [`Reply::Done`].
+    Ban {
+        /// The room name.
+        room: String,
+        /// The username (need not be a member).
+        user: String,
+        /// Why, shown to the room (at most 256 bytes; may be empty).
+        reason: String,
+    },
+    /// *(v2)* Lift a ban (moderators only). Reply: [`Reply::Done`].
+    Unban {
+        /// The room name.
+        room: String,
+        /// The username.
+        user: String,
+    },
+    /// *(v2)* Mute (`muted = true`) or unmute a member: a muted member stays but may not post
+    /// (moderators only). Reply: [`Reply::Done`].
+    Mute {
+        /// The room name.
+        room: String,
+        /// The username.
+        user: String,
+        /// Whether the user is muted from now on.
+        muted: bool,
+    },
 }
 
 // ===== server to client =====
@@ -278,6 +325,20 @@ pub enum ServerMessage {
     Pong {
         /// The nonce of the ping being answered.
         nonce: u64,
+    },
+    /// *(v2)* A moderator acted in a room this user is in (or on this user). A version-1
+    /// connection gets [`ServerMessage::Member`] `Left` for a kick or a ban, nothing otherwise.
+    Moderated {
+        /// The room.
+        room: String,
+        /// The moderator (or owner, or server operator) who acted.
+        by: String,
+        /// The user acted on.
+        user: String,
+        /// What was done.
+        action: ModAction,
+        /// Why (possibly empty).
+        reason: String,
     },
 }
 
@@ -418,6 +479,38 @@ pub struct ChatMessage {
     pub text: String,
 }
 
+/// *(v2)* A user's role in a room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub enum Role {
+    /// A member without powers.
+    Member,
+    /// May kick, ban, mute, redact and set the topic.
+    Moderator,
+    /// The room's creator: a moderator who also grants and revokes moderator.
+    Owner,
+}
+
+/// *(v2)* What a moderator did (see [`ServerMessage::Moderated`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub enum ModAction {
+    /// Removed from the room; may join again.
+    Kicked,
+    /// Removed from the room and kept out.
+    Banned,
+    /// Allowed back.
+    Unbanned,
+    /// May no longer post.
+    Muted,
+    /// May post again.
+    Unmuted,
+    /// Made a moderator.
+    Opped,
+    /// Made a plain member again.
+    Deopped,
+}
+
 /// A change of room membership.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -510,4 +603,18 @@ pub enum ErrorCode {
         /// Milliseconds to wait before retrying.
         retry_after_ms: u32,
     },
+}
+
+impl Request {
+    /// The first protocol version with this request.
+    pub fn version(&self) -> u16 {
+        match self {
+            Self::SetRole { .. }
+            | Self::Kick { .. }
+            | Self::Ban { .. }
+            | Self::Unban { .. }
+            | Self::Mute { .. } => 2,
+            _ => 1,
+        }
+    }
 }

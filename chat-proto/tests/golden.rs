@@ -120,3 +120,46 @@ fn rate_limited_error() {
 fn caught_up() {
     check(ServerMessage::CaughtUp, "00000001 04");
 }
+
+// ===== version 2 =====
+
+#[test]
+fn hello_for_versions_1_to_2() {
+    check(
+        ClientMessage::Hello(Hello {
+            min_version: 1,
+            max_version: 2,
+            client: "cli".into(),
+        }),
+        "00000007 00 01 02 03636c69",
+    );
+}
+
+#[test]
+fn kick_request() {
+    check(
+        ClientMessage::Request {
+            id: RequestId(3),
+            request: Request::Kick {
+                room: "rust".into(),
+                user: "carol".into(),
+                reason: "spam".into(),
+            },
+        },
+        "00000013 01 03 0f 0472757374 056361726f6c 047370616d",
+    );
+}
+
+#[test]
+fn moderated_event() {
+    check(
+        ServerMessage::Moderated {
+            room: "rust".into(),
+            by: "bob".into(),
+            user: "carol".into(),
+            action: ModAction::Kicked,
+            reason: "spam".into(),
+        },
+        "00000016 0c 0472757374 03626f62 056361726f6c 00 047370616d",
+    );
+}

@@ -67,6 +67,11 @@ fn request_tag(request: &Request) -> &'static str {
         Request::SetDisplayName { .. } => "SetDisplayName",
         Request::Send { .. } => "Send",
         Request::History { .. } => "History",
+        Request::SetRole { .. } => "SetRole",
+        Request::Kick { .. } => "Kick",
+        Request::Ban { .. } => "Ban",
+        Request::Unban { .. } => "Unban",
+        Request::Mute { .. } => "Mute",
     }
 }
 
@@ -84,6 +89,7 @@ fn server_tag(msg: &ServerMessage) -> String {
         ServerMessage::ShuttingDown => "ShuttingDown".into(),
         ServerMessage::Ping { .. } => "Ping".into(),
         ServerMessage::Pong { .. } => "Pong".into(),
+        ServerMessage::Moderated { action, .. } => format!("Moderated::{action:?}"),
     }
 }
 
@@ -210,6 +216,30 @@ fn client_samples() -> Vec<ClientMessage> {
             before: Some(MessageId(99)),
             limit: u16::MAX,
         },
+        Request::SetRole {
+            room: "rust".into(),
+            user: "bob".into(),
+            role: Role::Owner,
+        },
+        Request::Kick {
+            room: "rust".into(),
+            user: "bob".into(),
+            reason: "ünïcødé".into(),
+        },
+        Request::Ban {
+            room: "rust".into(),
+            user: "bob".into(),
+            reason: String::new(),
+        },
+        Request::Unban {
+            room: "rust".into(),
+            user: "bob".into(),
+        },
+        Request::Mute {
+            room: "rust".into(),
+            user: "bob".into(),
+            muted: true,
+        },
     ];
     let mut samples = vec![
         ClientMessage::Hello(Hello {
@@ -334,6 +364,23 @@ fn server_samples() -> Vec<ServerMessage> {
             event,
         });
     }
+    for action in [
+        ModAction::Kicked,
+        ModAction::Banned,
+        ModAction::Unbanned,
+        ModAction::Muted,
+        ModAction::Unmuted,
+        ModAction::Opped,
+        ModAction::Deopped,
+    ] {
+        samples.push(ServerMessage::Moderated {
+            room: "rust".into(),
+            by: "alice".into(),
+            user: "dave".into(),
+            action,
+            reason: "why".into(),
+        });
+    }
     samples.extend(replies.into_iter().map(|reply| ServerMessage::Ok {
         id: RequestId(7),
         reply,
@@ -349,7 +396,7 @@ fn server_samples() -> Vec<ServerMessage> {
 fn every_client_variant_roundtrips() {
     let samples = client_samples();
     let tags: BTreeSet<_> = samples.iter().map(client_tag).collect();
-    assert_eq!(tags.len(), 5 + 14, "one sample per variant: {tags:?}");
+    assert_eq!(tags.len(), 5 + 14 + 5, "one sample per variant: {tags:?}");
     samples.iter().for_each(roundtrip);
 }
 
@@ -359,7 +406,7 @@ fn every_server_variant_roundtrips() {
     let tags: BTreeSet<_> = samples.iter().map(server_tag).collect();
     assert_eq!(
         tags.len(),
-        9 + 3 + 8 + 20,
+        9 + 3 + 8 + 20 + 7,
         "one sample per variant: {tags:?}"
     );
     samples.iter().for_each(roundtrip);

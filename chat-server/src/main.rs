@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use chat_core::{Config, Durability, Engine, PasswordParams, Store};
+use chat_core::{Config, Durability, Engine, PasswordParams, Storage, Store};
 use chat_server::ready::Ready;
 use chat_server::ServerConfig;
 use clap::Parser;
@@ -22,7 +22,7 @@ struct Args {
     listen: SocketAddr,
     /// The SQLite database file (created if missing). A `postgres://` URL is reserved for a
     /// later release.
-    #[arg(long, env = "CHAT_DB", default_value = "chat.db")]
+    #[arg(long, env = "CHAT_DB", default_value = "chat.db", global = true)]
     db: String,
     /// Most simultaneous connections.
     #[arg(long, env = "CHAT_MAX_CONNECTIONS", default_value_t = 10_000)]
@@ -70,6 +70,32 @@ struct Args {
     /// argon2id passes over memory (default: OWASP's 2).
     #[arg(long, env = "CHAT_ARGON2_ITERATIONS", default_value_t = PasswordParams::OWASP.iterations)]
     argon2_iterations: u32,
+    /// Instead of serving, administer the database (`--db`).
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// What to do instead of serving.
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Change accounts in the database. A running server sees the change at its next start.
+    #[command(subcommand)]
+    Admin(Admin),
+}
+
+/// Account administration.
+#[derive(Debug, clap::Subcommand)]
+enum Admin {
+    /// Make NAME a server operator: a moderator of every room.
+    Op {
+        /// The username.
+        name: String,
+    },
+    /// Make NAME an ordinary user again.
+    Deop {
+        /// The username.
+        name: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -89,7 +115,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(args)) {
+    let result = match args.command {
+        Some(Command::Admin(ref admin)) => runtime.block_on(administer(&args.db, admin)),
+        None => runtime.block_on(serve(args)),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("chat-server: {error}");
@@ -166,6 +196,39 @@ async fn serve(args: Args) -> Result<(), String> {
     chat_server::run(listener, engine, server, shutdown_signal())
         .await
         .map_err(|e| e.to_string())
+}
+
+/// Carries out an `admin` command on the database at `db`.
+async fn administer(db: &str, admin: &Admin) -> Result<(), String> {
+    let (name, operator) = match admin {
+        Admin::Op { name } => (name, true),
+        Admin::Deop { name } => (name, false),
+    };
+    let store = Store::open(db)
+        .await
+        .map_err(|e| format!("cannot open {db}: {e}"))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0));
+    let snapshot = store.snapshot(now).await.map_err(|e| e.to_string())?;
+    let user = snapshot
+        .users
+        .iter()
+        .find(|u| u.name.eq_ignore_ascii_case(name))
+        .ok_or_else(|| format!("no user {name}"))?
+        .id;
+    store
+        .apply(&[vec![chat_core::Write::SetOperator { user, operator }]])
+        .await
+        .map_err(|e| e.to_string())?;
+    store.close().await;
+    let what = if operator {
+        "a server operator"
+    } else {
+        "an ordinary user"
+    };
+    println!("{name} is now {what} (a running server sees it at its next start)");
+    Ok(())
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -46,6 +46,12 @@ impl Hub {
         let (conv, key) = match &target {
             Target::Room(room) => {
                 let conv = self.directory.member_room(room, user)?;
+                if self.moderation.is_muted(conv, user) {
+                    return Err(ErrorReply::new(
+                        ErrorCode::Forbidden,
+                        format!("you are muted in #{}", room.trim_start_matches('#')),
+                    ));
+                }
                 (conv, TypingKey::Room(user, conv))
             }
             Target::User(name) => {

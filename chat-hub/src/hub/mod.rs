@@ -20,6 +20,8 @@ mod auth;
 mod delivery;
 mod directory;
 mod messages;
+pub(crate) mod moderate;
+mod moderation;
 mod output;
 mod presence;
 mod rooms;
@@ -40,6 +42,8 @@ use crate::{Config, ConfigError};
 pub use self::auth::token_hash;
 use self::delivery::Delivery;
 use self::directory::Directory;
+pub use self::moderate::MAX_REASON_LEN;
+use self::moderation::Moderation;
 use self::output::{After, Outputs};
 pub use self::output::{Completion, IoRequest, Output, Ticket};
 use self::presence::Presence;
@@ -70,6 +74,7 @@ pub struct Hub {
     /// The welcome frame of each version from [`MIN_PROTOCOL_VERSION`], encoded once.
     welcome: Vec<EncodedFrame>,
     directory: Directory,
+    moderation: Moderation,
     sessions: Sessions,
     presence: Presence,
     delivery: Delivery,
@@ -120,10 +125,13 @@ impl Hub {
             members,
             devices,
             last_message,
+            standings,
+            operators,
         } = snapshot;
         let mut hub = Self {
             directory: Directory::load(users, convs, &members),
             delivery: Delivery::load(devices, &members, last_message),
+            moderation: Moderation::load(standings, operators),
             sessions: Sessions::default(),
             presence: Presence::default(),
             throttle: Throttle::default(),
@@ -299,6 +307,13 @@ impl Hub {
             let error = ErrorReply::new(code, "storage cannot take writes right now");
             return self.fail(session, id, error);
         }
+        if request.version() > self.sessions.version(session) {
+            let error = ErrorReply::new(
+                ErrorCode::BadRequest,
+                "this request needs a newer protocol version",
+            );
+            return self.fail(session, id, error);
+        }
         let user = self.sessions.online(session).map(|online| online.user);
         let result = match (request, user) {
             (
@@ -370,6 +385,87 @@ impl Hub {
                 },
                 Some(user),
             ) => self.history(session, id, user, &target, before, limit),
+            (
+                Request::SetRole {
+                    room,
+                    user: name,
+                    role,
+                },
+                Some(user),
+            ) => {
+                let action = if role == Role::Member {
+                    ModAction::Deopped
+                } else {
+                    ModAction::Opped
+                };
+                if role == Role::Owner {
+                    Err(ErrorReply::new(
+                        ErrorCode::Forbidden,
+                        "a room has one owner: its creator",
+                    ))
+                } else {
+                    self.moderate(session, id, user, &room, &name, action, "", now)
+                }
+            }
+            (
+                Request::Kick {
+                    room,
+                    user: name,
+                    reason,
+                },
+                Some(user),
+            ) => self.moderate(
+                session,
+                id,
+                user,
+                &room,
+                &name,
+                ModAction::Kicked,
+                &reason,
+                now,
+            ),
+            (
+                Request::Ban {
+                    room,
+                    user: name,
+                    reason,
+                },
+                Some(user),
+            ) => self.moderate(
+                session,
+                id,
+                user,
+                &room,
+                &name,
+                ModAction::Banned,
+                &reason,
+                now,
+            ),
+            (Request::Unban { room, user: name }, Some(user)) => self.moderate(
+                session,
+                id,
+                user,
+                &room,
+                &name,
+                ModAction::Unbanned,
+                "",
+                now,
+            ),
+            (
+                Request::Mute {
+                    room,
+                    user: name,
+                    muted,
+                },
+                Some(user),
+            ) => {
+                let action = if muted {
+                    ModAction::Muted
+                } else {
+                    ModAction::Unmuted
+                };
+                self.moderate(session, id, user, &room, &name, action, "", now)
+            }
         };
         if let Err(error) = result {
             self.fail(session, id, error);
@@ -432,6 +528,14 @@ impl Hub {
             After::Message(session, request, message) => {
                 self.message_stored(session, request, message, duplicate);
             }
+            After::Moderated {
+                reply,
+                conv,
+                actor,
+                target,
+                action,
+                reason,
+            } => self.moderated(reply, conv, actor, target, action, reason),
         }
     }
 

@@ -198,6 +198,15 @@ pub(super) enum After {
     LoggedIn(SessionId, RequestId, chat_proto::Session),
     /// Reply `Sent`, then deliver (unless it was a duplicate).
     Message(SessionId, RequestId, StoredMessage),
+    /// Reply `Done`, then tell the room about a moderation action.
+    Moderated {
+        reply: (SessionId, RequestId),
+        conv: ConvId,
+        actor: UserId,
+        target: UserId,
+        action: ModAction,
+        reason: String,
+    },
 }
 
 /// The outputs waiting for the driver, and what to do when each persist in flight completes.

@@ -70,7 +70,9 @@ impl Hub {
         }
         self.check_room_quota(user)?;
         let (conv, write) = self.directory.create_room(name, invite_only, now.wall);
-        self.join_and_announce(session, request, user, conv, vec![write]);
+        let mut writes = vec![write];
+        writes.extend(self.moderation.update(conv, user, |s| s.role = Role::Owner));
+        self.join_and_announce(session, request, user, conv, writes);
         Ok(())
     }
 
@@ -86,13 +88,21 @@ impl Hub {
         let Some(conv) = self.directory.room_id(&name) else {
             self.check_room_quota(user)?;
             let (conv, write) = self.directory.create_room(name, false, now.wall);
-            self.join_and_announce(session, request, user, conv, vec![write]);
+            let mut writes = vec![write];
+            writes.extend(self.moderation.update(conv, user, |s| s.role = Role::Owner));
+            self.join_and_announce(session, request, user, conv, writes);
             return Ok(());
         };
         if self.directory.is_member(conv, user) {
             let reply = self.room_reply(conv, user);
             self.reply(session, request, reply);
             return Ok(());
+        }
+        if self.moderation.is_banned(conv, user) {
+            return Err(ErrorReply::new(
+                ErrorCode::Forbidden,
+                format!("you are banned from #{name}"),
+            ));
         }
         if self
             .directory
@@ -144,6 +154,12 @@ impl Hub {
         if self.directory.is_member(conv, invitee) {
             self.reply(session, request, Reply::Done);
             return Ok(());
+        }
+        if self.moderation.is_banned(conv, invitee) {
+            return Err(ErrorReply::new(
+                ErrorCode::Forbidden,
+                "that user is banned from the room",
+            ));
         }
         self.check_room_quota(invitee)?;
         let since = self.delivery.last_message();

@@ -137,7 +137,6 @@ impl Sessions {
     }
 
     /// The protocol version `session` speaks (the oldest if it is unknown or not greeted).
-    #[allow(dead_code)] // read once version 2's events exist
     pub(super) fn version(&self, session: SessionId) -> u16 {
         self.table
             .get(&session)
