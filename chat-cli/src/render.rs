@@ -117,14 +117,31 @@ fn lines_at(
             }
         }
         Event::History {
-            messages, more, me, ..
+            messages,
+            more,
+            me,
+            edited,
+            deleted,
+            ..
         } => {
             let mut lines = Vec::new();
             if messages.is_empty() {
                 lines.push("* no messages yet".into());
             }
+            // Each line starts with the message's id, for /edit, /delete and /redact.
             for m in messages.iter().rev() {
-                lines.extend(message(&clock(m.sent_at), m, me.as_deref(), false));
+                let time = format!("{} [{}]", clock(m.sent_at), m.id.0);
+                if deleted.contains(&m.id) {
+                    lines.push(format!("{time} {} (deleted)", place(m, me.as_deref())));
+                    continue;
+                }
+                let mut shown = message(&time, m, me.as_deref(), false);
+                if edited.contains(&m.id) {
+                    if let Some(last) = shown.last_mut() {
+                        last.push_str("  (edited)");
+                    }
+                }
+                lines.extend(shown);
             }
             if *more {
                 lines.push("* older messages exist: /history N shows more".into());
@@ -283,12 +300,46 @@ fn event_text(event: &Event) -> Option<String> {
                 ModAction::Unmuted => format!("unmuted {user} in #{room}"),
                 ModAction::Opped => format!("made {user} a moderator of #{room}"),
                 ModAction::Deopped => format!("made {user} a plain member of #{room}"),
+                ModAction::Redacted => format!("redacted a message of {user} in #{room}"),
             };
             if reason.is_empty() {
                 format!("* {by} {done}")
             } else {
                 format!("* {by} {done}: {}", clean(reason))
             }
+        }
+        Event::Edited {
+            message,
+            from,
+            target,
+            text,
+        } => {
+            let first = text_lines(text).into_iter().next().unwrap_or_default();
+            format!(
+                "* {} edited message {} in {}: {first}",
+                clean(from),
+                message.0,
+                clean(&target_label(target))
+            )
+        }
+        Event::Deleted {
+            message,
+            target,
+            by,
+            redacted,
+            reason,
+        } => {
+            let verb = if *redacted { "redacted" } else { "deleted" };
+            let mut line = format!(
+                "* {} {verb} message {} in {}",
+                clean(by),
+                message.0,
+                clean(&target_label(target))
+            );
+            if !reason.is_empty() {
+                line.push_str(&format!(": {}", clean(reason)));
+            }
+            line
         }
         Event::ShuttingDown => "* the server is shutting down".into(),
         Event::ServerError(error) => format!("! {}", clean(&error.message)),

@@ -118,6 +118,34 @@ pub enum Event {
         more: bool,
         /// The logged-in user.
         me: Option<String>,
+        /// *(v2)* Which of `messages` were edited by their authors.
+        edited: Vec<MessageId>,
+        /// *(v2)* Which of `messages` are tombstones (deleted or redacted; text erased).
+        deleted: Vec<MessageId>,
+    },
+    /// *(v2)* A message was edited by its author.
+    Edited {
+        /// The message.
+        message: MessageId,
+        /// Its author.
+        from: String,
+        /// Its conversation.
+        target: Target,
+        /// The new text.
+        text: String,
+    },
+    /// *(v2)* A message was deleted by its author or redacted by a moderator.
+    Deleted {
+        /// The message.
+        message: MessageId,
+        /// Its conversation.
+        target: Target,
+        /// Who deleted it.
+        by: String,
+        /// Whether a moderator redacted it.
+        redacted: bool,
+        /// Why (a redaction's reason).
+        reason: String,
     },
     /// The help text.
     Help(&'static str),
@@ -1182,8 +1210,14 @@ impl Client {
                         user,
                         muted: action == ModAction::Muted,
                     },
+                    ModAction::Redacted => return self.error("usage: /redact ID [REASON]"),
                 };
                 (What::Moderate, request)
+            }
+            Command::Edit { message, text } => (What::Send, Request::Edit { message, text }),
+            Command::Delete(message) => (What::Send, Request::Delete { message }),
+            Command::Redact { message, reason } => {
+                (What::Send, Request::Redact { message, reason })
             }
         };
         self.request(what, request);
@@ -1357,6 +1391,48 @@ impl Client {
             ServerMessage::Member { room, user, event } => {
                 self.print(Event::Member { room, user, event });
             }
+            ServerMessage::Edited {
+                id,
+                message,
+                from,
+                target,
+                text,
+            } => {
+                if id > self.max_seen {
+                    self.max_seen = id;
+                    self.print(Event::Edited {
+                        message,
+                        from,
+                        target,
+                        text,
+                    });
+                }
+                if !self.replaying {
+                    self.send(ClientMessage::Ack { up_to: id });
+                }
+            }
+            ServerMessage::Deleted {
+                id,
+                message,
+                target,
+                by,
+                redacted,
+                reason,
+            } => {
+                if id > self.max_seen {
+                    self.max_seen = id;
+                    self.print(Event::Deleted {
+                        message,
+                        target,
+                        by,
+                        redacted,
+                        reason,
+                    });
+                }
+                if !self.replaying {
+                    self.send(ClientMessage::Ack { up_to: id });
+                }
+            }
             ServerMessage::Moderated {
                 room,
                 by,
@@ -1491,6 +1567,30 @@ impl Client {
                     messages,
                     more,
                     me,
+                    edited: Vec::new(),
+                    deleted: Vec::new(),
+                });
+            }
+            (What::History { target, before }, Reply::Page { messages, more }) => {
+                let me = self.me();
+                let edited = messages
+                    .iter()
+                    .filter(|e| e.edited)
+                    .map(|e| e.message.id)
+                    .collect();
+                let deleted = messages
+                    .iter()
+                    .filter(|e| e.deleted)
+                    .map(|e| e.message.id)
+                    .collect();
+                self.print(Event::History {
+                    target,
+                    before,
+                    messages: messages.into_iter().map(|e| e.message).collect(),
+                    more,
+                    me,
+                    edited,
+                    deleted,
                 });
             }
             (What::Nick(name), _) => {

@@ -2,7 +2,7 @@
 //!
 //! A line starting with `/` is a command; anything else is text for the current target.
 
-use chat_proto::{ModAction, Target};
+use chat_proto::{MessageId, ModAction, Target};
 
 /// One line of input.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,6 +74,22 @@ pub enum Command {
         /// Why (kick and ban; else empty).
         reason: String,
     },
+    /// `/edit ID TEXT`: replace the text of one of your messages.
+    Edit {
+        /// The message id (as `/history` shows it).
+        message: MessageId,
+        /// The new text.
+        text: String,
+    },
+    /// `/delete ID`: delete one of your messages.
+    Delete(MessageId),
+    /// `/redact ID [REASON]`: delete any message of a room (moderators).
+    Redact {
+        /// The message id.
+        message: MessageId,
+        /// Why (may be empty).
+        reason: String,
+    },
     /// `/quit` or `/exit`.
     Quit,
     /// A line without a leading `/`: text for the current target.
@@ -105,6 +121,9 @@ pub const HELP: &str = "\
 /kick NAME [REASON]         remove a member from this room; they may rejoin (moderators)
 /ban NAME [REASON]          remove and keep out of this room; /unban NAME (moderators)
 /mute NAME, /unmute NAME    stop a member of this room posting, or let them (moderators)
+/edit ID TEXT               replace the text of your message ID (/history shows ids)
+/delete ID                  delete your message ID
+/redact ID [REASON]         delete any message of a room (moderators)
 /quit                       leave
 Anything else is sent to the current room or user.";
 
@@ -214,6 +233,27 @@ pub fn parse(line: &str) -> Result<Command, String> {
             reason: args[user.len()..].trim().into(),
         },
         ("kick" | "ban", _) => return Err(format!("usage: /{name} NAME [REASON]")),
+        ("edit", [id, _, ..]) => match id.trim_start_matches('#').parse() {
+            Ok(n) => Command::Edit {
+                message: MessageId(n),
+                text: args[id.len()..].trim().into(),
+            },
+            Err(_) => return usage("/edit ID TEXT"),
+        },
+        ("edit", _) => return usage("/edit ID TEXT"),
+        ("delete", [id]) => match id.trim_start_matches('#').parse() {
+            Ok(n) => Command::Delete(MessageId(n)),
+            Err(_) => return usage("/delete ID"),
+        },
+        ("delete", _) => return usage("/delete ID"),
+        ("redact", [id, ..]) => match id.trim_start_matches('#').parse() {
+            Ok(n) => Command::Redact {
+                message: MessageId(n),
+                reason: args[id.len()..].trim().into(),
+            },
+            Err(_) => return usage("/redact ID [REASON]"),
+        },
+        ("redact", _) => return usage("/redact ID [REASON]"),
         ("quit" | "exit", []) => Command::Quit,
         ("logout" | "rooms" | "users" | "quit" | "exit", _) => {
             return Err(format!("usage: /{name}"))
@@ -226,7 +266,9 @@ pub fn parse(line: &str) -> Result<Command, String> {
 pub const NAMES: &[&str] = &[
     "/ban",
     "/create",
+    "/delete",
     "/deop",
+    "/edit",
     "/exit",
     "/help",
     "/history",
@@ -242,6 +284,7 @@ pub const NAMES: &[&str] = &[
     "/nick",
     "/op",
     "/quit",
+    "/redact",
     "/register",
     "/rooms",
     "/switch",
@@ -318,6 +361,23 @@ mod tests {
         assert_eq!(parse("/mute"), Err("usage: /mute NAME".into()));
         assert_eq!(parse("/kick"), Err("usage: /kick NAME [REASON]".into()));
         assert_eq!(parse("/op bob carol"), Err("usage: /op NAME".into()));
+        assert_eq!(
+            parse("/edit 42 better words"),
+            Ok(Command::Edit {
+                message: MessageId(42),
+                text: "better words".into()
+            })
+        );
+        assert_eq!(parse("/delete #42"), Ok(Command::Delete(MessageId(42))));
+        assert_eq!(
+            parse("/redact 7 off topic"),
+            Ok(Command::Redact {
+                message: MessageId(7),
+                reason: "off topic".into()
+            })
+        );
+        assert_eq!(parse("/edit 42"), Err("usage: /edit ID TEXT".into()));
+        assert_eq!(parse("/delete x"), Err("usage: /delete ID".into()));
     }
 
     #[test]

@@ -18,9 +18,9 @@ mod store;
 pub use chat_hub::{config, names};
 pub use chat_hub::{
     token_hash, AuditRecord, ClientMsgId, Completion, Config, ConfigError, ConvId, ConvKind,
-    ConvRow, DeviceId, DeviceRow, Hub, IoRequest, MemberRow, MessageId, ModAction, Mono, Now,
-    Output, PasswordParams, Role, SessionId, Snapshot, Standing, StandingRow, StoredMessage,
-    Ticket, TokenRecord, UnixMillis, UserId, UserRow, Write,
+    ConvRow, DeviceId, DeviceRow, Hub, IoRequest, MemberRow, MessageId, MessageKind, ModAction,
+    Mono, Now, Output, PasswordParams, Role, SessionId, Snapshot, Standing, StandingRow,
+    StoredMessage, Ticket, TokenRecord, UnixMillis, UserId, UserRow, Write,
 };
 pub use engine::{Connection, Engine, EngineClosed, EngineError};
 pub use storage::{MemoryStorage, Storage};

@@ -27,7 +27,10 @@ use crate::{
 /// - [`backlog`](Self::backlog) returns, in id order, the messages of every conversation `user`
 ///   is a member of with ids above both `after` and the membership's `since`, except those sent
 ///   from `device`.
-/// - [`history`](Self::history) returns a conversation's messages below `before`, newest first.
+/// - [`history`](Self::history) returns a conversation's messages below `before`, newest first,
+///   each with its latest text (changes are not messages: they come only in the backlog).
+/// - *(v2)* A [`Write::ChangeMessage`] edits a message, or deletes it: its text and the text
+///   of every edit of it are erased from storage, not hidden.
 /// - [`snapshot`](Self::snapshot) drops tokens expired at `now` and returns what the hub loads.
 pub trait Storage: Clone + Send + Sync + 'static {
     /// Everything the hub keeps in memory. Also drops tokens expired at `now`.
@@ -72,6 +75,12 @@ pub trait Storage: Clone + Send + Sync + 'static {
         &self,
         hash: [u8; 32],
     ) -> impl Future<Output = Result<Option<TokenRecord>, StoreError>> + Send;
+
+    /// *(v2)* The stored message or change `id`.
+    fn message(
+        &self,
+        id: MessageId,
+    ) -> impl Future<Output = Result<Option<StoredMessage>, StoreError>> + Send;
 
     /// *(v2)* Up to `limit` moderation audit records of `conv`, newest first, each with its
     /// position in the whole log (1, 2, …), only those below `before` if given.
@@ -146,6 +155,10 @@ impl Storage for MemoryStorage {
 
     async fn find_token(&self, hash: [u8; 32]) -> Result<Option<TokenRecord>, StoreError> {
         Ok(self.lock().find_token(&hash))
+    }
+
+    async fn message(&self, id: MessageId) -> Result<Option<StoredMessage>, StoreError> {
+        Ok(self.lock().message(id))
     }
 
     async fn audit_log(

@@ -22,8 +22,8 @@ use sqlx::{QueryBuilder, Sqlite, SqlitePool, Transaction};
 use crate::storage::Storage;
 use crate::{
     AuditRecord, ClientMsgId, ConvId, ConvKind, ConvRow, DeviceId, DeviceRow, MemberRow, MessageId,
-    ModAction, Role, Snapshot, Standing, StandingRow, StoredMessage, TokenRecord, UnixMillis,
-    UserId, UserRow, Write,
+    MessageKind, ModAction, Role, Snapshot, Standing, StandingRow, StoredMessage, TokenRecord,
+    UnixMillis, UserId, UserRow, Write,
 };
 
 /// How a [`Role`] is stored.
@@ -54,6 +54,7 @@ fn action_code(action: ModAction) -> i64 {
         ModAction::Unmuted => 4,
         ModAction::Opped => 5,
         ModAction::Deopped => 6,
+        ModAction::Redacted => 7,
     }
 }
 
@@ -66,6 +67,7 @@ fn action_from(code: i64) -> Result<ModAction, StoreError> {
         4 => ModAction::Unmuted,
         5 => ModAction::Opped,
         6 => ModAction::Deopped,
+        7 => ModAction::Redacted,
         _ => {
             return Err(StoreError::OutOfRange {
                 what: "audit action",
@@ -133,12 +135,48 @@ fn client_id_from(stored: i64) -> ClientMsgId {
 const INSERT_CHUNK: usize = 500;
 
 /// Columns of a message row, in the order every query selects them.
-type MessageRow = (i64, i64, i64, i64, i64, i64, String);
+type MessageRow = (i64, i64, i64, i64, i64, i64, String, i64, Option<i64>);
 
 type Duplicates = Vec<Option<(MessageId, UnixMillis)>>;
 
 const MESSAGE_COLUMNS: &str =
-    "m.id, m.conv_id, m.sender, m.device, m.client_msg_id, m.sent_at, m.body";
+    "m.id, m.conv_id, m.sender, m.device, m.client_msg_id, m.sent_at, m.body, m.kind, m.target";
+
+/// How a [`MessageKind`] is stored: its code and target.
+fn kind_code(kind: MessageKind) -> Result<(i64, Option<i64>), StoreError> {
+    Ok(match kind {
+        MessageKind::Message => (0, None),
+        MessageKind::Edited => (1, None),
+        MessageKind::Deleted => (2, None),
+        MessageKind::Edit { target } => (3, Some(int("message id", target.0)?)),
+        MessageKind::Delete { target, redacted } => (
+            if redacted { 5 } else { 4 },
+            Some(int("message id", target.0)?),
+        ),
+    })
+}
+
+fn kind_from(code: i64, target: Option<i64>) -> Result<MessageKind, StoreError> {
+    let target = || -> Result<MessageId, StoreError> {
+        Ok(MessageId(uint("message id", target.unwrap_or(-1))?))
+    };
+    Ok(match code {
+        0 => MessageKind::Message,
+        1 => MessageKind::Edited,
+        2 => MessageKind::Deleted,
+        3 => MessageKind::Edit { target: target()? },
+        4 | 5 => MessageKind::Delete {
+            target: target()?,
+            redacted: code == 5,
+        },
+        _ => {
+            return Err(StoreError::OutOfRange {
+                what: "message kind",
+                value: code.into(),
+            })
+        }
+    })
+}
 
 /// How far a commit goes before it counts as stored.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -250,6 +288,8 @@ impl Store {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(synchronous)
+            // A deleted message's text is overwritten in the file, not left in free space.
+            .pragma("secure_delete", "ON")
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
@@ -405,8 +445,10 @@ impl Storage for Store {
         for (index, writes) in persists.iter().enumerate() {
             for write in writes {
                 if let Write::InsertMessage(message) = write {
-                    run.push((index, message));
-                    continue;
+                    if message.kind.is_message() {
+                        run.push((index, message));
+                        continue;
+                    }
                 }
                 insert_messages(&mut tx, &run, &mut duplicates).await?;
                 run.clear();
@@ -428,7 +470,8 @@ impl Storage for Store {
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM members AS mb \
              JOIN messages AS m ON m.conv_id = mb.conv_id AND m.id > max(mb.since, ?2) \
-             WHERE mb.user_id = ?1 AND m.device != ?3 ORDER BY m.id LIMIT ?4"
+             WHERE mb.user_id = ?1 AND m.device != ?3 \
+             AND m.kind != 2 AND NOT (m.kind = 3 AND m.body = '') ORDER BY m.id LIMIT ?4"
         );
         let rows = sqlx::query_as::<_, MessageRow>(&sql)
             .bind(int("user id", user.0)?)
@@ -448,7 +491,7 @@ impl Storage for Store {
     ) -> Result<Vec<StoredMessage>, StoreError> {
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages AS m \
-             WHERE m.conv_id = ?1 AND m.id < ?2 ORDER BY m.id DESC LIMIT ?3"
+             WHERE m.conv_id = ?1 AND m.id < ?2 AND m.kind < 3 ORDER BY m.id DESC LIMIT ?3"
         );
         let before = match before {
             Some(before) => int("message id", before.0)?,
@@ -487,6 +530,16 @@ impl Storage for Store {
             })
         })
         .transpose()
+    }
+
+    async fn message(&self, id: MessageId) -> Result<Option<StoredMessage>, StoreError> {
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages AS m WHERE m.id = ?");
+        sqlx::query_as::<_, MessageRow>(&sql)
+            .bind(int("message id", id.0)?)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(message)
+            .transpose()
     }
 
     async fn audit_log(
@@ -531,7 +584,7 @@ impl Storage for Store {
 }
 
 fn message(
-    (id, conv, sender, device, client_msg_id, sent_at, text): MessageRow,
+    (id, conv, sender, device, client_msg_id, sent_at, text, kind, target): MessageRow,
 ) -> Result<StoredMessage, StoreError> {
     Ok(StoredMessage {
         id: MessageId(uint("message id", id)?),
@@ -541,6 +594,7 @@ fn message(
         client_msg_id: client_id_from(client_msg_id),
         sent_at: uint("time", sent_at)?,
         text,
+        kind: kind_from(kind, target)?,
     })
 }
 
@@ -579,7 +633,7 @@ async fn insert_messages(
                     .push_bind(text);
             },
         );
-        insert.push(" ON CONFLICT (sender, client_msg_id) DO NOTHING RETURNING id");
+        insert.push(" ON CONFLICT (sender, client_msg_id) WHERE kind < 3 DO NOTHING RETURNING id");
         let inserted: Vec<i64> = insert.build_query_scalar().fetch_all(&mut **tx).await?;
         if inserted.len() == chunk.len() {
             continue;
@@ -731,7 +785,37 @@ async fn apply_one(tx: &mut Transaction<'_, Sqlite>, write: &Write) -> Result<()
             user,
             operator: false,
         } => sqlx::query("DELETE FROM operators WHERE user_id = ?").bind(int("user id", user.0)?),
-        Write::InsertMessage(_) => return Ok(()),
+        Write::InsertMessage(m) => {
+            let (kind, target) = kind_code(m.kind)?;
+            sqlx::query(
+                "INSERT INTO messages \
+                 (id, conv_id, sender, device, client_msg_id, sent_at, body, kind, target) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(int("message id", m.id.0)?)
+            .bind(int("conversation id", m.conv.0)?)
+            .bind(int("user id", m.sender.0)?)
+            .bind(int("device id", m.device.0)?)
+            .bind(client_id(m.client_msg_id))
+            .bind(int("time", m.sent_at)?)
+            .bind(&m.text)
+            .bind(kind)
+            .bind(target)
+        }
+        Write::ChangeMessage {
+            target,
+            text: Some(text),
+        } => sqlx::query("UPDATE messages SET body = ?, kind = 1 WHERE id = ? AND kind IN (0, 1)")
+            .bind(text)
+            .bind(int("message id", target.0)?),
+        Write::ChangeMessage { target, text: None } => {
+            sqlx::query("UPDATE messages SET body = '' WHERE target = ? AND kind = 3")
+                .bind(int("message id", target.0)?)
+                .execute(&mut **tx)
+                .await?;
+            sqlx::query("UPDATE messages SET body = '', kind = 2 WHERE id = ? AND kind IN (0, 1)")
+                .bind(int("message id", target.0)?)
+        }
     };
     query.execute(&mut **tx).await?;
     Ok(())

@@ -3,8 +3,9 @@
 //! one line to each `contract!` invocation's list.
 
 use chat_core::{
-    token_hash, AuditRecord, ConvId, ConvKind, DeviceId, MemoryStorage, MessageId, ModAction, Role,
-    Snapshot, Standing, StandingRow, Storage, Store, StoredMessage, TokenRecord, UserId, Write,
+    token_hash, AuditRecord, ConvId, ConvKind, DeviceId, MemoryStorage, MessageId, MessageKind,
+    ModAction, Role, Snapshot, Standing, StandingRow, Storage, Store, StoredMessage, TokenRecord,
+    UserId, Write,
 };
 use chat_proto::ClientMsgId;
 
@@ -67,6 +68,8 @@ contract!(
     standings_are_set_and_cleared,
     operators_are_set_and_cleared,
     the_audit_log_is_newest_first_and_paged_per_room,
+    edits_replace_the_text_and_come_in_the_backlog,
+    deletions_erase_the_text_everywhere,
 );
 
 const ALICE: UserId = UserId(1);
@@ -94,6 +97,7 @@ fn message(id: u64, conv: ConvId, sender: UserId, device: DeviceId, client: u64)
         client_msg_id: ClientMsgId(client),
         sent_at: 1000 + id,
         text: format!("message {id}"),
+        kind: MessageKind::Message,
     }
 }
 
@@ -567,4 +571,117 @@ async fn the_audit_log_is_newest_first_and_paged_per_room(s: impl Storage) {
         .expect("reads")
         .is_empty());
     assert_eq!(s.audit_log(DM, None, 10).await.expect("reads").len(), 1);
+}
+
+/// A change row of `kind` by `sender` with id `id`.
+fn change(id: u64, sender: UserId, kind: MessageKind, text: &str) -> StoredMessage {
+    StoredMessage {
+        text: text.into(),
+        kind,
+        ..message(id, ROOM, sender, PHONE, 0)
+    }
+}
+
+async fn edits_replace_the_text_and_come_in_the_backlog(s: impl Storage) {
+    populated(&s).await;
+    let m = message(3, ROOM, ALICE, PHONE, 1);
+    s.apply(&[insert(&m)]).await.expect("insert");
+    // Changes carry client message id 0: never taken for a resend of a message.
+    let zero = message(4, ROOM, ALICE, PHONE, 0);
+    let edit = change(5, ALICE, MessageKind::Edit { target: m.id }, "edited");
+    let duplicates = s
+        .apply(&[
+            insert(&zero),
+            vec![
+                Write::InsertMessage(edit.clone()),
+                Write::ChangeMessage {
+                    target: m.id,
+                    text: Some("edited".into()),
+                },
+            ],
+        ])
+        .await
+        .expect("edit");
+    assert_eq!(duplicates, [None, None]);
+    let stored = s.message(m.id).await.expect("reads").expect("there");
+    assert_eq!(stored.text, "edited");
+    assert_eq!(stored.kind, MessageKind::Edited);
+    assert_eq!(s.message(edit.id).await.expect("reads"), Some(edit.clone()));
+    assert_eq!(s.message(MessageId(99)).await.expect("reads"), None);
+    // History holds messages only, with their latest text.
+    let history = s.history(ROOM, None, 10).await.expect("reads");
+    assert_eq!(ids(&history), [4, 3]);
+    // The backlog carries the change to devices that had the original.
+    let backlog = s
+        .backlog(BOB, LAPTOP, MessageId(3), 10)
+        .await
+        .expect("reads");
+    assert_eq!(ids(&backlog), [4, 5]);
+    assert_eq!(backlog[1].kind, MessageKind::Edit { target: m.id });
+}
+
+async fn deletions_erase_the_text_everywhere(s: impl Storage) {
+    populated(&s).await;
+    let m = message(3, ROOM, ALICE, PHONE, 1);
+    let edit = change(
+        4,
+        ALICE,
+        MessageKind::Edit { target: m.id },
+        "edited secret",
+    );
+    let delete = change(
+        5,
+        BOB,
+        MessageKind::Delete {
+            target: m.id,
+            redacted: true,
+        },
+        "spam",
+    );
+    s.apply(&[
+        insert(&m),
+        vec![
+            Write::InsertMessage(edit),
+            Write::ChangeMessage {
+                target: m.id,
+                text: Some("edited secret".into()),
+            },
+        ],
+        vec![
+            Write::InsertMessage(delete.clone()),
+            Write::ChangeMessage {
+                target: m.id,
+                text: None,
+            },
+        ],
+    ])
+    .await
+    .expect("writes");
+    let stored = s.message(m.id).await.expect("reads").expect("kept");
+    assert_eq!(
+        (stored.kind, stored.text.as_str()),
+        (MessageKind::Deleted, "")
+    );
+    let erased = s.message(MessageId(4)).await.expect("reads").expect("kept");
+    assert_eq!(erased.text, "");
+    // An edit after the deletion changes nothing.
+    s.apply(&[vec![Write::ChangeMessage {
+        target: m.id,
+        text: Some("back".into()),
+    }]])
+    .await
+    .expect("writes");
+    assert_eq!(
+        s.message(m.id).await.expect("reads").expect("kept").text,
+        ""
+    );
+    // History keeps the tombstone; the backlog has neither it nor the erased edit.
+    let history = s.history(ROOM, None, 10).await.expect("reads");
+    assert_eq!(history[0].kind, MessageKind::Deleted);
+    let backlog = s
+        .backlog(BOB, LAPTOP, MessageId(2), 10)
+        .await
+        .expect("reads");
+    assert_eq!(ids(&backlog), [5]);
+    assert_eq!(backlog[0], delete);
 }

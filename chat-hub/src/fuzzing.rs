@@ -12,7 +12,7 @@ use chat_proto::{
 use rustc_hash::FxHashMap as HashMap;
 
 use crate::sim::{World, PASSWORD};
-use crate::{Config, ConvId, MemoryStore, SessionId, StoredMessage, UserId};
+use crate::{Config, ConvId, MemoryStore, MessageKind, SessionId, StoredMessage, UserId};
 
 const USERS: [&str; 4] = ["ann", "bob", "cyd", "dee"];
 const ROOMS: [&str; 3] = ["general", "rust", "ops"];
@@ -119,6 +119,15 @@ pub enum Op {
         /// Which action (wraps around the seven).
         action: u8,
     },
+    /// *(v2)* Edit, delete or redact one of the last messages stored.
+    Change {
+        /// Which open session.
+        session: u8,
+        /// How far back from the newest stored message.
+        back: u8,
+        /// 0 edit, 1 delete, 2 redact (wrapping).
+        what: u8,
+    },
     /// Any client message at all.
     Raw {
         /// Which open session.
@@ -149,7 +158,7 @@ impl<'a> Arbitrary<'a> for To {
 impl<'a> Arbitrary<'a> for Op {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
         let session = u8::arbitrary(u)?;
-        Ok(match u8::arbitrary(u)? % 34 {
+        Ok(match u8::arbitrary(u)? % 36 {
             0..=4 => Self::Connect {
                 user: session,
                 device: u8::arbitrary(u)?,
@@ -200,6 +209,11 @@ impl<'a> Arbitrary<'a> for Op {
                 room: u8::arbitrary(u)?,
                 user: u8::arbitrary(u)?,
                 action: u8::arbitrary(u)?,
+            },
+            32 | 33 => Self::Change {
+                session,
+                back: u8::arbitrary(u)? % 8,
+                what: u8::arbitrary(u)?,
             },
             _ => {
                 let len = usize::from(u8::arbitrary(u)? % 48);
@@ -498,6 +512,36 @@ impl Checker {
                     self.request(at, request);
                 }
             }
+            Op::Change {
+                session,
+                back,
+                what,
+            } => {
+                if let Some(at) = self.pick(session) {
+                    let Some(&message) = self
+                        .world
+                        .store
+                        .messages
+                        .keys()
+                        .rev()
+                        .nth(usize::from(back))
+                    else {
+                        return;
+                    };
+                    let request = match what % 3 {
+                        0 => Request::Edit {
+                            message,
+                            text: format!("edit{what}"),
+                        },
+                        1 => Request::Delete { message },
+                        _ => Request::Redact {
+                            message,
+                            reason: String::new(),
+                        },
+                    };
+                    self.request(at, request);
+                }
+            }
             Op::Advance { ms } => self.world.advance(u64::from(ms)),
             Op::Restart => {
                 self.collect();
@@ -561,6 +605,10 @@ impl Checker {
                             .messages
                             .get(&m.id)
                             .expect("only stored messages are delivered");
+                        assert!(
+                            stored.kind != MessageKind::Deleted,
+                            "a deleted message was delivered: {m:?}"
+                        );
                         let since = store.member_since(stored.conv, s.user);
                         assert!(
                             since.is_some_and(|since| since < m.id),
@@ -587,6 +635,41 @@ impl Checker {
                     }
                     ServerMessage::Moderated { .. } => {
                         assert!(s.slot != 2, "a version-1 session got a version-2 event");
+                    }
+                    ServerMessage::Edited { id, .. } | ServerMessage::Deleted { id, .. } => {
+                        assert!(s.slot != 2, "a version-1 session got a version-2 event");
+                        assert!(store.messages.contains_key(&id), "an unstored change");
+                        assert!(
+                            s.received.last().is_none_or(|&last| last < id),
+                            "out of order or twice: {id:?}"
+                        );
+                        s.received.push(id);
+                    }
+                    ServerMessage::Ok {
+                        reply: Reply::History { messages, .. },
+                        ..
+                    } => {
+                        for m in messages {
+                            let kind = store.messages.get(&m.id).map(|m| m.kind);
+                            assert!(
+                                kind != Some(MessageKind::Deleted),
+                                "a deleted message in a history: {m:?}"
+                            );
+                        }
+                    }
+                    ServerMessage::Ok {
+                        reply: Reply::Page { messages, .. },
+                        ..
+                    } => {
+                        for e in messages {
+                            let kind = store.messages.get(&e.message.id).map(|m| m.kind);
+                            if kind == Some(MessageKind::Deleted) {
+                                assert!(
+                                    e.deleted && e.message.text.is_empty(),
+                                    "a deleted message's text in a history: {e:?}"
+                                );
+                            }
+                        }
                     }
                     ServerMessage::CaughtUp => {
                         let last = store.last_message();
@@ -630,16 +713,55 @@ impl Checker {
             store.messages.len(),
             "a message was stored below an id already stored"
         );
-        // A muted member's sends are refused: no message stored at this step is theirs.
         for m in store
             .messages
             .range(MessageId(self.stored_last.0 + 1)..)
             .map(|(_, m)| m)
         {
-            assert!(
-                !store.standing(m.conv, m.sender).muted,
-                "a muted member's message was stored: {m:?}"
-            );
+            match m.kind {
+                // A muted member's sends are refused: no message stored at this step is theirs.
+                MessageKind::Message => assert!(
+                    !store.standing(m.conv, m.sender).muted,
+                    "a muted member's message was stored: {m:?}"
+                ),
+                // Only the author edits; a deletion erases the message and its edits.
+                MessageKind::Edit { target } => {
+                    let original = store.messages.get(&target).expect("edits a stored message");
+                    assert_eq!(original.sender, m.sender, "an edit by another user");
+                }
+                MessageKind::Delete { target, redacted } => {
+                    let original = store
+                        .messages
+                        .get(&target)
+                        .expect("deletes a stored message");
+                    assert!(
+                        original.kind == MessageKind::Deleted && original.text.is_empty(),
+                        "a deleted message kept its text"
+                    );
+                    if redacted {
+                        let rank = if store.is_operator(m.sender) {
+                            3
+                        } else {
+                            store.standing(m.conv, m.sender).role as u8
+                        };
+                        assert!(
+                            rank >= Role::Moderator as u8,
+                            "a redaction by a non-moderator"
+                        );
+                    } else {
+                        assert_eq!(original.sender, m.sender, "a deletion by another user");
+                    }
+                    for later in store.messages.range(target..).map(|(_, m)| m) {
+                        if later.kind == (MessageKind::Edit { target }) {
+                            assert!(
+                                later.text.is_empty(),
+                                "an edit of a deleted message kept its text"
+                            );
+                        }
+                    }
+                }
+                _ => {}
+            }
         }
         // Only moderators (owners for roles) act, on lower ranks; a banned user is no member.
         for record in &store.audit()[self.audited..] {
@@ -654,8 +776,11 @@ impl Checker {
                 ModAction::Opped | ModAction::Deopped => Role::Owner as u8,
                 _ => Role::Moderator as u8,
             };
+            // A redaction acts on a message (possibly the moderator's own), not on a user.
+            let outranks =
+                record.action == ModAction::Redacted || rank(record.actor) > rank(record.target);
             assert!(
-                rank(record.actor) >= needed && rank(record.actor) > rank(record.target),
+                rank(record.actor) >= needed && outranks,
                 "moderation by a user without the rank: {record:?}"
             );
         }
@@ -717,6 +842,13 @@ impl Checker {
             .member_since(m.conv, s.user)
             .is_some_and(|since| since < id);
         if !visible || s.has_received(id) {
+            return;
+        }
+        // A tombstone is never sent; a change is nothing to a version-1 session; an edit of a
+        // message deleted since is erased.
+        let change = !m.kind.is_message();
+        let erased = matches!(m.kind, MessageKind::Edit { .. }) && m.text.is_empty();
+        if m.kind == MessageKind::Deleted || (change && s.slot == 2) || erased {
             return;
         }
         let own_device = m.sender == s.user

@@ -53,6 +53,10 @@ impl MemoryStore {
                 Write::RemoveMember { conv, user } => {
                     self.members.remove(&(conv, user));
                 }
+                Write::InsertMessage(m) if !m.kind.is_message() => {
+                    self.messages.insert(m.id, m);
+                }
+                Write::ChangeMessage { target, text } => self.change(target, text),
                 Write::InsertMessage(m) => match self.dedup.get(&(m.sender, m.client_msg_id)) {
                     Some(original) => {
                         let sent_at = self.messages.get(original).map_or(0, |o| o.sent_at);
@@ -116,6 +120,37 @@ impl MemoryStore {
             }
         }
         duplicate
+    }
+
+    /// Edits (`Some`) or deletes (`None`) a stored message; a deletion also erases the text of
+    /// every edit of it.
+    fn change(&mut self, target: MessageId, text: Option<String>) {
+        let Some(m) = self.messages.get_mut(&target) else {
+            return;
+        };
+        if !m.kind.is_message() || m.kind == MessageKind::Deleted {
+            return;
+        }
+        match text {
+            Some(text) => {
+                m.text = text;
+                m.kind = MessageKind::Edited;
+            }
+            None => {
+                m.text.clear();
+                m.kind = MessageKind::Deleted;
+                for m in self.messages.range_mut(target..).map(|(_, m)| m) {
+                    if matches!(m.kind, MessageKind::Edit { target: t } if t == target) {
+                        m.text.clear();
+                    }
+                }
+            }
+        }
+    }
+
+    /// The stored message or change `id`.
+    pub fn message(&self, id: MessageId) -> Option<StoredMessage> {
+        self.messages.get(&id).cloned()
     }
 
     /// Everything a hub loads at start. Drops expired tokens, as storage does.
@@ -210,7 +245,9 @@ impl MemoryStore {
             .range(MessageId(after.0 + 1)..)
             .map(|(_, m)| m)
             .filter(|m| {
-                m.device != device
+                m.kind != MessageKind::Deleted
+                    && !(matches!(m.kind, MessageKind::Edit { .. }) && m.text.is_empty())
+                    && m.device != device
                     && self
                         .members
                         .get(&(m.conv, user))
@@ -233,7 +270,7 @@ impl MemoryStore {
             .range(..before)
             .rev()
             .map(|(_, m)| m)
-            .filter(|m| m.conv == conv)
+            .filter(|m| m.conv == conv && m.kind.is_message())
             .take(limit)
             .cloned()
             .collect()

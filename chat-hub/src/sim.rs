@@ -439,6 +439,11 @@ impl World {
                 }
                 completion
             }
+            Output::Io(IoRequest::LoadMessage { session, change }) => Completion::MessageLoaded {
+                session,
+                message: self.store.message(change.target),
+                change,
+            },
             Output::Io(IoRequest::LoadHistory {
                 session,
                 request,

@@ -80,8 +80,43 @@ pub struct StoredMessage {
     pub client_msg_id: ClientMsgId,
     /// When it was accepted.
     pub sent_at: UnixMillis,
-    /// The text.
+    /// The text (the latest, for a message; empty once deleted).
     pub text: String,
+    /// *(v2)* A message, or a change to an earlier one.
+    pub kind: MessageKind,
+}
+
+/// *(v2)* What a stored message row is. Changes take ids from the same sequence as messages,
+/// so the backlog carries them to devices that already have the original.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MessageKind {
+    /// A chat message.
+    #[default]
+    Message,
+    /// A message whose author edited it (`text` is the latest).
+    Edited,
+    /// A deleted or redacted message: a tombstone, its text erased.
+    Deleted,
+    /// An edit of `target`; `text` is the new text (erased if `target` is deleted later).
+    Edit {
+        /// The message edited.
+        target: MessageId,
+    },
+    /// The deletion of `target` by its author, or its redaction by a moderator (`redacted`);
+    /// `text` is the reason.
+    Delete {
+        /// The message deleted.
+        target: MessageId,
+        /// Whether a moderator redacted it.
+        redacted: bool,
+    },
+}
+
+impl MessageKind {
+    /// Whether a row of this kind is a message (not a change to one).
+    pub fn is_message(self) -> bool {
+        matches!(self, Self::Message | Self::Edited | Self::Deleted)
+    }
 }
 
 /// One change to durable state. The hub decides; storage applies these in order.
@@ -176,6 +211,14 @@ pub enum Write {
         user: UserId,
         /// The new standing.
         standing: Standing,
+    },
+    /// *(v2)* A stored message is edited (`text` is `Some`: its new text) or deleted (`None`:
+    /// its text and the text of every edit of it are erased).
+    ChangeMessage {
+        /// The message.
+        target: MessageId,
+        /// The new text, or `None` to delete.
+        text: Option<String>,
     },
     /// *(v2)* A moderation action, appended to the audit log.
     Audit(AuditRecord),

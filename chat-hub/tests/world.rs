@@ -739,7 +739,8 @@ fn resends_are_answered_with_the_original_and_delivered_once() {
 #[test]
 fn history_pages_newest_first_members_only() {
     let mut w = World::default();
-    let alice = w.register("alice");
+    // Version 1's `History` reply (version 2 answers `Page`: chat-hub/tests/edits.rs).
+    let alice = w.register_version("alice", 1);
     let bob = w.register("bob");
     w.request(
         alice,

@@ -258,6 +258,28 @@ pub enum Request {
         /// Whether the user is muted from now on.
         muted: bool,
     },
+    /// *(v2)* Replace the text of one of this user's messages. Reply: [`Reply::Sent`] with the
+    /// id of the change (see [`ServerMessage::Edited`]).
+    Edit {
+        /// The message.
+        message: MessageId,
+        /// Its new text.
+        text: String,
+    },
+    /// *(v2)* Delete one of this user's messages: its text is erased everywhere. Reply:
+    /// [`Reply::Sent`] with the id of the change (see [`ServerMessage::Deleted`]).
+    Delete {
+        /// The message.
+        message: MessageId,
+    },
+    /// *(v2)* Delete any message of a room (moderators only). Reply: [`Reply::Sent`] with the
+    /// id of the change.
+    Redact {
+        /// The message.
+        message: MessageId,
+        /// Why (at most 256 bytes; may be empty).
+        reason: String,
+    },
 }
 
 // ===== server to client =====
@@ -340,6 +362,36 @@ pub enum ServerMessage {
         /// Why (possibly empty).
         reason: String,
     },
+    /// *(v2)* A message was edited by its author. `id` is the change's own id, in the one id
+    /// sequence (acknowledge it like a message's). Not sent to version-1 connections.
+    Edited {
+        /// The change's id.
+        id: MessageId,
+        /// The message edited.
+        message: MessageId,
+        /// Its author.
+        from: String,
+        /// Its conversation, as in [`ChatMessage::target`].
+        target: Target,
+        /// The new text.
+        text: String,
+    },
+    /// *(v2)* A message was deleted by its author or redacted by a moderator: forget its
+    /// text. `id` is the change's own id. Not sent to version-1 connections.
+    Deleted {
+        /// The change's id.
+        id: MessageId,
+        /// The message deleted.
+        message: MessageId,
+        /// Its conversation, as in [`ChatMessage::target`].
+        target: Target,
+        /// Who deleted it (the author, or the moderator who redacted it).
+        by: String,
+        /// Whether a moderator redacted it.
+        redacted: bool,
+        /// Why (a redaction's reason; else empty).
+        reason: String,
+    },
 }
 
 /// The server's answer to a successful [`Hello`].
@@ -419,6 +471,26 @@ pub enum Reply {
         /// Whether an older page exists.
         more: bool,
     },
+    /// *(v2)* A page of history as a version-2 connection gets it (instead of
+    /// [`Reply::History`]): newest first, each message with its latest text and state.
+    Page {
+        /// The messages.
+        messages: Vec<PageEntry>,
+        /// Whether an older page exists.
+        more: bool,
+    },
+}
+
+/// *(v2)* A message in a history page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct PageEntry {
+    /// The message, with its latest text (empty once deleted).
+    pub message: ChatMessage,
+    /// Whether its author edited it.
+    pub edited: bool,
+    /// Whether it was deleted or redacted: a tombstone, its text erased.
+    pub deleted: bool,
 }
 
 /// A logged-in session.
@@ -509,6 +581,9 @@ pub enum ModAction {
     Opped,
     /// Made a plain member again.
     Deopped,
+    /// One of their messages was redacted (audit log only: the room sees
+    /// [`ServerMessage::Deleted`]).
+    Redacted,
 }
 
 /// A change of room membership.
@@ -613,7 +688,10 @@ impl Request {
             | Self::Kick { .. }
             | Self::Ban { .. }
             | Self::Unban { .. }
-            | Self::Mute { .. } => 2,
+            | Self::Mute { .. }
+            | Self::Edit { .. }
+            | Self::Delete { .. }
+            | Self::Redact { .. } => 2,
             _ => 1,
         }
     }

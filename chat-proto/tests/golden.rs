@@ -163,3 +163,60 @@ fn moderated_event() {
         "00000016 0c 0472757374 03626f62 056361726f6c 00 047370616d",
     );
 }
+
+#[test]
+fn edit_request() {
+    check(
+        ClientMessage::Request {
+            id: RequestId(4),
+            request: Request::Edit {
+                message: MessageId(42),
+                text: "hello".into(),
+            },
+        },
+        "0000000a 01 04 13 2a 0568656c6c6f",
+    );
+}
+
+#[test]
+fn edited_event() {
+    check(
+        ServerMessage::Edited {
+            id: MessageId(43),
+            message: MessageId(42),
+            from: "bob".into(),
+            target: Target::Room("rust".into()),
+            text: "hello".into(),
+        },
+        "00000013 0d 2b 2a 03626f62 00 0472757374 0568656c6c6f",
+    );
+}
+
+#[test]
+fn deleted_event() {
+    check(
+        ServerMessage::Deleted {
+            id: MessageId(44),
+            message: MessageId(42),
+            target: Target::Room("rust".into()),
+            by: "alice".into(),
+            redacted: true,
+            reason: "spam".into(),
+        },
+        "00000015 0e 2c 2a 00 0472757374 05616c696365 01 047370616d",
+    );
+}
+
+#[test]
+fn empty_page_reply() {
+    check(
+        ServerMessage::Ok {
+            id: RequestId(5),
+            reply: Reply::Page {
+                messages: Vec::new(),
+                more: false,
+            },
+        },
+        "00000005 01 05 08 00 00",
+    );
+}

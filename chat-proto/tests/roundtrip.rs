@@ -72,6 +72,9 @@ fn request_tag(request: &Request) -> &'static str {
         Request::Ban { .. } => "Ban",
         Request::Unban { .. } => "Unban",
         Request::Mute { .. } => "Mute",
+        Request::Edit { .. } => "Edit",
+        Request::Delete { .. } => "Delete",
+        Request::Redact { .. } => "Redact",
     }
 }
 
@@ -90,6 +93,8 @@ fn server_tag(msg: &ServerMessage) -> String {
         ServerMessage::Ping { .. } => "Ping".into(),
         ServerMessage::Pong { .. } => "Pong".into(),
         ServerMessage::Moderated { action, .. } => format!("Moderated::{action:?}"),
+        ServerMessage::Edited { .. } => "Edited".into(),
+        ServerMessage::Deleted { .. } => "Deleted".into(),
     }
 }
 
@@ -103,6 +108,7 @@ fn reply_tag(reply: &Reply) -> &'static str {
         Reply::Members { .. } => "Members",
         Reply::Users(_) => "Users",
         Reply::History { .. } => "History",
+        Reply::Page { .. } => "Page",
     }
 }
 
@@ -240,6 +246,17 @@ fn client_samples() -> Vec<ClientMessage> {
             user: "bob".into(),
             muted: true,
         },
+        Request::Edit {
+            message: MessageId(u64::MAX),
+            text: "ünïcødé".into(),
+        },
+        Request::Delete {
+            message: MessageId(0),
+        },
+        Request::Redact {
+            message: MessageId(251),
+            reason: "why".into(),
+        },
     ];
     let mut samples = vec![
         ClientMessage::Hello(Hello {
@@ -372,6 +389,7 @@ fn server_samples() -> Vec<ServerMessage> {
         ModAction::Unmuted,
         ModAction::Opped,
         ModAction::Deopped,
+        ModAction::Redacted,
     ] {
         samples.push(ServerMessage::Moderated {
             room: "rust".into(),
@@ -381,6 +399,32 @@ fn server_samples() -> Vec<ServerMessage> {
             reason: "why".into(),
         });
     }
+    samples.push(ServerMessage::Edited {
+        id: MessageId(2),
+        message: MessageId(1),
+        from: "bob".into(),
+        target: user("alice"),
+        text: "ünïcødé".into(),
+    });
+    samples.push(ServerMessage::Deleted {
+        id: MessageId(3),
+        message: MessageId(1),
+        target: room("rust"),
+        by: "alice".into(),
+        redacted: true,
+        reason: "why".into(),
+    });
+    samples.push(ServerMessage::Ok {
+        id: RequestId(8),
+        reply: Reply::Page {
+            messages: vec![PageEntry {
+                message: chat_message(),
+                edited: true,
+                deleted: false,
+            }],
+            more: true,
+        },
+    });
     samples.extend(replies.into_iter().map(|reply| ServerMessage::Ok {
         id: RequestId(7),
         reply,
@@ -396,7 +440,7 @@ fn server_samples() -> Vec<ServerMessage> {
 fn every_client_variant_roundtrips() {
     let samples = client_samples();
     let tags: BTreeSet<_> = samples.iter().map(client_tag).collect();
-    assert_eq!(tags.len(), 5 + 14 + 5, "one sample per variant: {tags:?}");
+    assert_eq!(tags.len(), 5 + 14 + 8, "one sample per variant: {tags:?}");
     samples.iter().for_each(roundtrip);
 }
 
@@ -406,7 +450,7 @@ fn every_server_variant_roundtrips() {
     let tags: BTreeSet<_> = samples.iter().map(server_tag).collect();
     assert_eq!(
         tags.len(),
-        9 + 3 + 8 + 20 + 7,
+        9 + 3 + 8 + 20 + 8 + 2 + 1,
         "one sample per variant: {tags:?}"
     );
     samples.iter().for_each(roundtrip);

@@ -135,3 +135,126 @@ async fn an_owner_a_moderator_and_two_users() {
         .any(|e| matches!(e, ServerMessage::Moderated { .. })));
     server.stop().await;
 }
+
+fn sent(reply: Result<Reply, Error>) -> MessageId {
+    match reply {
+        Ok(Reply::Sent { id, .. }) => id,
+        other => panic!("expected Sent, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn edits_deletions_and_redactions_reach_every_device_and_erase_the_text() {
+    let (server, dir) = {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let server = TestServer::start(
+            &dir.path().join("chat.db"),
+            config(),
+            chat_server::ServerConfig::default(),
+        )
+        .await;
+        (server, dir)
+    };
+    let mut alice = logged_in(server.addr, "alice", true).await;
+    let mut bob = logged_in(server.addr, "bob", true).await;
+    alice
+        .request(Request::CreateRoom {
+            room: "rust".into(),
+            invite_only: false,
+        })
+        .await
+        .expect("created");
+    bob.request(Request::Join {
+        room: "rust".into(),
+    })
+    .await
+    .expect("joins");
+    let typo = bob
+        .send_text(room("rust"), 1, "teh secret")
+        .await
+        .expect("stored");
+    alice.until(text_is("teh secret")).await.expect("arrives");
+    let edit = sent(
+        bob.request(Request::Edit {
+            message: typo,
+            text: "the secret".into(),
+        })
+        .await,
+    );
+    let got = alice
+        .until(|e| matches!(e, ServerMessage::Edited { .. }))
+        .await
+        .expect("edit arrives");
+    assert!(
+        matches!(got, ServerMessage::Edited { id, message, text, .. } if id == edit && message == typo && text == "the secret")
+    );
+    // Only the author edits; only a moderator redacts.
+    let refused = alice
+        .request(Request::Edit {
+            message: typo,
+            text: "mine now".into(),
+        })
+        .await;
+    assert_eq!(self::refused(refused), ErrorCode::Forbidden);
+    let refused = bob
+        .request(Request::Redact {
+            message: typo,
+            reason: String::new(),
+        })
+        .await;
+    assert_eq!(self::refused(refused), ErrorCode::Forbidden);
+    // bob's other device is offline; alice (the owner) redacts.
+    let redaction = sent(
+        alice
+            .request(Request::Redact {
+                message: typo,
+                reason: "leak".into(),
+            })
+            .await,
+    );
+    bob.until(|e| matches!(e, ServerMessage::Deleted { id, .. } if *id == redaction))
+        .await
+        .expect("deletion arrives");
+    let (mut phone, backlog) = {
+        let mut s = chat_client::Session::connect(server.addr)
+            .await
+            .expect("connects");
+        s.login("bob", PASSWORD, "bob-phone")
+            .await
+            .expect("logs in");
+        let backlog = s.events().to_vec();
+        (s, backlog)
+    };
+    assert!(!backlog
+        .iter()
+        .any(|e| matches!(e, ServerMessage::Message(m) if m.id == typo)));
+    // History: a tombstone with no text.
+    let page = phone
+        .request(Request::History {
+            target: room("rust"),
+            before: None,
+            limit: 10,
+        })
+        .await
+        .expect("history");
+    match page {
+        Reply::Page { messages, .. } => {
+            let entry = messages
+                .iter()
+                .find(|e| e.message.id == typo)
+                .expect("tombstone");
+            assert!(entry.deleted && entry.message.text.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    server.stop().await;
+    // Erased from the file, not hidden.
+    let bytes = std::fs::read(dir.path().join("chat.db")).expect("reads");
+    let wal = std::fs::read(dir.path().join("chat.db-wal")).unwrap_or_default();
+    for data in [bytes, wal] {
+        assert!(
+            !data.windows(10).any(|w| w == b"the secret"),
+            "the text survives in the database"
+        );
+    }
+}

@@ -19,6 +19,7 @@
 mod auth;
 mod delivery;
 mod directory;
+mod edits;
 mod messages;
 pub(crate) mod moderate;
 mod moderation;
@@ -45,7 +46,7 @@ use self::directory::Directory;
 pub use self::moderate::MAX_REASON_LEN;
 use self::moderation::Moderation;
 use self::output::{After, Outputs};
-pub use self::output::{Completion, IoRequest, Output, Ticket};
+pub use self::output::{ChangeWhat, Completion, IoRequest, Output, PendingChange, Ticket};
 use self::presence::Presence;
 use self::sessions::{Phase, Sessions, MAX_HELD};
 use self::throttle::Throttle;
@@ -466,6 +467,15 @@ impl Hub {
                 };
                 self.moderate(session, id, user, &room, &name, action, "", now)
             }
+            (Request::Edit { message, text }, Some(_)) => {
+                self.change_message(session, id, message, ChangeWhat::Edit(text))
+            }
+            (Request::Delete { message }, Some(_)) => {
+                self.change_message(session, id, message, ChangeWhat::Delete)
+            }
+            (Request::Redact { message, reason }, Some(_)) => {
+                self.change_message(session, id, message, ChangeWhat::Redact(reason))
+            }
         };
         if let Err(error) = result {
             self.fail(session, id, error);
@@ -505,6 +515,11 @@ impl Hub {
                 limit,
                 messages,
             } => self.history_loaded(session, request, messages, limit),
+            Completion::MessageLoaded {
+                session,
+                change,
+                message,
+            } => self.message_loaded(session, change, message, now),
         }
     }
 
@@ -528,6 +543,7 @@ impl Hub {
             After::Message(session, request, message) => {
                 self.message_stored(session, request, message, duplicate);
             }
+            After::Changed(session, request, row) => self.change_stored(session, request, row),
             After::Moderated {
                 reply,
                 conv,

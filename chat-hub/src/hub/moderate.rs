@@ -95,7 +95,7 @@ impl Hub {
             ModAction::Unmuted => s.muted = false,
             ModAction::Opped => s.role = Role::Moderator,
             ModAction::Deopped => s.role = Role::Member,
-            ModAction::Kicked => {}
+            ModAction::Kicked | ModAction::Redacted => {}
         }));
         if matches!(action, ModAction::Kicked | ModAction::Banned) && member {
             writes.extend(self.directory.remove_member(conv, target));
