@@ -176,6 +176,16 @@ fn lines_at(
         Event::Added { user, room } => format!("* added {} to #{}", clean(user), clean(room)),
         Event::Left(room) => format!("* left #{}", clean(room)),
         Event::Rooms(list) => return rooms(list),
+        Event::RoomList(list) => {
+            let infos: Vec<RoomInfo> = list.iter().map(|r| r.info.clone()).collect();
+            let mut lines = rooms(&infos);
+            for (line, entry) in lines.iter_mut().zip(list) {
+                if !entry.topic.is_empty() {
+                    line.push_str(&format!(" — {}", clean(&entry.topic)));
+                }
+            }
+            return lines;
+        }
         Event::Members { room, members, .. } => users(&format!("#{}", clean(room)), members),
         Event::Users(list) => users("users", list),
         Event::DisplayName(name) => format!("* display name set to {}", clean(name)),
@@ -308,6 +318,19 @@ fn event_text(event: &Event) -> Option<String> {
                 format!("* {by} {done}: {}", clean(reason))
             }
         }
+        Event::Topic { room, topic, by } => {
+            let (room, topic) = (clean(room), clean(topic));
+            match (by.is_empty(), topic.is_empty()) {
+                (true, _) => format!("* #{room}: {topic}"),
+                (false, true) => format!("* {} cleared the topic of #{room}", clean(by)),
+                (false, false) => format!("* {} set the topic of #{room}: {topic}", clean(by)),
+            }
+        }
+        Event::NameChanged { user, display_name } => format!(
+            "* {} is now known as \"{}\"",
+            clean(user),
+            clean(display_name)
+        ),
         Event::Edited {
             message,
             from,

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use chat_proto::{
     ChatMessage, ClientMessage, ClientMsgId, ErrorCode, ErrorReply, Hello, Limits, MemberEvent,
-    MessageId, ModAction, Reply, Request, Role, RoomInfo, ServerMessage, Target, UserStatus,
-    Welcome,
+    MessageId, ModAction, Reply, Request, Role, RoomEntry, RoomInfo, ServerMessage, Target,
+    UserStatus, Welcome,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -123,6 +123,24 @@ pub enum Event {
         /// *(v2)* Which of `messages` are tombstones (deleted or redacted; text erased).
         deleted: Vec<MessageId>,
     },
+    /// *(v2)* A room's topic (when it changes, or on joining).
+    Topic {
+        /// The room.
+        room: String,
+        /// The topic (empty: none).
+        topic: String,
+        /// Who set it (empty when told on joining).
+        by: String,
+    },
+    /// *(v2)* A user changed their display name.
+    NameChanged {
+        /// The username.
+        user: String,
+        /// The new display name.
+        display_name: String,
+    },
+    /// *(v2)* The rooms, with their topics.
+    RoomList(Vec<RoomEntry>),
     /// *(v2)* A message was edited by its author.
     Edited {
         /// The message.
@@ -418,6 +436,8 @@ pub struct Client {
     was_connected: bool,
     /// The room new users are put in, from the last `Welcome`.
     default_room: String,
+    /// The protocol version the server agreed in `Welcome`.
+    version: u16,
     /// `(user, token)` once logged in.
     session: Option<(String, String)>,
     current: Option<Target>,
@@ -474,6 +494,7 @@ impl Client {
             backoff: MIN_BACKOFF,
             was_connected: false,
             default_room: String::new(),
+            version: 1,
             session: None,
             current: None,
             requests: Requests::new(),
@@ -1032,6 +1053,7 @@ impl Client {
         self.paused_until = None;
         self.backoff = MIN_BACKOFF;
         self.default_room = welcome.default_room;
+        self.version = welcome.version;
         let reconnected = std::mem::replace(&mut self.was_connected, true);
         match self.session.clone() {
             Some((_, token)) => {
@@ -1148,6 +1170,7 @@ impl Client {
                 };
                 (What::Leave(room.clone()), Request::Leave { room })
             }
+            Command::Rooms if self.version >= 2 => (What::Rooms, Request::RoomList),
             Command::Rooms => (What::Rooms, Request::ListRooms),
             Command::Who(room) => {
                 let Some(room) = room.or_else(|| self.current_room()) else {
@@ -1213,6 +1236,12 @@ impl Client {
                     ModAction::Redacted => return self.error("usage: /redact ID [REASON]"),
                 };
                 (What::Moderate, request)
+            }
+            Command::Topic(topic) => {
+                let Some(room) = self.current_room() else {
+                    return self.error("not in a room: /switch #room first");
+                };
+                (What::Moderate, Request::SetTopic { room, topic })
             }
             Command::Edit { message, text } => (What::Send, Request::Edit { message, text }),
             Command::Delete(message) => (What::Send, Request::Delete { message }),
@@ -1433,6 +1462,12 @@ impl Client {
                     self.send(ClientMessage::Ack { up_to: id });
                 }
             }
+            ServerMessage::Topic { room, topic, by } => {
+                self.print(Event::Topic { room, topic, by });
+            }
+            ServerMessage::DisplayName { user, display_name } => {
+                self.print(Event::NameChanged { user, display_name });
+            }
             ServerMessage::Moderated {
                 room,
                 by,
@@ -1551,6 +1586,7 @@ impl Client {
                 self.print(Event::Left(room));
             }
             (What::Rooms, Reply::Rooms(rooms)) => self.print(Event::Rooms(rooms)),
+            (What::Rooms, Reply::RoomList(rooms)) => self.print(Event::RoomList(rooms)),
             (What::Who { room, asked }, Reply::Members { members, .. }) => {
                 self.print(Event::Members {
                     room,

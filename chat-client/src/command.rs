@@ -74,6 +74,8 @@ pub enum Command {
         /// Why (kick and ban; else empty).
         reason: String,
     },
+    /// `/topic [TEXT]`: set (or, without text, clear) the current room's topic.
+    Topic(String),
     /// `/edit ID TEXT`: replace the text of one of your messages.
     Edit {
         /// The message id (as `/history` shows it).
@@ -121,6 +123,7 @@ pub const HELP: &str = "\
 /kick NAME [REASON]         remove a member from this room; they may rejoin (moderators)
 /ban NAME [REASON]          remove and keep out of this room; /unban NAME (moderators)
 /mute NAME, /unmute NAME    stop a member of this room posting, or let them (moderators)
+/topic [TEXT]               set or clear this room's topic (owner, moderators)
 /edit ID TEXT               replace the text of your message ID (/history shows ids)
 /delete ID                  delete your message ID
 /redact ID [REASON]         delete any message of a room (moderators)
@@ -233,6 +236,7 @@ pub fn parse(line: &str) -> Result<Command, String> {
             reason: args[user.len()..].trim().into(),
         },
         ("kick" | "ban", _) => return Err(format!("usage: /{name} NAME [REASON]")),
+        ("topic", _) => Command::Topic(args.into()),
         ("edit", [id, _, ..]) => match id.trim_start_matches('#').parse() {
             Ok(n) => Command::Edit {
                 message: MessageId(n),
@@ -288,6 +292,7 @@ pub const NAMES: &[&str] = &[
     "/register",
     "/rooms",
     "/switch",
+    "/topic",
     "/unban",
     "/unmute",
     "/users",
@@ -369,6 +374,11 @@ mod tests {
             })
         );
         assert_eq!(parse("/delete #42"), Ok(Command::Delete(MessageId(42))));
+        assert_eq!(
+            parse("/topic  Rust and friends "),
+            Ok(Command::Topic("Rust and friends".into()))
+        );
+        assert_eq!(parse("/topic"), Ok(Command::Topic(String::new())));
         assert_eq!(
             parse("/redact 7 off topic"),
             Ok(Command::Redact {

@@ -370,6 +370,11 @@ impl Storage for Store {
         )
         .fetch_all(&self.pool)
         .await?;
+        let topics = sqlx::query_as::<_, (i64, String)>(
+            "SELECT id, topic FROM convs WHERE topic != '' ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         let operators: Vec<i64> =
             sqlx::query_scalar("SELECT user_id FROM operators ORDER BY user_id")
                 .fetch_all(&self.pool)
@@ -430,6 +435,11 @@ impl Storage for Store {
         }
         for user in operators {
             snapshot.operators.push(UserId(uint("user id", user)?));
+        }
+        for (conv, topic) in topics {
+            snapshot
+                .topics
+                .push((ConvId(uint("conversation id", conv)?), topic));
         }
         Ok(snapshot)
     }
@@ -776,6 +786,9 @@ async fn apply_one(tx: &mut Transaction<'_, Sqlite>, write: &Write) -> Result<()
         .bind(action_code(record.action))
         .bind(&record.reason)
         .bind(int("time", record.at)?),
+        Write::SetTopic { conv, topic } => sqlx::query("UPDATE convs SET topic = ? WHERE id = ?")
+            .bind(topic)
+            .bind(int("conversation id", conv.0)?),
         Write::SetOperator {
             user,
             operator: true,

@@ -70,6 +70,7 @@ contract!(
     the_audit_log_is_newest_first_and_paged_per_room,
     edits_replace_the_text_and_come_in_the_backlog,
     deletions_erase_the_text_everywhere,
+    topics_are_set_and_cleared,
 );
 
 const ALICE: UserId = UserId(1);
@@ -684,4 +685,21 @@ async fn deletions_erase_the_text_everywhere(s: impl Storage) {
         .expect("reads");
     assert_eq!(ids(&backlog), [5]);
     assert_eq!(backlog[0], delete);
+}
+
+async fn topics_are_set_and_cleared(s: impl Storage) {
+    populated(&s).await;
+    let set = |topic: &str| {
+        vec![Write::SetTopic {
+            conv: ROOM,
+            topic: topic.into(),
+        }]
+    };
+    s.apply(&[set("first"), set("second")]).await.expect("set");
+    assert_eq!(
+        s.snapshot(0).await.expect("snapshot").topics,
+        [(ROOM, "second".to_string())]
+    );
+    s.apply(&[set("")]).await.expect("clear");
+    assert!(s.snapshot(0).await.expect("snapshot").topics.is_empty());
 }

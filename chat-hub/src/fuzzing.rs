@@ -481,7 +481,7 @@ impl Checker {
                 if let Some(at) = self.pick(session) {
                     let room: String = ROOMS[usize::from(room) % ROOMS.len()].into();
                     let user: String = USERS[usize::from(user) % USERS.len()].into();
-                    let request = match action % 7 {
+                    let request = match action % 8 {
                         0 => Request::Kick {
                             room,
                             user,
@@ -496,17 +496,21 @@ impl Checker {
                         3 | 4 => Request::Mute {
                             room,
                             user,
-                            muted: action % 7 == 3,
+                            muted: action % 8 == 3,
                         },
                         5 => Request::SetRole {
                             room,
                             user,
                             role: Role::Moderator,
                         },
-                        _ => Request::SetRole {
+                        6 => Request::SetRole {
                             room,
                             user,
                             role: Role::Member,
+                        },
+                        _ => Request::SetTopic {
+                            room,
+                            topic: format!("t{user}"),
                         },
                     };
                     self.request(at, request);
@@ -633,7 +637,9 @@ impl Checker {
                         );
                         s.received.push(m.id);
                     }
-                    ServerMessage::Moderated { .. } => {
+                    ServerMessage::Moderated { .. }
+                    | ServerMessage::Topic { .. }
+                    | ServerMessage::DisplayName { .. } => {
                         assert!(s.slot != 2, "a version-1 session got a version-2 event");
                     }
                     ServerMessage::Edited { id, .. } | ServerMessage::Deleted { id, .. } => {

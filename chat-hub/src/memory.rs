@@ -22,6 +22,7 @@ pub struct MemoryStore {
     operators: BTreeSet<UserId>,
     /// The moderation audit log, oldest first.
     audit: Vec<AuditRecord>,
+    topics: BTreeMap<ConvId, String>,
 }
 
 impl MemoryStore {
@@ -110,6 +111,13 @@ impl MemoryStore {
                     }
                 }
                 Write::Audit(record) => self.audit.push(record),
+                Write::SetTopic { conv, topic } => {
+                    if topic.is_empty() {
+                        self.topics.remove(&conv);
+                    } else {
+                        self.topics.insert(conv, topic);
+                    }
+                }
                 Write::SetOperator { user, operator } => {
                     if operator {
                         self.operators.insert(user);
@@ -206,6 +214,11 @@ impl MemoryStore {
                 })
                 .collect(),
             operators: self.operators.iter().copied().collect(),
+            topics: self
+                .topics
+                .iter()
+                .map(|(&conv, topic)| (conv, topic.clone()))
+                .collect(),
         }
     }
 

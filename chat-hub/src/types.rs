@@ -220,6 +220,13 @@ pub enum Write {
         /// The new text, or `None` to delete.
         text: Option<String>,
     },
+    /// *(v2)* A room's topic changes (empty: none).
+    SetTopic {
+        /// The room.
+        conv: ConvId,
+        /// The topic.
+        topic: String,
+    },
     /// *(v2)* A moderation action, appended to the audit log.
     Audit(AuditRecord),
     /// *(v2)* A user becomes (`true`) or stops being a server operator.
@@ -248,6 +255,8 @@ pub struct Snapshot {
     pub standings: Vec<StandingRow>,
     /// *(v2)* The server operators.
     pub operators: Vec<UserId>,
+    /// *(v2)* Every room's topic that is not empty.
+    pub topics: Vec<(ConvId, String)>,
 }
 
 /// A user, as the hub keeps it (the password hash stays in storage).

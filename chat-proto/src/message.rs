@@ -280,6 +280,15 @@ pub enum Request {
         /// Why (at most 256 bytes; may be empty).
         reason: String,
     },
+    /// *(v2)* Set a room's topic (owner or moderators; empty clears it). Reply: [`Reply::Done`].
+    SetTopic {
+        /// The room name.
+        room: String,
+        /// The topic, at most 512 bytes.
+        topic: String,
+    },
+    /// *(v2)* As [`Request::ListRooms`], with each room's topic. Reply: [`Reply::RoomList`].
+    RoomList,
 }
 
 // ===== server to client =====
@@ -392,6 +401,24 @@ pub enum ServerMessage {
         /// Why (a redaction's reason; else empty).
         reason: String,
     },
+    /// *(v2)* A room's topic, when it changes (to its members) and when joining (to the joiner,
+    /// if it has one). Not sent to version-1 connections.
+    Topic {
+        /// The room.
+        room: String,
+        /// The topic (empty: none).
+        topic: String,
+        /// Who set it (empty when told on joining).
+        by: String,
+    },
+    /// *(v2)* A user who shares a conversation with this user (or this user, from another
+    /// device) changed their display name. Not sent to version-1 connections.
+    DisplayName {
+        /// The username.
+        user: String,
+        /// The new display name.
+        display_name: String,
+    },
 }
 
 /// The server's answer to a successful [`Hello`].
@@ -479,6 +506,18 @@ pub enum Reply {
         /// Whether an older page exists.
         more: bool,
     },
+    /// *(v2)* The answer to [`Request::RoomList`]: the rooms, each with its topic.
+    RoomList(Vec<RoomEntry>),
+}
+
+/// *(v2)* A room as listed to a version-2 connection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct RoomEntry {
+    /// The room as version 1 lists it.
+    pub info: RoomInfo,
+    /// Its topic (empty: none).
+    pub topic: String,
 }
 
 /// *(v2)* A message in a history page.
@@ -691,7 +730,9 @@ impl Request {
             | Self::Mute { .. }
             | Self::Edit { .. }
             | Self::Delete { .. }
-            | Self::Redact { .. } => 2,
+            | Self::Redact { .. }
+            | Self::SetTopic { .. }
+            | Self::RoomList => 2,
             _ => 1,
         }
     }

@@ -220,3 +220,29 @@ fn empty_page_reply() {
         "00000005 01 05 08 00 00",
     );
 }
+
+#[test]
+fn set_topic_request() {
+    check(
+        ClientMessage::Request {
+            id: RequestId(6),
+            request: Request::SetTopic {
+                room: "rust".into(),
+                topic: "hi".into(),
+            },
+        },
+        "0000000b 01 06 16 0472757374 026869",
+    );
+}
+
+#[test]
+fn topic_event() {
+    check(
+        ServerMessage::Topic {
+            room: "rust".into(),
+            topic: "hi".into(),
+            by: "bob".into(),
+        },
+        "0000000d 0f 0472757374 026869 03626f62",
+    );
+}

@@ -75,6 +75,8 @@ fn request_tag(request: &Request) -> &'static str {
         Request::Edit { .. } => "Edit",
         Request::Delete { .. } => "Delete",
         Request::Redact { .. } => "Redact",
+        Request::SetTopic { .. } => "SetTopic",
+        Request::RoomList => "RoomList",
     }
 }
 
@@ -95,6 +97,8 @@ fn server_tag(msg: &ServerMessage) -> String {
         ServerMessage::Moderated { action, .. } => format!("Moderated::{action:?}"),
         ServerMessage::Edited { .. } => "Edited".into(),
         ServerMessage::Deleted { .. } => "Deleted".into(),
+        ServerMessage::Topic { .. } => "Topic".into(),
+        ServerMessage::DisplayName { .. } => "DisplayName".into(),
     }
 }
 
@@ -109,6 +113,7 @@ fn reply_tag(reply: &Reply) -> &'static str {
         Reply::Users(_) => "Users",
         Reply::History { .. } => "History",
         Reply::Page { .. } => "Page",
+        Reply::RoomList(_) => "RoomList",
     }
 }
 
@@ -257,6 +262,11 @@ fn client_samples() -> Vec<ClientMessage> {
             message: MessageId(251),
             reason: "why".into(),
         },
+        Request::SetTopic {
+            room: "rust".into(),
+            topic: "ünïcødé".into(),
+        },
+        Request::RoomList,
     ];
     let mut samples = vec![
         ClientMessage::Hello(Hello {
@@ -399,6 +409,22 @@ fn server_samples() -> Vec<ServerMessage> {
             reason: "why".into(),
         });
     }
+    samples.push(ServerMessage::Topic {
+        room: "rust".into(),
+        topic: "t".into(),
+        by: String::new(),
+    });
+    samples.push(ServerMessage::DisplayName {
+        user: "bob".into(),
+        display_name: "Bob B.".into(),
+    });
+    samples.push(ServerMessage::Ok {
+        id: RequestId(9),
+        reply: Reply::RoomList(vec![RoomEntry {
+            info: room_info(),
+            topic: "t".into(),
+        }]),
+    });
     samples.push(ServerMessage::Edited {
         id: MessageId(2),
         message: MessageId(1),
@@ -440,7 +466,7 @@ fn server_samples() -> Vec<ServerMessage> {
 fn every_client_variant_roundtrips() {
     let samples = client_samples();
     let tags: BTreeSet<_> = samples.iter().map(client_tag).collect();
-    assert_eq!(tags.len(), 5 + 14 + 8, "one sample per variant: {tags:?}");
+    assert_eq!(tags.len(), 5 + 14 + 10, "one sample per variant: {tags:?}");
     samples.iter().for_each(roundtrip);
 }
 
@@ -450,7 +476,7 @@ fn every_server_variant_roundtrips() {
     let tags: BTreeSet<_> = samples.iter().map(server_tag).collect();
     assert_eq!(
         tags.len(),
-        9 + 3 + 8 + 20 + 8 + 2 + 1,
+        9 + 3 + 8 + 20 + 8 + 2 + 1 + 3,
         "one sample per variant: {tags:?}"
     );
     samples.iter().for_each(roundtrip);

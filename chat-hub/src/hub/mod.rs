@@ -33,8 +33,8 @@ mod throttle;
 use std::net::IpAddr;
 
 use chat_proto::{
-    encode, ClientMessage, EncodedFrame, ErrorCode, ErrorReply, Reply, Request, RequestId,
-    ServerMessage, Welcome, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+    encode, ClientMessage, EncodedFrame, ErrorCode, ErrorReply, MemberEvent, Reply, Request,
+    RequestId, ServerMessage, Welcome, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
 
 use crate::types::*;
@@ -48,6 +48,7 @@ use self::moderation::Moderation;
 use self::output::{After, Outputs};
 pub use self::output::{ChangeWhat, Completion, IoRequest, Output, PendingChange, Ticket};
 use self::presence::Presence;
+pub use self::rooms::MAX_TOPIC_LEN;
 use self::sessions::{Phase, Sessions, MAX_HELD};
 use self::throttle::Throttle;
 
@@ -128,6 +129,7 @@ impl Hub {
             last_message,
             standings,
             operators,
+            topics,
         } = snapshot;
         let mut hub = Self {
             directory: Directory::load(users, convs, &members),
@@ -142,6 +144,7 @@ impl Hub {
             config,
             welcome,
         };
+        hub.directory.load_topics(topics);
         hub.ensure_default_room(now);
         Ok(hub)
     }
@@ -299,7 +302,11 @@ impl Hub {
     fn handle_request(&mut self, session: SessionId, id: RequestId, request: Request, now: Now) {
         let reads_only = matches!(
             request,
-            Request::ListRooms | Request::ListUsers | Request::Who { .. } | Request::History { .. }
+            Request::ListRooms
+                | Request::RoomList
+                | Request::ListUsers
+                | Request::Who { .. }
+                | Request::History { .. }
         );
         if !self.storage_available && !reads_only {
             let code = ErrorCode::Unavailable {
@@ -359,7 +366,11 @@ impl Hub {
                 Some(user),
             ) => self.invite(session, id, user, &room, &invitee),
             (Request::ListRooms, Some(user)) => {
-                self.list_rooms(session, id, user);
+                self.list_rooms(session, id, user, false);
+                Ok(())
+            }
+            (Request::RoomList, Some(user)) => {
+                self.list_rooms(session, id, user, true);
                 Ok(())
             }
             (Request::Who { room }, Some(user)) => self.who(session, id, user, &room),
@@ -476,6 +487,9 @@ impl Hub {
             (Request::Redact { message, reason }, Some(_)) => {
                 self.change_message(session, id, message, ChangeWhat::Redact(reason))
             }
+            (Request::SetTopic { room, topic }, Some(user)) => {
+                self.set_topic(session, id, user, &room, &topic)
+            }
         };
         if let Err(error) = result {
             self.fail(session, id, error);
@@ -537,13 +551,32 @@ impl Hub {
                 if let Some((session, request, reply)) = reply {
                     self.reply(session, request, reply);
                 }
+                let joined = matches!(event, MemberEvent::Joined | MemberEvent::Invited { .. });
                 self.announce_member(conv, user, event, also);
+                if joined {
+                    self.tell_topic(conv, user);
+                }
             }
             After::LoggedIn(session, request, reply) => self.logged_in(session, request, reply),
             After::Message(session, request, message) => {
                 self.message_stored(session, request, message, duplicate);
             }
             After::Changed(session, request, row) => self.change_stored(session, request, row),
+            After::Topic {
+                reply: (session, request),
+                conv,
+                by,
+            } => {
+                self.reply(session, request, Reply::Done);
+                self.announce_topic(conv, by);
+            }
+            After::DisplayName {
+                reply: (session, request),
+                user,
+            } => {
+                self.reply(session, request, Reply::Done);
+                self.announce_display_name(user);
+            }
             After::Moderated {
                 reply,
                 conv,

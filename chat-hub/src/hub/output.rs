@@ -242,6 +242,17 @@ pub(super) enum After {
     Message(SessionId, RequestId, StoredMessage),
     /// Reply `Sent`, then deliver the change (counted as completed).
     Changed(SessionId, RequestId, StoredMessage),
+    /// Reply `Done`, then tell the room its new topic.
+    Topic {
+        reply: (SessionId, RequestId),
+        conv: ConvId,
+        by: UserId,
+    },
+    /// Reply `Done`, then tell those who share a conversation with `user` its new name.
+    DisplayName {
+        reply: (SessionId, RequestId),
+        user: UserId,
+    },
     /// Reply `Done`, then tell the room about a moderation action.
     Moderated {
         reply: (SessionId, RequestId),
