@@ -189,3 +189,20 @@ fn a_version_1_session_gets_no_change_events_and_a_history_without_tombstones() 
         ErrorCode::BadRequest
     );
 }
+
+#[test]
+fn a_muted_member_cannot_edit_but_may_delete() {
+    let (mut w, [alice, bob, _carol]) = setup();
+    let id = w.say(bob, room("rust"), "first");
+    let mute = Request::Mute {
+        room: "rust".into(),
+        user: "bob".into(),
+        muted: true,
+    };
+    w.request(alice, mute).expect("muted");
+    assert_eq!(code(w.request(bob, edit(id, "spam"))), ErrorCode::Forbidden);
+    assert!(matches!(
+        w.request(bob, Request::Delete { message: id }),
+        Ok(Reply::Sent { .. })
+    ));
+}

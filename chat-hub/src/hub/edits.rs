@@ -138,6 +138,12 @@ impl Hub {
                         "only its author edits a message",
                     ));
                 }
+                if self.moderation.is_muted(message.conv, user) {
+                    return Err(ErrorReply::new(
+                        ErrorCode::Forbidden,
+                        "you are muted here: you may not edit your messages",
+                    ));
+                }
                 let kind = MessageKind::Edit { target: message.id };
                 (kind, text.clone(), Some(text))
             }
