@@ -54,6 +54,10 @@ struct Args {
     /// Most simultaneous connections.
     #[arg(long, env = "CHAT_MAX_CONNECTIONS", default_value_t = 10_000)]
     max_connections: usize,
+    /// Seconds `/healthz` answers 503 at shutdown before the listeners close, so a load
+    /// balancer stops sending new clients first.
+    #[arg(long, env = "CHAT_DRAIN_NOTICE", default_value_t = 0)]
+    drain_notice: u64,
     /// Largest frame payload, in bytes.
     #[arg(long, env = "CHAT_MAX_FRAME_LEN", default_value_t = chat_proto::DEFAULT_MAX_FRAME_LEN)]
     max_frame_len: usize,
@@ -82,7 +86,8 @@ struct Args {
     /// Rooms with more members than this get no presence broadcasts.
     #[arg(long, env = "CHAT_PRESENCE_ROOM_LIMIT", default_value_t = 100)]
     presence_room_limit: usize,
-    /// Outbound bytes queued per connection before it is closed as a slow consumer.
+    /// Outbound bytes queued per connection: past three quarters of it live messages stop and
+    /// the connection catches up from storage; replies and events past all of it close it.
     #[arg(long, env = "CHAT_OUTBOX_BYTES", default_value_t = 1024 * 1024)]
     outbox_bytes: usize,
     /// argon2id memory per password hash, in KiB (default: OWASP's 19 MiB). Lowering it weakens
@@ -297,6 +302,7 @@ async fn serve(args: Args) -> Result<(), String> {
     drop(stdout);
     let config = ServerConfig {
         max_connections: args.max_connections,
+        drain_notice: std::time::Duration::from_secs(args.drain_notice),
         tls: tls.clone(),
         allowed_origins: args.web_origins,
         ..ServerConfig::default()

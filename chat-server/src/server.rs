@@ -27,6 +27,9 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// How long shutdown waits for connections to flush before closing them.
     pub shutdown_grace: Duration,
+    /// How long `/healthz` answers 503 before the listeners close at shutdown, so a load
+    /// balancer stops sending new clients first (0: close at once).
+    pub drain_notice: Duration,
     /// TLS for every listener (TCP gets TLS, the web listener HTTPS and WSS), if set.
     pub tls: Option<Arc<Tls>>,
     /// Web origins (`scheme://host:port`) allowed to open a WebSocket besides the server's own
@@ -39,6 +42,7 @@ impl Default for ServerConfig {
         Self {
             max_connections: 10_000,
             shutdown_grace: Duration::from_secs(3),
+            drain_notice: Duration::ZERO,
             tls: None,
             allowed_origins: Vec::new(),
         }
@@ -72,8 +76,10 @@ pub(crate) struct Shared {
     pub(crate) config: ServerConfig,
     /// One permit per open connection, over all listeners.
     limit: Arc<Semaphore>,
-    /// Cancelled when shutdown begins: listeners stop accepting, health turns 503, idle HTTP
-    /// connections close.
+    /// Cancelled when shutdown begins: health turns 503 (for `drain_notice` before the
+    /// listeners close).
+    pub(crate) draining: CancellationToken,
+    /// Cancelled when the listeners close: they stop accepting, idle HTTP connections close.
     pub(crate) stopping: CancellationToken,
     /// Cancelled when the grace period is over: every connection task ends at once.
     pub(crate) cancel: CancellationToken,
@@ -93,6 +99,7 @@ impl Server {
                 limit: Arc::new(Semaphore::new(config.max_connections)),
                 engine,
                 config,
+                draining: CancellationToken::new(),
                 stopping: CancellationToken::new(),
                 cancel: CancellationToken::new(),
                 tasks: TaskTracker::new(),
@@ -119,9 +126,10 @@ impl Server {
             .spawn(accept_loop(listener, shared, Transport::Ws));
     }
 
-    /// Runs until `shutdown` completes (or the engine stops), then shuts down in order: stop
-    /// accepting, have the engine send every client `ShuttingDown` and commit pending writes,
-    /// wait (up to `shutdown_grace`) for connections to flush, then close the rest.
+    /// Runs until `shutdown` completes (or the engine stops), then shuts down in order: answer
+    /// `/healthz` with 503 for `drain_notice`, stop accepting, have the engine send every client
+    /// `ShuttingDown` and commit pending writes, wait (up to `shutdown_grace`) for connections to
+    /// flush, then close the rest.
     ///
     /// # Errors
     /// If the engine fails (a storage error).
@@ -132,12 +140,17 @@ impl Server {
             _ = shutdown => tracing::info!("shutting down"),
             result = stopped.join() => {
                 tracing::error!("the engine stopped; closing every connection");
+                shared.draining.cancel();
                 shared.stopping.cancel();
                 shared.cancel.cancel();
                 shared.tasks.close();
                 shared.tasks.wait().await;
                 return result;
             }
+        }
+        shared.draining.cancel();
+        if !shared.config.drain_notice.is_zero() {
+            tokio::time::sleep(shared.config.drain_notice).await;
         }
         shared.stopping.cancel();
         let result = shared.engine.shut_down().await;

@@ -156,7 +156,7 @@ fn handle(
     match req.uri().path() {
         "/ws" => upgrade(&mut req, shared, permit, secure, &host, peer),
         "/healthz" => {
-            if shared.stopping.is_cancelled() {
+            if shared.draining.is_cancelled() {
                 plain(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
             } else if !shared.engine.stats().storage_available {
                 plain(

@@ -263,6 +263,29 @@ async fn the_page_is_served_with_a_strict_content_security_policy() {
 }
 
 #[tokio::test]
+async fn health_turns_503_before_the_listeners_close_at_shutdown() {
+    let server_config = ServerConfig {
+        drain_notice: std::time::Duration::from_secs(2),
+        ..ServerConfig::default()
+    };
+    let (mut server, _dir) = start_with(config(), server_config).await;
+    assert_eq!(http_get(server.web, "/healthz").await.0, 200);
+    server.begin_stop();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (code, _, body) = http_get(server.web, "/healthz").await;
+        if code == 503 {
+            assert_eq!(body, "shutting down\n");
+            break;
+        }
+        assert_eq!(code, 200);
+        assert!(tokio::time::Instant::now() < deadline, "never 503");
+        tokio::task::yield_now().await;
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn health_and_metrics_move_with_traffic() {
     let (server, _dir) = start_with(config(), ServerConfig::default()).await;
     let (code, _, body) = http_get(server.web, "/healthz").await;

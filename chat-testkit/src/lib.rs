@@ -139,6 +139,13 @@ impl TestServer {
         }
     }
 
+    /// Starts a graceful shutdown without waiting for it ([`stop`](Self::stop) waits).
+    pub fn begin_stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
     /// Shuts down gracefully and waits for it.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
