@@ -128,6 +128,7 @@ impl<S: Storage> Driver<S> {
         match event {
             Control::Disconnect(session) => match self.outboxes.remove(&session) {
                 Some(outbox) => {
+                    self.behind.remove(&session);
                     outbox.close();
                     self.hub.handle_disconnect(session, self.clock.now());
                 }

@@ -47,15 +47,14 @@ pub(super) async fn run(
             }
         }
         let started = tokio::time::Instant::now();
-        let committed = commit(&storage, &batch, &queue, &control).await;
-        counters.record_commit(batch.len(), started.elapsed());
-        let Some(duplicates) = committed else {
+        let Some(duplicates) = commit(&storage, &batch, &queue, &control).await else {
             tracing::error!(
                 persists = batch.len(),
                 "shutting down with storage still failing: these writes were never acknowledged and are dropped"
             );
             return;
         };
+        counters.record_commit(batch.len(), started.elapsed());
         for (ticket, duplicate) in tickets.drain(..).zip(duplicates) {
             let _ = control.send(Control::Completion(Completion::Persisted {
                 ticket,

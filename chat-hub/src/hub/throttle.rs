@@ -187,9 +187,7 @@ impl Throttle {
     }
 
     fn can_push_out(&self) -> bool {
-        self.queues[1]
-            .iter()
-            .any(|(session, _)| self.hashing_sessions.contains_key(session))
+        !self.queues[1].is_empty()
     }
 
     /// Makes room for a clean source's hash in a full queue: the newest waiting work of a
@@ -198,13 +196,10 @@ impl Throttle {
         if self.hashing_sessions.len() < config.max_pending_hashes {
             return None;
         }
-        while let Some((session, _)) = self.queues[1].pop_back() {
-            if self.hashing_sessions.contains_key(&session) {
-                self.end_hash(session, false);
-                return Some(session);
-            }
-        }
-        None
+        let (session, _) = self.queues[1].back()?;
+        let session = *session;
+        self.end_hash(session, false);
+        Some(session)
     }
 
     /// Queues the password work `request` of `session` (which has none queued), from
@@ -230,23 +225,23 @@ impl Throttle {
 
     /// The next queued hash to start, if a hashing thread is free (`max_concurrent_hashes`).
     pub(super) fn next_hash(&mut self, config: &Config) -> Option<IoRequest> {
-        while self.running < config.max_concurrent_hashes {
-            let (session, request) = match self.queues[0].pop_front() {
-                Some(next) => next,
-                None => self.queues[1].pop_front()?,
-            };
-            // Skip work whose session went away while it waited.
-            if let Some(hash) = self.hashing_sessions.get_mut(&session) {
-                hash.running = true;
-                self.running += 1;
-                return Some(request);
-            }
+        if self.running >= config.max_concurrent_hashes {
+            return None;
         }
-        None
+        let (session, request) = match self.queues[0].pop_front() {
+            Some(next) => next,
+            None => self.queues[1].pop_front()?,
+        };
+        if let Some(hash) = self.hashing_sessions.get_mut(&session) {
+            hash.running = true;
+        }
+        self.running += 1;
+        Some(request)
     }
 
     /// The hash of `session` completed or failed, or the session went away: a running hash
-    /// ends only when its completion comes. Idempotent.
+    /// ends only when its completion comes; a waiting one leaves the queue at once, so the
+    /// queues hold only work still wanted (never more than `max_pending_hashes`). Idempotent.
     pub(super) fn end_hash(&mut self, session: SessionId, completed: bool) {
         let Some(hash) = self.hashing_sessions.get(&session).copied() else {
             return;
@@ -257,6 +252,10 @@ impl Throttle {
         self.hashing_sessions.remove(&session);
         if hash.running {
             self.running -= 1;
+        } else {
+            for queue in &mut self.queues {
+                queue.retain(|(waiting, _)| *waiting != session);
+            }
         }
         if let Some(count) = self.hashing.get_mut(&hash.source) {
             *count -= 1;
@@ -383,7 +382,7 @@ mod tests {
         t.end_hash(SessionId(1), true);
         assert!(queue(&mut t, 5, None).is_ok());
         assert!(queue(&mut t, 6, A).is_err(), "three overall again");
-        // A queued hash whose session went away is skipped.
+        // A queued hash whose session went away leaves the queue.
         t.end_hash(SessionId(2), false);
         assert!(matches!(
             t.next_hash(&c),
