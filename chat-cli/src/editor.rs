@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use std::io::Write;
 use std::path::PathBuf;
 
+use chat_client::Input;
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use unicode_width::UnicodeWidthChar;
 
@@ -342,6 +343,42 @@ impl Editor {
         self.cursor = start + word.chars().count();
         Edit::Changed
     }
+}
+
+/// What an edit of the input line asks of the client, with the password prompt's rules: a line
+/// typed while a password is asked for goes out as that password, never as a line; leaving the
+/// prompt cancels it. Keeps the editor hiding its text exactly while a password is asked for.
+/// Returns whether a line (not a password) was submitted.
+pub(crate) fn edit_inputs(
+    edit: Edit,
+    editor: &mut Editor,
+    passwords: &mut Passwords,
+    inputs: &mut Vec<Input>,
+) -> bool {
+    let secret = editor.secret();
+    let mut submitted = false;
+    match edit {
+        Edit::Submit(line) if secret => {
+            passwords.hidden();
+            inputs.push(Input::Password(Some(line)));
+        }
+        Edit::Submit(line) => {
+            passwords.line(&line);
+            inputs.push(Input::Line(line));
+            submitted = true;
+        }
+        Edit::Interrupt | Edit::Eof | Edit::Escape if secret => {
+            passwords.cancel();
+            inputs.push(Input::Password(None));
+        }
+        Edit::Interrupt | Edit::Eof => inputs.push(Input::Quit),
+        Edit::Changed if !secret => inputs.push(Input::Keys(editor.text())),
+        Edit::Changed | Edit::Moved | Edit::Escape | Edit::Ignored => {}
+    }
+    if editor.secret() != passwords.hiding() {
+        editor.set_secret(passwords.hiding());
+    }
+    submitted
 }
 
 /// When the input line hides what is typed. Set as soon as a `/login NAME` or `/register NAME`

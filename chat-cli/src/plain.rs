@@ -9,7 +9,7 @@ use chat_proto::Target;
 use crossterm::event::Event as TermEvent;
 use unicode_width::UnicodeWidthStr;
 
-use crate::editor::{Edit, Editor, Passwords, Words};
+use crate::editor::{edit_inputs, Edit, Editor, Passwords, Words};
 use crate::render;
 use crate::terminal::Screen;
 
@@ -118,27 +118,7 @@ impl Screen for Plain {
             TermEvent::Paste(text) => self.editor.paste(&text),
             _ => Edit::Moved,
         };
-        let secret = self.editor.secret();
-        match edit {
-            Edit::Submit(line) if secret => {
-                self.passwords.hidden();
-                inputs.push(Input::Password(Some(line)));
-            }
-            Edit::Submit(line) => {
-                self.passwords.line(&line);
-                inputs.push(Input::Line(line));
-            }
-            Edit::Interrupt | Edit::Eof | Edit::Escape if secret => {
-                self.passwords.cancel();
-                inputs.push(Input::Password(None));
-            }
-            Edit::Interrupt | Edit::Eof => inputs.push(Input::Quit),
-            Edit::Changed if !secret => inputs.push(Input::Keys(self.editor.text())),
-            Edit::Changed | Edit::Moved | Edit::Escape | Edit::Ignored => {}
-        }
-        if self.editor.secret() != self.passwords.hiding() {
-            self.editor.set_secret(self.passwords.hiding());
-        }
+        edit_inputs(edit, &mut self.editor, &mut self.passwords, inputs);
     }
 
     fn draw(&mut self) -> io::Result<()> {

@@ -24,7 +24,7 @@ use crossterm::event::{Event as TermEvent, KeyCode, KeyEventKind, KeyModifiers};
 use ratatui::backend::{Backend, CrosstermBackend};
 use ratatui::Terminal;
 
-use crate::editor::{learn, Edit, Editor, Passwords, Words};
+use crate::editor::{edit_inputs, learn, Editor, Passwords, Words};
 use crate::render::{self, clean, mentions};
 use crate::terminal::Screen;
 
@@ -642,27 +642,9 @@ impl App {
             }
             _ => {}
         }
-        let secret = self.editor.secret();
-        match self.editor.key(key, &self.words) {
-            Edit::Submit(line) if secret => {
-                self.passwords.hidden();
-                inputs.push(Input::Password(Some(line)));
-            }
-            Edit::Submit(line) => {
-                self.buffers[self.active].scroll = 0;
-                self.passwords.line(&line);
-                inputs.push(Input::Line(line));
-            }
-            Edit::Interrupt | Edit::Eof | Edit::Escape if secret => {
-                self.passwords.cancel();
-                inputs.push(Input::Password(None));
-            }
-            Edit::Interrupt | Edit::Eof => inputs.push(Input::Quit),
-            Edit::Changed if !secret => inputs.push(Input::Keys(self.editor.text())),
-            Edit::Changed | Edit::Moved | Edit::Escape | Edit::Ignored => {}
-        }
-        if self.editor.secret() != self.passwords.hiding() {
-            self.editor.set_secret(self.passwords.hiding());
+        let edit = self.editor.key(key, &self.words);
+        if edit_inputs(edit, &mut self.editor, &mut self.passwords, inputs) {
+            self.buffers[self.active].scroll = 0;
         }
     }
 
