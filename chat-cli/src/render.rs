@@ -8,7 +8,7 @@
 
 use chat_client::command::target_label;
 use chat_client::{Event, ACTION_PREFIX};
-use chat_proto::{ChatMessage, MemberEvent, RoomInfo, Target, UnixMillis, UserStatus};
+use chat_proto::{ChatMessage, MemberEvent, ModAction, RoomInfo, Target, UnixMillis, UserStatus};
 use chrono::{Local, TimeZone};
 use unicode_width::UnicodeWidthStr;
 
@@ -117,14 +117,31 @@ fn lines_at(
             }
         }
         Event::History {
-            messages, more, me, ..
+            messages,
+            more,
+            me,
+            edited,
+            deleted,
+            ..
         } => {
             let mut lines = Vec::new();
             if messages.is_empty() {
                 lines.push("* no messages yet".into());
             }
+            // Each line starts with the message's id, for /edit, /delete and /redact.
             for m in messages.iter().rev() {
-                lines.extend(message(&clock(m.sent_at), m, me.as_deref(), false));
+                let time = format!("{} [{}]", clock(m.sent_at), m.id.0);
+                if deleted.contains(&m.id) {
+                    lines.push(format!("{time} {} (deleted)", place(m, me.as_deref())));
+                    continue;
+                }
+                let mut shown = message(&time, m, me.as_deref(), false);
+                if edited.contains(&m.id) {
+                    if let Some(last) = shown.last_mut() {
+                        last.push_str("  (edited)");
+                    }
+                }
+                lines.extend(shown);
             }
             if *more {
                 lines.push("* older messages exist: /history N shows more".into());
@@ -159,6 +176,16 @@ fn lines_at(
         Event::Added { user, room } => format!("* added {} to #{}", clean(user), clean(room)),
         Event::Left(room) => format!("* left #{}", clean(room)),
         Event::Rooms(list) => return rooms(list),
+        Event::RoomList(list) => {
+            let infos: Vec<RoomInfo> = list.iter().map(|r| r.info.clone()).collect();
+            let mut lines = rooms(&infos);
+            for (line, entry) in lines.iter_mut().zip(list) {
+                if !entry.topic.is_empty() {
+                    line.push_str(&format!(" — {}", clean(&entry.topic)));
+                }
+            }
+            return lines;
+        }
         Event::Members { room, members, .. } => users(&format!("#{}", clean(room)), members),
         Event::Users(list) => users("users", list),
         Event::DisplayName(name) => format!("* display name set to {}", clean(name)),
@@ -266,6 +293,76 @@ fn event_text(event: &Event) -> Option<String> {
                 MemberEvent::Left => format!("* {user} left #{room}"),
                 MemberEvent::Invited { by } => format!("* {} added {user} to #{room}", clean(by)),
             }
+        }
+        Event::Moderated {
+            room,
+            by,
+            user,
+            action,
+            reason,
+        } => {
+            let (room, by, user) = (clean(room), clean(by), clean(user));
+            let done = match action {
+                ModAction::Kicked => format!("kicked {user} from #{room}"),
+                ModAction::Banned => format!("banned {user} from #{room}"),
+                ModAction::Unbanned => format!("unbanned {user} in #{room}"),
+                ModAction::Muted => format!("muted {user} in #{room}"),
+                ModAction::Unmuted => format!("unmuted {user} in #{room}"),
+                ModAction::Opped => format!("made {user} a moderator of #{room}"),
+                ModAction::Deopped => format!("made {user} a plain member of #{room}"),
+                ModAction::Redacted => format!("redacted a message of {user} in #{room}"),
+            };
+            if reason.is_empty() {
+                format!("* {by} {done}")
+            } else {
+                format!("* {by} {done}: {}", clean(reason))
+            }
+        }
+        Event::Topic { room, topic, by } => {
+            let (room, topic) = (clean(room), clean(topic));
+            match (by.is_empty(), topic.is_empty()) {
+                (true, _) => format!("* #{room}: {topic}"),
+                (false, true) => format!("* {} cleared the topic of #{room}", clean(by)),
+                (false, false) => format!("* {} set the topic of #{room}: {topic}", clean(by)),
+            }
+        }
+        Event::NameChanged { user, display_name } => format!(
+            "* {} is now known as \"{}\"",
+            clean(user),
+            clean(display_name)
+        ),
+        Event::Edited {
+            message,
+            from,
+            target,
+            text,
+        } => {
+            let first = text_lines(text).into_iter().next().unwrap_or_default();
+            format!(
+                "* {} edited message {} in {}: {first}",
+                clean(from),
+                message.0,
+                clean(&target_label(target))
+            )
+        }
+        Event::Deleted {
+            message,
+            target,
+            by,
+            redacted,
+            reason,
+        } => {
+            let verb = if *redacted { "redacted" } else { "deleted" };
+            let mut line = format!(
+                "* {} {verb} message {} in {}",
+                clean(by),
+                message.0,
+                clean(&target_label(target))
+            );
+            if !reason.is_empty() {
+                line.push_str(&format!(": {}", clean(reason)));
+            }
+            line
         }
         Event::ShuttingDown => "* the server is shutting down".into(),
         Event::ServerError(error) => format!("! {}", clean(&error.message)),

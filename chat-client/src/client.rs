@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use chat_proto::{
     ChatMessage, ClientMessage, ClientMsgId, ErrorCode, ErrorReply, Hello, Limits, MemberEvent,
-    MessageId, Reply, Request, RoomInfo, ServerMessage, Target, UserStatus, Welcome,
+    MessageId, ModAction, Reply, Request, Role, RoomEntry, RoomInfo, ServerMessage, Target,
+    UserStatus, Welcome,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -117,6 +118,52 @@ pub enum Event {
         more: bool,
         /// The logged-in user.
         me: Option<String>,
+        /// *(v2)* Which of `messages` were edited by their authors.
+        edited: Vec<MessageId>,
+        /// *(v2)* Which of `messages` are tombstones (deleted or redacted; text erased).
+        deleted: Vec<MessageId>,
+    },
+    /// *(v2)* A room's topic (when it changes, or on joining).
+    Topic {
+        /// The room.
+        room: String,
+        /// The topic (empty: none).
+        topic: String,
+        /// Who set it (empty when told on joining).
+        by: String,
+    },
+    /// *(v2)* A user changed their display name.
+    NameChanged {
+        /// The username.
+        user: String,
+        /// The new display name.
+        display_name: String,
+    },
+    /// *(v2)* The rooms, with their topics.
+    RoomList(Vec<RoomEntry>),
+    /// *(v2)* A message was edited by its author.
+    Edited {
+        /// The message.
+        message: MessageId,
+        /// Its author.
+        from: String,
+        /// Its conversation.
+        target: Target,
+        /// The new text.
+        text: String,
+    },
+    /// *(v2)* A message was deleted by its author or redacted by a moderator.
+    Deleted {
+        /// The message.
+        message: MessageId,
+        /// Its conversation.
+        target: Target,
+        /// Who deleted it.
+        by: String,
+        /// Whether a moderator redacted it.
+        redacted: bool,
+        /// Why (a redaction's reason).
+        reason: String,
     },
     /// The help text.
     Help(&'static str),
@@ -206,6 +253,19 @@ pub enum Event {
     },
     /// The server is shutting down.
     ShuttingDown,
+    /// *(v2)* A moderator acted in a room the user is in (or on the user).
+    Moderated {
+        /// The room.
+        room: String,
+        /// The moderator.
+        by: String,
+        /// The user acted on.
+        user: String,
+        /// What was done.
+        action: ModAction,
+        /// Why (possibly empty).
+        reason: String,
+    },
     /// An error from the server not tied to a request.
     ServerError(ErrorReply),
     /// Ask the user for a password without echo; answer with [`Client::handle_password`].
@@ -321,6 +381,8 @@ enum What {
         before: Option<MessageId>,
     },
     Nick(String),
+    /// A moderation request: its effect is shown by the `Moderated` event that follows.
+    Moderate,
 }
 
 /// A request sent and unanswered: kept whole to be sent again after a reconnect.
@@ -374,6 +436,8 @@ pub struct Client {
     was_connected: bool,
     /// The room new users are put in, from the last `Welcome`.
     default_room: String,
+    /// The protocol version the server agreed in `Welcome`.
+    version: u16,
     /// `(user, token)` once logged in.
     session: Option<(String, String)>,
     current: Option<Target>,
@@ -430,6 +494,7 @@ impl Client {
             backoff: MIN_BACKOFF,
             was_connected: false,
             default_room: String::new(),
+            version: 1,
             session: None,
             current: None,
             requests: Requests::new(),
@@ -988,6 +1053,7 @@ impl Client {
         self.paused_until = None;
         self.backoff = MIN_BACKOFF;
         self.default_room = welcome.default_room;
+        self.version = welcome.version;
         let reconnected = std::mem::replace(&mut self.was_connected, true);
         match self.session.clone() {
             Some((_, token)) => {
@@ -1104,6 +1170,7 @@ impl Client {
                 };
                 (What::Leave(room.clone()), Request::Leave { room })
             }
+            Command::Rooms if self.version >= 2 => (What::Rooms, Request::RoomList),
             Command::Rooms => (What::Rooms, Request::ListRooms),
             Command::Who(room) => {
                 let Some(room) = room.or_else(|| self.current_room()) else {
@@ -1139,6 +1206,47 @@ impl Client {
                     display_name: name.clone(),
                 };
                 (What::Nick(name), request)
+            }
+            Command::Moderate {
+                action,
+                user,
+                reason,
+            } => {
+                let Some(room) = self.current_room() else {
+                    return self.error("not in a room: /switch #room first");
+                };
+                let request = match action {
+                    ModAction::Opped | ModAction::Deopped => Request::SetRole {
+                        room,
+                        user,
+                        role: if action == ModAction::Opped {
+                            Role::Moderator
+                        } else {
+                            Role::Member
+                        },
+                    },
+                    ModAction::Kicked => Request::Kick { room, user, reason },
+                    ModAction::Banned => Request::Ban { room, user, reason },
+                    ModAction::Unbanned => Request::Unban { room, user },
+                    ModAction::Muted | ModAction::Unmuted => Request::Mute {
+                        room,
+                        user,
+                        muted: action == ModAction::Muted,
+                    },
+                    ModAction::Redacted => return self.error("usage: /redact ID [REASON]"),
+                };
+                (What::Moderate, request)
+            }
+            Command::Topic(topic) => {
+                let Some(room) = self.current_room() else {
+                    return self.error("not in a room: /switch #room first");
+                };
+                (What::Moderate, Request::SetTopic { room, topic })
+            }
+            Command::Edit { message, text } => (What::Send, Request::Edit { message, text }),
+            Command::Delete(message) => (What::Send, Request::Delete { message }),
+            Command::Redact { message, reason } => {
+                (What::Send, Request::Redact { message, reason })
             }
         };
         self.request(what, request);
@@ -1312,6 +1420,75 @@ impl Client {
             ServerMessage::Member { room, user, event } => {
                 self.print(Event::Member { room, user, event });
             }
+            ServerMessage::Edited {
+                id,
+                message,
+                from,
+                target,
+                text,
+            } => {
+                if id > self.max_seen {
+                    self.max_seen = id;
+                    self.print(Event::Edited {
+                        message,
+                        from,
+                        target,
+                        text,
+                    });
+                }
+                if !self.replaying {
+                    self.send(ClientMessage::Ack { up_to: id });
+                }
+            }
+            ServerMessage::Deleted {
+                id,
+                message,
+                target,
+                by,
+                redacted,
+                reason,
+            } => {
+                if id > self.max_seen {
+                    self.max_seen = id;
+                    self.print(Event::Deleted {
+                        message,
+                        target,
+                        by,
+                        redacted,
+                        reason,
+                    });
+                }
+                if !self.replaying {
+                    self.send(ClientMessage::Ack { up_to: id });
+                }
+            }
+            ServerMessage::Topic { room, topic, by } => {
+                self.print(Event::Topic { room, topic, by });
+            }
+            ServerMessage::DisplayName { user, display_name } => {
+                self.print(Event::NameChanged { user, display_name });
+            }
+            ServerMessage::Moderated {
+                room,
+                by,
+                user,
+                action,
+                reason,
+            } => {
+                if matches!(action, ModAction::Kicked | ModAction::Banned)
+                    && self.me().as_deref() == Some(user.as_str())
+                    && self.current.as_ref() == Some(&Target::Room(room.clone()))
+                {
+                    self.current = None;
+                }
+                self.print(Event::Moderated {
+                    room,
+                    by,
+                    user,
+                    action,
+                    reason,
+                });
+            }
             ServerMessage::ShuttingDown => self.print(Event::ShuttingDown),
             ServerMessage::Error(error) => self.print(Event::ServerError(error)),
             // A reply nobody waits for, a second welcome, a pong: nothing to do.
@@ -1409,6 +1586,7 @@ impl Client {
                 self.print(Event::Left(room));
             }
             (What::Rooms, Reply::Rooms(rooms)) => self.print(Event::Rooms(rooms)),
+            (What::Rooms, Reply::RoomList(rooms)) => self.print(Event::RoomList(rooms)),
             (What::Who { room, asked }, Reply::Members { members, .. }) => {
                 self.print(Event::Members {
                     room,
@@ -1425,6 +1603,30 @@ impl Client {
                     messages,
                     more,
                     me,
+                    edited: Vec::new(),
+                    deleted: Vec::new(),
+                });
+            }
+            (What::History { target, before }, Reply::Page { messages, more }) => {
+                let me = self.me();
+                let edited = messages
+                    .iter()
+                    .filter(|e| e.edited)
+                    .map(|e| e.message.id)
+                    .collect();
+                let deleted = messages
+                    .iter()
+                    .filter(|e| e.deleted)
+                    .map(|e| e.message.id)
+                    .collect();
+                self.print(Event::History {
+                    target,
+                    before,
+                    messages: messages.into_iter().map(|e| e.message).collect(),
+                    more,
+                    me,
+                    edited,
+                    deleted,
                 });
             }
             (What::Nick(name), _) => {
@@ -1455,7 +1657,7 @@ impl Client {
                     });
                 }
             }
-            (What::Send, _) => {}
+            (What::Send | What::Moderate, _) => {}
             (what, reply) => self.print(Event::Unexpected(format!("{what:?}: {reply:?}"))),
         }
     }

@@ -2,7 +2,7 @@
 //!
 //! A line starting with `/` is a command; anything else is text for the current target.
 
-use chat_proto::Target;
+use chat_proto::{MessageId, ModAction, Target};
 
 /// One line of input.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,6 +64,34 @@ pub enum Command {
     Nick(String),
     /// `/me ACTION`: an action in the current conversation, shown as `* alice ACTION`.
     Me(String),
+    /// `/op NAME`, `/deop NAME`, `/kick NAME [REASON]`, `/ban NAME [REASON]`, `/unban NAME`,
+    /// `/mute NAME`, `/unmute NAME`: moderation in the current room.
+    Moderate {
+        /// What to do.
+        action: ModAction,
+        /// To whom.
+        user: String,
+        /// Why (kick and ban; else empty).
+        reason: String,
+    },
+    /// `/topic [TEXT]`: set (or, without text, clear) the current room's topic.
+    Topic(String),
+    /// `/edit ID TEXT`: replace the text of one of your messages.
+    Edit {
+        /// The message id (as `/history` shows it).
+        message: MessageId,
+        /// The new text.
+        text: String,
+    },
+    /// `/delete ID`: delete one of your messages.
+    Delete(MessageId),
+    /// `/redact ID [REASON]`: delete any message of a room (moderators).
+    Redact {
+        /// The message id.
+        message: MessageId,
+        /// Why (may be empty).
+        reason: String,
+    },
     /// `/quit` or `/exit`.
     Quit,
     /// A line without a leading `/`: text for the current target.
@@ -91,6 +119,14 @@ pub const HELP: &str = "\
 /history [N]                the last N messages here (default 20)
 /nick DISPLAY NAME          set your display name (announced where you are)
 /me ACTION                  say what you do: * alice waves
+/op NAME, /deop NAME        make a member of this room a moderator, or not (owner)
+/kick NAME [REASON]         remove a member from this room; they may rejoin (moderators)
+/ban NAME [REASON]          remove and keep out of this room; /unban NAME (moderators)
+/mute NAME, /unmute NAME    stop a member of this room posting, or let them (moderators)
+/topic [TEXT]               set or clear this room's topic (owner, moderators)
+/edit ID TEXT               replace the text of your message ID (/history shows ids)
+/delete ID                  delete your message ID
+/redact ID [REASON]         delete any message of a room (moderators)
 /quit                       leave
 Anything else is sent to the current room or user.";
 
@@ -176,6 +212,52 @@ pub fn parse(line: &str) -> Result<Command, String> {
         ("nick", _) => return usage("/nick DISPLAY NAME"),
         ("me", [_, ..]) => Command::Me(args.into()),
         ("me", _) => return usage("/me ACTION"),
+        ("op" | "deop" | "unban" | "mute" | "unmute", [user]) => Command::Moderate {
+            action: match name {
+                "op" => ModAction::Opped,
+                "deop" => ModAction::Deopped,
+                "unban" => ModAction::Unbanned,
+                "mute" => ModAction::Muted,
+                _ => ModAction::Unmuted,
+            },
+            user: (*user).into(),
+            reason: String::new(),
+        },
+        ("op" | "deop" | "unban" | "mute" | "unmute", _) => {
+            return Err(format!("usage: /{name} NAME"))
+        }
+        ("kick" | "ban", [user, ..]) => Command::Moderate {
+            action: if name == "kick" {
+                ModAction::Kicked
+            } else {
+                ModAction::Banned
+            },
+            user: (*user).into(),
+            reason: args[user.len()..].trim().into(),
+        },
+        ("kick" | "ban", _) => return Err(format!("usage: /{name} NAME [REASON]")),
+        ("topic", _) => Command::Topic(args.into()),
+        ("edit", [id, _, ..]) => match id.trim_start_matches('#').parse() {
+            Ok(n) => Command::Edit {
+                message: MessageId(n),
+                text: args[id.len()..].trim().into(),
+            },
+            Err(_) => return usage("/edit ID TEXT"),
+        },
+        ("edit", _) => return usage("/edit ID TEXT"),
+        ("delete", [id]) => match id.trim_start_matches('#').parse() {
+            Ok(n) => Command::Delete(MessageId(n)),
+            Err(_) => return usage("/delete ID"),
+        },
+        ("delete", _) => return usage("/delete ID"),
+        ("redact", [id, ..]) => match id.trim_start_matches('#').parse() {
+            Ok(n) => Command::Redact {
+                message: MessageId(n),
+                reason: args[id.len()..].trim().into(),
+            },
+            Err(_) => return usage("/redact ID [REASON]"),
+        },
+        ("redact", _) => return usage("/redact ID [REASON]"),
         ("quit" | "exit", []) => Command::Quit,
         ("logout" | "rooms" | "users" | "quit" | "exit", _) => {
             return Err(format!("usage: /{name}"))
@@ -186,22 +268,33 @@ pub fn parse(line: &str) -> Result<Command, String> {
 
 /// Every command's name, for completion.
 pub const NAMES: &[&str] = &[
+    "/ban",
     "/create",
+    "/delete",
+    "/deop",
+    "/edit",
     "/exit",
     "/help",
     "/history",
     "/invite",
     "/join",
+    "/kick",
     "/leave",
     "/login",
     "/logout",
     "/me",
     "/msg",
+    "/mute",
     "/nick",
+    "/op",
     "/quit",
+    "/redact",
     "/register",
     "/rooms",
     "/switch",
+    "/topic",
+    "/unban",
+    "/unmute",
     "/users",
     "/who",
 ];
@@ -250,6 +343,52 @@ pub fn target_label(target: &Target) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn moderation_commands() {
+        let m = |action, user: &str, reason: &str| {
+            Ok(Command::Moderate {
+                action,
+                user: user.into(),
+                reason: reason.into(),
+            })
+        };
+        assert_eq!(parse("/op bob"), m(ModAction::Opped, "bob", ""));
+        assert_eq!(parse("/deop bob"), m(ModAction::Deopped, "bob", ""));
+        assert_eq!(
+            parse("/kick bob  too loud, sorry"),
+            m(ModAction::Kicked, "bob", "too loud, sorry")
+        );
+        assert_eq!(parse("/ban bob"), m(ModAction::Banned, "bob", ""));
+        assert_eq!(parse("/unban bob"), m(ModAction::Unbanned, "bob", ""));
+        assert_eq!(parse("/mute bob"), m(ModAction::Muted, "bob", ""));
+        assert_eq!(parse("/unmute bob"), m(ModAction::Unmuted, "bob", ""));
+        assert_eq!(parse("/mute"), Err("usage: /mute NAME".into()));
+        assert_eq!(parse("/kick"), Err("usage: /kick NAME [REASON]".into()));
+        assert_eq!(parse("/op bob carol"), Err("usage: /op NAME".into()));
+        assert_eq!(
+            parse("/edit 42 better words"),
+            Ok(Command::Edit {
+                message: MessageId(42),
+                text: "better words".into()
+            })
+        );
+        assert_eq!(parse("/delete #42"), Ok(Command::Delete(MessageId(42))));
+        assert_eq!(
+            parse("/topic  Rust and friends "),
+            Ok(Command::Topic("Rust and friends".into()))
+        );
+        assert_eq!(parse("/topic"), Ok(Command::Topic(String::new())));
+        assert_eq!(
+            parse("/redact 7 off topic"),
+            Ok(Command::Redact {
+                message: MessageId(7),
+                reason: "off topic".into()
+            })
+        );
+        assert_eq!(parse("/edit 42"), Err("usage: /edit ID TEXT".into()));
+        assert_eq!(parse("/delete x"), Err("usage: /delete ID".into()));
+    }
 
     #[test]
     fn plain_lines_are_messages() {

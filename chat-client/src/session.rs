@@ -96,10 +96,18 @@ impl<T: Transport> Session<T> {
     /// # Errors
     /// [`Error::Refused`] if the server answers with an error, [`Error::Unexpected`] for any
     /// other answer, and the transport's errors.
-    pub async fn handshake(mut transport: T, client: &str) -> Result<Self, Error> {
-        transport
-            .send(ClientMessage::Hello(Hello::current(client)))
-            .await?;
+    pub async fn handshake(transport: T, client: &str) -> Result<Self, Error> {
+        Self::handshake_with(transport, Hello::current(client)).await
+    }
+
+    /// Says `hello` (any version range, e.g. [`Hello::version`]`(1, …)` to act as a version-1
+    /// client) on an open transport and waits for the welcome; the version agreed is in
+    /// [`welcome`](Self::welcome).
+    ///
+    /// # Errors
+    /// As [`handshake`](Self::handshake).
+    pub async fn handshake_with(mut transport: T, hello: Hello) -> Result<Self, Error> {
+        transport.send(ClientMessage::Hello(hello)).await?;
         let mut events = Vec::new();
         let welcome = loop {
             let msg = timeout(DEFAULT_WAIT, transport.recv())

@@ -1,64 +1,171 @@
-//! [`copy_to_postgres`]: moves a SQLite database into PostgreSQL — every user, room, direct
-//! conversation, membership, device, token and message, row for row — in one transaction on
-//! the target, then checks that each table holds as many rows as the source.
+//! [`copy_to_postgres`]: moves a SQLite database into PostgreSQL — every table of the schema,
+//! row for row — in one transaction on the target, then checks that each table holds as many
+//! rows as the source.
 //!
 //! The source is read in one read transaction (a consistent snapshot, so a server may even
 //! be running on it, though what it writes afterwards is not copied); every table is read in
-//! keyset-ordered pages of 5,000 rows, so memory stays bounded however large it is.
+//! keyset-ordered pages of 5,000 rows, so memory stays bounded however large it is. One piece
+//! of code copies every table: [`TABLES`] says what its columns are, and a new table is a line
+//! there.
 
-use sqlx::{Postgres, Sqlite, Transaction};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Postgres, Row, Sqlite, Transaction};
 
-use crate::pg_store::{MessageColumns, PgStore};
+use crate::pg_store::PgStore;
 use crate::store::{Store, StoreError};
 
 /// Rows read and written at a time.
 const PAGE: i64 = 5000;
 
-/// The tables, in the order they are copied.
-const TABLES: [&str; 6] = ["users", "convs", "members", "devices", "tokens", "messages"];
-
-/// Rows per table.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RowCounts {
-    /// Users.
-    pub users: u64,
-    /// Rooms and direct conversations.
-    pub convs: u64,
-    /// Memberships.
-    pub members: u64,
-    /// Devices (with their delivery positions).
-    pub devices: u64,
-    /// Session tokens.
-    pub tokens: u64,
-    /// Messages.
-    pub messages: u64,
+/// A column's type, the same in both schemas (PostgreSQL's `BIGINT`, `TEXT`, `BOOLEAN`,
+/// `BYTEA`).
+#[derive(Clone, Copy, Debug)]
+enum Type {
+    Int,
+    OptInt,
+    Text,
+    OptText,
+    Bool,
+    Bytes,
 }
 
-impl RowCounts {
-    /// The table names.
-    pub const TABLES: [&'static str; 6] = TABLES;
+/// A table to copy: its columns, the first `key` of which are its primary key (the page order).
+struct Table {
+    name: &'static str,
+    columns: &'static [(&'static str, Type)],
+    key: usize,
+}
 
-    /// The counts in the order of [`TABLES`](Self::TABLES).
-    pub fn values(&self) -> [u64; 6] {
-        [
-            self.users,
-            self.convs,
-            self.members,
-            self.devices,
-            self.tokens,
-            self.messages,
-        ]
+/// Every table, in the order they are copied.
+const TABLES: &[Table] = &[
+    Table {
+        name: "users",
+        columns: &[
+            ("id", Type::Int),
+            ("name", Type::Text),
+            ("name_key", Type::Text),
+            ("display_name", Type::Text),
+            ("password_hash", Type::Text),
+            ("created_at", Type::Int),
+        ],
+        key: 1,
+    },
+    Table {
+        name: "convs",
+        columns: &[
+            ("id", Type::Int),
+            ("room_name", Type::OptText),
+            ("invite_only", Type::Bool),
+            ("user_a", Type::OptInt),
+            ("user_b", Type::OptInt),
+            ("created_at", Type::Int),
+            ("topic", Type::Text),
+        ],
+        key: 1,
+    },
+    Table {
+        name: "members",
+        columns: &[
+            ("user_id", Type::Int),
+            ("conv_id", Type::Int),
+            ("since", Type::Int),
+        ],
+        key: 2,
+    },
+    Table {
+        name: "devices",
+        columns: &[
+            ("id", Type::Int),
+            ("user_id", Type::Int),
+            ("name", Type::Text),
+            ("cursor", Type::Int),
+            ("last_seen", Type::Int),
+        ],
+        key: 1,
+    },
+    Table {
+        name: "tokens",
+        columns: &[
+            ("hash", Type::Bytes),
+            ("user_id", Type::Int),
+            ("device_id", Type::Int),
+            ("expires_at", Type::Int),
+        ],
+        key: 1,
+    },
+    Table {
+        name: "messages",
+        columns: &[
+            ("id", Type::Int),
+            ("conv_id", Type::Int),
+            ("sender", Type::Int),
+            ("device", Type::Int),
+            ("client_msg_id", Type::Int),
+            ("sent_at", Type::Int),
+            ("body", Type::Text),
+            ("kind", Type::Int),
+            ("target", Type::OptInt),
+        ],
+        key: 1,
+    },
+    Table {
+        name: "standings",
+        columns: &[
+            ("conv_id", Type::Int),
+            ("user_id", Type::Int),
+            ("role", Type::Int),
+            ("banned", Type::Bool),
+            ("muted", Type::Bool),
+        ],
+        key: 2,
+    },
+    Table {
+        name: "operators",
+        columns: &[("user_id", Type::Int)],
+        key: 1,
+    },
+    Table {
+        name: "audit_log",
+        columns: &[
+            ("id", Type::Int),
+            ("conv_id", Type::Int),
+            ("actor", Type::Int),
+            ("target", Type::Int),
+            ("action", Type::Int),
+            ("reason", Type::Text),
+            ("at", Type::Int),
+        ],
+        key: 1,
+    },
+];
+
+/// Rows per table, in the order tables are copied.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RowCounts(Vec<(&'static str, u64)>);
+
+impl RowCounts {
+    /// The rows of `table` (0 for a table not copied).
+    pub fn get(&self, table: &str) -> u64 {
+        self.0
+            .iter()
+            .find(|(name, _)| *name == table)
+            .map_or(0, |&(_, count)| count)
+    }
+
+    /// Every table with its count.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        self.0.iter().copied()
     }
 
     fn total(&self) -> u64 {
-        self.values().iter().sum()
+        self.0.iter().map(|(_, count)| count).sum()
     }
 }
 
 impl std::fmt::Display for RowCounts {
     /// `users 2, convs 3, …`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, (table, count)) in TABLES.iter().zip(self.values()).enumerate() {
+        for (i, (table, count)) in self.iter().enumerate() {
             if i > 0 {
                 f.write_str(", ")?;
             }
@@ -121,24 +228,30 @@ pub async fn copy_to_postgres(
 ) -> Result<RowCounts, CopyError> {
     let mut src = from.pool.begin().await.map_err(source)?;
     let mut dst = to.pool.begin().await.map_err(target)?;
-    let existing = pg_counts(&mut dst).await?;
+    let existing = target_counts(&mut dst).await?;
     if existing.total() > 0 {
         if if_not_empty == IfNotEmpty::Refuse {
             return Err(CopyError::NotEmpty(existing));
         }
-        sqlx::query("TRUNCATE users, convs, members, devices, tokens, messages")
+        let names: Vec<&str> = TABLES.iter().map(|t| t.name).collect();
+        sqlx::query(&format!("TRUNCATE {}", names.join(", ")))
             .execute(&mut *dst)
             .await
             .map_err(target)?;
     }
-    copy_users(&mut src, &mut dst).await?;
-    copy_convs(&mut src, &mut dst).await?;
-    copy_members(&mut src, &mut dst).await?;
-    copy_devices(&mut src, &mut dst).await?;
-    copy_tokens(&mut src, &mut dst).await?;
-    copy_messages(&mut src, &mut dst).await?;
-    let copied = sqlite_counts(&mut src).await?;
-    let arrived = pg_counts(&mut dst).await?;
+    for table in TABLES {
+        copy_table(table, &mut src, &mut dst).await?;
+    }
+    // The audit log's ids came with its rows: its sequence continues after them.
+    sqlx::query(
+        "SELECT setval(pg_get_serial_sequence('audit_log', 'id'), \
+                       coalesce(max(id), 0) + 1, false) FROM audit_log",
+    )
+    .execute(&mut *dst)
+    .await
+    .map_err(target)?;
+    let copied = source_counts(&mut src).await?;
+    let arrived = target_counts(&mut dst).await?;
     if copied != arrived {
         return Err(CopyError::Mismatch { copied, arrived });
     }
@@ -147,274 +260,160 @@ pub async fn copy_to_postgres(
     Ok(copied)
 }
 
-async fn sqlite_counts(tx: &mut Transaction<'_, Sqlite>) -> Result<RowCounts, CopyError> {
-    let mut counts = [0u64; 6];
-    for (table, count) in TABLES.iter().zip(&mut counts) {
-        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
-            .fetch_one(&mut **tx)
+/// One query for every table's row count.
+fn count_query() -> String {
+    let counts: Vec<String> = TABLES
+        .iter()
+        .map(|t| format!("(SELECT count(*) FROM {})", t.name))
+        .collect();
+    format!("SELECT {}", counts.join(", "))
+}
+
+/// The counts of a row of [`count_query`].
+fn counts_of<R: Row>(row: &R) -> Result<RowCounts, sqlx::Error>
+where
+    usize: sqlx::ColumnIndex<R>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let mut counts = Vec::with_capacity(TABLES.len());
+    for (i, table) in TABLES.iter().enumerate() {
+        let n: i64 = row.try_get(i)?;
+        counts.push((table.name, u64::try_from(n).unwrap_or(0)));
+    }
+    Ok(RowCounts(counts))
+}
+
+async fn source_counts(src: &mut Transaction<'_, Sqlite>) -> Result<RowCounts, CopyError> {
+    let row = sqlx::query(&count_query())
+        .fetch_one(&mut **src)
+        .await
+        .map_err(source)?;
+    counts_of(&row).map_err(source)
+}
+
+async fn target_counts(dst: &mut Transaction<'_, Postgres>) -> Result<RowCounts, CopyError> {
+    let row = sqlx::query(&count_query())
+        .fetch_one(&mut **dst)
+        .await
+        .map_err(target)?;
+    counts_of(&row).map_err(target)
+}
+
+/// A page of one column's values.
+enum Values {
+    Int(Vec<i64>),
+    OptInt(Vec<Option<i64>>),
+    Text(Vec<String>),
+    OptText(Vec<Option<String>>),
+    Bool(Vec<bool>),
+    Bytes(Vec<Vec<u8>>),
+}
+
+impl Values {
+    fn new(ty: Type) -> Self {
+        match ty {
+            Type::Int => Self::Int(Vec::new()),
+            Type::OptInt => Self::OptInt(Vec::new()),
+            Type::Text => Self::Text(Vec::new()),
+            Type::OptText => Self::OptText(Vec::new()),
+            Type::Bool => Self::Bool(Vec::new()),
+            Type::Bytes => Self::Bytes(Vec::new()),
+        }
+    }
+
+    /// Appends column `i` of `row`.
+    fn push(&mut self, row: &SqliteRow, i: usize) -> Result<(), sqlx::Error> {
+        match self {
+            Self::Int(v) => v.push(row.try_get(i)?),
+            Self::OptInt(v) => v.push(row.try_get(i)?),
+            Self::Text(v) => v.push(row.try_get(i)?),
+            Self::OptText(v) => v.push(row.try_get(i)?),
+            Self::Bool(v) => v.push(row.try_get(i)?),
+            Self::Bytes(v) => v.push(row.try_get(i)?),
+        }
+        Ok(())
+    }
+
+    /// The PostgreSQL array type of the column, for `UNNEST`.
+    fn array_type(&self) -> &'static str {
+        match self {
+            Self::Int(_) | Self::OptInt(_) => "int8[]",
+            Self::Text(_) | Self::OptText(_) => "text[]",
+            Self::Bool(_) => "bool[]",
+            Self::Bytes(_) => "bytea[]",
+        }
+    }
+}
+
+/// Copies one table in pages, in primary-key order.
+async fn copy_table(
+    table: &Table,
+    src: &mut Transaction<'_, Sqlite>,
+    dst: &mut Transaction<'_, Postgres>,
+) -> Result<(), CopyError> {
+    let names: Vec<&str> = table.columns.iter().map(|(name, _)| *name).collect();
+    let key = names[..table.key].join(", ");
+    let marks = vec!["?"; table.key].join(", ");
+    let select = format!("SELECT {} FROM {}", names.join(", "), table.name);
+    let first = format!("{select} ORDER BY {key} LIMIT ?");
+    let next = format!("{select} WHERE ({key}) > ({marks}) ORDER BY {key} LIMIT ?");
+    let arrays: Vec<String> = table
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, &(_, ty))| format!("${}::{}", i + 1, Values::new(ty).array_type()))
+        .collect();
+    // Identity columns (the audit log's id) take the copied values.
+    let insert = format!(
+        "INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE SELECT * FROM UNNEST({})",
+        table.name,
+        names.join(", "),
+        arrays.join(", ")
+    );
+    let mut last: Option<SqliteRow> = None;
+    loop {
+        let mut query = sqlx::query(if last.is_some() { &next } else { &first });
+        if let Some(row) = &last {
+            for (i, &(_, ty)) in table.columns[..table.key].iter().enumerate() {
+                query = match ty {
+                    Type::Bytes => query.bind(row.try_get::<Vec<u8>, _>(i).map_err(source)?),
+                    Type::Text | Type::OptText => {
+                        query.bind(row.try_get::<Option<String>, _>(i).map_err(source)?)
+                    }
+                    _ => query.bind(row.try_get::<Option<i64>, _>(i).map_err(source)?),
+                };
+            }
+        }
+        let page = query
+            .bind(PAGE)
+            .fetch_all(&mut **src)
             .await
             .map_err(source)?;
-        *count = u64::try_from(n).unwrap_or(0);
-    }
-    Ok(counts_from(counts))
-}
-
-/// The target's row counts.
-async fn pg_counts(tx: &mut Transaction<'_, Postgres>) -> Result<RowCounts, CopyError> {
-    let mut counts = [0u64; 6];
-    for (table, count) in TABLES.iter().zip(&mut counts) {
-        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(target)?;
-        *count = u64::try_from(n).unwrap_or(0);
-    }
-    Ok(counts_from(counts))
-}
-
-fn counts_from([users, convs, members, devices, tokens, messages]: [u64; 6]) -> RowCounts {
-    RowCounts {
-        users,
-        convs,
-        members,
-        devices,
-        tokens,
-        messages,
-    }
-}
-
-type Src<'a, 'c> = &'a mut Transaction<'c, Sqlite>;
-type Dst<'a, 'c> = &'a mut Transaction<'c, Postgres>;
-
-async fn copy_users(src: Src<'_, '_>, dst: Dst<'_, '_>) -> Result<(), CopyError> {
-    let mut after = i64::MIN;
-    loop {
-        let page = sqlx::query_as::<_, (i64, String, String, String, String, i64)>(
-            "SELECT id, name, name_key, display_name, password_hash, created_at FROM users \
-             WHERE id > ? ORDER BY id LIMIT ?",
-        )
-        .bind(after)
-        .bind(PAGE)
-        .fetch_all(&mut **src)
-        .await
-        .map_err(source)?;
-        let Some(last) = page.last() else {
+        if page.is_empty() {
             return Ok(());
-        };
-        after = last.0;
-        let (mut id, mut name, mut key, mut display, mut hash, mut created) =
-            (vec![], vec![], vec![], vec![], vec![], vec![]);
-        for row in page {
-            id.push(row.0);
-            name.push(row.1);
-            key.push(row.2);
-            display.push(row.3);
-            hash.push(row.4);
-            created.push(row.5);
         }
-        sqlx::query(
-            "INSERT INTO users (id, name, name_key, display_name, password_hash, created_at) \
-             SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], \
-                                  $6::int8[])",
-        )
-        .bind(id)
-        .bind(name)
-        .bind(key)
-        .bind(display)
-        .bind(hash)
-        .bind(created)
-        .execute(&mut **dst)
-        .await
-        .map_err(target)?;
-    }
-}
-
-type ConvRow = (i64, Option<String>, bool, Option<i64>, Option<i64>, i64);
-
-async fn copy_convs(src: Src<'_, '_>, dst: Dst<'_, '_>) -> Result<(), CopyError> {
-    let mut after = i64::MIN;
-    loop {
-        let page = sqlx::query_as::<_, ConvRow>(
-            "SELECT id, room_name, invite_only, user_a, user_b, created_at FROM convs \
-             WHERE id > ? ORDER BY id LIMIT ?",
-        )
-        .bind(after)
-        .bind(PAGE)
-        .fetch_all(&mut **src)
-        .await
-        .map_err(source)?;
-        let Some(last) = page.last() else {
-            return Ok(());
-        };
-        after = last.0;
-        let (mut id, mut room, mut invite, mut a, mut b, mut created) =
-            (vec![], vec![], vec![], vec![], vec![], vec![]);
-        for row in page {
-            id.push(row.0);
-            room.push(row.1);
-            invite.push(row.2);
-            a.push(row.3);
-            b.push(row.4);
-            created.push(row.5);
+        let mut columns: Vec<Values> = table
+            .columns
+            .iter()
+            .map(|&(_, ty)| Values::new(ty))
+            .collect();
+        for row in &page {
+            for (i, column) in columns.iter_mut().enumerate() {
+                column.push(row, i).map_err(source)?;
+            }
         }
-        sqlx::query(
-            "INSERT INTO convs (id, room_name, invite_only, user_a, user_b, created_at) \
-             SELECT * FROM UNNEST($1::int8[], $2::text[], $3::bool[], $4::int8[], $5::int8[], \
-                                  $6::int8[])",
-        )
-        .bind(id)
-        .bind(room)
-        .bind(invite)
-        .bind(a)
-        .bind(b)
-        .bind(created)
-        .execute(&mut **dst)
-        .await
-        .map_err(target)?;
-    }
-}
-
-async fn copy_members(src: Src<'_, '_>, dst: Dst<'_, '_>) -> Result<(), CopyError> {
-    let mut after = (i64::MIN, i64::MIN);
-    loop {
-        let page = sqlx::query_as::<_, (i64, i64, i64)>(
-            "SELECT user_id, conv_id, since FROM members WHERE (user_id, conv_id) > (?, ?) \
-             ORDER BY user_id, conv_id LIMIT ?",
-        )
-        .bind(after.0)
-        .bind(after.1)
-        .bind(PAGE)
-        .fetch_all(&mut **src)
-        .await
-        .map_err(source)?;
-        let Some(last) = page.last() else {
-            return Ok(());
-        };
-        after = (last.0, last.1);
-        let (mut user, mut conv, mut since) = (vec![], vec![], vec![]);
-        for row in page {
-            user.push(row.0);
-            conv.push(row.1);
-            since.push(row.2);
+        let mut query = sqlx::query(&insert);
+        for column in columns {
+            query = match column {
+                Values::Int(v) => query.bind(v),
+                Values::OptInt(v) => query.bind(v),
+                Values::Text(v) => query.bind(v),
+                Values::OptText(v) => query.bind(v),
+                Values::Bool(v) => query.bind(v),
+                Values::Bytes(v) => query.bind(v),
+            };
         }
-        sqlx::query(
-            "INSERT INTO members (user_id, conv_id, since) \
-             SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::int8[])",
-        )
-        .bind(user)
-        .bind(conv)
-        .bind(since)
-        .execute(&mut **dst)
-        .await
-        .map_err(target)?;
-    }
-}
-
-async fn copy_devices(src: Src<'_, '_>, dst: Dst<'_, '_>) -> Result<(), CopyError> {
-    let mut after = i64::MIN;
-    loop {
-        let page = sqlx::query_as::<_, (i64, i64, String, i64, i64)>(
-            "SELECT id, user_id, name, cursor, last_seen FROM devices WHERE id > ? \
-             ORDER BY id LIMIT ?",
-        )
-        .bind(after)
-        .bind(PAGE)
-        .fetch_all(&mut **src)
-        .await
-        .map_err(source)?;
-        let Some(last) = page.last() else {
-            return Ok(());
-        };
-        after = last.0;
-        let (mut id, mut user, mut name, mut cursor, mut seen) =
-            (vec![], vec![], vec![], vec![], vec![]);
-        for row in page {
-            id.push(row.0);
-            user.push(row.1);
-            name.push(row.2);
-            cursor.push(row.3);
-            seen.push(row.4);
-        }
-        sqlx::query(
-            "INSERT INTO devices (id, user_id, name, cursor, last_seen) \
-             SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::int8[], $5::int8[])",
-        )
-        .bind(id)
-        .bind(user)
-        .bind(name)
-        .bind(cursor)
-        .bind(seen)
-        .execute(&mut **dst)
-        .await
-        .map_err(target)?;
-    }
-}
-
-async fn copy_tokens(src: Src<'_, '_>, dst: Dst<'_, '_>) -> Result<(), CopyError> {
-    let mut after: Vec<u8> = Vec::new();
-    loop {
-        let page = sqlx::query_as::<_, (Vec<u8>, i64, i64, i64)>(
-            "SELECT hash, user_id, device_id, expires_at FROM tokens WHERE hash > ? \
-             ORDER BY hash LIMIT ?",
-        )
-        .bind(&after)
-        .bind(PAGE)
-        .fetch_all(&mut **src)
-        .await
-        .map_err(source)?;
-        let Some(last) = page.last() else {
-            return Ok(());
-        };
-        after.clone_from(&last.0);
-        let (mut hash, mut user, mut device, mut expires) = (vec![], vec![], vec![], vec![]);
-        for row in page {
-            hash.push(row.0);
-            user.push(row.1);
-            device.push(row.2);
-            expires.push(row.3);
-        }
-        sqlx::query(
-            "INSERT INTO tokens (hash, user_id, device_id, expires_at) \
-             SELECT * FROM UNNEST($1::bytea[], $2::int8[], $3::int8[], $4::int8[])",
-        )
-        .bind(hash)
-        .bind(user)
-        .bind(device)
-        .bind(expires)
-        .execute(&mut **dst)
-        .await
-        .map_err(target)?;
-    }
-}
-
-async fn copy_messages(src: Src<'_, '_>, dst: Dst<'_, '_>) -> Result<(), CopyError> {
-    let mut after = i64::MIN;
-    loop {
-        let page = sqlx::query_as::<_, (i64, i64, i64, i64, i64, i64, String)>(
-            "SELECT id, conv_id, sender, device, client_msg_id, sent_at, body FROM messages \
-             WHERE id > ? ORDER BY id LIMIT ?",
-        )
-        .bind(after)
-        .bind(PAGE)
-        .fetch_all(&mut **src)
-        .await
-        .map_err(source)?;
-        let Some(last) = page.last() else {
-            return Ok(());
-        };
-        after = last.0;
-        let mut rows = MessageColumns::default();
-        for (id, conv, sender, device, client, sent_at, body) in page {
-            rows.id.push(id);
-            rows.conv.push(conv);
-            rows.sender.push(sender);
-            rows.device.push(device);
-            rows.client.push(client);
-            rows.sent_at.push(sent_at);
-            rows.body.push(body);
-        }
-        // A row skipped as a duplicate (impossible under the source's unique index) would
-        // show in the count check.
-        rows.insert(dst).await.map_err(CopyError::Target)?;
+        query.execute(&mut **dst).await.map_err(target)?;
+        last = page.into_iter().last();
     }
 }

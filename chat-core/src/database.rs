@@ -8,7 +8,8 @@ use crate::pg_store::{redact_url, PgStore};
 use crate::storage::Storage;
 use crate::store::{Durability, Store, StoreError};
 use crate::{
-    ConvId, DeviceId, MessageId, Snapshot, StoredMessage, TokenRecord, UnixMillis, UserId, Write,
+    AuditRecord, ConvId, DeviceId, MessageId, Snapshot, StoredMessage, TokenRecord, UnixMillis,
+    UserId, Write,
 };
 
 /// Where the data is, parsed from a `--db` value.
@@ -113,22 +114,26 @@ impl Database {
     }
 }
 
+/// Runs the same expression on whichever backend `$db` is.
+macro_rules! on_backend {
+    ($db:expr, $s:ident => $call:expr) => {
+        match $db {
+            Database::Sqlite($s) => $call,
+            Database::Postgres($s) => $call,
+        }
+    };
+}
+
 impl Storage for Database {
     async fn snapshot(&self, now: UnixMillis) -> Result<Snapshot, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.snapshot(now).await,
-            Self::Postgres(s) => s.snapshot(now).await,
-        }
+        on_backend!(self, s => s.snapshot(now).await)
     }
 
     async fn apply(
         &self,
         persists: &[Vec<Write>],
     ) -> Result<Vec<Option<(MessageId, UnixMillis)>>, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.apply(persists).await,
-            Self::Postgres(s) => s.apply(persists).await,
-        }
+        on_backend!(self, s => s.apply(persists).await)
     }
 
     async fn backlog(
@@ -138,10 +143,7 @@ impl Storage for Database {
         after: MessageId,
         limit: usize,
     ) -> Result<Vec<StoredMessage>, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.backlog(user, device, after, limit).await,
-            Self::Postgres(s) => s.backlog(user, device, after, limit).await,
-        }
+        on_backend!(self, s => s.backlog(user, device, after, limit).await)
     }
 
     async fn history(
@@ -150,31 +152,32 @@ impl Storage for Database {
         before: Option<MessageId>,
         limit: usize,
     ) -> Result<Vec<StoredMessage>, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.history(conv, before, limit).await,
-            Self::Postgres(s) => s.history(conv, before, limit).await,
-        }
+        on_backend!(self, s => s.history(conv, before, limit).await)
     }
 
     async fn password_hash(&self, user: UserId) -> Result<Option<String>, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.password_hash(user).await,
-            Self::Postgres(s) => s.password_hash(user).await,
-        }
+        on_backend!(self, s => s.password_hash(user).await)
     }
 
     async fn find_token(&self, hash: [u8; 32]) -> Result<Option<TokenRecord>, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.find_token(hash).await,
-            Self::Postgres(s) => s.find_token(hash).await,
-        }
+        on_backend!(self, s => s.find_token(hash).await)
+    }
+
+    async fn message(&self, id: MessageId) -> Result<Option<StoredMessage>, StoreError> {
+        on_backend!(self, s => s.message(id).await)
+    }
+
+    async fn audit_log(
+        &self,
+        conv: ConvId,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, AuditRecord)>, StoreError> {
+        on_backend!(self, s => s.audit_log(conv, before, limit).await)
     }
 
     async fn close(&self) {
-        match self {
-            Self::Sqlite(s) => s.close().await,
-            Self::Postgres(s) => s.close().await,
-        }
+        on_backend!(self, s => s.close().await)
     }
 }
 

@@ -21,9 +21,10 @@ mod store;
 
 pub use chat_hub::{config, names};
 pub use chat_hub::{
-    token_hash, ClientMsgId, Completion, Config, ConfigError, ConvId, ConvKind, ConvRow, DeviceId,
-    DeviceRow, Hub, IoRequest, MemberRow, MessageId, Mono, Now, Output, PasswordParams, SessionId,
-    Snapshot, StoredMessage, Ticket, TokenRecord, UnixMillis, UserId, UserRow, Write,
+    token_hash, AuditRecord, ClientMsgId, Completion, Config, ConfigError, ConvId, ConvKind,
+    ConvRow, DeviceId, DeviceRow, Hub, IoRequest, MemberRow, MessageId, MessageKind, ModAction,
+    Mono, Now, Output, PasswordParams, Role, SessionId, Snapshot, Standing, StandingRow,
+    StoredMessage, Ticket, TokenRecord, UnixMillis, UserId, UserRow, Write,
 };
 pub use copy::{copy_to_postgres, CopyError, IfNotEmpty, RowCounts};
 pub use database::{Database, Location, OpenError};

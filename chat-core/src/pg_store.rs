@@ -23,17 +23,18 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 
 use crate::storage::Storage;
 use crate::store::{
-    client_id, int, message, snapshot_from, uint, ConvRowSql, Durability, MessageRow, StoreError,
+    action_code, action_from, client_id, int, kind_code, message, role_code, snapshot_from, uint,
+    ConvRowSql, Durability, MessageRow, SnapshotRows, StoreError,
 };
 use crate::{
-    ConvId, ConvKind, DeviceId, MessageId, Snapshot, StoredMessage, TokenRecord, UnixMillis,
-    UserId, Write,
+    AuditRecord, ConvId, ConvKind, DeviceId, MessageId, Snapshot, Standing, StoredMessage,
+    TokenRecord, UnixMillis, UserId, Write,
 };
 
 type Duplicates = Vec<Option<(MessageId, UnixMillis)>>;
 
 const MESSAGE_COLUMNS: &str =
-    "m.id, m.conv_id, m.sender, m.device, m.client_msg_id, m.sent_at, m.body";
+    "m.id, m.conv_id, m.sender, m.device, m.client_msg_id, m.sent_at, m.body, m.kind, m.target";
 
 /// Connections in the pool: the writer holds one, reads (backlog, history, logins) share the
 /// rest.
@@ -151,10 +152,33 @@ impl Storage for PgStore {
         )
         .fetch_all(&self.pool)
         .await?;
+        let standings = sqlx::query_as::<_, (i64, i64, i64, bool, bool)>(
+            "SELECT conv_id, user_id, role, banned, muted FROM standings ORDER BY conv_id, user_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let topics = sqlx::query_as::<_, (i64, String)>(
+            "SELECT id, topic FROM convs WHERE topic <> '' ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let operators: Vec<i64> =
+            sqlx::query_scalar("SELECT user_id FROM operators ORDER BY user_id")
+                .fetch_all(&self.pool)
+                .await?;
         let last_message: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM messages")
             .fetch_one(&self.pool)
             .await?;
-        snapshot_from(users, convs, members, devices, last_message)
+        snapshot_from(SnapshotRows {
+            users,
+            convs,
+            members,
+            devices,
+            standings,
+            operators,
+            topics,
+            last_message,
+        })
     }
 
     async fn apply(&self, persists: &[Vec<Write>]) -> Result<Duplicates, StoreError> {
@@ -162,7 +186,7 @@ impl Storage for PgStore {
         if persists
             .iter()
             .flatten()
-            .all(|w| matches!(w, Write::InsertMessage(_)))
+            .all(|w| matches!(w, Write::InsertMessage(m) if m.kind.is_message()))
         {
             // Messages only (the usual batch): one INSERT, atomic and durable on its own in
             // autocommit — one round trip instead of three (BEGIN, INSERT, COMMIT).
@@ -185,8 +209,10 @@ impl Storage for PgStore {
         for (index, writes) in persists.iter().enumerate() {
             for write in writes {
                 if let Write::InsertMessage(message) = write {
-                    run.push((index, message));
-                    continue;
+                    if message.kind.is_message() {
+                        run.push((index, message));
+                        continue;
+                    }
                 }
                 insert_messages(&mut tx, &run, &mut duplicates).await?;
                 run.clear();
@@ -212,6 +238,7 @@ impl Storage for PgStore {
                  SELECT * FROM messages AS c \
                  WHERE c.conv_id = mb.conv_id AND c.id > GREATEST(mb.since, $2) \
                    AND c.device <> $3 \
+                   AND c.kind <> 2 AND NOT (c.kind = 3 AND c.body = '') \
                  ORDER BY c.id LIMIT $4) AS m \
              WHERE mb.user_id = $1 ORDER BY m.id LIMIT $4"
         );
@@ -233,7 +260,7 @@ impl Storage for PgStore {
     ) -> Result<Vec<StoredMessage>, StoreError> {
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages AS m \
-             WHERE m.conv_id = $1 AND m.id < $2 ORDER BY m.id DESC LIMIT $3"
+             WHERE m.conv_id = $1 AND m.id < $2 AND m.kind < 3 ORDER BY m.id DESC LIMIT $3"
         );
         let before = match before {
             Some(before) => int("message id", before.0)?,
@@ -274,6 +301,52 @@ impl Storage for PgStore {
         .transpose()
     }
 
+    async fn message(&self, id: MessageId) -> Result<Option<StoredMessage>, StoreError> {
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages AS m WHERE m.id = $1");
+        sqlx::query_as::<_, MessageRow>(&sql)
+            .bind(int("message id", id.0)?)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(message)
+            .transpose()
+    }
+
+    async fn audit_log(
+        &self,
+        conv: ConvId,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, AuditRecord)>, StoreError> {
+        let before = match before {
+            Some(before) => int("audit position", before)?,
+            None => i64::MAX,
+        };
+        let rows = sqlx::query_as::<_, (i64, i64, i64, i64, i64, String, i64)>(
+            "SELECT id, conv_id, actor, target, action, reason, at FROM audit_log \
+             WHERE conv_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+        )
+        .bind(int("conversation id", conv.0)?)
+        .bind(before)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(id, conv, actor, target, action, reason, at)| {
+                Ok((
+                    uint("audit position", id)?,
+                    AuditRecord {
+                        conv: ConvId(uint("conversation id", conv)?),
+                        actor: UserId(uint("user id", actor)?),
+                        target: UserId(uint("user id", target)?),
+                        action: action_from(action)?,
+                        reason,
+                        at: uint("time", at)?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }
@@ -311,7 +384,7 @@ impl MessageColumns {
             "INSERT INTO messages (id, conv_id, sender, device, client_msg_id, sent_at, body) \
              SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], \
                                   $6::int8[], $7::text[]) \
-             ON CONFLICT (sender, client_msg_id) DO NOTHING RETURNING id",
+             ON CONFLICT (sender, client_msg_id) WHERE kind < 3 DO NOTHING RETURNING id",
         )
         .bind(&self.id)
         .bind(&self.conv)
@@ -355,7 +428,7 @@ async fn insert_messages(
     let originals: HashMap<(i64, i64), (i64, i64)> = sqlx::query_as::<_, (i64, i64, i64, i64)>(
         "SELECT m.sender, m.client_msg_id, m.id, m.sent_at FROM messages AS m \
              JOIN UNNEST($1::int8[], $2::int8[]) AS r (sender, client_msg_id) \
-               ON m.sender = r.sender AND m.client_msg_id = r.client_msg_id",
+               ON m.sender = r.sender AND m.client_msg_id = r.client_msg_id AND m.kind < 3",
     )
     .bind(&senders)
     .bind(&clients)
@@ -471,7 +544,85 @@ async fn apply_one(tx: &mut Transaction<'_, Postgres>, write: &Write) -> Result<
         Write::RevokeToken { hash } => {
             sqlx::query("DELETE FROM tokens WHERE hash = $1").bind(&hash[..])
         }
-        Write::InsertMessage(_) => return Ok(()),
+        Write::SetStanding {
+            conv,
+            user,
+            standing,
+        } if *standing == Standing::default() => {
+            sqlx::query("DELETE FROM standings WHERE conv_id = $1 AND user_id = $2")
+                .bind(int("conversation id", conv.0)?)
+                .bind(int("user id", user.0)?)
+        }
+        Write::SetStanding {
+            conv,
+            user,
+            standing,
+        } => sqlx::query(
+            "INSERT INTO standings (conv_id, user_id, role, banned, muted) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (conv_id, user_id) DO UPDATE SET role = excluded.role, \
+             banned = excluded.banned, muted = excluded.muted",
+        )
+        .bind(int("conversation id", conv.0)?)
+        .bind(int("user id", user.0)?)
+        .bind(role_code(standing.role))
+        .bind(standing.banned)
+        .bind(standing.muted),
+        Write::Audit(record) => sqlx::query(
+            "INSERT INTO audit_log (conv_id, actor, target, action, reason, at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(int("conversation id", record.conv.0)?)
+        .bind(int("user id", record.actor.0)?)
+        .bind(int("user id", record.target.0)?)
+        .bind(action_code(record.action))
+        .bind(&record.reason)
+        .bind(int("time", record.at)?),
+        Write::SetTopic { conv, topic } => sqlx::query("UPDATE convs SET topic = $1 WHERE id = $2")
+            .bind(topic)
+            .bind(int("conversation id", conv.0)?),
+        Write::SetOperator {
+            user,
+            operator: true,
+        } => sqlx::query("INSERT INTO operators (user_id) VALUES ($1) ON CONFLICT DO NOTHING")
+            .bind(int("user id", user.0)?),
+        Write::SetOperator {
+            user,
+            operator: false,
+        } => sqlx::query("DELETE FROM operators WHERE user_id = $1").bind(int("user id", user.0)?),
+        Write::InsertMessage(m) => {
+            let (kind, target) = kind_code(m.kind)?;
+            sqlx::query(
+                "INSERT INTO messages \
+                 (id, conv_id, sender, device, client_msg_id, sent_at, body, kind, target) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(int("message id", m.id.0)?)
+            .bind(int("conversation id", m.conv.0)?)
+            .bind(int("user id", m.sender.0)?)
+            .bind(int("device id", m.device.0)?)
+            .bind(client_id(m.client_msg_id))
+            .bind(int("time", m.sent_at)?)
+            .bind(&m.text)
+            .bind(kind)
+            .bind(target)
+        }
+        Write::ChangeMessage {
+            target,
+            text: Some(text),
+        } => {
+            sqlx::query("UPDATE messages SET body = $1, kind = 1 WHERE id = $2 AND kind IN (0, 1)")
+                .bind(text)
+                .bind(int("message id", target.0)?)
+        }
+        Write::ChangeMessage { target, text: None } => {
+            sqlx::query("UPDATE messages SET body = '' WHERE target = $1 AND kind = 3")
+                .bind(int("message id", target.0)?)
+                .execute(&mut **tx)
+                .await?;
+            sqlx::query("UPDATE messages SET body = '', kind = 2 WHERE id = $1 AND kind IN (0, 1)")
+                .bind(int("message id", target.0)?)
+        }
     };
     query.execute(&mut **tx).await?;
     Ok(())

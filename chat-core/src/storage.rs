@@ -12,7 +12,8 @@ use chat_hub::MemoryStore;
 
 use crate::store::StoreError;
 use crate::{
-    ConvId, DeviceId, MessageId, Snapshot, StoredMessage, TokenRecord, UnixMillis, UserId, Write,
+    AuditRecord, ConvId, DeviceId, MessageId, Snapshot, StoredMessage, TokenRecord, UnixMillis,
+    UserId, Write,
 };
 
 /// Durable state: the hub's writes, the message archive, and the secrets the hub never holds
@@ -26,7 +27,10 @@ use crate::{
 /// - [`backlog`](Self::backlog) returns, in id order, the messages of every conversation `user`
 ///   is a member of with ids above both `after` and the membership's `since`, except those sent
 ///   from `device`.
-/// - [`history`](Self::history) returns a conversation's messages below `before`, newest first.
+/// - [`history`](Self::history) returns a conversation's messages below `before`, newest first,
+///   each with its latest text (changes are not messages: they come only in the backlog).
+/// - *(v2)* A [`Write::ChangeMessage`] edits a message, or deletes it: its text and the text
+///   of every edit of it are erased from storage, not hidden.
 /// - [`snapshot`](Self::snapshot) drops tokens expired at `now` and returns what the hub loads.
 pub trait Storage: Clone + Send + Sync + 'static {
     /// Everything the hub keeps in memory. Also drops tokens expired at `now`.
@@ -71,6 +75,21 @@ pub trait Storage: Clone + Send + Sync + 'static {
         &self,
         hash: [u8; 32],
     ) -> impl Future<Output = Result<Option<TokenRecord>, StoreError>> + Send;
+
+    /// *(v2)* The stored message or change `id`.
+    fn message(
+        &self,
+        id: MessageId,
+    ) -> impl Future<Output = Result<Option<StoredMessage>, StoreError>> + Send;
+
+    /// *(v2)* Up to `limit` moderation audit records of `conv`, newest first, each with its
+    /// position in the whole log (1, 2, …), only those below `before` if given.
+    fn audit_log(
+        &self,
+        conv: ConvId,
+        before: Option<u64>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(u64, AuditRecord)>, StoreError>> + Send;
 
     /// Closes the backend, waiting for work in flight.
     fn close(&self) -> impl Future<Output = ()> + Send;
@@ -136,6 +155,19 @@ impl Storage for MemoryStorage {
 
     async fn find_token(&self, hash: [u8; 32]) -> Result<Option<TokenRecord>, StoreError> {
         Ok(self.lock().find_token(&hash))
+    }
+
+    async fn message(&self, id: MessageId) -> Result<Option<StoredMessage>, StoreError> {
+        Ok(self.lock().message(id))
+    }
+
+    async fn audit_log(
+        &self,
+        conv: ConvId,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, AuditRecord)>, StoreError> {
+        Ok(self.lock().audit_log(conv, before, limit))
     }
 
     async fn close(&self) {}

@@ -17,13 +17,65 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Sqlite, SqlitePool, Transaction};
+use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
 use crate::storage::Storage;
 use crate::{
-    ClientMsgId, ConvId, ConvKind, ConvRow, DeviceId, DeviceRow, MemberRow, MessageId, Snapshot,
-    StoredMessage, TokenRecord, UnixMillis, UserId, UserRow, Write,
+    AuditRecord, ClientMsgId, ConvId, ConvKind, ConvRow, DeviceId, DeviceRow, MemberRow, MessageId,
+    MessageKind, ModAction, Role, Snapshot, Standing, StandingRow, StoredMessage, TokenRecord,
+    UnixMillis, UserId, UserRow, Write,
 };
+
+/// How a [`Role`] is stored.
+pub(crate) fn role_code(role: Role) -> i64 {
+    match role {
+        Role::Member => 0,
+        Role::Moderator => 1,
+        Role::Owner => 2,
+    }
+}
+
+/// A stored role code (an unknown one reads as a plain member).
+pub(crate) fn role_from(code: i64) -> Role {
+    match code {
+        1 => Role::Moderator,
+        2 => Role::Owner,
+        _ => Role::Member,
+    }
+}
+
+/// How a [`ModAction`] is stored.
+pub(crate) fn action_code(action: ModAction) -> i64 {
+    match action {
+        ModAction::Kicked => 0,
+        ModAction::Banned => 1,
+        ModAction::Unbanned => 2,
+        ModAction::Muted => 3,
+        ModAction::Unmuted => 4,
+        ModAction::Opped => 5,
+        ModAction::Deopped => 6,
+        ModAction::Redacted => 7,
+    }
+}
+
+pub(crate) fn action_from(code: i64) -> Result<ModAction, StoreError> {
+    Ok(match code {
+        0 => ModAction::Kicked,
+        1 => ModAction::Banned,
+        2 => ModAction::Unbanned,
+        3 => ModAction::Muted,
+        4 => ModAction::Unmuted,
+        5 => ModAction::Opped,
+        6 => ModAction::Deopped,
+        7 => ModAction::Redacted,
+        _ => {
+            return Err(StoreError::OutOfRange {
+                what: "audit action",
+                value: code.into(),
+            })
+        }
+    })
+}
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -83,12 +135,48 @@ pub(crate) fn client_id_from(stored: i64) -> ClientMsgId {
 const INSERT_CHUNK: usize = 500;
 
 /// Columns of a message row, in the order every query selects them.
-pub(crate) type MessageRow = (i64, i64, i64, i64, i64, i64, String);
+pub(crate) type MessageRow = (i64, i64, i64, i64, i64, i64, String, i64, Option<i64>);
 
 type Duplicates = Vec<Option<(MessageId, UnixMillis)>>;
 
 const MESSAGE_COLUMNS: &str =
-    "m.id, m.conv_id, m.sender, m.device, m.client_msg_id, m.sent_at, m.body";
+    "m.id, m.conv_id, m.sender, m.device, m.client_msg_id, m.sent_at, m.body, m.kind, m.target";
+
+/// How a [`MessageKind`] is stored: its code and target.
+pub(crate) fn kind_code(kind: MessageKind) -> Result<(i64, Option<i64>), StoreError> {
+    Ok(match kind {
+        MessageKind::Message => (0, None),
+        MessageKind::Edited => (1, None),
+        MessageKind::Deleted => (2, None),
+        MessageKind::Edit { target } => (3, Some(int("message id", target.0)?)),
+        MessageKind::Delete { target, redacted } => (
+            if redacted { 5 } else { 4 },
+            Some(int("message id", target.0)?),
+        ),
+    })
+}
+
+pub(crate) fn kind_from(code: i64, target: Option<i64>) -> Result<MessageKind, StoreError> {
+    let target = || -> Result<MessageId, StoreError> {
+        Ok(MessageId(uint("message id", target.unwrap_or(-1))?))
+    };
+    Ok(match code {
+        0 => MessageKind::Message,
+        1 => MessageKind::Edited,
+        2 => MessageKind::Deleted,
+        3 => MessageKind::Edit { target: target()? },
+        4 | 5 => MessageKind::Delete {
+            target: target()?,
+            redacted: code == 5,
+        },
+        _ => {
+            return Err(StoreError::OutOfRange {
+                what: "message kind",
+                value: code.into(),
+            })
+        }
+    })
+}
 
 /// How far a commit goes before it counts as stored.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -200,6 +288,8 @@ impl Store {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(synchronous)
+            // A deleted message's text is overwritten in the file, not left in free space.
+            .pragma("secure_delete", "ON")
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
@@ -275,34 +365,49 @@ impl Storage for Store {
         )
         .fetch_all(&self.pool)
         .await?;
+        let standings = sqlx::query_as::<_, (i64, i64, i64, bool, bool)>(
+            "SELECT conv_id, user_id, role, banned, muted FROM standings ORDER BY conv_id, user_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let topics = sqlx::query_as::<_, (i64, String)>(
+            "SELECT id, topic FROM convs WHERE topic != '' ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let operators: Vec<i64> =
+            sqlx::query_scalar("SELECT user_id FROM operators ORDER BY user_id")
+                .fetch_all(&self.pool)
+                .await?;
         let last_message: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM messages")
             .fetch_one(&self.pool)
             .await?;
-        snapshot_from(users, convs, members, devices, last_message)
+        snapshot_from(SnapshotRows {
+            users,
+            convs,
+            members,
+            devices,
+            standings,
+            operators,
+            topics,
+            last_message,
+        })
     }
 
     async fn apply(&self, persists: &[Vec<Write>]) -> Result<Duplicates, StoreError> {
         if let Some(file) = &self.file {
             file.check()?;
         }
-        let mut tx = self.pool.begin().await?;
-        let mut duplicates = vec![None; persists.len()];
-        // Consecutive message inserts, with the persist each belongs to, written together.
-        let mut run: Vec<(usize, &StoredMessage)> = Vec::new();
-        for (index, writes) in persists.iter().enumerate() {
-            for write in writes {
-                if let Write::InsertMessage(message) = write {
-                    run.push((index, message));
-                    continue;
-                }
-                insert_messages(&mut tx, &run, &mut duplicates).await?;
-                run.clear();
-                apply_one(&mut tx, write).await?;
-            }
+        let mut conn = self.pool.acquire().await?;
+        let result = apply_in_transaction(&mut conn, persists).await;
+        if result.is_err() {
+            // After a failed statement or COMMIT (a full disk: SQLite may or may not have
+            // rolled back by itself), the connection's transaction state is unknown; a
+            // connection left inside a transaction would hold the write lock while idle in
+            // the pool. Closing it ends whatever it holds.
+            let _ = conn.detach().close().await;
         }
-        insert_messages(&mut tx, &run, &mut duplicates).await?;
-        tx.commit().await?;
-        Ok(duplicates)
+        result
     }
 
     async fn backlog(
@@ -315,7 +420,8 @@ impl Storage for Store {
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM members AS mb \
              JOIN messages AS m ON m.conv_id = mb.conv_id AND m.id > max(mb.since, ?2) \
-             WHERE mb.user_id = ?1 AND m.device != ?3 ORDER BY m.id LIMIT ?4"
+             WHERE mb.user_id = ?1 AND m.device != ?3 \
+             AND m.kind != 2 AND NOT (m.kind = 3 AND m.body = '') ORDER BY m.id LIMIT ?4"
         );
         let rows = sqlx::query_as::<_, MessageRow>(&sql)
             .bind(int("user id", user.0)?)
@@ -335,7 +441,7 @@ impl Storage for Store {
     ) -> Result<Vec<StoredMessage>, StoreError> {
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages AS m \
-             WHERE m.conv_id = ?1 AND m.id < ?2 ORDER BY m.id DESC LIMIT ?3"
+             WHERE m.conv_id = ?1 AND m.id < ?2 AND m.kind < 3 ORDER BY m.id DESC LIMIT ?3"
         );
         let before = match before {
             Some(before) => int("message id", before.0)?,
@@ -376,6 +482,52 @@ impl Storage for Store {
         .transpose()
     }
 
+    async fn message(&self, id: MessageId) -> Result<Option<StoredMessage>, StoreError> {
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages AS m WHERE m.id = ?");
+        sqlx::query_as::<_, MessageRow>(&sql)
+            .bind(int("message id", id.0)?)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(message)
+            .transpose()
+    }
+
+    async fn audit_log(
+        &self,
+        conv: ConvId,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, AuditRecord)>, StoreError> {
+        let before = match before {
+            Some(before) => int("audit position", before)?,
+            None => i64::MAX,
+        };
+        let rows = sqlx::query_as::<_, (i64, i64, i64, i64, i64, String, i64)>(
+            "SELECT id, conv_id, actor, target, action, reason, at FROM audit_log \
+             WHERE conv_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
+        )
+        .bind(int("conversation id", conv.0)?)
+        .bind(before)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(id, conv, actor, target, action, reason, at)| {
+                Ok((
+                    uint("audit position", id)?,
+                    AuditRecord {
+                        conv: ConvId(uint("conversation id", conv)?),
+                        actor: UserId(uint("user id", actor)?),
+                        target: UserId(uint("user id", target)?),
+                        action: action_from(action)?,
+                        reason,
+                        at: uint("time", at)?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }
@@ -384,15 +536,30 @@ impl Storage for Store {
 /// A `convs` row: id, room name, invite-only, the two users of a direct conversation.
 pub(crate) type ConvRowSql = (i64, Option<String>, bool, Option<i64>, Option<i64>);
 
-/// Converts the rows of `users`, `convs`, `members`, `devices` and the highest message id
-/// into a [`Snapshot`], checking every number.
-pub(crate) fn snapshot_from(
-    users: Vec<(i64, String, String)>,
-    convs: Vec<ConvRowSql>,
-    members: Vec<(i64, i64, i64)>,
-    devices: Vec<(i64, i64, String, i64, i64)>,
-    last_message: Option<i64>,
-) -> Result<Snapshot, StoreError> {
+/// The rows a snapshot is made of, as both SQL backends read them.
+pub(crate) struct SnapshotRows {
+    pub users: Vec<(i64, String, String)>,
+    pub convs: Vec<ConvRowSql>,
+    pub members: Vec<(i64, i64, i64)>,
+    pub devices: Vec<(i64, i64, String, i64, i64)>,
+    pub standings: Vec<(i64, i64, i64, bool, bool)>,
+    pub operators: Vec<i64>,
+    pub topics: Vec<(i64, String)>,
+    pub last_message: Option<i64>,
+}
+
+/// Converts the rows of a snapshot into a [`Snapshot`], checking every number.
+pub(crate) fn snapshot_from(rows: SnapshotRows) -> Result<Snapshot, StoreError> {
+    let SnapshotRows {
+        users,
+        convs,
+        members,
+        devices,
+        standings,
+        operators,
+        topics,
+        last_message,
+    } = rows;
     let mut snapshot = Snapshot {
         last_message: MessageId(uint("message id", last_message.unwrap_or(0))?),
         ..Snapshot::default()
@@ -433,11 +600,30 @@ pub(crate) fn snapshot_from(
             last_seen: uint("time", last_seen)?,
         });
     }
+    for (conv, user, role, banned, muted) in standings {
+        snapshot.standings.push(StandingRow {
+            conv: ConvId(uint("conversation id", conv)?),
+            user: UserId(uint("user id", user)?),
+            standing: Standing {
+                role: role_from(role),
+                banned,
+                muted,
+            },
+        });
+    }
+    for user in operators {
+        snapshot.operators.push(UserId(uint("user id", user)?));
+    }
+    for (conv, topic) in topics {
+        snapshot
+            .topics
+            .push((ConvId(uint("conversation id", conv)?), topic));
+    }
     Ok(snapshot)
 }
 
 pub(crate) fn message(
-    (id, conv, sender, device, client_msg_id, sent_at, text): MessageRow,
+    (id, conv, sender, device, client_msg_id, sent_at, text, kind, target): MessageRow,
 ) -> Result<StoredMessage, StoreError> {
     Ok(StoredMessage {
         id: MessageId(uint("message id", id)?),
@@ -447,13 +633,41 @@ pub(crate) fn message(
         client_msg_id: client_id_from(client_msg_id),
         sent_at: uint("time", sent_at)?,
         text,
+        kind: kind_from(kind, target)?,
     })
+}
+
+/// Applies `persists` in one `BEGIN IMMEDIATE … COMMIT` on `conn`.
+async fn apply_in_transaction(
+    conn: &mut SqliteConnection,
+    persists: &[Vec<Write>],
+) -> Result<Duplicates, StoreError> {
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    let mut duplicates = vec![None; persists.len()];
+    // Consecutive message inserts, with the persist each belongs to, written together.
+    let mut run: Vec<(usize, &StoredMessage)> = Vec::new();
+    for (index, writes) in persists.iter().enumerate() {
+        for write in writes {
+            if let Write::InsertMessage(message) = write {
+                if message.kind.is_message() {
+                    run.push((index, message));
+                    continue;
+                }
+            }
+            insert_messages(conn, &run, &mut duplicates).await?;
+            run.clear();
+            apply_one(conn, write).await?;
+        }
+    }
+    insert_messages(conn, &run, &mut duplicates).await?;
+    sqlx::query("COMMIT").execute(&mut *conn).await?;
+    Ok(duplicates)
 }
 
 /// Inserts messages with multi-row statements; a message whose sender already stored its
 /// client message id is skipped, and the original is recorded for its persist.
 async fn insert_messages(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut SqliteConnection,
     messages: &[(usize, &StoredMessage)],
     duplicates: &mut [Option<(MessageId, UnixMillis)>],
 ) -> Result<(), StoreError> {
@@ -485,8 +699,8 @@ async fn insert_messages(
                     .push_bind(text);
             },
         );
-        insert.push(" ON CONFLICT (sender, client_msg_id) DO NOTHING RETURNING id");
-        let inserted: Vec<i64> = insert.build_query_scalar().fetch_all(&mut **tx).await?;
+        insert.push(" ON CONFLICT (sender, client_msg_id) WHERE kind < 3 DO NOTHING RETURNING id");
+        let inserted: Vec<i64> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
         if inserted.len() == chunk.len() {
             continue;
         }
@@ -496,11 +710,12 @@ async fn insert_messages(
                 continue;
             }
             let original = sqlx::query_as::<_, (i64, i64)>(
-                "SELECT id, sent_at FROM messages WHERE sender = ? AND client_msg_id = ?",
+                "SELECT id, sent_at FROM messages \
+                 WHERE sender = ? AND client_msg_id = ? AND kind < 3",
             )
             .bind(sender)
             .bind(client)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&mut *tx)
             .await?;
             if let (Some(slot), Some((id, sent_at))) = (duplicates.get_mut(index), original) {
                 *slot = Some((MessageId(uint("message id", id)?), uint("time", sent_at)?));
@@ -510,7 +725,7 @@ async fn insert_messages(
     Ok(())
 }
 
-async fn apply_one(tx: &mut Transaction<'_, Sqlite>, write: &Write) -> Result<(), StoreError> {
+async fn apply_one(tx: &mut SqliteConnection, write: &Write) -> Result<(), StoreError> {
     let query = match write {
         Write::CreateUser {
             id,
@@ -580,7 +795,7 @@ async fn apply_one(tx: &mut Transaction<'_, Sqlite>, write: &Write) -> Result<()
         Write::DeleteDevice { id } => {
             sqlx::query("DELETE FROM tokens WHERE device_id = ?")
                 .bind(int("device id", id.0)?)
-                .execute(&mut **tx)
+                .execute(&mut *tx)
                 .await?;
             sqlx::query("DELETE FROM devices WHERE id = ?").bind(int("device id", id.0)?)
         }
@@ -595,8 +810,83 @@ async fn apply_one(tx: &mut Transaction<'_, Sqlite>, write: &Write) -> Result<()
             .bind(int("device id", device.0)?)
             .bind(int("time", *expires_at)?),
         Write::RevokeToken { hash } => sqlx::query("DELETE FROM tokens WHERE hash = ?").bind(&hash[..]),
-        Write::InsertMessage(_) => return Ok(()),
+        Write::SetStanding {
+            conv,
+            user,
+            standing,
+        } if *standing == Standing::default() => {
+            sqlx::query("DELETE FROM standings WHERE conv_id = ? AND user_id = ?")
+                .bind(int("conversation id", conv.0)?)
+                .bind(int("user id", user.0)?)
+        }
+        Write::SetStanding {
+            conv,
+            user,
+            standing,
+        } => sqlx::query(
+            "INSERT INTO standings (conv_id, user_id, role, banned, muted) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (conv_id, user_id) DO UPDATE SET role = excluded.role, \
+             banned = excluded.banned, muted = excluded.muted",
+        )
+        .bind(int("conversation id", conv.0)?)
+        .bind(int("user id", user.0)?)
+        .bind(role_code(standing.role))
+        .bind(standing.banned)
+        .bind(standing.muted),
+        Write::Audit(record) => sqlx::query(
+            "INSERT INTO audit_log (conv_id, actor, target, action, reason, at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(int("conversation id", record.conv.0)?)
+        .bind(int("user id", record.actor.0)?)
+        .bind(int("user id", record.target.0)?)
+        .bind(action_code(record.action))
+        .bind(&record.reason)
+        .bind(int("time", record.at)?),
+        Write::SetTopic { conv, topic } => sqlx::query("UPDATE convs SET topic = ? WHERE id = ?")
+            .bind(topic)
+            .bind(int("conversation id", conv.0)?),
+        Write::SetOperator {
+            user,
+            operator: true,
+        } => sqlx::query("INSERT OR IGNORE INTO operators (user_id) VALUES (?)")
+            .bind(int("user id", user.0)?),
+        Write::SetOperator {
+            user,
+            operator: false,
+        } => sqlx::query("DELETE FROM operators WHERE user_id = ?").bind(int("user id", user.0)?),
+        Write::InsertMessage(m) => {
+            let (kind, target) = kind_code(m.kind)?;
+            sqlx::query(
+                "INSERT INTO messages \
+                 (id, conv_id, sender, device, client_msg_id, sent_at, body, kind, target) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(int("message id", m.id.0)?)
+            .bind(int("conversation id", m.conv.0)?)
+            .bind(int("user id", m.sender.0)?)
+            .bind(int("device id", m.device.0)?)
+            .bind(client_id(m.client_msg_id))
+            .bind(int("time", m.sent_at)?)
+            .bind(&m.text)
+            .bind(kind)
+            .bind(target)
+        }
+        Write::ChangeMessage {
+            target,
+            text: Some(text),
+        } => sqlx::query("UPDATE messages SET body = ?, kind = 1 WHERE id = ? AND kind IN (0, 1)")
+            .bind(text)
+            .bind(int("message id", target.0)?),
+        Write::ChangeMessage { target, text: None } => {
+            sqlx::query("UPDATE messages SET body = '' WHERE target = ? AND kind = 3")
+                .bind(int("message id", target.0)?)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE messages SET body = '', kind = 2 WHERE id = ? AND kind IN (0, 1)")
+                .bind(int("message id", target.0)?)
+        }
     };
-    query.execute(&mut **tx).await?;
+    query.execute(&mut *tx).await?;
     Ok(())
 }

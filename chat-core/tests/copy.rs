@@ -3,8 +3,9 @@
 //! non-empty target is refused unchanged, and replacing it gives the same rows.
 
 use chat_core::{
-    copy_to_postgres, token_hash, ConvId, ConvKind, CopyError, DeviceId, IfNotEmpty, Location,
-    MessageId, PgStore, RowCounts, Storage, Store, StoredMessage, UserId, Write,
+    copy_to_postgres, token_hash, AuditRecord, ConvId, ConvKind, CopyError, DeviceId, IfNotEmpty,
+    Location, MessageId, MessageKind, ModAction, PgStore, Role, Standing, Storage, Store,
+    StoredMessage, UserId, Write,
 };
 use chat_proto::ClientMsgId;
 use chat_testkit::TestDb;
@@ -73,10 +74,84 @@ async fn populated(store: &Store) {
                 client_msg_id: ClientMsgId(u64::MAX - i),
                 sent_at: 1_000 + i,
                 text: format!("message {i}"),
+                kind: MessageKind::Message,
             })]
         })
         .collect();
     store.apply(&messages).await.expect("messages apply");
+    // Version 2: standings, an operator, the audit log, a topic, an edit and a deletion.
+    let change = |id: u64, kind: MessageKind, text: &str| {
+        Write::InsertMessage(StoredMessage {
+            id: MessageId(id),
+            conv: ConvId(1),
+            sender: UserId(1),
+            device: DeviceId(1),
+            client_msg_id: ClientMsgId(0),
+            sent_at: 50_000 + id,
+            text: text.into(),
+            kind,
+        })
+    };
+    let v2 = vec![
+        Write::SetStanding {
+            conv: ConvId(1),
+            user: UserId(1),
+            standing: Standing {
+                role: Role::Owner,
+                banned: false,
+                muted: false,
+            },
+        },
+        Write::SetStanding {
+            conv: ConvId(1),
+            user: UserId(3),
+            standing: Standing {
+                role: Role::Member,
+                banned: true,
+                muted: true,
+            },
+        },
+        Write::SetOperator {
+            user: UserId(2),
+            operator: true,
+        },
+        Write::Audit(AuditRecord {
+            conv: ConvId(1),
+            actor: UserId(1),
+            target: UserId(3),
+            action: ModAction::Banned,
+            reason: "spam".into(),
+            at: 60_000,
+        }),
+        Write::SetTopic {
+            conv: ConvId(1),
+            topic: "the topic".into(),
+        },
+        change(
+            MESSAGES + 1,
+            MessageKind::Edit {
+                target: MessageId(2),
+            },
+            "edited",
+        ),
+        Write::ChangeMessage {
+            target: MessageId(2),
+            text: Some("edited".into()),
+        },
+        change(
+            MESSAGES + 2,
+            MessageKind::Delete {
+                target: MessageId(4),
+                redacted: false,
+            },
+            "",
+        ),
+        Write::ChangeMessage {
+            target: MessageId(4),
+            text: None,
+        },
+    ];
+    store.apply(&[v2]).await.expect("version-2 rows apply");
 }
 
 #[tokio::test]
@@ -97,19 +172,33 @@ async fn every_row_arrives_page_after_page() {
     let copied = copy_to_postgres(&sqlite, &pg, IfNotEmpty::Refuse)
         .await
         .expect("copies");
-    assert_eq!(
-        copied,
-        RowCounts {
-            users: USERS,
-            convs: 2,
-            members: USERS,
-            devices: USERS,
-            tokens: USERS,
-            messages: MESSAGES,
-        }
-    );
+    let expected = [
+        ("users", USERS),
+        ("convs", 2),
+        ("members", USERS),
+        ("devices", USERS),
+        ("tokens", USERS),
+        ("messages", MESSAGES + 2),
+        ("standings", 2),
+        ("operators", 1),
+        ("audit_log", 1),
+    ];
+    for (table, rows) in expected {
+        assert_eq!(copied.get(table), rows, "{table}");
+    }
     let snapshot = sqlite.snapshot(0).await.expect("reads");
     assert_eq!(pg.snapshot(0).await.expect("reads"), snapshot);
+    assert_eq!(
+        pg.audit_log(ConvId(1), None, 10).await.expect("reads"),
+        sqlite.audit_log(ConvId(1), None, 10).await.expect("reads"),
+    );
+    assert_eq!(
+        pg.message(MessageId(MESSAGES + 2)).await.expect("reads"),
+        sqlite
+            .message(MessageId(MESSAGES + 2))
+            .await
+            .expect("reads"),
+    );
     for conv in [ConvId(1), ConvId(2)] {
         assert_eq!(
             pg.history(conv, None, 10_000).await.expect("reads"),
@@ -139,7 +228,7 @@ async fn every_row_arrives_page_after_page() {
     // A second copy is refused and changes nothing; replacing gives the same rows.
     let refused = copy_to_postgres(&sqlite, &pg, IfNotEmpty::Refuse).await;
     assert!(
-        matches!(refused, Err(CopyError::NotEmpty(counts)) if counts == copied),
+        matches!(&refused, Err(CopyError::NotEmpty(counts)) if *counts == copied),
         "{refused:?}"
     );
     let replaced = copy_to_postgres(&sqlite, &pg, IfNotEmpty::Replace)
@@ -147,5 +236,18 @@ async fn every_row_arrives_page_after_page() {
         .expect("copies");
     assert_eq!(replaced, copied);
     assert_eq!(pg.snapshot(0).await.expect("reads"), snapshot);
+    // The audit log's sequence continues after the copied ids.
+    pg.apply(&[vec![Write::Audit(AuditRecord {
+        conv: ConvId(1),
+        actor: UserId(1),
+        target: UserId(3),
+        action: ModAction::Unbanned,
+        reason: String::new(),
+        at: 70_000,
+    })]])
+    .await
+    .expect("audits after a copy");
+    let log = pg.audit_log(ConvId(1), None, 10).await.expect("reads");
+    assert_eq!(log.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [2, 1]);
     pg.close().await;
 }

@@ -4,8 +4,9 @@
 //! `CI=true`). A new backend adds one module to the `contract!` macro.
 
 use chat_core::{
-    token_hash, ConvId, ConvKind, DeviceId, Location, MemoryStorage, MessageId, PgStore, Snapshot,
-    Storage, Store, StoredMessage, TokenRecord, UserId, Write,
+    token_hash, AuditRecord, ConvId, ConvKind, DeviceId, Location, MemoryStorage, MessageId,
+    MessageKind, ModAction, PgStore, Role, Snapshot, Standing, StandingRow, Storage, Store,
+    StoredMessage, TokenRecord, UserId, Write,
 };
 use chat_proto::ClientMsgId;
 use chat_testkit::TestDb;
@@ -92,6 +93,12 @@ contract!(
     tokens_are_found_revoked_and_expire,
     device_positions_are_kept_and_forgotten,
     client_ids_keep_all_64_bits,
+    standings_are_set_and_cleared,
+    operators_are_set_and_cleared,
+    the_audit_log_is_newest_first_and_paged_per_room,
+    edits_replace_the_text_and_come_in_the_backlog,
+    deletions_erase_the_text_everywhere,
+    topics_are_set_and_cleared,
 );
 
 const ALICE: UserId = UserId(1);
@@ -119,6 +126,7 @@ fn message(id: u64, conv: ConvId, sender: UserId, device: DeviceId, client: u64)
         client_msg_id: ClientMsgId(client),
         sent_at: 1000 + id,
         text: format!("message {id}"),
+        kind: MessageKind::Message,
     }
 }
 
@@ -467,4 +475,259 @@ async fn client_ids_keep_all_64_bits(s: impl Storage) {
     );
     let stored = s.history(ROOM, None, 1).await.expect("history");
     assert_eq!(stored[0].client_msg_id, ClientMsgId(u64::MAX));
+}
+
+async fn standings_are_set_and_cleared(s: impl Storage) {
+    populated(&s).await;
+    let owner = Standing {
+        role: Role::Owner,
+        ..Standing::default()
+    };
+    let banned = Standing {
+        banned: true,
+        muted: true,
+        ..Standing::default()
+    };
+    s.apply(&[vec![
+        Write::SetStanding {
+            conv: ROOM,
+            user: ALICE,
+            standing: owner,
+        },
+        Write::SetStanding {
+            conv: ROOM,
+            user: BOB,
+            standing: Standing {
+                role: Role::Moderator,
+                ..Standing::default()
+            },
+        },
+    ]])
+    .await
+    .expect("set");
+    // An update replaces the whole standing.
+    s.apply(&[vec![Write::SetStanding {
+        conv: ROOM,
+        user: BOB,
+        standing: banned,
+    }]])
+    .await
+    .expect("update");
+    let snapshot = s.snapshot(0).await.expect("snapshot");
+    assert_eq!(
+        snapshot.standings,
+        [
+            StandingRow {
+                conv: ROOM,
+                user: ALICE,
+                standing: owner,
+            },
+            StandingRow {
+                conv: ROOM,
+                user: BOB,
+                standing: banned,
+            },
+        ]
+    );
+    // The default standing is not kept.
+    s.apply(&[vec![Write::SetStanding {
+        conv: ROOM,
+        user: BOB,
+        standing: Standing::default(),
+    }]])
+    .await
+    .expect("clear");
+    assert_eq!(s.snapshot(0).await.expect("snapshot").standings.len(), 1);
+}
+
+async fn operators_are_set_and_cleared(s: impl Storage) {
+    populated(&s).await;
+    let set = |user, operator| vec![Write::SetOperator { user, operator }];
+    s.apply(&[set(BOB, true), set(ALICE, true), set(BOB, true)])
+        .await
+        .expect("set");
+    assert_eq!(
+        s.snapshot(0).await.expect("snapshot").operators,
+        [ALICE, BOB]
+    );
+    s.apply(&[set(ALICE, false), set(ALICE, false)])
+        .await
+        .expect("clear");
+    assert_eq!(s.snapshot(0).await.expect("snapshot").operators, [BOB]);
+}
+
+async fn the_audit_log_is_newest_first_and_paged_per_room(s: impl Storage) {
+    populated(&s).await;
+    let record = |conv, action, reason: &str, at| {
+        Write::Audit(AuditRecord {
+            conv,
+            actor: ALICE,
+            target: BOB,
+            action,
+            reason: reason.into(),
+            at,
+        })
+    };
+    s.apply(&[
+        vec![record(ROOM, ModAction::Muted, "", 10)],
+        vec![record(DM, ModAction::Kicked, "elsewhere", 11)],
+        vec![
+            record(ROOM, ModAction::Kicked, "spam", 12),
+            record(ROOM, ModAction::Banned, "again", 13),
+        ],
+    ])
+    .await
+    .expect("append");
+    let log = s.audit_log(ROOM, None, 10).await.expect("reads");
+    let seen: Vec<_> = log
+        .iter()
+        .map(|(at, r)| (*at, r.action, r.reason.as_str(), r.at))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (4, ModAction::Banned, "again", 13),
+            (3, ModAction::Kicked, "spam", 12),
+            (1, ModAction::Muted, "", 10),
+        ]
+    );
+    let page = s.audit_log(ROOM, Some(3), 1).await.expect("reads");
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].0, 1);
+    assert!(s
+        .audit_log(ROOM, Some(1), 10)
+        .await
+        .expect("reads")
+        .is_empty());
+    assert_eq!(s.audit_log(DM, None, 10).await.expect("reads").len(), 1);
+}
+
+/// A change row of `kind` by `sender` with id `id`.
+fn change(id: u64, sender: UserId, kind: MessageKind, text: &str) -> StoredMessage {
+    StoredMessage {
+        text: text.into(),
+        kind,
+        ..message(id, ROOM, sender, PHONE, 0)
+    }
+}
+
+async fn edits_replace_the_text_and_come_in_the_backlog(s: impl Storage) {
+    populated(&s).await;
+    let m = message(3, ROOM, ALICE, PHONE, 1);
+    s.apply(&[insert(&m)]).await.expect("insert");
+    // Changes carry client message id 0: never taken for a resend of a message.
+    let zero = message(4, ROOM, ALICE, PHONE, 0);
+    let edit = change(5, ALICE, MessageKind::Edit { target: m.id }, "edited");
+    let duplicates = s
+        .apply(&[
+            insert(&zero),
+            vec![
+                Write::InsertMessage(edit.clone()),
+                Write::ChangeMessage {
+                    target: m.id,
+                    text: Some("edited".into()),
+                },
+            ],
+        ])
+        .await
+        .expect("edit");
+    assert_eq!(duplicates, [None, None]);
+    let stored = s.message(m.id).await.expect("reads").expect("there");
+    assert_eq!(stored.text, "edited");
+    assert_eq!(stored.kind, MessageKind::Edited);
+    assert_eq!(s.message(edit.id).await.expect("reads"), Some(edit.clone()));
+    assert_eq!(s.message(MessageId(99)).await.expect("reads"), None);
+    // History holds messages only, with their latest text.
+    let history = s.history(ROOM, None, 10).await.expect("reads");
+    assert_eq!(ids(&history), [4, 3]);
+    // The backlog carries the change to devices that had the original.
+    let backlog = s
+        .backlog(BOB, LAPTOP, MessageId(3), 10)
+        .await
+        .expect("reads");
+    assert_eq!(ids(&backlog), [4, 5]);
+    assert_eq!(backlog[1].kind, MessageKind::Edit { target: m.id });
+}
+
+async fn deletions_erase_the_text_everywhere(s: impl Storage) {
+    populated(&s).await;
+    let m = message(3, ROOM, ALICE, PHONE, 1);
+    let edit = change(
+        4,
+        ALICE,
+        MessageKind::Edit { target: m.id },
+        "edited secret",
+    );
+    let delete = change(
+        5,
+        BOB,
+        MessageKind::Delete {
+            target: m.id,
+            redacted: true,
+        },
+        "spam",
+    );
+    s.apply(&[
+        insert(&m),
+        vec![
+            Write::InsertMessage(edit),
+            Write::ChangeMessage {
+                target: m.id,
+                text: Some("edited secret".into()),
+            },
+        ],
+        vec![
+            Write::InsertMessage(delete.clone()),
+            Write::ChangeMessage {
+                target: m.id,
+                text: None,
+            },
+        ],
+    ])
+    .await
+    .expect("writes");
+    let stored = s.message(m.id).await.expect("reads").expect("kept");
+    assert_eq!(
+        (stored.kind, stored.text.as_str()),
+        (MessageKind::Deleted, "")
+    );
+    let erased = s.message(MessageId(4)).await.expect("reads").expect("kept");
+    assert_eq!(erased.text, "");
+    // An edit after the deletion changes nothing.
+    s.apply(&[vec![Write::ChangeMessage {
+        target: m.id,
+        text: Some("back".into()),
+    }]])
+    .await
+    .expect("writes");
+    assert_eq!(
+        s.message(m.id).await.expect("reads").expect("kept").text,
+        ""
+    );
+    // History keeps the tombstone; the backlog has neither it nor the erased edit.
+    let history = s.history(ROOM, None, 10).await.expect("reads");
+    assert_eq!(history[0].kind, MessageKind::Deleted);
+    let backlog = s
+        .backlog(BOB, LAPTOP, MessageId(2), 10)
+        .await
+        .expect("reads");
+    assert_eq!(ids(&backlog), [5]);
+    assert_eq!(backlog[0], delete);
+}
+
+async fn topics_are_set_and_cleared(s: impl Storage) {
+    populated(&s).await;
+    let set = |topic: &str| {
+        vec![Write::SetTopic {
+            conv: ROOM,
+            topic: topic.into(),
+        }]
+    };
+    s.apply(&[set("first"), set("second")]).await.expect("set");
+    assert_eq!(
+        s.snapshot(0).await.expect("snapshot").topics,
+        [(ROOM, "second".to_string())]
+    );
+    s.apply(&[set("")]).await.expect("clear");
+    assert!(s.snapshot(0).await.expect("snapshot").topics.is_empty());
 }

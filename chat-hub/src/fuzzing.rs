@@ -6,12 +6,13 @@ use std::sync::OnceLock;
 
 use arbitrary::{Arbitrary, Unstructured};
 use chat_proto::{
-    ClientMessage, ClientMsgId, MessageId, Reply, Request, RequestId, ServerMessage, Target,
+    ClientMessage, ClientMsgId, MessageId, ModAction, Reply, Request, RequestId, Role,
+    ServerMessage, Target, PROTOCOL_VERSION,
 };
 use rustc_hash::FxHashMap as HashMap;
 
 use crate::sim::{World, PASSWORD};
-use crate::{Config, ConvId, MemoryStore, SessionId, StoredMessage, UserId};
+use crate::{Config, ConvId, MemoryStore, MessageKind, SessionId, StoredMessage, UserId};
 
 const USERS: [&str; 4] = ["ann", "bob", "cyd", "dee"];
 const ROOMS: [&str; 3] = ["general", "rust", "ops"];
@@ -107,6 +108,26 @@ pub enum Op {
         /// Where.
         to: To,
     },
+    /// *(v2)* A moderation request: kick, ban, unban, mute, unmute, op or deop.
+    Moderate {
+        /// Which open session.
+        session: u8,
+        /// Which room.
+        room: u8,
+        /// Whom.
+        user: u8,
+        /// Which action (wraps around the seven).
+        action: u8,
+    },
+    /// *(v2)* Edit, delete or redact one of the last messages stored.
+    Change {
+        /// Which open session.
+        session: u8,
+        /// How far back from the newest stored message.
+        back: u8,
+        /// 0 edit, 1 delete, 2 redact (wrapping).
+        what: u8,
+    },
     /// Any client message at all.
     Raw {
         /// Which open session.
@@ -137,7 +158,7 @@ impl<'a> Arbitrary<'a> for To {
 impl<'a> Arbitrary<'a> for Op {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
         let session = u8::arbitrary(u)?;
-        Ok(match u8::arbitrary(u)? % 32 {
+        Ok(match u8::arbitrary(u)? % 36 {
             0..=4 => Self::Connect {
                 user: session,
                 device: u8::arbitrary(u)?,
@@ -183,6 +204,17 @@ impl<'a> Arbitrary<'a> for Op {
                 ms: u16::arbitrary(u)?,
             },
             29 => Self::Restart,
+            30 | 31 => Self::Moderate {
+                session,
+                room: u8::arbitrary(u)?,
+                user: u8::arbitrary(u)?,
+                action: u8::arbitrary(u)?,
+            },
+            32 | 33 => Self::Change {
+                session,
+                back: u8::arbitrary(u)? % 8,
+                what: u8::arbitrary(u)?,
+            },
             _ => {
                 let len = usize::from(u8::arbitrary(u)? % 48);
                 let mut bytes = Unstructured::new(u.bytes(len.min(u.len()))?);
@@ -202,6 +234,7 @@ struct Tracked {
     user: UserId,
     device: String,
     /// Which of the user's devices (`device` is `<user>-<slot>`), for [`Checker::acked`].
+    /// Slot 2 speaks protocol version 1.
     slot: u8,
     /// Whether `CaughtUp` arrived, and the last stored message id at that moment.
     live_from: Option<MessageId>,
@@ -245,6 +278,7 @@ pub fn session(data: &[u8]) {
         stored_last: MessageId::default(),
         members: HashMap::default(),
         changed_membership: Vec::new(),
+        audited: 0,
     };
     // Every op consumes a few bytes, until the input runs out. (`arbitrary_take_rest_iter`
     // would stop with probability 1/2 after each op: far too short.)
@@ -288,6 +322,8 @@ struct Checker {
     members: HashMap<(ConvId, UserId), Option<MessageId>>,
     /// Scratch: memberships that became able to see older messages at this step.
     changed_membership: Vec<(ConvId, UserId)>,
+    /// How many audit records have been checked.
+    audited: usize,
 }
 
 impl Checker {
@@ -436,6 +472,80 @@ impl Checker {
                     }
                 }
             }
+            Op::Moderate {
+                session,
+                room,
+                user,
+                action,
+            } => {
+                if let Some(at) = self.pick(session) {
+                    let room: String = ROOMS[usize::from(room) % ROOMS.len()].into();
+                    let user: String = USERS[usize::from(user) % USERS.len()].into();
+                    let request = match action % 8 {
+                        0 => Request::Kick {
+                            room,
+                            user,
+                            reason: "r".into(),
+                        },
+                        1 => Request::Ban {
+                            room,
+                            user,
+                            reason: String::new(),
+                        },
+                        2 => Request::Unban { room, user },
+                        3 | 4 => Request::Mute {
+                            room,
+                            user,
+                            muted: action % 8 == 3,
+                        },
+                        5 => Request::SetRole {
+                            room,
+                            user,
+                            role: Role::Moderator,
+                        },
+                        6 => Request::SetRole {
+                            room,
+                            user,
+                            role: Role::Member,
+                        },
+                        _ => Request::SetTopic {
+                            room,
+                            topic: format!("t{user}"),
+                        },
+                    };
+                    self.request(at, request);
+                }
+            }
+            Op::Change {
+                session,
+                back,
+                what,
+            } => {
+                if let Some(at) = self.pick(session) {
+                    let Some(&message) = self
+                        .world
+                        .store
+                        .messages
+                        .keys()
+                        .rev()
+                        .nth(usize::from(back))
+                    else {
+                        return;
+                    };
+                    let request = match what % 3 {
+                        0 => Request::Edit {
+                            message,
+                            text: format!("edit{what}"),
+                        },
+                        1 => Request::Delete { message },
+                        _ => Request::Redact {
+                            message,
+                            reason: String::new(),
+                        },
+                    };
+                    self.request(at, request);
+                }
+            }
             Op::Advance { ms } => self.world.advance(u64::from(ms)),
             Op::Restart => {
                 self.collect();
@@ -449,7 +559,9 @@ impl Checker {
         let name = USERS[usize::from(user) % USERS.len()];
         let slot = device % 3;
         let device = format!("{name}-{slot}");
-        let id = self.world.connect();
+        let id = self
+            .world
+            .connect_version(if slot == 2 { 1 } else { PROTOCOL_VERSION });
         let register = self.world.store.user_id(name).is_none();
         let request = if register {
             Request::Register {
@@ -497,6 +609,10 @@ impl Checker {
                             .messages
                             .get(&m.id)
                             .expect("only stored messages are delivered");
+                        assert!(
+                            stored.kind != MessageKind::Deleted,
+                            "a deleted message was delivered: {m:?}"
+                        );
                         let since = store.member_since(stored.conv, s.user);
                         assert!(
                             since.is_some_and(|since| since < m.id),
@@ -520,6 +636,46 @@ impl Checker {
                             m.id
                         );
                         s.received.push(m.id);
+                    }
+                    ServerMessage::Moderated { .. }
+                    | ServerMessage::Topic { .. }
+                    | ServerMessage::DisplayName { .. } => {
+                        assert!(s.slot != 2, "a version-1 session got a version-2 event");
+                    }
+                    ServerMessage::Edited { id, .. } | ServerMessage::Deleted { id, .. } => {
+                        assert!(s.slot != 2, "a version-1 session got a version-2 event");
+                        assert!(store.messages.contains_key(&id), "an unstored change");
+                        assert!(
+                            s.received.last().is_none_or(|&last| last < id),
+                            "out of order or twice: {id:?}"
+                        );
+                        s.received.push(id);
+                    }
+                    ServerMessage::Ok {
+                        reply: Reply::History { messages, .. },
+                        ..
+                    } => {
+                        for m in messages {
+                            let kind = store.messages.get(&m.id).map(|m| m.kind);
+                            assert!(
+                                kind != Some(MessageKind::Deleted),
+                                "a deleted message in a history: {m:?}"
+                            );
+                        }
+                    }
+                    ServerMessage::Ok {
+                        reply: Reply::Page { messages, .. },
+                        ..
+                    } => {
+                        for e in messages {
+                            let kind = store.messages.get(&e.message.id).map(|m| m.kind);
+                            if kind == Some(MessageKind::Deleted) {
+                                assert!(
+                                    e.deleted && e.message.text.is_empty(),
+                                    "a deleted message's text in a history: {e:?}"
+                                );
+                            }
+                        }
                     }
                     ServerMessage::CaughtUp => {
                         let last = store.last_message();
@@ -563,6 +719,84 @@ impl Checker {
             store.messages.len(),
             "a message was stored below an id already stored"
         );
+        for m in store
+            .messages
+            .range(MessageId(self.stored_last.0 + 1)..)
+            .map(|(_, m)| m)
+        {
+            match m.kind {
+                // A muted member's sends are refused: no message stored at this step is theirs.
+                MessageKind::Message => assert!(
+                    !store.standing(m.conv, m.sender).muted,
+                    "a muted member's message was stored: {m:?}"
+                ),
+                // Only the author edits; a deletion erases the message and its edits.
+                MessageKind::Edit { target } => {
+                    let original = store.messages.get(&target).expect("edits a stored message");
+                    assert_eq!(original.sender, m.sender, "an edit by another user");
+                }
+                MessageKind::Delete { target, redacted } => {
+                    let original = store
+                        .messages
+                        .get(&target)
+                        .expect("deletes a stored message");
+                    assert!(
+                        original.kind == MessageKind::Deleted && original.text.is_empty(),
+                        "a deleted message kept its text"
+                    );
+                    if redacted {
+                        let rank = if store.is_operator(m.sender) {
+                            3
+                        } else {
+                            store.standing(m.conv, m.sender).role as u8
+                        };
+                        assert!(
+                            rank >= Role::Moderator as u8,
+                            "a redaction by a non-moderator"
+                        );
+                    } else {
+                        assert_eq!(original.sender, m.sender, "a deletion by another user");
+                    }
+                    for later in store.messages.range(target..).map(|(_, m)| m) {
+                        if later.kind == (MessageKind::Edit { target }) {
+                            assert!(
+                                later.text.is_empty(),
+                                "an edit of a deleted message kept its text"
+                            );
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        // Only moderators (owners for roles) act, on lower ranks; a banned user is no member.
+        for record in &store.audit()[self.audited..] {
+            let rank = |user| {
+                if store.is_operator(user) {
+                    3
+                } else {
+                    store.standing(record.conv, user).role as u8
+                }
+            };
+            let needed = match record.action {
+                ModAction::Opped | ModAction::Deopped => Role::Owner as u8,
+                _ => Role::Moderator as u8,
+            };
+            // A redaction acts on a message (possibly the moderator's own), not on a user.
+            let outranks =
+                record.action == ModAction::Redacted || rank(record.actor) > rank(record.target);
+            assert!(
+                rank(record.actor) >= needed && outranks,
+                "moderation by a user without the rank: {record:?}"
+            );
+        }
+        self.audited = store.audit().len();
+        for (conv, user, standing) in store.standings() {
+            assert!(
+                !standing.banned || store.member_since(conv, user).is_none(),
+                "a banned user is a member"
+            );
+        }
         self.stored = store.messages.len();
         self.stored_last = last;
         // Memberships that now see older messages than they did.
@@ -614,6 +848,13 @@ impl Checker {
             .member_since(m.conv, s.user)
             .is_some_and(|since| since < id);
         if !visible || s.has_received(id) {
+            return;
+        }
+        // A tombstone is never sent; a change is nothing to a version-1 session; an edit of a
+        // message deleted since is erased.
+        let change = !m.kind.is_message();
+        let erased = matches!(m.kind, MessageKind::Edit { .. }) && m.text.is_empty();
+        if m.kind == MessageKind::Deleted || (change && s.slot == 2) || erased {
             return;
         }
         let own_device = m.sender == s.user

@@ -27,6 +27,9 @@ pub mod sim;
 mod types;
 
 pub use config::{Config, ConfigError, PasswordParams};
-pub use hub::{token_hash, Completion, Hub, IoRequest, Output, Stats, Ticket};
+pub use hub::{
+    token_hash, ChangeWhat, Completion, Hub, IoRequest, Output, PendingChange, Stats, Ticket,
+    MAX_REASON_LEN, MAX_TOPIC_LEN,
+};
 pub use memory::MemoryStore;
 pub use types::*;

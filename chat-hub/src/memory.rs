@@ -1,6 +1,6 @@
 //! [`MemoryStore`]: durable state as plain data structures — the reference model of storage.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::types::*;
 
@@ -18,6 +18,11 @@ pub struct MemoryStore {
     /// Every stored message.
     pub messages: BTreeMap<MessageId, StoredMessage>,
     dedup: HashMap<(UserId, ClientMsgId), MessageId>,
+    standings: BTreeMap<(ConvId, UserId), Standing>,
+    operators: BTreeSet<UserId>,
+    /// The moderation audit log, oldest first.
+    audit: Vec<AuditRecord>,
+    topics: BTreeMap<ConvId, String>,
 }
 
 impl MemoryStore {
@@ -49,6 +54,10 @@ impl MemoryStore {
                 Write::RemoveMember { conv, user } => {
                     self.members.remove(&(conv, user));
                 }
+                Write::InsertMessage(m) if !m.kind.is_message() => {
+                    self.messages.insert(m.id, m);
+                }
+                Write::ChangeMessage { target, text } => self.change(target, text),
                 Write::InsertMessage(m) => match self.dedup.get(&(m.sender, m.client_msg_id)) {
                     Some(original) => {
                         let sent_at = self.messages.get(original).map_or(0, |o| o.sent_at);
@@ -90,9 +99,66 @@ impl MemoryStore {
                 Write::RevokeToken { hash } => {
                     self.tokens.remove(&hash);
                 }
+                Write::SetStanding {
+                    conv,
+                    user,
+                    standing,
+                } => {
+                    if standing == Standing::default() {
+                        self.standings.remove(&(conv, user));
+                    } else {
+                        self.standings.insert((conv, user), standing);
+                    }
+                }
+                Write::Audit(record) => self.audit.push(record),
+                Write::SetTopic { conv, topic } => {
+                    if topic.is_empty() {
+                        self.topics.remove(&conv);
+                    } else {
+                        self.topics.insert(conv, topic);
+                    }
+                }
+                Write::SetOperator { user, operator } => {
+                    if operator {
+                        self.operators.insert(user);
+                    } else {
+                        self.operators.remove(&user);
+                    }
+                }
             }
         }
         duplicate
+    }
+
+    /// Edits (`Some`) or deletes (`None`) a stored message; a deletion also erases the text of
+    /// every edit of it.
+    fn change(&mut self, target: MessageId, text: Option<String>) {
+        let Some(m) = self.messages.get_mut(&target) else {
+            return;
+        };
+        if !m.kind.is_message() || m.kind == MessageKind::Deleted {
+            return;
+        }
+        match text {
+            Some(text) => {
+                m.text = text;
+                m.kind = MessageKind::Edited;
+            }
+            None => {
+                m.text.clear();
+                m.kind = MessageKind::Deleted;
+                for m in self.messages.range_mut(target..).map(|(_, m)| m) {
+                    if matches!(m.kind, MessageKind::Edit { target: t } if t == target) {
+                        m.text.clear();
+                    }
+                }
+            }
+        }
+    }
+
+    /// The stored message or change `id`.
+    pub fn message(&self, id: MessageId) -> Option<StoredMessage> {
+        self.messages.get(&id).cloned()
     }
 
     /// Everything a hub loads at start. Drops expired tokens, as storage does.
@@ -138,7 +204,45 @@ impl MemoryStore {
                 .next_back()
                 .copied()
                 .unwrap_or_default(),
+            standings: self
+                .standings
+                .iter()
+                .map(|(&(conv, user), &standing)| StandingRow {
+                    conv,
+                    user,
+                    standing,
+                })
+                .collect(),
+            operators: self.operators.iter().copied().collect(),
+            topics: self
+                .topics
+                .iter()
+                .map(|(&conv, topic)| (conv, topic.clone()))
+                .collect(),
         }
+    }
+
+    /// Up to `limit` audit records of `conv`, newest first, with positions (1-based, in the
+    /// whole log) below `before` if given; each with its position.
+    pub fn audit_log(
+        &self,
+        conv: ConvId,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Vec<(u64, AuditRecord)> {
+        let end = before.map_or(self.audit.len(), |b| {
+            usize::try_from(b.saturating_sub(1))
+                .unwrap_or(usize::MAX)
+                .min(self.audit.len())
+        });
+        self.audit[..end]
+            .iter()
+            .enumerate()
+            .rev()
+            .filter(|(_, r)| r.conv == conv)
+            .take(limit)
+            .map(|(i, r)| (i as u64 + 1, r.clone()))
+            .collect()
     }
 
     /// Up to `limit` messages for `user` above `after`, from each of the user's conversations
@@ -154,7 +258,9 @@ impl MemoryStore {
             .range(MessageId(after.0 + 1)..)
             .map(|(_, m)| m)
             .filter(|m| {
-                m.device != device
+                m.kind != MessageKind::Deleted
+                    && !(matches!(m.kind, MessageKind::Edit { .. }) && m.text.is_empty())
+                    && m.device != device
                     && self
                         .members
                         .get(&(m.conv, user))
@@ -177,7 +283,7 @@ impl MemoryStore {
             .range(..before)
             .rev()
             .map(|(_, m)| m)
-            .filter(|m| m.conv == conv)
+            .filter(|m| m.conv == conv && m.kind.is_message())
             .take(limit)
             .cloned()
             .collect()
@@ -209,6 +315,29 @@ impl MemoryStore {
     /// The token whose SHA-256 is `hash`.
     pub fn find_token(&self, hash: &[u8; 32]) -> Option<TokenRecord> {
         self.tokens.get(hash).cloned()
+    }
+
+    /// The standing of `user` in `conv`.
+    pub fn standing(&self, conv: ConvId, user: UserId) -> Standing {
+        self.standings
+            .get(&(conv, user))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Every standing other than a plain member's.
+    pub fn standings(&self) -> impl Iterator<Item = (ConvId, UserId, Standing)> + '_ {
+        self.standings.iter().map(|(&(c, u), &s)| (c, u, s))
+    }
+
+    /// The whole moderation audit log, oldest first.
+    pub fn audit(&self) -> &[AuditRecord] {
+        &self.audit
+    }
+
+    /// Whether `user` is a server operator.
+    pub fn is_operator(&self, user: UserId) -> bool {
+        self.operators.contains(&user)
     }
 
     /// The highest message id stored.

@@ -140,7 +140,7 @@ impl World {
     /// If no welcome arrives.
     pub fn connect_from(&mut self, peer: std::net::IpAddr) -> SessionId {
         let session = self.open_from(Some(peer));
-        self.greet(session)
+        self.greet(session, chat_proto::PROTOCOL_VERSION)
     }
 
     /// A new connection after a successful hello (the welcome is consumed).
@@ -148,12 +148,23 @@ impl World {
     /// # Panics
     /// If no welcome arrives.
     pub fn connect(&mut self) -> SessionId {
-        let session = self.open();
-        self.greet(session)
+        self.connect_version(chat_proto::PROTOCOL_VERSION)
     }
 
-    fn greet(&mut self, session: SessionId) -> SessionId {
-        self.send(session, ClientMessage::Hello(Hello::current("sim")));
+    /// A new connection, welcomed speaking exactly protocol `version`.
+    ///
+    /// # Panics
+    /// If the hub does not welcome it.
+    pub fn connect_version(&mut self, version: u16) -> SessionId {
+        let session = self.open();
+        self.greet(session, version)
+    }
+
+    fn greet(&mut self, session: SessionId, version: u16) -> SessionId {
+        self.send(
+            session,
+            ClientMessage::Hello(Hello::version(version, "sim")),
+        );
         match self.drain(session).as_slice() {
             [ServerMessage::Welcome(_)] => session,
             other => panic!("expected a welcome, got {other:?}"),
@@ -166,7 +177,15 @@ impl World {
     /// # Panics
     /// If registration fails.
     pub fn register(&mut self, name: &str) -> SessionId {
-        let session = self.connect();
+        self.register_version(name, chat_proto::PROTOCOL_VERSION)
+    }
+
+    /// As [`register`](Self::register), on a connection speaking protocol `version`.
+    ///
+    /// # Panics
+    /// If registration fails.
+    pub fn register_version(&mut self, name: &str, version: u16) -> SessionId {
+        let session = self.connect_version(version);
         let result = self.request(
             session,
             Request::Register {
@@ -420,6 +439,11 @@ impl World {
                 }
                 completion
             }
+            Output::Io(IoRequest::LoadMessage { session, change }) => Completion::MessageLoaded {
+                session,
+                message: self.store.message(change.target),
+                change,
+            },
             Output::Io(IoRequest::LoadHistory {
                 session,
                 request,

@@ -1,7 +1,7 @@
 //! Identifiers, time, and the records storage keeps: the vocabulary shared by the state machine
 //! ([`Hub`](crate::Hub)) and whatever stores its writes.
 
-pub use chat_proto::{ClientMsgId, MessageId, UnixMillis};
+pub use chat_proto::{ClientMsgId, MessageId, ModAction, Role, UnixMillis};
 
 /// A point on a monotonic clock, in milliseconds since an arbitrary start (the driver's choice).
 /// Every deadline runs on it, so a step of the wall clock moves no timer.
@@ -80,8 +80,43 @@ pub struct StoredMessage {
     pub client_msg_id: ClientMsgId,
     /// When it was accepted.
     pub sent_at: UnixMillis,
-    /// The text.
+    /// The text (the latest, for a message; empty once deleted).
     pub text: String,
+    /// *(v2)* A message, or a change to an earlier one.
+    pub kind: MessageKind,
+}
+
+/// *(v2)* What a stored message row is. Changes take ids from the same sequence as messages,
+/// so the backlog carries them to devices that already have the original.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MessageKind {
+    /// A chat message.
+    #[default]
+    Message,
+    /// A message whose author edited it (`text` is the latest).
+    Edited,
+    /// A deleted or redacted message: a tombstone, its text erased.
+    Deleted,
+    /// An edit of `target`; `text` is the new text (erased if `target` is deleted later).
+    Edit {
+        /// The message edited.
+        target: MessageId,
+    },
+    /// The deletion of `target` by its author, or its redaction by a moderator (`redacted`);
+    /// `text` is the reason.
+    Delete {
+        /// The message deleted.
+        target: MessageId,
+        /// Whether a moderator redacted it.
+        redacted: bool,
+    },
+}
+
+impl MessageKind {
+    /// Whether a row of this kind is a message (not a change to one).
+    pub fn is_message(self) -> bool {
+        matches!(self, Self::Message | Self::Edited | Self::Deleted)
+    }
 }
 
 /// One change to durable state. The hub decides; storage applies these in order.
@@ -167,6 +202,40 @@ pub enum Write {
         /// SHA-256 of the token.
         hash: [u8; 32],
     },
+    /// *(v2)* A user's standing in a room changes (insert or update; the default standing
+    /// may be deleted).
+    SetStanding {
+        /// The room.
+        conv: ConvId,
+        /// The user.
+        user: UserId,
+        /// The new standing.
+        standing: Standing,
+    },
+    /// *(v2)* A stored message is edited (`text` is `Some`: its new text) or deleted (`None`:
+    /// its text and the text of every edit of it are erased).
+    ChangeMessage {
+        /// The message.
+        target: MessageId,
+        /// The new text, or `None` to delete.
+        text: Option<String>,
+    },
+    /// *(v2)* A room's topic changes (empty: none).
+    SetTopic {
+        /// The room.
+        conv: ConvId,
+        /// The topic.
+        topic: String,
+    },
+    /// *(v2)* A moderation action, appended to the audit log.
+    Audit(AuditRecord),
+    /// *(v2)* A user becomes (`true`) or stops being a server operator.
+    SetOperator {
+        /// The user.
+        user: UserId,
+        /// Whether they are an operator.
+        operator: bool,
+    },
 }
 
 /// Everything the hub keeps in memory, as loaded from storage at start.
@@ -182,6 +251,12 @@ pub struct Snapshot {
     pub devices: Vec<DeviceRow>,
     /// The highest message id stored.
     pub last_message: MessageId,
+    /// *(v2)* Every standing other than a plain member's.
+    pub standings: Vec<StandingRow>,
+    /// *(v2)* The server operators.
+    pub operators: Vec<UserId>,
+    /// *(v2)* Every room's topic that is not empty.
+    pub topics: Vec<(ConvId, String)>,
 }
 
 /// A user, as the hub keeps it (the password hash stays in storage).
@@ -239,4 +314,53 @@ pub struct TokenRecord {
     pub device: DeviceId,
     /// When it stops working.
     pub expires_at: UnixMillis,
+}
+
+/// A user's standing in a room: role and sanctions. The default is a plain member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Standing {
+    /// The user's role.
+    pub role: Role,
+    /// Kept out of the room (not a member, cannot join or be invited).
+    pub banned: bool,
+    /// A member who may not post.
+    pub muted: bool,
+}
+
+impl Default for Standing {
+    fn default() -> Self {
+        Self {
+            role: Role::Member,
+            banned: false,
+            muted: false,
+        }
+    }
+}
+
+/// A stored standing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StandingRow {
+    /// The room.
+    pub conv: ConvId,
+    /// The user.
+    pub user: UserId,
+    /// Their standing.
+    pub standing: Standing,
+}
+
+/// One moderation action, as the audit log keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// The room.
+    pub conv: ConvId,
+    /// Who acted (a moderator, the owner or a server operator).
+    pub actor: UserId,
+    /// Who was acted on.
+    pub target: UserId,
+    /// What was done.
+    pub action: ModAction,
+    /// Why (possibly empty).
+    pub reason: String,
+    /// When.
+    pub at: UnixMillis,
 }

@@ -66,7 +66,7 @@ fn hello_is_required_first_and_versions_are_negotiated() {
     w.send(
         s,
         ClientMessage::Hello(Hello {
-            min_version: 2,
+            min_version: 3,
             max_version: 5,
             client: "future".into(),
         }),
@@ -74,7 +74,7 @@ fn hello_is_required_first_and_versions_are_negotiated() {
     assert!(matches!(
         &w.drain(s)[..],
         [ServerMessage::Error(ErrorReply {
-            code: ErrorCode::UnsupportedVersion { min: 1, max: 1 },
+            code: ErrorCode::UnsupportedVersion { min: 1, max: 2 },
             ..
         })]
     ));
@@ -739,7 +739,8 @@ fn resends_are_answered_with_the_original_and_delivered_once() {
 #[test]
 fn history_pages_newest_first_members_only() {
     let mut w = World::default();
-    let alice = w.register("alice");
+    // Version 1's `History` reply (version 2 answers `Page`: chat-hub/tests/edits.rs).
+    let alice = w.register_version("alice", 1);
     let bob = w.register("bob");
     w.request(
         alice,

@@ -7,8 +7,13 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// The newest protocol version this crate speaks (what [`Hello::current`] asks for).
+pub const PROTOCOL_VERSION: u16 = 2;
+
+/// The oldest protocol version a server built on this crate still speaks. Version 1 is
+/// version 2 without the variants marked "version 2" (appended at the end of each enum), so a
+/// version-1 peer decodes every frame a server sends it.
+pub const MIN_PROTOCOL_VERSION: u16 = 1;
 
 /// A client-chosen number that correlates a [`Request`] with its [`ServerMessage::Ok`] or
 /// [`ServerMessage::Err`] reply. The server echoes it and never interprets it.
@@ -103,9 +108,14 @@ pub struct Hello {
 impl Hello {
     /// A hello for exactly this crate's [`PROTOCOL_VERSION`].
     pub fn current(client: impl Into<String>) -> Self {
+        Self::version(PROTOCOL_VERSION, client)
+    }
+
+    /// A hello for exactly `version` (e.g. 1, to speak as a version-1 client).
+    pub fn version(version: u16, client: impl Into<String>) -> Self {
         Self {
-            min_version: PROTOCOL_VERSION,
-            max_version: PROTOCOL_VERSION,
+            min_version: version,
+            max_version: version,
             client: client.into(),
         }
     }
@@ -201,6 +211,84 @@ pub enum Request {
         /// At most this many messages (the server caps it to its page limit).
         limit: u16,
     },
+    /// *(v2)* Make `user` a moderator of `room` or a plain member again (owners and server
+    /// operators only). Reply: [`Reply::Done`].
+    SetRole {
+        /// The room name.
+        room: String,
+        /// The username.
+        user: String,
+        /// The new role ([`Role::Owner`] cannot be given).
+        role: Role,
+    },
+    /// *(v2)* Remove `user` from `room`; they may join again (moderators only).
+    /// Reply: [`Reply::Done`].
+    Kick {
+        /// The room name.
+        room: String,
+        /// The username.
+        user: String,
+        /// Why, shown to the room (at most 256 bytes; may be empty).
+        reason: String,
+    },
+    /// *(v2)* Remove `user` from `room` and keep them out, even by invitation, until
+    /// [`Request::Unban`] (moderators only). Reply: [`Reply::Done`].
+    Ban {
+        /// The room name.
+        room: String,
+        /// The username (need not be a member).
+        user: String,
+        /// Why, shown to the room (at most 256 bytes; may be empty).
+        reason: String,
+    },
+    /// *(v2)* Lift a ban (moderators only). Reply: [`Reply::Done`].
+    Unban {
+        /// The room name.
+        room: String,
+        /// The username.
+        user: String,
+    },
+    /// *(v2)* Mute (`muted = true`) or unmute a member: a muted member stays but may not post
+    /// (moderators only). Reply: [`Reply::Done`].
+    Mute {
+        /// The room name.
+        room: String,
+        /// The username.
+        user: String,
+        /// Whether the user is muted from now on.
+        muted: bool,
+    },
+    /// *(v2)* Replace the text of one of this user's messages. Reply: [`Reply::Sent`] with the
+    /// id of the change (see [`ServerMessage::Edited`]).
+    Edit {
+        /// The message.
+        message: MessageId,
+        /// Its new text.
+        text: String,
+    },
+    /// *(v2)* Delete one of this user's messages: its text is erased everywhere. Reply:
+    /// [`Reply::Sent`] with the id of the change (see [`ServerMessage::Deleted`]).
+    Delete {
+        /// The message.
+        message: MessageId,
+    },
+    /// *(v2)* Delete any message of a room (moderators only). Reply: [`Reply::Sent`] with the
+    /// id of the change.
+    Redact {
+        /// The message.
+        message: MessageId,
+        /// Why (at most 256 bytes; may be empty).
+        reason: String,
+    },
+    /// *(v2)* Set a room's topic (owner or moderators; empty clears it). Reply: [`Reply::Done`].
+    SetTopic {
+        /// The room name.
+        room: String,
+        /// The topic, at most 512 bytes.
+        topic: String,
+    },
+    /// *(v2)* As [`Request::ListRooms`], with each room's topic. Reply: [`Reply::RoomList`].
+    RoomList,
 }
 
 // ===== server to client =====
@@ -268,6 +356,68 @@ pub enum ServerMessage {
     Pong {
         /// The nonce of the ping being answered.
         nonce: u64,
+    },
+    /// *(v2)* A moderator acted in a room this user is in (or on this user). A version-1
+    /// connection gets [`ServerMessage::Member`] `Left` for a kick or a ban, nothing otherwise.
+    Moderated {
+        /// The room.
+        room: String,
+        /// The moderator (or owner, or server operator) who acted.
+        by: String,
+        /// The user acted on.
+        user: String,
+        /// What was done.
+        action: ModAction,
+        /// Why (possibly empty).
+        reason: String,
+    },
+    /// *(v2)* A message was edited by its author. `id` is the change's own id, in the one id
+    /// sequence (acknowledge it like a message's). Not sent to version-1 connections.
+    Edited {
+        /// The change's id.
+        id: MessageId,
+        /// The message edited.
+        message: MessageId,
+        /// Its author.
+        from: String,
+        /// Its conversation, as in [`ChatMessage::target`].
+        target: Target,
+        /// The new text.
+        text: String,
+    },
+    /// *(v2)* A message was deleted by its author or redacted by a moderator: forget its
+    /// text. `id` is the change's own id. Not sent to version-1 connections.
+    Deleted {
+        /// The change's id.
+        id: MessageId,
+        /// The message deleted.
+        message: MessageId,
+        /// Its conversation, as in [`ChatMessage::target`].
+        target: Target,
+        /// Who deleted it (the author, or the moderator who redacted it).
+        by: String,
+        /// Whether a moderator redacted it.
+        redacted: bool,
+        /// Why (a redaction's reason; else empty).
+        reason: String,
+    },
+    /// *(v2)* A room's topic, when it changes (to its members) and when joining (to the joiner,
+    /// if it has one). Not sent to version-1 connections.
+    Topic {
+        /// The room.
+        room: String,
+        /// The topic (empty: none).
+        topic: String,
+        /// Who set it (empty when told on joining).
+        by: String,
+    },
+    /// *(v2)* A user who shares a conversation with this user (or this user, from another
+    /// device) changed their display name. Not sent to version-1 connections.
+    DisplayName {
+        /// The username.
+        user: String,
+        /// The new display name.
+        display_name: String,
     },
 }
 
@@ -348,6 +498,38 @@ pub enum Reply {
         /// Whether an older page exists.
         more: bool,
     },
+    /// *(v2)* A page of history as a version-2 connection gets it (instead of
+    /// [`Reply::History`]): newest first, each message with its latest text and state.
+    Page {
+        /// The messages.
+        messages: Vec<PageEntry>,
+        /// Whether an older page exists.
+        more: bool,
+    },
+    /// *(v2)* The answer to [`Request::RoomList`]: the rooms, each with its topic.
+    RoomList(Vec<RoomEntry>),
+}
+
+/// *(v2)* A room as listed to a version-2 connection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct RoomEntry {
+    /// The room as version 1 lists it.
+    pub info: RoomInfo,
+    /// Its topic (empty: none).
+    pub topic: String,
+}
+
+/// *(v2)* A message in a history page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct PageEntry {
+    /// The message, with its latest text (empty once deleted).
+    pub message: ChatMessage,
+    /// Whether its author edited it.
+    pub edited: bool,
+    /// Whether it was deleted or redacted: a tombstone, its text erased.
+    pub deleted: bool,
 }
 
 /// A logged-in session.
@@ -406,6 +588,41 @@ pub struct ChatMessage {
     pub client_msg_id: ClientMsgId,
     /// The text.
     pub text: String,
+}
+
+/// *(v2)* A user's role in a room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub enum Role {
+    /// A member without powers.
+    Member,
+    /// May kick, ban, mute, redact and set the topic.
+    Moderator,
+    /// The room's creator: a moderator who also grants and revokes moderator.
+    Owner,
+}
+
+/// *(v2)* What a moderator did (see [`ServerMessage::Moderated`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub enum ModAction {
+    /// Removed from the room; may join again.
+    Kicked,
+    /// Removed from the room and kept out.
+    Banned,
+    /// Allowed back.
+    Unbanned,
+    /// May no longer post.
+    Muted,
+    /// May post again.
+    Unmuted,
+    /// Made a moderator.
+    Opped,
+    /// Made a plain member again.
+    Deopped,
+    /// One of their messages was redacted (audit log only: the room sees
+    /// [`ServerMessage::Deleted`]).
+    Redacted,
 }
 
 /// A change of room membership.
@@ -500,4 +717,23 @@ pub enum ErrorCode {
         /// Milliseconds to wait before retrying.
         retry_after_ms: u32,
     },
+}
+
+impl Request {
+    /// The first protocol version with this request.
+    pub fn version(&self) -> u16 {
+        match self {
+            Self::SetRole { .. }
+            | Self::Kick { .. }
+            | Self::Ban { .. }
+            | Self::Unban { .. }
+            | Self::Mute { .. }
+            | Self::Edit { .. }
+            | Self::Delete { .. }
+            | Self::Redact { .. }
+            | Self::SetTopic { .. }
+            | Self::RoomList => 2,
+            _ => 1,
+        }
+    }
 }

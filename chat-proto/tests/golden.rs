@@ -120,3 +120,129 @@ fn rate_limited_error() {
 fn caught_up() {
     check(ServerMessage::CaughtUp, "00000001 04");
 }
+
+// ===== version 2 =====
+
+#[test]
+fn hello_for_versions_1_to_2() {
+    check(
+        ClientMessage::Hello(Hello {
+            min_version: 1,
+            max_version: 2,
+            client: "cli".into(),
+        }),
+        "00000007 00 01 02 03636c69",
+    );
+}
+
+#[test]
+fn kick_request() {
+    check(
+        ClientMessage::Request {
+            id: RequestId(3),
+            request: Request::Kick {
+                room: "rust".into(),
+                user: "carol".into(),
+                reason: "spam".into(),
+            },
+        },
+        "00000013 01 03 0f 0472757374 056361726f6c 047370616d",
+    );
+}
+
+#[test]
+fn moderated_event() {
+    check(
+        ServerMessage::Moderated {
+            room: "rust".into(),
+            by: "bob".into(),
+            user: "carol".into(),
+            action: ModAction::Kicked,
+            reason: "spam".into(),
+        },
+        "00000016 0c 0472757374 03626f62 056361726f6c 00 047370616d",
+    );
+}
+
+#[test]
+fn edit_request() {
+    check(
+        ClientMessage::Request {
+            id: RequestId(4),
+            request: Request::Edit {
+                message: MessageId(42),
+                text: "hello".into(),
+            },
+        },
+        "0000000a 01 04 13 2a 0568656c6c6f",
+    );
+}
+
+#[test]
+fn edited_event() {
+    check(
+        ServerMessage::Edited {
+            id: MessageId(43),
+            message: MessageId(42),
+            from: "bob".into(),
+            target: Target::Room("rust".into()),
+            text: "hello".into(),
+        },
+        "00000013 0d 2b 2a 03626f62 00 0472757374 0568656c6c6f",
+    );
+}
+
+#[test]
+fn deleted_event() {
+    check(
+        ServerMessage::Deleted {
+            id: MessageId(44),
+            message: MessageId(42),
+            target: Target::Room("rust".into()),
+            by: "alice".into(),
+            redacted: true,
+            reason: "spam".into(),
+        },
+        "00000015 0e 2c 2a 00 0472757374 05616c696365 01 047370616d",
+    );
+}
+
+#[test]
+fn empty_page_reply() {
+    check(
+        ServerMessage::Ok {
+            id: RequestId(5),
+            reply: Reply::Page {
+                messages: Vec::new(),
+                more: false,
+            },
+        },
+        "00000005 01 05 08 00 00",
+    );
+}
+
+#[test]
+fn set_topic_request() {
+    check(
+        ClientMessage::Request {
+            id: RequestId(6),
+            request: Request::SetTopic {
+                room: "rust".into(),
+                topic: "hi".into(),
+            },
+        },
+        "0000000b 01 06 16 0472757374 026869",
+    );
+}
+
+#[test]
+fn topic_event() {
+    check(
+        ServerMessage::Topic {
+            room: "rust".into(),
+            topic: "hi".into(),
+            by: "bob".into(),
+        },
+        "0000000d 0f 0472757374 026869 03626f62",
+    );
+}

@@ -67,6 +67,16 @@ fn request_tag(request: &Request) -> &'static str {
         Request::SetDisplayName { .. } => "SetDisplayName",
         Request::Send { .. } => "Send",
         Request::History { .. } => "History",
+        Request::SetRole { .. } => "SetRole",
+        Request::Kick { .. } => "Kick",
+        Request::Ban { .. } => "Ban",
+        Request::Unban { .. } => "Unban",
+        Request::Mute { .. } => "Mute",
+        Request::Edit { .. } => "Edit",
+        Request::Delete { .. } => "Delete",
+        Request::Redact { .. } => "Redact",
+        Request::SetTopic { .. } => "SetTopic",
+        Request::RoomList => "RoomList",
     }
 }
 
@@ -84,6 +94,11 @@ fn server_tag(msg: &ServerMessage) -> String {
         ServerMessage::ShuttingDown => "ShuttingDown".into(),
         ServerMessage::Ping { .. } => "Ping".into(),
         ServerMessage::Pong { .. } => "Pong".into(),
+        ServerMessage::Moderated { action, .. } => format!("Moderated::{action:?}"),
+        ServerMessage::Edited { .. } => "Edited".into(),
+        ServerMessage::Deleted { .. } => "Deleted".into(),
+        ServerMessage::Topic { .. } => "Topic".into(),
+        ServerMessage::DisplayName { .. } => "DisplayName".into(),
     }
 }
 
@@ -97,6 +112,8 @@ fn reply_tag(reply: &Reply) -> &'static str {
         Reply::Members { .. } => "Members",
         Reply::Users(_) => "Users",
         Reply::History { .. } => "History",
+        Reply::Page { .. } => "Page",
+        Reply::RoomList(_) => "RoomList",
     }
 }
 
@@ -210,6 +227,46 @@ fn client_samples() -> Vec<ClientMessage> {
             before: Some(MessageId(99)),
             limit: u16::MAX,
         },
+        Request::SetRole {
+            room: "rust".into(),
+            user: "bob".into(),
+            role: Role::Owner,
+        },
+        Request::Kick {
+            room: "rust".into(),
+            user: "bob".into(),
+            reason: "ünïcødé".into(),
+        },
+        Request::Ban {
+            room: "rust".into(),
+            user: "bob".into(),
+            reason: String::new(),
+        },
+        Request::Unban {
+            room: "rust".into(),
+            user: "bob".into(),
+        },
+        Request::Mute {
+            room: "rust".into(),
+            user: "bob".into(),
+            muted: true,
+        },
+        Request::Edit {
+            message: MessageId(u64::MAX),
+            text: "ünïcødé".into(),
+        },
+        Request::Delete {
+            message: MessageId(0),
+        },
+        Request::Redact {
+            message: MessageId(251),
+            reason: "why".into(),
+        },
+        Request::SetTopic {
+            room: "rust".into(),
+            topic: "ünïcødé".into(),
+        },
+        Request::RoomList,
     ];
     let mut samples = vec![
         ClientMessage::Hello(Hello {
@@ -334,6 +391,66 @@ fn server_samples() -> Vec<ServerMessage> {
             event,
         });
     }
+    for action in [
+        ModAction::Kicked,
+        ModAction::Banned,
+        ModAction::Unbanned,
+        ModAction::Muted,
+        ModAction::Unmuted,
+        ModAction::Opped,
+        ModAction::Deopped,
+        ModAction::Redacted,
+    ] {
+        samples.push(ServerMessage::Moderated {
+            room: "rust".into(),
+            by: "alice".into(),
+            user: "dave".into(),
+            action,
+            reason: "why".into(),
+        });
+    }
+    samples.push(ServerMessage::Topic {
+        room: "rust".into(),
+        topic: "t".into(),
+        by: String::new(),
+    });
+    samples.push(ServerMessage::DisplayName {
+        user: "bob".into(),
+        display_name: "Bob B.".into(),
+    });
+    samples.push(ServerMessage::Ok {
+        id: RequestId(9),
+        reply: Reply::RoomList(vec![RoomEntry {
+            info: room_info(),
+            topic: "t".into(),
+        }]),
+    });
+    samples.push(ServerMessage::Edited {
+        id: MessageId(2),
+        message: MessageId(1),
+        from: "bob".into(),
+        target: user("alice"),
+        text: "ünïcødé".into(),
+    });
+    samples.push(ServerMessage::Deleted {
+        id: MessageId(3),
+        message: MessageId(1),
+        target: room("rust"),
+        by: "alice".into(),
+        redacted: true,
+        reason: "why".into(),
+    });
+    samples.push(ServerMessage::Ok {
+        id: RequestId(8),
+        reply: Reply::Page {
+            messages: vec![PageEntry {
+                message: chat_message(),
+                edited: true,
+                deleted: false,
+            }],
+            more: true,
+        },
+    });
     samples.extend(replies.into_iter().map(|reply| ServerMessage::Ok {
         id: RequestId(7),
         reply,
@@ -349,7 +466,7 @@ fn server_samples() -> Vec<ServerMessage> {
 fn every_client_variant_roundtrips() {
     let samples = client_samples();
     let tags: BTreeSet<_> = samples.iter().map(client_tag).collect();
-    assert_eq!(tags.len(), 5 + 14, "one sample per variant: {tags:?}");
+    assert_eq!(tags.len(), 5 + 14 + 10, "one sample per variant: {tags:?}");
     samples.iter().for_each(roundtrip);
 }
 
@@ -359,7 +476,7 @@ fn every_server_variant_roundtrips() {
     let tags: BTreeSet<_> = samples.iter().map(server_tag).collect();
     assert_eq!(
         tags.len(),
-        9 + 3 + 8 + 20,
+        9 + 3 + 8 + 20 + 8 + 2 + 1 + 3,
         "one sample per variant: {tags:?}"
     );
     samples.iter().for_each(roundtrip);

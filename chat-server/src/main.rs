@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use chat_core::{
     copy_to_postgres, Config, Database, Durability, Engine, IfNotEmpty, Location, PasswordParams,
-    PgStore, Store,
+    PgStore, Storage, Store,
 };
 use chat_server::ready::Ready;
 use chat_server::{Server, ServerConfig, Tls};
@@ -49,7 +49,7 @@ struct Args {
     tls_self_signed: bool,
     /// Where the data is: a SQLite file (created if missing; also `sqlite://PATH`) or a
     /// PostgreSQL database, `postgres://USER[:PASSWORD]@HOST[:PORT]/DB` (migrated at start).
-    #[arg(long, env = "CHAT_DB", default_value = "chat.db")]
+    #[arg(long, env = "CHAT_DB", default_value = "chat.db", global = true)]
     db: String,
     /// Most simultaneous connections.
     #[arg(long, env = "CHAT_MAX_CONNECTIONS", default_value_t = 10_000)]
@@ -104,6 +104,21 @@ struct Args {
     argon2_iterations: u32,
 }
 
+/// Account administration.
+#[derive(Debug, clap::Subcommand)]
+enum Admin {
+    /// Make NAME a server operator: a moderator of every room.
+    Op {
+        /// The username.
+        name: String,
+    },
+    /// Make NAME an ordinary user again.
+    Deop {
+        /// The username.
+        name: String,
+    },
+}
+
 /// What to do instead of serving.
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -122,6 +137,10 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Change accounts in the database (`--db`). A running server sees the change at its next
+    /// start.
+    #[command(subcommand)]
+    Admin(Admin),
 }
 
 fn main() -> ExitCode {
@@ -143,6 +162,7 @@ fn main() -> ExitCode {
     };
     let result = match args.command {
         Some(Command::Migrate { from, to, force }) => runtime.block_on(migrate(&from, &to, force)),
+        Some(Command::Admin(ref admin)) => runtime.block_on(administer(&args.db, admin)),
         None => runtime.block_on(serve(args)),
     };
     match result {
@@ -344,6 +364,39 @@ async fn reload_on_hangup(tls: Arc<Tls>) {
     }
     #[cfg(not(unix))]
     let _ = tls;
+}
+
+/// Carries out an `admin` command on the database at `db`.
+async fn administer(db: &str, admin: &Admin) -> Result<(), String> {
+    let (name, operator) = match admin {
+        Admin::Op { name } => (name, true),
+        Admin::Deop { name } => (name, false),
+    };
+    let store = Database::open(&Location::parse(db), Durability::Full)
+        .await
+        .map_err(|e| format!("cannot open {db}: {e}"))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0));
+    let snapshot = store.snapshot(now).await.map_err(|e| e.to_string())?;
+    let user = snapshot
+        .users
+        .iter()
+        .find(|u| u.name.eq_ignore_ascii_case(name))
+        .ok_or_else(|| format!("no user {name}"))?
+        .id;
+    store
+        .apply(&[vec![chat_core::Write::SetOperator { user, operator }]])
+        .await
+        .map_err(|e| e.to_string())?;
+    store.close().await;
+    let what = if operator {
+        "a server operator"
+    } else {
+        "an ordinary user"
+    };
+    println!("{name} is now {what} (a running server sees it at its next start)");
+    Ok(())
 }
 
 /// Completes on SIGINT or SIGTERM.

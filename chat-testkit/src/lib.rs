@@ -191,6 +191,22 @@ pub async fn logged_in_ws(web: SocketAddr, name: &str, register: bool) -> Sessio
     log_in(session, name, register).await
 }
 
+/// As [`logged_in`], speaking protocol `version` only (e.g. 1, to act as an old client).
+pub async fn logged_in_version(
+    addr: SocketAddr,
+    name: &str,
+    register: bool,
+    version: u16,
+) -> Session<Tcp> {
+    let transport = chat_client::tcp(addr).await.expect("connects");
+    let hello = chat_proto::Hello::version(version, format!("test-v{version}"));
+    let session = Session::handshake_with(transport, hello)
+        .await
+        .expect("welcomed");
+    assert_eq!(session.welcome().version, version, "version agreed");
+    log_in(session, name, register).await
+}
+
 /// As [`logged_in`], over an in-process connection to `engine`.
 pub async fn logged_in_embedded(
     engine: &Engine,

@@ -19,7 +19,7 @@ use std::io;
 
 use chat_client::command::target_label;
 use chat_client::{Delivery, Event, Input, NICK_ANNOUNCEMENT};
-use chat_proto::{ChatMessage, MemberEvent, MessageId, Target, UnixMillis, UserStatus};
+use chat_proto::{ChatMessage, MemberEvent, MessageId, ModAction, Target, UnixMillis, UserStatus};
 use crossterm::event::{Event as TermEvent, KeyCode, KeyEventKind, KeyModifiers};
 use ratatui::backend::{Backend, CrosstermBackend};
 use ratatui::Terminal;
@@ -535,6 +535,20 @@ impl App {
                             });
                         }
                     }
+                }
+                for line in render::untimed(&event) {
+                    self.info(i, line, false);
+                }
+            }
+            Event::Moderated {
+                ref room,
+                ref user,
+                action,
+                ..
+            } => {
+                let i = self.buffer(&Target::Room(room.clone()));
+                if matches!(action, ModAction::Kicked | ModAction::Banned) {
+                    self.buffers[i].members.retain(|m| m.user != *user);
                 }
                 for line in render::untimed(&event) {
                     self.info(i, line, false);

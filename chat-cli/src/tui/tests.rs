@@ -87,6 +87,8 @@ fn logging_in_opens_the_default_room_with_its_history_and_members() {
             )],
             more: true,
             me: Some("alice".into()),
+            edited: Vec::new(),
+            deleted: Vec::new(),
         },
         &mut inputs,
     );
@@ -233,6 +235,8 @@ fn scrolling_to_the_top_loads_older_history() {
             messages,
             more: true,
             me: Some("alice".into()),
+            edited: Vec::new(),
+            deleted: Vec::new(),
         },
         &mut inputs,
     );
@@ -312,6 +316,8 @@ fn a_typed_history_says_what_it_added() {
             .collect(),
         more: false,
         me: Some("alice".into()),
+        edited: Vec::new(),
+        deleted: Vec::new(),
     };
     // The page asked for at login, then the same page and one more from /history.
     app.client(page(1..3), &mut inputs);

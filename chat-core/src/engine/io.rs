@@ -112,6 +112,11 @@ async fn run(
                 messages: storage.backlog(user, device, after, limit).await?,
             }
         }
+        IoRequest::LoadMessage { session, change } => Completion::MessageLoaded {
+            session,
+            message: storage.message(change.target).await?,
+            change,
+        },
         IoRequest::LoadHistory {
             session,
             request,

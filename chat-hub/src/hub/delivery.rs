@@ -59,9 +59,34 @@ pub(super) struct Delivery {
     /// Positions acknowledged but not yet written.
     dirty: BTreeSet<(UserId, DeviceId)>,
     flush_at: Option<Mono>,
+    /// *(v2)* Messages with an edit or deletion being stored (at most the persists in flight).
+    changing: rustc_hash::FxHashSet<MessageId>,
+    /// *(v2)* How many edits and deletions have been stored since the hub started.
+    changes_completed: u64,
 }
 
 impl Delivery {
+    /// Whether an edit or deletion of `target` is being stored.
+    pub(super) fn change_in_flight(&self, target: MessageId) -> bool {
+        self.changing.contains(&target)
+    }
+
+    /// How many edits and deletions have been stored since the hub started.
+    pub(super) fn changes_completed(&self) -> u64 {
+        self.changes_completed
+    }
+
+    /// An edit or deletion of `target` was issued.
+    pub(super) fn change_started(&mut self, target: MessageId) {
+        self.changing.insert(target);
+    }
+
+    /// An edit or deletion of `target` is stored.
+    pub(super) fn change_completed(&mut self, target: MessageId) {
+        self.changing.remove(&target);
+        self.changes_completed += 1;
+    }
+
     /// The positions storage holds. Ids allocated to resends found to be duplicates are never
     /// stored, yet positions derived from them (a device's cursor, a membership's `since`) may
     /// be: new ids must exceed every durable position, not only the highest stored message.

@@ -30,6 +30,8 @@ pub(super) struct Conv {
     pub(super) kind: ConvKind,
     /// Member to the last message id before they joined.
     members: BTreeMap<UserId, MessageId>,
+    /// *(v2)* A room's topic (empty: none).
+    pub(super) topic: String,
 }
 
 impl Conv {
@@ -237,6 +239,7 @@ impl Directory {
             Conv {
                 kind,
                 members: BTreeMap::new(),
+                topic: String::new(),
             },
         );
     }
@@ -354,6 +357,23 @@ impl Directory {
     }
 
     /// `conv` as listed to `user`, if it is a room.
+    /// Sets a room's topic (empty: none).
+    pub(super) fn set_topic(&mut self, conv: ConvId, topic: String) -> Write {
+        if let Some(c) = self.convs.get_mut(&conv) {
+            c.topic.clone_from(&topic);
+        }
+        Write::SetTopic { conv, topic }
+    }
+
+    /// Topics as stored (at load).
+    pub(super) fn load_topics(&mut self, topics: Vec<(ConvId, String)>) {
+        for (conv, topic) in topics {
+            if let Some(c) = self.convs.get_mut(&conv) {
+                c.topic = topic;
+            }
+        }
+    }
+
     pub(super) fn room_info(&self, conv: ConvId, user: UserId) -> Option<RoomInfo> {
         let c = self.convs.get(&conv)?;
         let ConvKind::Room { name, invite_only } = &c.kind else {

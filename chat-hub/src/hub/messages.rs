@@ -5,7 +5,8 @@
 //! its backlog gets it from the replay instead (see `delivery`).
 
 use chat_proto::{
-    ChatMessage, ClientMsgId, ErrorCode, ErrorReply, Reply, RequestId, ServerMessage, Target,
+    ChatMessage, ClientMsgId, ErrorCode, ErrorReply, PageEntry, Reply, RequestId, ServerMessage,
+    Target,
 };
 
 use super::output::{After, IoRequest};
@@ -46,6 +47,12 @@ impl Hub {
         let (conv, key) = match &target {
             Target::Room(room) => {
                 let conv = self.directory.member_room(room, user)?;
+                if self.moderation.is_muted(conv, user) {
+                    return Err(ErrorReply::new(
+                        ErrorCode::Forbidden,
+                        format!("you are muted in #{}", room.trim_start_matches('#')),
+                    ));
+                }
                 (conv, TypingKey::Room(user, conv))
             }
             Target::User(name) => {
@@ -73,6 +80,7 @@ impl Hub {
             client_msg_id,
             sent_at: now.wall,
             text,
+            kind: MessageKind::Message,
         };
         self.stats.messages_accepted += 1;
         self.delivery
@@ -104,15 +112,12 @@ impl Hub {
         self.deliver(&message, session);
     }
 
-    /// Sends a stored message to every live session of every member who can see it, except
-    /// the sending session. Encoded once.
-    fn deliver(&mut self, message: &StoredMessage, sender: SessionId) {
-        let Some(frame) = self
-            .out
-            .encode(&ServerMessage::Message(self.chat_message(message)))
-        else {
-            return;
-        };
+    /// Sends a stored message (or change) to every live session of every member who can see
+    /// it, except the sending session. Encoded once per form (version 2, version 1).
+    pub(super) fn deliver(&mut self, message: &StoredMessage, sender: SessionId) {
+        let (new, old) = self.events_of(message);
+        let new = new.and_then(|m| self.out.encode(&m));
+        let old = old.and_then(|m| self.out.encode(&m));
         let Some(conv) = self.directory.conv(message.conv) else {
             return;
         };
@@ -124,6 +129,11 @@ impl Hub {
                 if session == sender {
                     continue;
                 }
+                let frame = if self.sessions.version(session) >= 2 {
+                    &new
+                } else {
+                    &old
+                };
                 let Some(stream) = self.delivery.stream_mut(session) else {
                     continue;
                 };
@@ -131,8 +141,45 @@ impl Hub {
                     stream.missed = true;
                 } else if message.id > stream.sent_upto {
                     stream.sent_upto = message.id;
-                    self.out.deliver(session, frame.clone(), message.id);
+                    if let Some(frame) = frame {
+                        self.out.deliver(session, frame.clone(), message.id);
+                    }
                 }
+            }
+        }
+    }
+
+    /// The events a stored row is, for version-2 and version-1 sessions (a change is nothing
+    /// to a version-1 session; a tombstone is nothing to anyone).
+    fn events_of(&self, m: &StoredMessage) -> (Option<ServerMessage>, Option<ServerMessage>) {
+        match m.kind {
+            MessageKind::Message | MessageKind::Edited => {
+                let msg = ServerMessage::Message(self.chat_message(m));
+                (Some(msg.clone()), Some(msg))
+            }
+            MessageKind::Deleted => (None, None),
+            MessageKind::Edit { target } => {
+                let chat = self.chat_message(m);
+                let msg = ServerMessage::Edited {
+                    id: m.id,
+                    message: target,
+                    from: chat.from,
+                    target: chat.target,
+                    text: chat.text,
+                };
+                (Some(msg), None)
+            }
+            MessageKind::Delete { target, redacted } => {
+                let chat = self.chat_message(m);
+                let msg = ServerMessage::Deleted {
+                    id: m.id,
+                    message: target,
+                    target: chat.target,
+                    by: chat.from,
+                    redacted,
+                    reason: chat.text,
+                };
+                (Some(msg), None)
             }
         }
     }
@@ -182,11 +229,12 @@ impl Hub {
         let mut full = messages.len() >= self.config.backlog_batch;
         let mut frames = Vec::new();
         let mut bytes = 0;
+        let v2 = self.sessions.version(session) >= 2;
         for m in &messages {
-            let Some(frame) = self
-                .out
-                .encode(&ServerMessage::Message(self.chat_message(m)))
-            else {
+            let (new, old) = self.events_of(m);
+            let Some(frame) = (if v2 { new } else { old }).and_then(|e| self.out.encode(&e)) else {
+                // Nothing for this session, but it moves past it.
+                frames.push((m.id, None));
                 continue;
             };
             bytes += frame.len();
@@ -194,7 +242,7 @@ impl Hub {
                 full = true;
                 break;
             }
-            frames.push((m.id, frame));
+            frames.push((m.id, Some(frame)));
         }
         let Some(stream) = self.delivery.stream_mut(session) else {
             return;
@@ -206,7 +254,7 @@ impl Hub {
         for (id, frame) in frames {
             if id > stream.sent_upto {
                 stream.sent_upto = id;
-                sends.push(frame);
+                sends.extend(frame);
             }
         }
         let more = full || stream.missed;
@@ -292,7 +340,30 @@ impl Hub {
         let page = limit.saturating_sub(1);
         let more = messages.len() > page;
         messages.truncate(page);
-        let messages: Vec<ChatMessage> = messages.iter().map(|m| self.chat_message(m)).collect();
+        if self.sessions.version(session) >= 2 {
+            let entries: Vec<PageEntry> = messages
+                .iter()
+                .map(|m| PageEntry {
+                    message: self.chat_message(m),
+                    edited: m.kind == MessageKind::Edited,
+                    deleted: m.kind == MessageKind::Deleted,
+                })
+                .collect();
+            self.out
+                .reply_fitting(session, request, entries, |messages, truncated| {
+                    Reply::Page {
+                        messages,
+                        more: more || truncated,
+                    }
+                });
+            return;
+        }
+        // A version-1 page leaves tombstones out.
+        let messages: Vec<ChatMessage> = messages
+            .iter()
+            .filter(|m| m.kind != MessageKind::Deleted)
+            .map(|m| self.chat_message(m))
+            .collect();
         self.out
             .reply_fitting(session, request, messages, |messages, truncated| {
                 Reply::History {

@@ -19,7 +19,10 @@
 mod auth;
 mod delivery;
 mod directory;
+mod edits;
 mod messages;
+pub(crate) mod moderate;
+mod moderation;
 mod output;
 mod presence;
 mod rooms;
@@ -30,8 +33,8 @@ mod throttle;
 use std::net::IpAddr;
 
 use chat_proto::{
-    encode, ClientMessage, EncodedFrame, ErrorCode, ErrorReply, Reply, Request, RequestId,
-    ServerMessage, Welcome, PROTOCOL_VERSION,
+    encode, ClientMessage, EncodedFrame, ErrorCode, ErrorReply, MemberEvent, Reply, Request,
+    RequestId, ServerMessage, Welcome, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
 
 use crate::types::*;
@@ -40,9 +43,12 @@ use crate::{Config, ConfigError};
 pub use self::auth::token_hash;
 use self::delivery::Delivery;
 use self::directory::Directory;
+pub use self::moderate::MAX_REASON_LEN;
+use self::moderation::Moderation;
 use self::output::{After, Outputs};
-pub use self::output::{Completion, IoRequest, Output, Ticket};
+pub use self::output::{ChangeWhat, Completion, IoRequest, Output, PendingChange, Ticket};
 use self::presence::Presence;
+pub use self::rooms::MAX_TOPIC_LEN;
 use self::sessions::{Phase, Sessions, MAX_HELD};
 use self::throttle::Throttle;
 
@@ -67,9 +73,10 @@ const STORAGE_RETRY_MS: u32 = 1000;
 #[derive(Debug)]
 pub struct Hub {
     config: Config,
-    /// The welcome frame, encoded once.
-    welcome: EncodedFrame,
+    /// The welcome frame of each version from [`MIN_PROTOCOL_VERSION`], encoded once.
+    welcome: Vec<EncodedFrame>,
     directory: Directory,
+    moderation: Moderation,
     sessions: Sessions,
     presence: Presence,
     delivery: Delivery,
@@ -100,26 +107,34 @@ impl Hub {
     /// If `config` is inconsistent ([`Config::validate`]).
     pub fn new(config: Config, snapshot: Snapshot, now: Now) -> Result<Self, ConfigError> {
         config.validate()?;
-        let welcome = encode(
-            &ServerMessage::Welcome(Welcome {
-                version: PROTOCOL_VERSION,
-                server: config.server_name.clone(),
-                limits: config.limits(),
-                default_room: config.default_room.to_ascii_lowercase(),
-            }),
-            config.max_frame_len,
-        )
-        .map_err(|_| ConfigError("the welcome must fit a frame: shorten server_name"))?;
+        let welcome = (MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION)
+            .map(|version| {
+                encode(
+                    &ServerMessage::Welcome(Welcome {
+                        version,
+                        server: config.server_name.clone(),
+                        limits: config.limits(),
+                        default_room: config.default_room.to_ascii_lowercase(),
+                    }),
+                    config.max_frame_len,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| ConfigError("the welcome must fit a frame: shorten server_name"))?;
         let Snapshot {
             users,
             convs,
             members,
             devices,
             last_message,
+            standings,
+            operators,
+            topics,
         } = snapshot;
         let mut hub = Self {
             directory: Directory::load(users, convs, &members),
             delivery: Delivery::load(devices, &members, last_message),
+            moderation: Moderation::load(standings, operators),
             sessions: Sessions::default(),
             presence: Presence::default(),
             throttle: Throttle::default(),
@@ -129,6 +144,7 @@ impl Hub {
             config,
             welcome,
         };
+        hub.directory.load_topics(topics);
         hub.ensure_default_room(now);
         Ok(hub)
     }
@@ -220,13 +236,16 @@ impl Hub {
             (ClientMessage::Pong { .. }, _) => {}
             (msg, Phase::Authenticating(..)) => self.hold(session, msg),
             (ClientMessage::Hello(hello), Phase::New) => {
-                if (hello.min_version..=hello.max_version).contains(&PROTOCOL_VERSION) {
-                    self.sessions.greet(session);
-                    let frame = self.welcome.clone();
-                    self.out.send_frame(session, frame, false);
+                let version = hello.max_version.min(PROTOCOL_VERSION);
+                if version >= hello.min_version && version >= MIN_PROTOCOL_VERSION {
+                    self.sessions.greet(session, version);
+                    let index = usize::from(version - MIN_PROTOCOL_VERSION);
+                    if let Some(frame) = self.welcome.get(index).cloned() {
+                        self.out.send_frame(session, frame, false);
+                    }
                 } else {
                     let code = ErrorCode::UnsupportedVersion {
-                        min: PROTOCOL_VERSION,
+                        min: MIN_PROTOCOL_VERSION,
                         max: PROTOCOL_VERSION,
                     };
                     let error = ErrorReply::new(code, "no common protocol version");
@@ -290,13 +309,24 @@ impl Hub {
     fn handle_request(&mut self, session: SessionId, id: RequestId, request: Request, now: Now) {
         let reads_only = matches!(
             request,
-            Request::ListRooms | Request::ListUsers | Request::Who { .. } | Request::History { .. }
+            Request::ListRooms
+                | Request::RoomList
+                | Request::ListUsers
+                | Request::Who { .. }
+                | Request::History { .. }
         );
         if !self.storage_available && !reads_only {
             let code = ErrorCode::Unavailable {
                 retry_after_ms: STORAGE_RETRY_MS,
             };
             let error = ErrorReply::new(code, "storage cannot take writes right now");
+            return self.fail(session, id, error);
+        }
+        if request.version() > self.sessions.version(session) {
+            let error = ErrorReply::new(
+                ErrorCode::BadRequest,
+                "this request needs a newer protocol version",
+            );
             return self.fail(session, id, error);
         }
         let user = self.sessions.online(session).map(|online| online.user);
@@ -343,7 +373,11 @@ impl Hub {
                 Some(user),
             ) => self.invite(session, id, user, &room, &invitee),
             (Request::ListRooms, Some(user)) => {
-                self.list_rooms(session, id, user);
+                self.list_rooms(session, id, user, false);
+                Ok(())
+            }
+            (Request::RoomList, Some(user)) => {
+                self.list_rooms(session, id, user, true);
                 Ok(())
             }
             (Request::Who { room }, Some(user)) => self.who(session, id, user, &room),
@@ -370,6 +404,99 @@ impl Hub {
                 },
                 Some(user),
             ) => self.history(session, id, user, &target, before, limit),
+            (
+                Request::SetRole {
+                    room,
+                    user: name,
+                    role,
+                },
+                Some(user),
+            ) => {
+                let action = if role == Role::Member {
+                    ModAction::Deopped
+                } else {
+                    ModAction::Opped
+                };
+                if role == Role::Owner {
+                    Err(ErrorReply::new(
+                        ErrorCode::Forbidden,
+                        "a room has one owner: its creator",
+                    ))
+                } else {
+                    self.moderate(session, id, user, &room, &name, action, "", now)
+                }
+            }
+            (
+                Request::Kick {
+                    room,
+                    user: name,
+                    reason,
+                },
+                Some(user),
+            ) => self.moderate(
+                session,
+                id,
+                user,
+                &room,
+                &name,
+                ModAction::Kicked,
+                &reason,
+                now,
+            ),
+            (
+                Request::Ban {
+                    room,
+                    user: name,
+                    reason,
+                },
+                Some(user),
+            ) => self.moderate(
+                session,
+                id,
+                user,
+                &room,
+                &name,
+                ModAction::Banned,
+                &reason,
+                now,
+            ),
+            (Request::Unban { room, user: name }, Some(user)) => self.moderate(
+                session,
+                id,
+                user,
+                &room,
+                &name,
+                ModAction::Unbanned,
+                "",
+                now,
+            ),
+            (
+                Request::Mute {
+                    room,
+                    user: name,
+                    muted,
+                },
+                Some(user),
+            ) => {
+                let action = if muted {
+                    ModAction::Muted
+                } else {
+                    ModAction::Unmuted
+                };
+                self.moderate(session, id, user, &room, &name, action, "", now)
+            }
+            (Request::Edit { message, text }, Some(_)) => {
+                self.change_message(session, id, message, ChangeWhat::Edit(text))
+            }
+            (Request::Delete { message }, Some(_)) => {
+                self.change_message(session, id, message, ChangeWhat::Delete)
+            }
+            (Request::Redact { message, reason }, Some(_)) => {
+                self.change_message(session, id, message, ChangeWhat::Redact(reason))
+            }
+            (Request::SetTopic { room, topic }, Some(user)) => {
+                self.set_topic(session, id, user, &room, &topic)
+            }
         };
         if let Err(error) = result {
             self.fail(session, id, error);
@@ -409,6 +536,11 @@ impl Hub {
                 limit,
                 messages,
             } => self.history_loaded(session, request, messages, limit),
+            Completion::MessageLoaded {
+                session,
+                change,
+                message,
+            } => self.message_loaded(session, change, message, now),
         }
     }
 
@@ -426,12 +558,40 @@ impl Hub {
                 if let Some((session, request, reply)) = reply {
                     self.reply(session, request, reply);
                 }
+                let joined = matches!(event, MemberEvent::Joined | MemberEvent::Invited { .. });
                 self.announce_member(conv, user, event, also);
+                if joined {
+                    self.tell_topic(conv, user);
+                }
             }
             After::LoggedIn(session, request, reply) => self.logged_in(session, request, reply),
             After::Message(session, request, message) => {
                 self.message_stored(session, request, message, duplicate);
             }
+            After::Changed(session, request, row) => self.change_stored(session, request, row),
+            After::Topic {
+                reply: (session, request),
+                conv,
+                by,
+            } => {
+                self.reply(session, request, Reply::Done);
+                self.announce_topic(conv, by);
+            }
+            After::DisplayName {
+                reply: (session, request),
+                user,
+            } => {
+                self.reply(session, request, Reply::Done);
+                self.announce_display_name(user);
+            }
+            After::Moderated {
+                reply,
+                conv,
+                actor,
+                target,
+                action,
+                reason,
+            } => self.moderated(reply, conv, actor, target, action, reason),
         }
     }
 

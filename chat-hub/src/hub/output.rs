@@ -65,6 +65,31 @@ pub enum Output {
     Io(IoRequest),
 }
 
+/// *(v2)* An edit, deletion or redaction waiting for the message it changes to be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingChange {
+    /// The request asking for it.
+    pub request: RequestId,
+    /// The message to change.
+    pub target: MessageId,
+    /// What to do.
+    pub what: ChangeWhat,
+    /// How many changes had completed when the read was issued (a read older than a change
+    /// is read again).
+    pub seen: u64,
+}
+
+/// *(v2)* What a [`PendingChange`] does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChangeWhat {
+    /// The author replaces the text.
+    Edit(String),
+    /// The author deletes it.
+    Delete,
+    /// A moderator redacts it, for a reason.
+    Redact(String),
+}
+
 /// Work that needs storage reads or password hashing; answered by a [`Completion`].
 #[derive(Debug)]
 pub enum IoRequest {
@@ -121,6 +146,13 @@ pub enum IoRequest {
         /// Most messages to load.
         limit: usize,
     },
+    /// *(v2)* Read the message a change is for, then report [`Completion::MessageLoaded`].
+    LoadMessage {
+        /// The session asking.
+        session: SessionId,
+        /// The change, handed back.
+        change: PendingChange,
+    },
 }
 
 impl IoRequest {
@@ -131,7 +163,8 @@ impl IoRequest {
             | Self::HashPassword { session, .. }
             | Self::FindToken { session, .. }
             | Self::LoadBacklog { session, .. }
-            | Self::LoadHistory { session, .. } => session,
+            | Self::LoadHistory { session, .. }
+            | Self::LoadMessage { session, .. } => session,
         }
     }
 }
@@ -192,6 +225,15 @@ pub enum Completion {
         /// The messages, newest first.
         messages: Vec<StoredMessage>,
     },
+    /// Answer to [`IoRequest::LoadMessage`].
+    MessageLoaded {
+        /// The session.
+        session: SessionId,
+        /// The change, as asked.
+        change: PendingChange,
+        /// The message (`change.target`), if stored.
+        message: Option<StoredMessage>,
+    },
 }
 
 /// What follows a persist's completion.
@@ -211,6 +253,28 @@ pub(super) enum After {
     LoggedIn(SessionId, RequestId, chat_proto::Session),
     /// Reply `Sent`, then deliver (unless it was a duplicate).
     Message(SessionId, RequestId, StoredMessage),
+    /// Reply `Sent`, then deliver the change (counted as completed).
+    Changed(SessionId, RequestId, StoredMessage),
+    /// Reply `Done`, then tell the room its new topic.
+    Topic {
+        reply: (SessionId, RequestId),
+        conv: ConvId,
+        by: UserId,
+    },
+    /// Reply `Done`, then tell those who share a conversation with `user` its new name.
+    DisplayName {
+        reply: (SessionId, RequestId),
+        user: UserId,
+    },
+    /// Reply `Done`, then tell the room about a moderation action.
+    Moderated {
+        reply: (SessionId, RequestId),
+        conv: ConvId,
+        actor: UserId,
+        target: UserId,
+        action: ModAction,
+        reason: String,
+    },
 }
 
 /// The outputs waiting for the driver, and what to do when each persist in flight completes.

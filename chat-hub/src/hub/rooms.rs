@@ -3,7 +3,12 @@
 
 use std::collections::BTreeSet;
 
-use chat_proto::{ErrorCode, ErrorReply, MemberEvent, Reply, RequestId, ServerMessage, UserStatus};
+use chat_proto::{
+    ErrorCode, ErrorReply, MemberEvent, Reply, RequestId, RoomEntry, ServerMessage, UserStatus,
+};
+
+/// Longest room topic, in bytes.
+pub const MAX_TOPIC_LEN: usize = 512;
 
 use super::directory::invite_only;
 use super::output::After;
@@ -70,7 +75,9 @@ impl Hub {
         }
         self.check_room_quota(user)?;
         let (conv, write) = self.directory.create_room(name, invite_only, now.wall);
-        self.join_and_announce(session, request, user, conv, vec![write]);
+        let mut writes = vec![write];
+        writes.extend(self.moderation.update(conv, user, |s| s.role = Role::Owner));
+        self.join_and_announce(session, request, user, conv, writes);
         Ok(())
     }
 
@@ -86,13 +93,21 @@ impl Hub {
         let Some(conv) = self.directory.room_id(&name) else {
             self.check_room_quota(user)?;
             let (conv, write) = self.directory.create_room(name, false, now.wall);
-            self.join_and_announce(session, request, user, conv, vec![write]);
+            let mut writes = vec![write];
+            writes.extend(self.moderation.update(conv, user, |s| s.role = Role::Owner));
+            self.join_and_announce(session, request, user, conv, writes);
             return Ok(());
         };
         if self.directory.is_member(conv, user) {
             let reply = self.room_reply(conv, user);
             self.reply(session, request, reply);
             return Ok(());
+        }
+        if self.moderation.is_banned(conv, user) {
+            return Err(ErrorReply::new(
+                ErrorCode::Forbidden,
+                format!("you are banned from #{name}"),
+            ));
         }
         if self
             .directory
@@ -145,6 +160,12 @@ impl Hub {
             self.reply(session, request, Reply::Done);
             return Ok(());
         }
+        if self.moderation.is_banned(conv, invitee) {
+            return Err(ErrorReply::new(
+                ErrorCode::Forbidden,
+                "that user is banned from the room",
+            ));
+        }
         self.check_room_quota(invitee)?;
         let since = self.delivery.last_message();
         let Some(write) = self.directory.add_member(conv, invitee, since) else {
@@ -164,7 +185,28 @@ impl Hub {
         Ok(())
     }
 
-    pub(super) fn list_rooms(&mut self, session: SessionId, request: RequestId, user: UserId) {
+    pub(super) fn list_rooms(
+        &mut self,
+        session: SessionId,
+        request: RequestId,
+        user: UserId,
+        topics: bool,
+    ) {
+        if topics {
+            let mut rooms: Vec<RoomEntry> = self
+                .directory
+                .room_ids()
+                .filter_map(|conv| {
+                    let info = self.directory.room_info(conv, user)?;
+                    let topic = self.directory.conv(conv)?.topic.clone();
+                    Some(RoomEntry { info, topic })
+                })
+                .collect();
+            rooms.sort_by(|a, b| a.info.name.cmp(&b.info.name));
+            self.out
+                .reply_fitting(session, request, rooms, |rooms, _| Reply::RoomList(rooms));
+            return;
+        }
         let mut rooms: Vec<_> = self
             .directory
             .room_ids()
@@ -237,9 +279,106 @@ impl Hub {
             ));
         }
         let write = self.directory.set_display_name(user, display_name);
-        self.out
-            .persist(vec![write], After::Reply(session, request, Reply::Done));
+        self.out.persist(
+            vec![write],
+            After::DisplayName {
+                reply: (session, request),
+                user,
+            },
+        );
         Ok(())
+    }
+
+    /// Tells every user who shares a conversation with `user` (and `user`'s own sessions)
+    /// its display name; version-2 sessions only. In rooms above the presence size limit, as
+    /// for presence, nobody is told.
+    pub(super) fn announce_display_name(&mut self, user: UserId) {
+        let Some(account) = self.directory.user(user) else {
+            return;
+        };
+        let msg = ServerMessage::DisplayName {
+            user: account.name.clone(),
+            display_name: account.display_name.clone(),
+        };
+        let limit = self.config.presence_room_limit;
+        let mut recipients = BTreeSet::from([user]);
+        for (_, c) in self.directory.convs_of(user) {
+            if !c.is_room() || c.members().len() <= limit {
+                recipients.extend(c.members().keys().copied());
+            }
+        }
+        self.send_to_users_versioned(recipients, &msg, None, true);
+    }
+
+    /// `/topic`: the owner or a moderator sets a room's topic.
+    pub(super) fn set_topic(
+        &mut self,
+        session: SessionId,
+        request: RequestId,
+        user: UserId,
+        room: &str,
+        topic: &str,
+    ) -> Result<(), ErrorReply> {
+        let topic = names::text(topic).trim().to_owned();
+        if topic.len() > MAX_TOPIC_LEN {
+            return Err(ErrorReply::new(
+                ErrorCode::TooLarge,
+                format!("a topic is at most {MAX_TOPIC_LEN} bytes"),
+            ));
+        }
+        let conv = self.directory.member_room(room, user)?;
+        if self.moderation.rank(conv, user) < super::moderation::Rank::Moderator {
+            return Err(ErrorReply::new(
+                ErrorCode::Forbidden,
+                "only the owner or a moderator sets the topic",
+            ));
+        }
+        let write = self.directory.set_topic(conv, topic);
+        self.out.persist(
+            vec![write],
+            After::Topic {
+                reply: (session, request),
+                conv,
+                by: user,
+            },
+        );
+        Ok(())
+    }
+
+    /// Tells a user who just joined a room its topic, if it has one (version-2 sessions).
+    pub(super) fn tell_topic(&mut self, conv: ConvId, user: UserId) {
+        let Some(c) = self.directory.conv(conv) else {
+            return;
+        };
+        let ConvKind::Room { name, .. } = &c.kind else {
+            return;
+        };
+        if c.topic.is_empty() {
+            return;
+        }
+        let msg = ServerMessage::Topic {
+            room: name.clone(),
+            topic: c.topic.clone(),
+            by: String::new(),
+        };
+        self.send_to_users_versioned([user], &msg, None, false);
+    }
+
+    /// Tells a room's members its topic (version-2 sessions).
+    pub(super) fn announce_topic(&mut self, conv: ConvId, by: UserId) {
+        let Some(c) = self.directory.conv(conv) else {
+            return;
+        };
+        let ConvKind::Room { name, .. } = &c.kind else {
+            return;
+        };
+        let msg = ServerMessage::Topic {
+            room: name.clone(),
+            topic: c.topic.clone(),
+            by: self.directory.name(by),
+        };
+        let members: Vec<UserId> = c.members().keys().copied().collect();
+        self.send_to_users_versioned(members, &msg, None, false);
     }
 
     /// Tells the members of `conv` (and `also`) that `user`'s membership changed; in a room

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use chat_proto::{ClientMessage, ErrorCode, ErrorReply, RequestId};
+use chat_proto::{ClientMessage, ErrorCode, ErrorReply, RequestId, MIN_PROTOCOL_VERSION};
 use rustc_hash::FxHashMap;
 
 use super::throttle::Source;
@@ -59,6 +59,8 @@ struct Session {
     bucket: TokenBucket,
     /// Messages that arrived while a login was in flight, handled in order once it ends.
     held: VecDeque<ClientMessage>,
+    /// The protocol version agreed by `Hello` (the oldest until then).
+    version: u16,
 }
 
 /// Most messages a session may pipeline behind a login in flight.
@@ -116,6 +118,7 @@ impl Sessions {
                 source,
                 bucket,
                 held: VecDeque::new(),
+                version: MIN_PROTOCOL_VERSION,
             },
         );
         self.logins
@@ -133,11 +136,19 @@ impl Sessions {
         Some((s.phase, last))
     }
 
-    /// `Hello` accepted: `New` → `Greeted`. False if the session was not new.
-    pub(super) fn greet(&mut self, session: SessionId) -> bool {
+    /// The protocol version `session` speaks (the oldest if it is unknown or not greeted).
+    pub(super) fn version(&self, session: SessionId) -> u16 {
+        self.table
+            .get(&session)
+            .map_or(MIN_PROTOCOL_VERSION, |s| s.version)
+    }
+
+    /// `Hello` accepted with `version`: `New` → `Greeted`. False if the session was not new.
+    pub(super) fn greet(&mut self, session: SessionId, version: u16) -> bool {
         match self.table.get_mut(&session) {
             Some(s) if matches!(s.phase, Phase::New) => {
                 s.phase = Phase::Greeted;
+                s.version = version;
                 true
             }
             _ => false,

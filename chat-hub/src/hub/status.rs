@@ -33,6 +33,31 @@ impl Hub {
         }
     }
 
+    /// Sends a version-2 event to every online session of `users`: as is to sessions that
+    /// speak version 2, as `v1` (its nearest version-1 equivalent; `None`: nothing) to
+    /// version-1 sessions. Each form is encoded once.
+    pub(super) fn send_to_users_versioned(
+        &mut self,
+        users: impl IntoIterator<Item = UserId>,
+        msg: &ServerMessage,
+        v1: Option<&ServerMessage>,
+        droppable: bool,
+    ) {
+        let Some(frame) = self.out.encode(msg) else {
+            return;
+        };
+        let old = v1.and_then(|m| self.out.encode(m));
+        for user in users {
+            for &session in self.sessions.of_user(user) {
+                if self.sessions.version(session) >= 2 {
+                    self.out.send_frame(session, frame.clone(), droppable);
+                } else if let Some(old) = &old {
+                    self.out.send_frame(session, old.clone(), droppable);
+                }
+            }
+        }
+    }
+
     /// Broadcasts the presence of every user whose coalescing delay has passed, if it differs
     /// from what was last announced.
     pub(super) fn broadcast_presence(&mut self, now: Now) {
