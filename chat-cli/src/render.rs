@@ -148,6 +148,31 @@ fn lines_at(
             }
             return lines;
         }
+        Event::AuditLog { entries, more } => {
+            if entries.is_empty() {
+                return vec!["* the log is empty".into()];
+            }
+            // Oldest first, like a conversation.
+            let mut lines: Vec<String> = entries
+                .iter()
+                .rev()
+                .filter_map(|e| {
+                    let moderated = Event::Moderated {
+                        room: e.room.clone(),
+                        by: e.by.clone(),
+                        user: e.user.clone(),
+                        action: e.action,
+                        reason: e.reason.clone(),
+                    };
+                    let text = event_text(&moderated)?;
+                    Some(format!("{} [{}] {}", clock(e.at), e.position, text))
+                })
+                .collect();
+            if *more {
+                lines.push("* older entries exist".into());
+            }
+            return lines;
+        }
         Event::Help(text) => return text.lines().map(str::to_owned).collect(),
         Event::Switched(target) => format!("* talking to {}", clean(&target_label(target))),
         Event::LoggedIn { user, room } => format!(
@@ -311,6 +336,8 @@ fn event_text(event: &Event) -> Option<String> {
                 ModAction::Opped => format!("made {user} a moderator of #{room}"),
                 ModAction::Deopped => format!("made {user} a plain member of #{room}"),
                 ModAction::Redacted => format!("redacted a message of {user} in #{room}"),
+                ModAction::Disabled => format!("disabled the account of {user}"),
+                ModAction::Enabled => format!("enabled the account of {user}"),
             };
             if reason.is_empty() {
                 format!("* {by} {done}")
@@ -449,6 +476,36 @@ mod tests {
             client_msg_id: ClientMsgId(1),
             text: text.into(),
         }
+    }
+
+    #[test]
+    fn audit_logs_read_oldest_first_with_positions() {
+        let entry = |position, room: &str, action, reason: &str| chat_proto::AuditEntry {
+            position,
+            room: room.into(),
+            by: "alice".into(),
+            user: "mallory\x1b[2J".into(),
+            action,
+            reason: reason.into(),
+            at: 0,
+        };
+        let log = Event::AuditLog {
+            entries: vec![
+                entry(7, "", ModAction::Disabled, ""),
+                entry(5, "rust", ModAction::Kicked, "spam"),
+            ],
+            more: true,
+        };
+        let lines = untimed(&log);
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert!(lines[0].ends_with("[5] * alice kicked mallory^[[2J from #rust: spam"));
+        assert!(lines[1].ends_with("[7] * alice disabled the account of mallory^[[2J"));
+        assert_eq!(lines[2], "* older entries exist");
+        let empty = Event::AuditLog {
+            entries: Vec::new(),
+            more: false,
+        };
+        assert_eq!(untimed(&empty), ["* the log is empty"]);
     }
 
     #[test]

@@ -17,14 +17,14 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use chat_proto::{
-    ChatMessage, ClientMessage, ClientMsgId, ErrorCode, ErrorReply, Hello, Limits, MemberEvent,
-    MessageId, ModAction, Reply, Request, Role, RoomEntry, RoomInfo, ServerMessage, Target,
-    UserStatus, Welcome,
+    AuditEntry, ChatMessage, ClientMessage, ClientMsgId, ErrorCode, ErrorReply, Hello, Limits,
+    MemberEvent, MessageId, ModAction, Reply, Request, Role, RoomEntry, RoomInfo, ServerMessage,
+    Target, UserStatus, Welcome,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::command::{self, Command, HELP};
+use crate::command::{self, AuditOf, Command, HELP};
 use crate::requests::Requests;
 
 /// Typing is announced again after this long while keys are pressed.
@@ -266,6 +266,13 @@ pub enum Event {
         /// Why (possibly empty).
         reason: String,
     },
+    /// *(v2)* A page of the moderation audit log, newest first.
+    AuditLog {
+        /// The entries.
+        entries: Vec<AuditEntry>,
+        /// Whether older ones exist.
+        more: bool,
+    },
     /// An error from the server not tied to a request.
     ServerError(ErrorReply),
     /// Ask the user for a password without echo; answer with [`Client::handle_password`].
@@ -383,6 +390,7 @@ enum What {
     Nick(String),
     /// A moderation request: its effect is shown by the `Moderated` event that follows.
     Moderate,
+    Audit,
 }
 
 /// A request sent and unanswered: kept whole to be sent again after a reconnect.
@@ -1234,6 +1242,9 @@ impl Client {
                         muted: action == ModAction::Muted,
                     },
                     ModAction::Redacted => return self.error("usage: /redact ID [REASON]"),
+                    ModAction::Disabled | ModAction::Enabled => {
+                        return self.error("usage: /disable NAME, /enable NAME")
+                    }
                 };
                 (What::Moderate, request)
             }
@@ -1242,6 +1253,25 @@ impl Client {
                     return self.error("not in a room: /switch #room first");
                 };
                 (What::Moderate, Request::SetTopic { room, topic })
+            }
+            Command::Disable { user, disabled } => {
+                (What::Moderate, Request::SetDisabled { user, disabled })
+            }
+            Command::Audit(of) => {
+                let room = match of {
+                    AuditOf::Current => match self.current_room() {
+                        Some(room) => Some(room),
+                        None => return self.error("not in a room: /audit #room, or /audit *"),
+                    },
+                    AuditOf::Room(room) => Some(room),
+                    AuditOf::Server => None,
+                };
+                let request = Request::AuditLog {
+                    room,
+                    before: None,
+                    limit: 20,
+                };
+                (What::Audit, request)
             }
             Command::Edit { message, text } => (What::Send, Request::Edit { message, text }),
             Command::Delete(message) => (What::Send, Request::Delete { message }),
@@ -1656,6 +1686,9 @@ impl Client {
                         status: Delivery::Stored,
                     });
                 }
+            }
+            (What::Audit, Reply::AuditLog { entries, more }) => {
+                self.print(Event::AuditLog { entries, more });
             }
             (What::Send | What::Moderate, _) => {}
             (what, reply) => self.print(Event::Unexpected(format!("{what:?}: {reply:?}"))),

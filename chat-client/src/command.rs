@@ -92,6 +92,17 @@ pub enum Command {
         /// Why (may be empty).
         reason: String,
     },
+    /// `/disable NAME`, `/enable NAME`: disable an account or enable it again (server
+    /// operators).
+    Disable {
+        /// The username.
+        user: String,
+        /// Whether the account is disabled from now on.
+        disabled: bool,
+    },
+    /// `/audit [#room|*]`: the latest moderation actions of a room (default: the current one),
+    /// or with `*` the server-wide log of account actions.
+    Audit(AuditOf),
     /// `/quit` or `/exit`.
     Quit,
     /// A line without a leading `/`: text for the current target.
@@ -100,6 +111,17 @@ pub enum Command {
     Nothing,
     /// A line that did not parse, with its usage hint (reported in turn, like any line).
     Invalid(String),
+}
+
+/// Whose audit log `/audit` reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuditOf {
+    /// The current room.
+    Current,
+    /// A named room.
+    Room(String),
+    /// The server-wide log (`*`).
+    Server,
 }
 
 /// The help text, one command per line.
@@ -127,6 +149,8 @@ pub const HELP: &str = "\
 /edit ID TEXT               replace the text of your message ID (/history shows ids)
 /delete ID                  delete your message ID
 /redact ID [REASON]         delete any message of a room (moderators)
+/audit [#room|*]            recent moderation in a room, or * for accounts (moderators)
+/disable NAME, /enable NAME disable an account or enable it again (server operators)
 /quit                       leave
 Anything else is sent to the current room or user.";
 
@@ -237,6 +261,15 @@ pub fn parse(line: &str) -> Result<Command, String> {
         },
         ("kick" | "ban", _) => return Err(format!("usage: /{name} NAME [REASON]")),
         ("topic", _) => Command::Topic(args.into()),
+        ("disable" | "enable", [user]) => Command::Disable {
+            user: (*user).into(),
+            disabled: name == "disable",
+        },
+        ("disable" | "enable", _) => return Err(format!("usage: /{name} NAME")),
+        ("audit", []) => Command::Audit(AuditOf::Current),
+        ("audit", ["*"]) => Command::Audit(AuditOf::Server),
+        ("audit", [room]) => Command::Audit(AuditOf::Room(room.trim_start_matches('#').into())),
+        ("audit", _) => return usage("/audit [#room|*]"),
         ("edit", [id, _, ..]) => match id.trim_start_matches('#').parse() {
             Ok(n) => Command::Edit {
                 message: MessageId(n),
@@ -379,6 +412,27 @@ mod tests {
             Ok(Command::Topic("Rust and friends".into()))
         );
         assert_eq!(parse("/topic"), Ok(Command::Topic(String::new())));
+        assert_eq!(
+            parse("/disable mallory"),
+            Ok(Command::Disable {
+                user: "mallory".into(),
+                disabled: true
+            })
+        );
+        assert_eq!(
+            parse("/enable mallory"),
+            Ok(Command::Disable {
+                user: "mallory".into(),
+                disabled: false
+            })
+        );
+        assert!(parse("/disable").is_err());
+        assert_eq!(parse("/audit"), Ok(Command::Audit(AuditOf::Current)));
+        assert_eq!(parse("/audit *"), Ok(Command::Audit(AuditOf::Server)));
+        assert_eq!(
+            parse("/audit #rust"),
+            Ok(Command::Audit(AuditOf::Room("rust".into())))
+        );
         assert_eq!(
             parse("/redact 7 off topic"),
             Ok(Command::Redact {

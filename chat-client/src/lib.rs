@@ -46,7 +46,7 @@ pub use client::{
     MAX_PASSWORD_LEN, MIN_BACKOFF, MIN_PASSWORD_LEN, NICK_ANNOUNCEMENT, REPLY_WAIT, TYPING_PAUSE,
     TYPING_REFRESH, TYPING_SHOWN,
 };
-pub use command::{Command, HELP};
+pub use command::{AuditOf, Command, HELP};
 pub use driver::{run, Input};
 pub use requests::{Answer, Requests};
 pub use session::{Session, DEFAULT_WAIT};

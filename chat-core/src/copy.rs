@@ -47,6 +47,7 @@ const TABLES: &[Table] = &[
             ("display_name", Type::Text),
             ("password_hash", Type::Text),
             ("created_at", Type::Int),
+            ("disabled", Type::Bool),
         ],
         key: 1,
     },

@@ -166,6 +166,10 @@ impl Storage for PgStore {
             sqlx::query_scalar("SELECT user_id FROM operators ORDER BY user_id")
                 .fetch_all(&self.pool)
                 .await?;
+        let disabled: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM users WHERE disabled ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
         let last_message: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM messages")
             .fetch_one(&self.pool)
             .await?;
@@ -177,6 +181,7 @@ impl Storage for PgStore {
             standings,
             operators,
             topics,
+            disabled,
             last_message,
         })
     }
@@ -590,6 +595,11 @@ async fn apply_one(tx: &mut Transaction<'_, Postgres>, write: &Write) -> Result<
             user,
             operator: false,
         } => sqlx::query("DELETE FROM operators WHERE user_id = $1").bind(int("user id", user.0)?),
+        Write::SetDisabled { user, disabled } => {
+            sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
+                .bind(disabled)
+                .bind(int("user id", user.0)?)
+        }
         Write::InsertMessage(m) => {
             let (kind, target) = kind_code(m.kind)?;
             sqlx::query(

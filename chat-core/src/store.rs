@@ -55,6 +55,8 @@ pub(crate) fn action_code(action: ModAction) -> i64 {
         ModAction::Opped => 5,
         ModAction::Deopped => 6,
         ModAction::Redacted => 7,
+        ModAction::Disabled => 8,
+        ModAction::Enabled => 9,
     }
 }
 
@@ -68,6 +70,8 @@ pub(crate) fn action_from(code: i64) -> Result<ModAction, StoreError> {
         5 => ModAction::Opped,
         6 => ModAction::Deopped,
         7 => ModAction::Redacted,
+        8 => ModAction::Disabled,
+        9 => ModAction::Enabled,
         _ => {
             return Err(StoreError::OutOfRange {
                 what: "audit action",
@@ -379,6 +383,10 @@ impl Storage for Store {
             sqlx::query_scalar("SELECT user_id FROM operators ORDER BY user_id")
                 .fetch_all(&self.pool)
                 .await?;
+        let disabled: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM users WHERE disabled ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
         let last_message: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM messages")
             .fetch_one(&self.pool)
             .await?;
@@ -390,6 +398,7 @@ impl Storage for Store {
             standings,
             operators,
             topics,
+            disabled,
             last_message,
         })
     }
@@ -545,6 +554,7 @@ pub(crate) struct SnapshotRows {
     pub standings: Vec<(i64, i64, i64, bool, bool)>,
     pub operators: Vec<i64>,
     pub topics: Vec<(i64, String)>,
+    pub disabled: Vec<i64>,
     pub last_message: Option<i64>,
 }
 
@@ -558,6 +568,7 @@ pub(crate) fn snapshot_from(rows: SnapshotRows) -> Result<Snapshot, StoreError> 
         standings,
         operators,
         topics,
+        disabled,
         last_message,
     } = rows;
     let mut snapshot = Snapshot {
@@ -613,6 +624,9 @@ pub(crate) fn snapshot_from(rows: SnapshotRows) -> Result<Snapshot, StoreError> 
     }
     for user in operators {
         snapshot.operators.push(UserId(uint("user id", user)?));
+    }
+    for user in disabled {
+        snapshot.disabled.push(UserId(uint("user id", user)?));
     }
     for (conv, topic) in topics {
         snapshot
@@ -855,6 +869,9 @@ async fn apply_one(tx: &mut SqliteConnection, write: &Write) -> Result<(), Store
             user,
             operator: false,
         } => sqlx::query("DELETE FROM operators WHERE user_id = ?").bind(int("user id", user.0)?),
+        Write::SetDisabled { user, disabled } => sqlx::query("UPDATE users SET disabled = ? WHERE id = ?")
+            .bind(disabled)
+            .bind(int("user id", user.0)?),
         Write::InsertMessage(m) => {
             let (kind, target) = kind_code(m.kind)?;
             sqlx::query(

@@ -95,6 +95,7 @@ contract!(
     client_ids_keep_all_64_bits,
     standings_are_set_and_cleared,
     operators_are_set_and_cleared,
+    accounts_are_disabled_and_enabled,
     the_audit_log_is_newest_first_and_paged_per_room,
     edits_replace_the_text_and_come_in_the_backlog,
     deletions_erase_the_text_everywhere,
@@ -554,6 +555,24 @@ async fn operators_are_set_and_cleared(s: impl Storage) {
         .await
         .expect("clear");
     assert_eq!(s.snapshot(0).await.expect("snapshot").operators, [BOB]);
+}
+
+async fn accounts_are_disabled_and_enabled(s: impl Storage) {
+    populated(&s).await;
+    let set = |user, disabled| vec![Write::SetDisabled { user, disabled }];
+    s.apply(&[set(BOB, true), set(ALICE, true), set(BOB, true)])
+        .await
+        .expect("disable");
+    assert_eq!(
+        s.snapshot(0).await.expect("snapshot").disabled,
+        [ALICE, BOB]
+    );
+    s.apply(&[set(ALICE, false)]).await.expect("enable");
+    let snapshot = s.snapshot(0).await.expect("snapshot");
+    assert_eq!(snapshot.disabled, [BOB]);
+    // The account itself, its password and its tokens are kept.
+    assert_eq!(snapshot.users.len(), 2);
+    assert!(s.password_hash(BOB).await.expect("reads").is_some());
 }
 
 async fn the_audit_log_is_newest_first_and_paged_per_room(s: impl Storage) {

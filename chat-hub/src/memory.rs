@@ -20,6 +20,7 @@ pub struct MemoryStore {
     dedup: HashMap<(UserId, ClientMsgId), MessageId>,
     standings: BTreeMap<(ConvId, UserId), Standing>,
     operators: BTreeSet<UserId>,
+    disabled: BTreeSet<UserId>,
     /// The moderation audit log, oldest first.
     audit: Vec<AuditRecord>,
     topics: BTreeMap<ConvId, String>,
@@ -125,6 +126,13 @@ impl MemoryStore {
                         self.operators.remove(&user);
                     }
                 }
+                Write::SetDisabled { user, disabled } => {
+                    if disabled {
+                        self.disabled.insert(user);
+                    } else {
+                        self.disabled.remove(&user);
+                    }
+                }
             }
         }
         duplicate
@@ -214,6 +222,7 @@ impl MemoryStore {
                 })
                 .collect(),
             operators: self.operators.iter().copied().collect(),
+            disabled: self.disabled.iter().copied().collect(),
             topics: self
                 .topics
                 .iter()

@@ -456,6 +456,18 @@ impl World {
                 limit,
                 messages: self.store.history(conv, before, limit),
             },
+            Output::Io(IoRequest::LoadAudit {
+                session,
+                request,
+                conv,
+                before,
+                limit,
+            }) => Completion::AuditLoaded {
+                session,
+                request,
+                limit,
+                records: self.store.audit_log(conv, before, limit),
+            },
         };
         self.hub.handle_completion(completion, self.now);
     }

@@ -236,6 +236,13 @@ pub enum Write {
         /// Whether they are an operator.
         operator: bool,
     },
+    /// *(v2)* An account is disabled (`true`) or enabled again.
+    SetDisabled {
+        /// The user.
+        user: UserId,
+        /// Whether the account is disabled.
+        disabled: bool,
+    },
 }
 
 /// Everything the hub keeps in memory, as loaded from storage at start.
@@ -257,6 +264,8 @@ pub struct Snapshot {
     pub operators: Vec<UserId>,
     /// *(v2)* Every room's topic that is not empty.
     pub topics: Vec<(ConvId, String)>,
+    /// *(v2)* The disabled accounts.
+    pub disabled: Vec<UserId>,
 }
 
 /// A user, as the hub keeps it (the password hash stays in storage).

@@ -337,3 +337,163 @@ fn a_version_1_session_gets_a_left_notice_instead_and_cannot_send_version_2_requ
         ErrorCode::BadRequest
     );
 }
+
+/// dave, a server operator (set in storage, as `chat-server admin op` does), and a restart.
+fn with_operator(w: &mut World) -> chat_hub::SessionId {
+    let dave = w.register("dave");
+    let dave_id = w.store.user_id("dave").expect("registered");
+    w.drain(dave);
+    w.store.apply(vec![Write::SetOperator {
+        user: dave_id,
+        operator: true,
+    }]);
+    w.restart();
+    w.login("dave", "dave-1").0
+}
+
+fn disable(user: &str, disabled: bool) -> Request {
+    Request::SetDisabled {
+        user: user.into(),
+        disabled,
+    }
+}
+
+#[test]
+fn a_disabled_account_is_disconnected_and_cannot_log_in_or_resume_until_enabled() {
+    let mut w = World::default();
+    let dave = with_operator(&mut w);
+    let mallory = w.connect();
+    let registered = w.request(
+        mallory,
+        Request::Register {
+            username: "mallory".into(),
+            password: chat_hub::sim::PASSWORD.into(),
+            device: "m-1".into(),
+        },
+    );
+    let Ok(Reply::Session(session)) = registered else {
+        panic!("{registered:?}");
+    };
+    w.drain(mallory);
+    assert_eq!(w.request(dave, disable("mallory", true)), Ok(Reply::Done));
+    assert!(w.is_closed(mallory), "the live session is closed");
+    assert!(w.drain(mallory).iter().any(|m| matches!(
+        m,
+        ServerMessage::Error(e) if e.code == ErrorCode::Forbidden
+    )));
+    // Neither the password nor the token gets in; the right password is told why.
+    let again = w.connect();
+    let login = Request::Login {
+        username: "mallory".into(),
+        password: chat_hub::sim::PASSWORD.into(),
+        device: "m-1".into(),
+    };
+    assert_eq!(code(w.request(again, login.clone())), ErrorCode::Forbidden);
+    let resume = Request::Resume {
+        token: session.token.clone(),
+        device: "m-1".into(),
+    };
+    let other = w.connect();
+    assert_eq!(code(w.request(other, resume.clone())), ErrorCode::Forbidden);
+    // A wrong password still looks like any wrong password.
+    let wrong = w.connect();
+    let guess = Request::Login {
+        username: "mallory".into(),
+        password: "not the password".into(),
+        device: "m-1".into(),
+    };
+    assert_eq!(code(w.request(wrong, guess)), ErrorCode::BadCredentials);
+    // It survives a restart; enabling lets the token and the password in again.
+    w.restart();
+    let dave = w.login("dave", "dave-1").0;
+    let other = w.connect();
+    assert_eq!(code(w.request(other, resume.clone())), ErrorCode::Forbidden);
+    assert_eq!(w.request(dave, disable("mallory", false)), Ok(Reply::Done));
+    let back = w.connect();
+    assert!(matches!(w.request(back, resume), Ok(Reply::Session(_))));
+    let back = w.connect();
+    assert!(matches!(w.request(back, login), Ok(Reply::Session(_))));
+}
+
+#[test]
+fn only_server_operators_disable_and_never_another_operator() {
+    let (mut w, [alice, _bob, _carol]) = room_of_three();
+    // The owner of a room is no server operator.
+    assert_eq!(
+        code(w.request(alice, disable("bob", true))),
+        ErrorCode::Forbidden
+    );
+    let dave = with_operator(&mut w);
+    assert_eq!(
+        code(w.request(dave, disable("dave", true))),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        code(w.request(dave, disable("nobody", true))),
+        ErrorCode::NoSuchUser
+    );
+}
+
+#[test]
+fn the_audit_log_is_read_by_moderators_newest_first_and_account_actions_by_operators() {
+    let (mut w, [alice, bob, carol]) = room_of_three();
+    w.request(alice, op("rust", "bob")).expect("opped");
+    w.request(bob, kick("rust", "carol", "spam"))
+        .expect("kicked");
+    w.request(bob, mute("rust", "alice", true))
+        .expect_err("a moderator cannot mute the owner");
+    let read = |room: Option<&str>, before: Option<u64>| Request::AuditLog {
+        room: room.map(Into::into),
+        before,
+        limit: 1,
+    };
+    let Ok(Reply::AuditLog { entries, more }) = w.request(bob, read(Some("rust"), None)) else {
+        panic!("a moderator reads the room's log");
+    };
+    assert!(more);
+    assert_eq!(
+        (
+            entries[0].by.as_str(),
+            entries[0].user.as_str(),
+            entries[0].action,
+            entries[0].reason.as_str(),
+            entries[0].room.as_str()
+        ),
+        ("bob", "carol", ModAction::Kicked, "spam", "rust")
+    );
+    let Ok(Reply::AuditLog {
+        entries: older,
+        more,
+    }) = w.request(alice, read(Some("#rust"), Some(entries[0].position)))
+    else {
+        panic!("the owner reads the next page");
+    };
+    assert!(!more);
+    assert_eq!(older[0].action, ModAction::Opped);
+    // A plain member may not read it, nor anyone the server log but an operator.
+    join(&mut w, carol, "rust");
+    assert_eq!(
+        code(w.request(carol, read(Some("rust"), None))),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(code(w.request(bob, read(None, None))), ErrorCode::Forbidden);
+    let dave = with_operator(&mut w);
+    w.request(dave, disable("carol", true)).expect("disabled");
+    let Ok(Reply::AuditLog { entries, .. }) = w.request(dave, read(None, None)) else {
+        panic!("an operator reads the server log");
+    };
+    assert_eq!(
+        (
+            entries[0].by.as_str(),
+            entries[0].user.as_str(),
+            entries[0].room.as_str()
+        ),
+        ("dave", "carol", "")
+    );
+    assert_eq!(entries[0].action, ModAction::Disabled);
+    // An operator reads any room's log without being a member.
+    assert!(matches!(
+        w.request(dave, read(Some("rust"), None)),
+        Ok(Reply::AuditLog { .. })
+    ));
+}

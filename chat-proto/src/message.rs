@@ -289,6 +289,27 @@ pub enum Request {
     },
     /// *(v2)* As [`Request::ListRooms`], with each room's topic. Reply: [`Reply::RoomList`].
     RoomList,
+    /// *(v2)* Disable (`disabled = true`) or re-enable an account (server operators only; not
+    /// another operator). A disabled account's connections are closed with
+    /// [`ErrorCode::Forbidden`] and it cannot log in or resume until enabled again; its rooms,
+    /// messages and tokens are kept. Reply: [`Reply::Done`].
+    SetDisabled {
+        /// The username.
+        user: String,
+        /// Whether the account is disabled from now on.
+        disabled: bool,
+    },
+    /// *(v2)* A page of the moderation audit log, newest first: of `room` (its moderators and
+    /// owner, and server operators), or with `room = None` the server-wide log of account
+    /// actions (server operators only). Reply: [`Reply::AuditLog`].
+    AuditLog {
+        /// The room, or `None` for the server-wide log.
+        room: Option<String>,
+        /// Only entries with a position below this one (`None`: from the newest).
+        before: Option<u64>,
+        /// At most this many entries (the server caps it to its page limit).
+        limit: u16,
+    },
 }
 
 // ===== server to client =====
@@ -508,6 +529,33 @@ pub enum Reply {
     },
     /// *(v2)* The answer to [`Request::RoomList`]: the rooms, each with its topic.
     RoomList(Vec<RoomEntry>),
+    /// *(v2)* The answer to [`Request::AuditLog`]: entries newest first.
+    AuditLog {
+        /// The entries.
+        entries: Vec<AuditEntry>,
+        /// Whether older entries exist.
+        more: bool,
+    },
+}
+
+/// *(v2)* One moderation action, as the audit log returns it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct AuditEntry {
+    /// Its position in the whole log (1, 2, …): pass it as `before` for the next page.
+    pub position: u64,
+    /// The room (empty for an account action).
+    pub room: String,
+    /// Who acted.
+    pub by: String,
+    /// Who was acted on.
+    pub user: String,
+    /// What was done.
+    pub action: ModAction,
+    /// Why (possibly empty).
+    pub reason: String,
+    /// When, in milliseconds since the Unix epoch.
+    pub at: u64,
 }
 
 /// *(v2)* A room as listed to a version-2 connection.
@@ -623,6 +671,10 @@ pub enum ModAction {
     /// One of their messages was redacted (audit log only: the room sees
     /// [`ServerMessage::Deleted`]).
     Redacted,
+    /// Their account was disabled by a server operator (server-wide audit log only).
+    Disabled,
+    /// Their account was enabled again (server-wide audit log only).
+    Enabled,
 }
 
 /// A change of room membership.
@@ -732,7 +784,9 @@ impl Request {
             | Self::Delete { .. }
             | Self::Redact { .. }
             | Self::SetTopic { .. }
-            | Self::RoomList => 2,
+            | Self::RoomList
+            | Self::SetDisabled { .. }
+            | Self::AuditLog { .. } => 2,
             _ => 1,
         }
     }

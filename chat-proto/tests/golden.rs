@@ -246,3 +246,54 @@ fn topic_event() {
         "0000000d 0f 0472757374 026869 03626f62",
     );
 }
+
+#[test]
+fn set_disabled_request() {
+    check(
+        ClientMessage::Request {
+            id: RequestId(7),
+            request: Request::SetDisabled {
+                user: "carol".into(),
+                disabled: true,
+            },
+        },
+        "0000000a 01 07 18 056361726f6c 01",
+    );
+}
+
+#[test]
+fn audit_log_request() {
+    check(
+        ClientMessage::Request {
+            id: RequestId(8),
+            request: Request::AuditLog {
+                room: Some("rust".into()),
+                before: None,
+                limit: 20,
+            },
+        },
+        "0000000b 01 08 19 01 0472757374 00 14",
+    );
+}
+
+#[test]
+fn audit_log_reply() {
+    check(
+        ServerMessage::Ok {
+            id: RequestId(9),
+            reply: Reply::AuditLog {
+                entries: vec![AuditEntry {
+                    position: 3,
+                    room: String::new(),
+                    by: "root".into(),
+                    user: "carol".into(),
+                    action: ModAction::Disabled,
+                    reason: String::new(),
+                    at: 1000,
+                }],
+                more: false,
+            },
+        },
+        "00000017 01 09 0a 01 03 00 04726f6f74 056361726f6c 08 00 fbe803 00",
+    );
+}

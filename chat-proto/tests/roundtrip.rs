@@ -77,6 +77,8 @@ fn request_tag(request: &Request) -> &'static str {
         Request::Redact { .. } => "Redact",
         Request::SetTopic { .. } => "SetTopic",
         Request::RoomList => "RoomList",
+        Request::SetDisabled { .. } => "SetDisabled",
+        Request::AuditLog { .. } => "AuditLog",
     }
 }
 
@@ -114,6 +116,7 @@ fn reply_tag(reply: &Reply) -> &'static str {
         Reply::History { .. } => "History",
         Reply::Page { .. } => "Page",
         Reply::RoomList(_) => "RoomList",
+        Reply::AuditLog { .. } => "AuditLog",
     }
 }
 
@@ -267,6 +270,20 @@ fn client_samples() -> Vec<ClientMessage> {
             topic: "ünïcødé".into(),
         },
         Request::RoomList,
+        Request::SetDisabled {
+            user: "mallory".into(),
+            disabled: true,
+        },
+        Request::AuditLog {
+            room: Some("rust".into()),
+            before: Some(u64::MAX),
+            limit: u16::MAX,
+        },
+        Request::AuditLog {
+            room: None,
+            before: None,
+            limit: 0,
+        },
     ];
     let mut samples = vec![
         ClientMessage::Hello(Hello {
@@ -400,6 +417,8 @@ fn server_samples() -> Vec<ServerMessage> {
         ModAction::Opped,
         ModAction::Deopped,
         ModAction::Redacted,
+        ModAction::Disabled,
+        ModAction::Enabled,
     ] {
         samples.push(ServerMessage::Moderated {
             room: "rust".into(),
@@ -424,6 +443,21 @@ fn server_samples() -> Vec<ServerMessage> {
             info: room_info(),
             topic: "t".into(),
         }]),
+    });
+    samples.push(ServerMessage::Ok {
+        id: RequestId(10),
+        reply: Reply::AuditLog {
+            entries: vec![AuditEntry {
+                position: u64::MAX,
+                room: String::new(),
+                by: "root".into(),
+                user: "mallory".into(),
+                action: ModAction::Disabled,
+                reason: "ünïcødé".into(),
+                at: u64::MAX,
+            }],
+            more: true,
+        },
     });
     samples.push(ServerMessage::Edited {
         id: MessageId(2),
@@ -466,7 +500,7 @@ fn server_samples() -> Vec<ServerMessage> {
 fn every_client_variant_roundtrips() {
     let samples = client_samples();
     let tags: BTreeSet<_> = samples.iter().map(client_tag).collect();
-    assert_eq!(tags.len(), 5 + 14 + 10, "one sample per variant: {tags:?}");
+    assert_eq!(tags.len(), 5 + 14 + 12, "one sample per variant: {tags:?}");
     samples.iter().for_each(roundtrip);
 }
 
@@ -476,7 +510,7 @@ fn every_server_variant_roundtrips() {
     let tags: BTreeSet<_> = samples.iter().map(server_tag).collect();
     assert_eq!(
         tags.len(),
-        9 + 3 + 8 + 20 + 8 + 2 + 1 + 3,
+        9 + 3 + 8 + 20 + 10 + 2 + 2 + 3,
         "one sample per variant: {tags:?}"
     );
     samples.iter().for_each(roundtrip);

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use chat_core::{
     copy_to_postgres, Config, Database, Durability, Engine, IfNotEmpty, Location, PasswordParams,
-    PgStore, Storage, Store,
+    PgStore, Storage, Store, UserId,
 };
 use chat_server::ready::Ready;
 use chat_server::{Server, ServerConfig, Tls};
@@ -114,6 +114,17 @@ enum Admin {
     },
     /// Make NAME an ordinary user again.
     Deop {
+        /// The username.
+        name: String,
+    },
+    /// Disable the account NAME: it cannot log in or resume (a running server's operators
+    /// can do this live with /disable).
+    Disable {
+        /// The username.
+        name: String,
+    },
+    /// Enable the account NAME again.
+    Enable {
         /// The username.
         name: String,
     },
@@ -368,34 +379,70 @@ async fn reload_on_hangup(tls: Arc<Tls>) {
 
 /// Carries out an `admin` command on the database at `db`.
 async fn administer(db: &str, admin: &Admin) -> Result<(), String> {
-    let (name, operator) = match admin {
-        Admin::Op { name } => (name, true),
-        Admin::Deop { name } => (name, false),
+    let (name, write, done): (&str, fn(UserId) -> chat_core::Write, &str) = match admin {
+        Admin::Op { name } => (
+            name,
+            |user| chat_core::Write::SetOperator {
+                user,
+                operator: true,
+            },
+            "a server operator",
+        ),
+        Admin::Deop { name } => (
+            name,
+            |user| chat_core::Write::SetOperator {
+                user,
+                operator: false,
+            },
+            "an ordinary user",
+        ),
+        Admin::Disable { name } => (
+            name,
+            |user| chat_core::Write::SetDisabled {
+                user,
+                disabled: true,
+            },
+            "disabled",
+        ),
+        Admin::Enable { name } => (
+            name,
+            |user| chat_core::Write::SetDisabled {
+                user,
+                disabled: false,
+            },
+            "enabled",
+        ),
     };
-    let store = Database::open(&Location::parse(db), Durability::Full)
-        .await
-        .map_err(|e| format!("cannot open {db}: {e}"))?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0));
-    let snapshot = store.snapshot(now).await.map_err(|e| e.to_string())?;
-    let user = snapshot
-        .users
-        .iter()
-        .find(|u| u.name.eq_ignore_ascii_case(name))
-        .ok_or_else(|| format!("no user {name}"))?
-        .id;
-    store
-        .apply(&[vec![chat_core::Write::SetOperator { user, operator }]])
+    let location = Location::parse(db);
+    if let Location::Sqlite(path) = &location {
+        // Opening would create it: a mistyped path should not leave an empty database behind.
+        if !path.exists() {
+            return Err(format!("no database at {} (see --db)", path.display()));
+        }
+    }
+    let store = Database::open(&location, Durability::Full)
         .await
         .map_err(|e| e.to_string())?;
+    let result = async {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let snapshot = store.snapshot(now).await.map_err(|e| e.to_string())?;
+        let user = snapshot
+            .users
+            .iter()
+            .find(|u| u.name.eq_ignore_ascii_case(name))
+            .ok_or_else(|| format!("no user {name} in {location}"))?
+            .id;
+        store
+            .apply(&[vec![write(user)]])
+            .await
+            .map_err(|e| e.to_string())
+    }
+    .await;
     store.close().await;
-    let what = if operator {
-        "a server operator"
-    } else {
-        "an ordinary user"
-    };
-    println!("{name} is now {what} (a running server sees it at its next start)");
+    result?;
+    println!("{name} is now {done} (a running server sees it at its next start)");
     Ok(())
 }
 

@@ -18,7 +18,7 @@ CREATE TABLE operators (
 );
 
 -- Every moderation action. action: 0 kicked, 1 banned, 2 unbanned, 3 muted, 4 unmuted,
--- 5 opped, 6 deopped, 7 redacted.
+-- 5 opped, 6 deopped, 7 redacted, 8 disabled, 9 enabled (conv_id 0: account actions).
 CREATE TABLE audit_log (
     id      BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     conv_id BIGINT NOT NULL,

@@ -129,5 +129,17 @@ async fn run(
             limit,
             messages: storage.history(conv, before, limit).await?,
         },
+        IoRequest::LoadAudit {
+            session,
+            request,
+            conv,
+            before,
+            limit,
+        } => Completion::AuditLoaded {
+            session,
+            request,
+            limit,
+            records: storage.audit_log(conv, before, limit).await?,
+        },
     })
 }

@@ -314,6 +314,15 @@ impl Hub {
         if !self.sessions.contains(session) {
             return;
         }
+        // Checked only once the password or token proved who this is: a disabled account
+        // looks like any other to someone without its credentials.
+        if self.moderation.is_disabled(user) {
+            let error = ErrorReply::new(
+                ErrorCode::Forbidden,
+                "this account is disabled: ask a server operator",
+            );
+            return self.fail(session, request, error);
+        }
         let reply = chat_proto::Session {
             user: account.name.clone(),
             display_name: account.display_name.clone(),

@@ -46,7 +46,9 @@ use self::directory::Directory;
 pub use self::moderate::MAX_REASON_LEN;
 use self::moderation::Moderation;
 use self::output::{After, Outputs};
-pub use self::output::{ChangeWhat, Completion, IoRequest, Output, PendingChange, Ticket};
+pub use self::output::{
+    ChangeWhat, Completion, IoRequest, Output, PendingChange, Ticket, AUDIT_SERVER,
+};
 use self::presence::Presence;
 pub use self::rooms::MAX_TOPIC_LEN;
 use self::sessions::{Phase, Sessions, MAX_HELD};
@@ -130,11 +132,12 @@ impl Hub {
             standings,
             operators,
             topics,
+            disabled,
         } = snapshot;
         let mut hub = Self {
             directory: Directory::load(users, convs, &members),
             delivery: Delivery::load(devices, &members, last_message),
-            moderation: Moderation::load(standings, operators),
+            moderation: Moderation::load(standings, operators, disabled),
             sessions: Sessions::default(),
             presence: Presence::default(),
             throttle: Throttle::default(),
@@ -497,6 +500,21 @@ impl Hub {
             (Request::SetTopic { room, topic }, Some(user)) => {
                 self.set_topic(session, id, user, &room, &topic)
             }
+            (
+                Request::SetDisabled {
+                    user: name,
+                    disabled,
+                },
+                Some(user),
+            ) => self.set_disabled(session, id, user, &name, disabled, now),
+            (
+                Request::AuditLog {
+                    room,
+                    before,
+                    limit,
+                },
+                Some(user),
+            ) => self.audit_log(session, id, user, room.as_deref(), before, limit),
         };
         if let Err(error) = result {
             self.fail(session, id, error);
@@ -508,7 +526,7 @@ impl Hub {
         match completion {
             Completion::Persisted { ticket, duplicate } => {
                 if let Some(after) = self.out.completed(ticket) {
-                    self.after_persist(after, duplicate);
+                    self.after_persist(after, duplicate, now);
                 }
             }
             Completion::PasswordVerified { session, ok, token } => {
@@ -541,10 +559,21 @@ impl Hub {
                 change,
                 message,
             } => self.message_loaded(session, change, message, now),
+            Completion::AuditLoaded {
+                session,
+                request,
+                limit,
+                records,
+            } => self.audit_loaded(session, request, records, limit),
         }
     }
 
-    fn after_persist(&mut self, after: After, duplicate: Option<(MessageId, UnixMillis)>) {
+    fn after_persist(
+        &mut self,
+        after: After,
+        duplicate: Option<(MessageId, UnixMillis)>,
+        now: Now,
+    ) {
         match after {
             After::Nothing => {}
             After::Reply(session, request, reply) => self.reply(session, request, reply),
@@ -592,6 +621,11 @@ impl Hub {
                 action,
                 reason,
             } => self.moderated(reply, conv, actor, target, action, reason),
+            After::Disabled {
+                reply,
+                user,
+                disabled,
+            } => self.disabled(reply, user, disabled, now),
         }
     }
 

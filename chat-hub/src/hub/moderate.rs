@@ -7,11 +7,12 @@
 use std::collections::BTreeSet;
 
 use chat_proto::{
-    ErrorCode, ErrorReply, MemberEvent, ModAction, Reply, RequestId, Role, ServerMessage,
+    AuditEntry, ErrorCode, ErrorReply, MemberEvent, ModAction, Reply, RequestId, Role,
+    ServerMessage,
 };
 
 use super::moderation::Rank;
-use super::output::After;
+use super::output::{After, IoRequest, AUDIT_SERVER};
 use super::Hub;
 use crate::names;
 use crate::types::*;
@@ -95,7 +96,7 @@ impl Hub {
             ModAction::Unmuted => s.muted = false,
             ModAction::Opped => s.role = Role::Moderator,
             ModAction::Deopped => s.role = Role::Member,
-            ModAction::Kicked | ModAction::Redacted => {}
+            ModAction::Kicked | ModAction::Redacted | ModAction::Disabled | ModAction::Enabled => {}
         }));
         if matches!(action, ModAction::Kicked | ModAction::Banned) && member {
             writes.extend(self.directory.remove_member(conv, target));
@@ -162,5 +163,154 @@ impl Hub {
             .chain(std::iter::once(target))
             .collect();
         self.send_to_users_versioned(recipients, &msg, v1.as_ref(), false);
+    }
+
+    /// A server operator disables or enables the account `name`.
+    pub(super) fn set_disabled(
+        &mut self,
+        session: SessionId,
+        request: RequestId,
+        actor: UserId,
+        name: &str,
+        disabled: bool,
+        now: Now,
+    ) -> Result<(), ErrorReply> {
+        if !self.moderation.is_operator(actor) {
+            return Err(forbidden("only a server operator may do that"));
+        }
+        let target = self.directory.find_user(name)?;
+        if self.moderation.is_operator(target) {
+            return Err(forbidden(
+                "server operators cannot be disabled: remove the operator flag first \
+                 (chat-server admin deop)",
+            ));
+        }
+        let Some(write) = self.moderation.set_disabled(target, disabled) else {
+            // Already so: nothing to store or audit.
+            self.reply(session, request, Reply::Done);
+            return Ok(());
+        };
+        let action = if disabled {
+            ModAction::Disabled
+        } else {
+            ModAction::Enabled
+        };
+        let audit = Write::Audit(AuditRecord {
+            conv: AUDIT_SERVER,
+            actor,
+            target,
+            action,
+            reason: String::new(),
+            at: now.wall,
+        });
+        let after = After::Disabled {
+            reply: (session, request),
+            user: target,
+            disabled,
+        };
+        self.out.persist(vec![write, audit], after);
+        Ok(())
+    }
+
+    /// An account change is stored: reply, and close the disabled user's connections.
+    pub(super) fn disabled(
+        &mut self,
+        (session, request): (SessionId, RequestId),
+        user: UserId,
+        disabled: bool,
+        now: Now,
+    ) {
+        self.reply(session, request, Reply::Done);
+        if !disabled {
+            return;
+        }
+        for session in self.sessions.of_user(user).to_vec() {
+            let error = ErrorReply::new(
+                ErrorCode::Forbidden,
+                "this account was disabled by a server operator",
+            );
+            self.close(session, Some(error), now);
+        }
+    }
+
+    /// Reads a page of the audit log of `room` (its moderators, owner and server operators)
+    /// or, with `None`, the server-wide log (server operators).
+    pub(super) fn audit_log(
+        &mut self,
+        session: SessionId,
+        request: RequestId,
+        user: UserId,
+        room: Option<&str>,
+        before: Option<u64>,
+        limit: u16,
+    ) -> Result<(), ErrorReply> {
+        let conv = match room {
+            None if self.moderation.is_operator(user) => AUDIT_SERVER,
+            None => return Err(forbidden("only a server operator may read the server log")),
+            Some(room) => {
+                let name = names::room(room)?;
+                let Some(conv) = self.directory.room_id(&name) else {
+                    return Err(ErrorReply::new(
+                        ErrorCode::NoSuchRoom,
+                        format!("no room #{name}"),
+                    ));
+                };
+                let rank = self.moderation.rank(conv, user);
+                let member = self.directory.is_member(conv, user);
+                if rank < Rank::Moderator || (rank < Rank::Operator && !member) {
+                    return Err(forbidden(format!(
+                        "only the moderators of #{name} may read its log"
+                    )));
+                }
+                conv
+            }
+        };
+        let page = usize::from(limit.clamp(1, self.config.max_history_page));
+        self.out.io(IoRequest::LoadAudit {
+            session,
+            request,
+            conv,
+            before,
+            limit: page + 1,
+        });
+        Ok(())
+    }
+
+    /// A page of the audit log was read: reply with names.
+    pub(super) fn audit_loaded(
+        &mut self,
+        session: SessionId,
+        request: RequestId,
+        mut records: Vec<(u64, AuditRecord)>,
+        limit: usize,
+    ) {
+        if !self.sessions.contains(session) {
+            return;
+        }
+        let page = limit.saturating_sub(1);
+        let more = records.len() > page;
+        records.truncate(page);
+        let entries: Vec<AuditEntry> = records
+            .into_iter()
+            .map(|(position, r)| AuditEntry {
+                position,
+                room: match self.directory.conv(r.conv).map(|c| &c.kind) {
+                    Some(ConvKind::Room { name, .. }) => name.clone(),
+                    _ => String::new(),
+                },
+                by: self.directory.name(r.actor),
+                user: self.directory.name(r.target),
+                action: r.action,
+                reason: r.reason,
+                at: r.at,
+            })
+            .collect();
+        self.out
+            .reply_fitting(session, request, entries, |entries, truncated| {
+                Reply::AuditLog {
+                    entries,
+                    more: more || truncated,
+                }
+            });
     }
 }

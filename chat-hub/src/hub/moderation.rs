@@ -24,12 +24,18 @@ pub(super) enum Rank {
 pub(super) struct Moderation {
     standings: BTreeMap<(ConvId, UserId), Standing>,
     operators: BTreeSet<UserId>,
+    disabled: BTreeSet<UserId>,
 }
 
 impl Moderation {
-    pub(super) fn load(rows: Vec<StandingRow>, operators: Vec<UserId>) -> Self {
+    pub(super) fn load(
+        rows: Vec<StandingRow>,
+        operators: Vec<UserId>,
+        disabled: Vec<UserId>,
+    ) -> Self {
         let mut moderation = Self {
             operators: operators.into_iter().collect(),
+            disabled: disabled.into_iter().collect(),
             ..Self::default()
         };
         for row in rows {
@@ -63,6 +69,20 @@ impl Moderation {
             Role::Moderator => Rank::Moderator,
             Role::Owner => Rank::Owner,
         }
+    }
+
+    pub(super) fn is_disabled(&self, user: UserId) -> bool {
+        self.disabled.contains(&user)
+    }
+
+    /// Disables or enables the account of `user`; `None` if nothing changes.
+    pub(super) fn set_disabled(&mut self, user: UserId, disabled: bool) -> Option<Write> {
+        let changed = if disabled {
+            self.disabled.insert(user)
+        } else {
+            self.disabled.remove(&user)
+        };
+        changed.then_some(Write::SetDisabled { user, disabled })
     }
 
     pub(super) fn is_banned(&self, conv: ConvId, user: UserId) -> bool {

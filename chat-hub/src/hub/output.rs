@@ -153,7 +153,25 @@ pub enum IoRequest {
         /// The change, handed back.
         change: PendingChange,
     },
+    /// *(v2)* Read a page of the audit log of `conv` ([`AUDIT_SERVER`] for account actions),
+    /// then report [`Completion::AuditLoaded`].
+    LoadAudit {
+        /// The session asking.
+        session: SessionId,
+        /// The request to answer.
+        request: RequestId,
+        /// The room, or [`AUDIT_SERVER`].
+        conv: ConvId,
+        /// Only records with a position below this.
+        before: Option<u64>,
+        /// Most records to load.
+        limit: usize,
+    },
 }
+
+/// The conversation id under which account actions (disable, enable) are audited: no room
+/// has it.
+pub const AUDIT_SERVER: ConvId = ConvId(0);
 
 impl IoRequest {
     /// The session the work is for (a failure closes it).
@@ -164,7 +182,8 @@ impl IoRequest {
             | Self::FindToken { session, .. }
             | Self::LoadBacklog { session, .. }
             | Self::LoadHistory { session, .. }
-            | Self::LoadMessage { session, .. } => session,
+            | Self::LoadMessage { session, .. }
+            | Self::LoadAudit { session, .. } => session,
         }
     }
 }
@@ -225,6 +244,17 @@ pub enum Completion {
         /// The messages, newest first.
         messages: Vec<StoredMessage>,
     },
+    /// Answer to [`IoRequest::LoadAudit`].
+    AuditLoaded {
+        /// The session.
+        session: SessionId,
+        /// The request.
+        request: RequestId,
+        /// The `limit` of the load.
+        limit: usize,
+        /// The records, newest first, each with its position.
+        records: Vec<(u64, AuditRecord)>,
+    },
     /// Answer to [`IoRequest::LoadMessage`].
     MessageLoaded {
         /// The session.
@@ -274,6 +304,12 @@ pub(super) enum After {
         target: UserId,
         action: ModAction,
         reason: String,
+    },
+    /// Reply `Done`, then close every session of `user` if the account was disabled.
+    Disabled {
+        reply: (SessionId, RequestId),
+        user: UserId,
+        disabled: bool,
     },
 }
 

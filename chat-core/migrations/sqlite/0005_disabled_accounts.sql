@@ -1,0 +1,2 @@
+-- Version 2: accounts a server operator disabled (they cannot log in or resume).
+ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
