@@ -1,7 +1,9 @@
 //! [`Outbox`]: a connection's bounded queue of outbound frames, and the slow-consumer policy.
 //!
-//! The engine pushes; the connection's writer takes everything queued at once (so a transport
-//! can write many frames with one syscall). Past `soft` queued bytes, droppable frames (typing,
+//! The engine pushes everything one pass over the hub's outputs has for a connection at once
+//! (one lock, at most one wake-up: a committed group of N messages costs each recipient one
+//! push, not N); the connection's writer takes everything queued at once (so a transport can
+//! write many frames with one syscall). Past `soft` queued bytes, droppable frames (typing,
 //! presence) are dropped and live messages are refused — the session then catches up from
 //! storage, paced by its reader; past `hard` (replies and events only), the push fails and the
 //! engine closes the connection. Memory per connection is bounded and a slow reader never
@@ -13,6 +15,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use chat_proto::EncodedFrame;
+
+use crate::MessageId;
 use tokio::sync::Notify;
 
 /// How a frame may be treated under pressure.
@@ -27,16 +31,25 @@ pub(crate) enum Kind {
     Reliable,
 }
 
-/// What became of a pushed frame.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Pushed {
-    Queued,
-    /// A droppable frame was dropped under pressure (or the outbox is closed).
-    Dropped,
-    /// A live message was refused: the reader is too far behind.
-    Behind,
+/// A frame waiting to be pushed.
+#[derive(Debug)]
+pub(crate) struct Queued {
+    pub(crate) frame: EncodedFrame,
+    pub(crate) kind: Kind,
+    /// The message it delivers ([`Kind::Message`] only).
+    pub(crate) message: MessageId,
+}
+
+/// What became of the frames of one [`Outbox::push_all`].
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Pushed {
+    /// Droppable frames dropped under pressure (or frames pushed to a closed outbox).
+    pub(crate) dropped: u64,
+    /// The first live message refused because the reader is too far behind; every later
+    /// live message of the push was refused too (they must not overtake it).
+    pub(crate) behind: Option<MessageId>,
     /// The queue is full: the connection must be closed.
-    Overflow,
+    pub(crate) overflow: bool,
 }
 
 #[derive(Debug)]
@@ -68,26 +81,36 @@ impl Outbox {
         }
     }
 
-    pub(crate) fn push(&self, frame: EncodedFrame, kind: Kind) -> Pushed {
+    /// Queues `frames` (emptying the vector, which keeps its allocation), in order, under one
+    /// lock, waking the reader once.
+    pub(crate) fn push_all(&self, frames: &mut Vec<Queued>) -> Pushed {
+        let mut pushed = Pushed::default();
         let mut queue = self.lock();
-        let bytes = queue.bytes + frame.len();
-        if queue.closed || (kind == Kind::Droppable && bytes > self.soft) {
-            return Pushed::Dropped;
+        let was_empty = queue.frames.is_empty();
+        for Queued {
+            frame,
+            kind,
+            message,
+        } in frames.drain(..)
+        {
+            let bytes = queue.bytes + frame.len();
+            if queue.closed || (kind == Kind::Droppable && bytes > self.soft) {
+                pushed.dropped += 1;
+            } else if kind == Kind::Message && (pushed.behind.is_some() || bytes > self.soft) {
+                pushed.behind.get_or_insert(message);
+            } else if pushed.overflow || bytes > self.hard {
+                pushed.overflow = true;
+            } else {
+                queue.bytes = bytes;
+                queue.frames.push_back(frame);
+            }
         }
-        if kind == Kind::Message && bytes > self.soft {
-            return Pushed::Behind;
-        }
-        if bytes > self.hard {
-            return Pushed::Overflow;
-        }
-        queue.bytes = bytes;
-        queue.frames.push_back(frame);
-        let was_empty = queue.frames.len() == 1;
+        let wake = was_empty && !queue.frames.is_empty();
         drop(queue);
-        if was_empty {
+        if wake {
             self.ready.notify_one();
         }
-        Pushed::Queued
+        pushed
     }
 
     /// No more frames will be queued; the reader gets what is queued, then the end.
@@ -154,29 +177,73 @@ mod tests {
         encode(&ServerMessage::CaughtUp, 1024).expect("fits")
     }
 
+    fn queued(kind: Kind, message: u64) -> Queued {
+        Queued {
+            frame: frame(),
+            kind,
+            message: MessageId(message),
+        }
+    }
+
     #[tokio::test]
     async fn droppable_frames_go_first_then_overflow() {
         let outbox = Outbox::new(10, 20);
         let len = frame().len();
         let fit_soft = 10 / len;
-        for _ in 0..fit_soft {
-            assert_eq!(outbox.push(frame(), Kind::Droppable), Pushed::Queued);
-        }
-        assert_eq!(outbox.push(frame(), Kind::Droppable), Pushed::Dropped);
-        assert_eq!(outbox.push(frame(), Kind::Message), Pushed::Behind);
-        while outbox.push(frame(), Kind::Reliable) == Pushed::Queued {}
-        assert_eq!(outbox.push(frame(), Kind::Reliable), Pushed::Overflow);
+        let mut frames: Vec<Queued> = (0..fit_soft).map(|_| queued(Kind::Droppable, 0)).collect();
+        assert_eq!(outbox.push_all(&mut frames), Pushed::default());
+        assert!(frames.is_empty());
+        frames.extend([
+            queued(Kind::Droppable, 0),
+            queued(Kind::Message, 7),
+            queued(Kind::Reliable, 0),
+            queued(Kind::Message, 8),
+        ]);
+        let pushed = outbox.push_all(&mut frames);
+        assert_eq!(pushed.dropped, 1);
+        assert_eq!(
+            pushed.behind,
+            Some(MessageId(7)),
+            "the first refused message"
+        );
+        assert!(!pushed.overflow);
+        frames.extend((0..20).map(|_| queued(Kind::Reliable, 0)));
+        assert!(outbox.push_all(&mut frames).overflow);
         let mut out = Vec::new();
         assert!(outbox.take_all(&mut out).await);
         assert_eq!(out.len() * len, 20 / len * len);
         outbox.close();
         assert!(!outbox.take_all(&mut out).await);
+        frames.push(queued(Kind::Reliable, 0));
+        assert_eq!(outbox.push_all(&mut frames).dropped, 1, "closed");
+    }
+
+    #[tokio::test]
+    async fn a_later_message_never_overtakes_a_refused_one() {
+        let len = frame().len();
+        let outbox = Outbox::new(len, 100 * len);
+        let mut frames = vec![
+            queued(Kind::Message, 1),
+            queued(Kind::Message, 2),
+            queued(Kind::Reliable, 0),
+        ];
+        let pushed = outbox.push_all(&mut frames);
+        assert_eq!(pushed.behind, Some(MessageId(2)));
+        let mut out = Vec::new();
+        assert!(outbox.take_all(&mut out).await);
+        assert_eq!(out.len(), 2, "message 1 and the reply");
+        // Room again, but within one push nothing passes a refused message.
+        frames.extend([queued(Kind::Message, 3), queued(Kind::Message, 4)]);
+        assert_eq!(outbox.push_all(&mut frames).behind, Some(MessageId(4)));
     }
 
     #[tokio::test(start_paused = true)]
     async fn waiting_for_room_gives_up_on_a_reader_that_takes_nothing() {
         let outbox = Outbox::new(1000, 2000);
-        assert_eq!(outbox.push(frame(), Kind::Reliable), Pushed::Queued);
+        assert_eq!(
+            outbox.push_all(&mut vec![queued(Kind::Reliable, 0)]),
+            Pushed::default()
+        );
         assert!(!outbox.wait_for_room(0, Duration::from_secs(1)).await);
         let mut out = Vec::new();
         assert!(outbox.take_all(&mut out).await);

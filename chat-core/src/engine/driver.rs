@@ -9,19 +9,30 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{io, Clock, Control, Counters, EngineError, Input};
-use crate::outbox::{Kind, Outbox, Pushed};
+use crate::outbox::{Kind, Outbox, Queued};
 use crate::password::Passwords;
 use crate::storage::Storage;
-use crate::{Hub, IoRequest, Output, SessionId, Ticket, Write};
+use crate::{Hub, IoRequest, MessageId, Output, SessionId, Ticket, Write};
 
 /// Client messages handled per wake-up before outputs are carried out.
 const INPUT_BATCH: usize = 256;
+/// Control events (completions above all: a committed group is one per persist) handled per
+/// wake-up before outputs are carried out.
+const CONTROL_BATCH: usize = 4096;
+
+/// A connection's outbox, and the frames the current pass over the hub's outputs has for it.
+struct Slot {
+    outbox: Arc<Outbox>,
+    pending: Vec<Queued>,
+}
 
 pub(super) struct Driver<S> {
     hub: Hub,
     clock: Clock,
     io: io::Io<S>,
-    outboxes: FxHashMap<SessionId, Arc<Outbox>>,
+    outboxes: FxHashMap<SessionId, Slot>,
+    /// Sessions with pending frames, in the order they got their first.
+    touched: Vec<SessionId>,
     /// Sessions dropped before the engine handled their `Connect`. Every connection sends one
     /// `Connect` and one `Disconnect`, so each entry is removed when its `Connect` arrives.
     gone_early: FxHashSet<SessionId>,
@@ -56,6 +67,7 @@ impl<S: Storage> Driver<S> {
             hub,
             clock,
             outboxes: FxHashMap::default(),
+            touched: Vec::new(),
             gone_early: FxHashSet::default(),
             behind: FxHashSet::default(),
             writes,
@@ -73,8 +85,18 @@ impl<S: Storage> Driver<S> {
             let deadline = self.hub.poll_timeout().map(|at| self.clock.instant(at));
             tokio::select! {
                 biased;
-                Some(event) = control.recv() => {
-                    if let Some(done) = self.on_control(event) {
+                Some(first) = control.recv() => {
+                    let mut stop = self.on_control(first);
+                    for _ in 1..CONTROL_BATCH {
+                        if stop.is_some() {
+                            break;
+                        }
+                        match control.try_recv() {
+                            Ok(event) => stop = self.on_control(event),
+                            Err(_) => break,
+                        }
+                    }
+                    if let Some(done) = stop {
                         break 'run done;
                     }
                 }
@@ -95,8 +117,8 @@ impl<S: Storage> Driver<S> {
         };
         self.hub.shut_down(self.clock.now());
         self.carry_out().await;
-        for (_, outbox) in self.outboxes.drain() {
-            outbox.close();
+        for (_, slot) in self.outboxes.drain() {
+            slot.outbox.close();
         }
         // Let the writer commit everything queued, then stop.
         drop(self.writes);
@@ -114,7 +136,8 @@ impl<S: Storage> Driver<S> {
                     // Dropped before the engine saw it: it never was.
                     return outbox.close();
                 }
-                self.outboxes.insert(session, outbox);
+                let pending = Vec::new();
+                self.outboxes.insert(session, Slot { outbox, pending });
                 self.hub.handle_connect(session, peer, self.clock.now());
             }
             Input::Message(session, msg) => {
@@ -127,9 +150,9 @@ impl<S: Storage> Driver<S> {
     fn on_control(&mut self, event: Control) -> Option<oneshot::Sender<()>> {
         match event {
             Control::Disconnect(session) => match self.outboxes.remove(&session) {
-                Some(outbox) => {
+                Some(slot) => {
                     self.behind.remove(&session);
-                    outbox.close();
+                    slot.outbox.close();
                     self.hub.handle_disconnect(session, self.clock.now());
                 }
                 // Its `Connect` is still queued behind other input: remember to discard it.
@@ -165,83 +188,121 @@ impl<S: Storage> Driver<S> {
     /// a session missing from the map is one whose `Connect` has not arrived yet.
     fn close(&mut self, session: SessionId) {
         self.behind.remove(&session);
-        if let Some(outbox) = self.outboxes.get(&session) {
-            outbox.close();
+        if let Some(slot) = self.outboxes.get(&session) {
+            slot.outbox.close();
         }
         self.hub.handle_disconnect(session, self.clock.now());
     }
 
-    /// Queues a frame on `session`'s connection; one whose queue overflows is closed.
-    fn push(
+    /// Adds a frame to what `session`'s connection gets at the end of this pass.
+    fn queue(
         &mut self,
         session: SessionId,
         frame: chat_proto::EncodedFrame,
         kind: Kind,
-    ) -> Option<Pushed> {
-        let pushed = self.outboxes.get(&session)?.push(frame, kind);
-        match pushed {
-            Pushed::Queued => {}
-            Pushed::Dropped => {
-                self.counters.outbox_drops.fetch_add(1, Relaxed);
-            }
-            Pushed::Behind => {
-                self.counters.readers_behind.fetch_add(1, Relaxed);
-            }
-            Pushed::Overflow => {
-                tracing::warn!(
-                    session = session.0,
-                    "slow consumer: outbound queue full, closing"
-                );
-                self.counters.slow_consumers.fetch_add(1, Relaxed);
-                self.close(session);
-            }
+        message: MessageId,
+    ) {
+        let Some(slot) = self.outboxes.get_mut(&session) else {
+            return;
+        };
+        if slot.pending.is_empty() {
+            self.touched.push(session);
         }
-        Some(pushed)
+        slot.pending.push(Queued {
+            frame,
+            kind,
+            message,
+        });
     }
 
-    /// Carries out every output of the hub.
+    /// Pushes `session`'s pending frames: a reader too far behind for a live message is
+    /// switched to catching up from storage; one whose queue overflows is closed.
+    fn flush(&mut self, session: SessionId) {
+        let Some(slot) = self.outboxes.get_mut(&session) else {
+            return;
+        };
+        if slot.pending.is_empty() {
+            return;
+        }
+        let pushed = slot.outbox.push_all(&mut slot.pending);
+        self.counters
+            .outbox_drops
+            .fetch_add(pushed.dropped, Relaxed);
+        if let Some(message) = pushed.behind {
+            self.counters.readers_behind.fetch_add(1, Relaxed);
+            self.behind.insert(session);
+            self.hub.handle_lagging(session, message);
+        }
+        if pushed.overflow {
+            tracing::warn!(
+                session = session.0,
+                "slow consumer: outbound queue full, closing"
+            );
+            self.counters.slow_consumers.fetch_add(1, Relaxed);
+            self.close(session);
+        }
+    }
+
+    /// Carries out every output of the hub; each connection gets its frames in one push at
+    /// the end (before that only where order demands: a close, a read that sends frames
+    /// itself).
     async fn carry_out(&mut self) {
-        while let Some(output) = self.hub.poll_output() {
-            match output {
-                Output::Send {
-                    session,
-                    frame,
-                    droppable,
-                } => {
-                    let kind = if droppable {
-                        Kind::Droppable
-                    } else {
-                        Kind::Reliable
-                    };
-                    self.push(session, frame, kind);
+        loop {
+            while let Some(output) = self.hub.poll_output() {
+                self.carry_out_one(output).await;
+            }
+            if self.touched.is_empty() {
+                return;
+            }
+            // Pushing can make more work (a reader behind, a connection closed).
+            for session in std::mem::take(&mut self.touched) {
+                self.flush(session);
+            }
+        }
+    }
+
+    async fn carry_out_one(&mut self, output: Output) {
+        match output {
+            Output::Send {
+                session,
+                frame,
+                droppable,
+            } => {
+                let kind = if droppable {
+                    Kind::Droppable
+                } else {
+                    Kind::Reliable
+                };
+                self.queue(session, frame, kind, MessageId(0));
+            }
+            Output::Deliver {
+                session,
+                frame,
+                message,
+            } => {
+                if !self.behind.contains(&session) {
+                    self.queue(session, frame, Kind::Message, message);
                 }
-                Output::Deliver {
-                    session,
-                    frame,
-                    message,
-                } => {
-                    if self.behind.contains(&session) {
-                        continue;
-                    }
-                    if self.push(session, frame, Kind::Message) == Some(Pushed::Behind) {
-                        self.behind.insert(session);
-                        self.hub.handle_lagging(session, message);
-                    }
+            }
+            Output::Close { session } => {
+                self.flush(session);
+                self.close(session);
+            }
+            Output::Persist { ticket, writes } => {
+                if self.writes.send((ticket, writes)).await.is_err() {
+                    tracing::error!("the writer has stopped");
                 }
-                Output::Close { session } => self.close(session),
-                Output::Persist { ticket, writes } => {
-                    if self.writes.send((ticket, writes)).await.is_err() {
-                        tracing::error!("the writer has stopped");
-                    }
+            }
+            Output::Io(request) => {
+                let session = request.session();
+                // The read may send frames itself (a backlog): what came before goes first.
+                self.flush(session);
+                if let IoRequest::LoadBacklog { .. } = request {
+                    // What the hub asks for from here on is current again.
+                    self.behind.remove(&session);
                 }
-                Output::Io(request) => {
-                    if let IoRequest::LoadBacklog { session, .. } = request {
-                        // What the hub asks for from here on is current again.
-                        self.behind.remove(&session);
-                    }
-                    let outbox = self.outboxes.get(&request.session()).cloned();
-                    self.io.spawn(request, outbox);
-                }
+                let outbox = self.outboxes.get(&session).map(|slot| slot.outbox.clone());
+                self.io.spawn(request, outbox);
             }
         }
     }
