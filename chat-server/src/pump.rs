@@ -4,7 +4,9 @@
 //! The transport-neutral policy lives here and only here. The task `select!`s between four
 //! things: messages decoded from the peer (handed to the engine), frames the engine queued for
 //! this peer (handed to the writer, so many frames leave together), writing, and the keepalive
-//! deadline. It takes frames from the engine only while the writer holds less than
+//! deadline. The keepalive timer and the cancellation are registered once per connection, not
+//! once per pass: hearing from the peer only moves `last_heard`, and the timer, when it fires
+//! early, is set again to the deadline that moved. It takes frames from the engine only while the writer holds less than
 //! [`WRITE_HIGH_WATER`] bytes: beyond that they wait in the engine's bounded outbox, whose
 //! overflow closes the connection (the slow-consumer policy).
 //!
@@ -79,15 +81,14 @@ pub(crate) async fn serve(
     let mut last_heard = Instant::now();
     let mut ping_sent: Option<Instant> = None;
     let mut nonce = 0u64;
+    let keepalive_timer = sleep_until(last_heard + keepalive.interval);
+    let cancelled = cancel.cancelled();
+    tokio::pin!(keepalive_timer, cancelled);
 
     let end = 'serve: loop {
-        let deadline = match ping_sent {
-            Some(sent) => sent + keepalive.timeout,
-            None => last_heard + keepalive.interval,
-        };
         tokio::select! {
             biased;
-            () = cancel.cancelled() => break End::Cancelled,
+            () = &mut cancelled => break End::Cancelled,
             result = writer.write(), if writer.pending() > 0 => {
                 if let Err(error) = result {
                     break End::Io(error);
@@ -121,13 +122,24 @@ pub(crate) async fn serve(
                     break End::ClientClosed;
                 }
             }
-            () = sleep_until(deadline) => {
+            () = &mut keepalive_timer => {
+                let now = Instant::now();
+                let deadline = match ping_sent {
+                    Some(sent) => sent + keepalive.timeout,
+                    None => last_heard + keepalive.interval,
+                };
+                if now < deadline {
+                    // Heard from since it was set.
+                    keepalive_timer.as_mut().reset(deadline);
+                    continue;
+                }
                 if ping_sent.is_some() {
                     break End::Timeout;
                 }
                 nonce += 1;
                 push(&mut writer, &ServerMessage::Ping { nonce }, max_frame_len);
-                ping_sent = Some(Instant::now());
+                ping_sent = Some(now);
+                keepalive_timer.as_mut().reset(now + keepalive.timeout);
             }
         }
     };
