@@ -628,6 +628,15 @@ async fn moderation_in_two_browsers() {
             "return !document.querySelector('#members .member-menu')",
         )
         .await;
+        // At phone width the menu opens in the folded sidebar, inside the screen.
+        alice.set_window_size(390, 800).await.expect("resizes");
+        click(&alice, "#menu").await;
+        click(&alice, "#members .member[data-user='bob'] .menu-button").await;
+        until(&alice, "the menu inside a phone's screen", "const r = document.querySelector('#members .member-menu')?.getBoundingClientRect(); return !!r && r.width > 100 && r.left >= 0 && r.right <= window.innerWidth && getComputedStyle(document.getElementById('sidebar')).display !== 'none'").await;
+        screenshot(&alice, "moderation-phone").await;
+        click(&alice, "#members .member[data-user='bob'] .menu-button").await;
+        click(&alice, "#menu").await;
+        alice.set_window_size(1100, 720).await.expect("resizes");
 
         // After a reload the history page shows the edit and both tombstones, and what was
         // learned of roles is kept.
