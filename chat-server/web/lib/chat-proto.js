@@ -14,8 +14,6 @@
 /** The protocol versions this codec speaks (sent in Hello). */
 export const MIN_VERSION = 1;
 export const MAX_VERSION = 2;
-/** The newest version (kept for callers of the version-1 codec). */
-export const VERSION = MAX_VERSION;
 export const HEADER_LEN = 4;
 export const DEFAULT_MAX_FRAME_LEN = 65536;
 

@@ -250,7 +250,7 @@ test("invalid input is a CodecError, never a crash", () => {
 });
 
 // The Rust catalogue, read from chat-proto/src/message.rs: each enum's variants in order, with
-// their field names (struct variants) and whether their doc comment marks them `*(v2)*`.
+// their field names (struct variants) and the version their doc comment marks (`*(v2)*`), if any.
 function rustEnums() {
   const source = read("../../../chat-proto/src/message.rs");
   const enums = {};
@@ -263,7 +263,8 @@ function rustEnums() {
       const field = line.match(/^ {8}(\w+):/);
       if (comment) doc += comment[1];
       else if (variant) {
-        variants.push({ name: variant[1], fields: [], v2: doc.includes("*(v2)*"), struct: variant[2].trim() === "{" });
+        const mark = doc.match(/\*\(v(\d+)\)\*/);
+        variants.push({ name: variant[1], fields: [], version: mark ? Number(mark[1]) : 1, struct: variant[2].trim() === "{" });
         doc = "";
       } else if (field && variants.length) variants.at(-1).fields.push(field[1]);
       else if (!line.trim().startsWith("#")) doc = line.trim() === "}," ? "" : doc;
@@ -284,7 +285,7 @@ test("the tables follow chat-proto's message.rs: names, order, fields and versio
         const fields = type.variants.find(([name]) => name === v.name)[1].map(([field]) => field);
         assert.deepEqual(fields, v.fields, `${typeName}::${v.name}`);
       }
-      assert.equal(since(type, v.name), v.v2 ? 2 : 1, `${typeName}::${v.name} version`);
+      assert.equal(since(type, v.name), v.version, `${typeName}::${v.name} version`);
     }
   }
 });
