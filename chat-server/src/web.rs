@@ -65,6 +65,16 @@ const FILES: &[(&str, &str, &str)] = &[
     ),
     ("/lib/format.js", JS, include_str!("../web/lib/format.js")),
     (
+        "/lib/moderation.js",
+        JS,
+        include_str!("../web/lib/moderation.js"),
+    ),
+    (
+        "/lib/timeline.js",
+        JS,
+        include_str!("../web/lib/timeline.js"),
+    ),
+    (
         "/components/sidebar.js",
         JS,
         include_str!("../web/components/sidebar.js"),
@@ -78,6 +88,11 @@ const FILES: &[(&str, &str, &str)] = &[
         "/components/login.js",
         JS,
         include_str!("../web/components/login.js"),
+    ),
+    (
+        "/components/dialog.js",
+        JS,
+        include_str!("../web/components/dialog.js"),
     ),
 ];
 

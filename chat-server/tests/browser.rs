@@ -5,7 +5,12 @@
 //! other typing; a reload resumes the session; the server restarts and the page reconnects by
 //! itself, showing what was sent meanwhile exactly once; a terminal user (a
 //! `chat_client::Session` over TCP) and a browser user talk; hostile text renders as text.
-//! Screenshots go to `target/browser-screenshots/`.
+//! Moderation (protocol version 2) in two browsers: an owner sets the topic, makes a member a
+//! moderator and a member again, removes a message, mutes (the member's message is refused in
+//! words) and kicks (the room leaves the member's sidebar); the member edits and deletes their
+//! messages, seen live and after a reload as edited and as tombstones.
+//! Screenshots go to `target/browser-screenshots/`. The tests take turns (one browser pair at
+//! a time).
 //!
 //! Without chromium and chromedriver the test is skipped with a reason, except under
 //! `CI=true`, where a missing program is a failure.
@@ -26,6 +31,26 @@ use tokio::time::{timeout, Instant};
 /// How long the browser may take to show something.
 const SHOW: Duration = Duration::from_secs(20);
 const ENTER: &str = "\u{E007}";
+
+/// One test drives browsers at a time: two pairs of Chromium at once would make each slow.
+static BROWSERS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Chromium and chromedriver, or `None` (the test is skipped with a reason) unless `CI=true`,
+/// where a missing program fails the test.
+fn browser_programs() -> Option<(PathBuf, PathBuf)> {
+    let chromium = find_program(&["chromium", "chromium-browser", "google-chrome"]);
+    let chromedriver = find_program(&["chromedriver"]);
+    let (Some(chromium), Some(chromedriver)) = (chromium, chromedriver) else {
+        let reason =
+            "chromium or chromedriver is missing (apt-get install chromium chromium-driver)";
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{reason}: under CI=true this is a failure, not a skip");
+        }
+        println!("skipped: {reason}");
+        return None;
+    };
+    Some((chromium, chromedriver))
+}
 
 fn find_program(names: &[&str]) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
@@ -203,17 +228,10 @@ async fn screenshot(page: &Client, name: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_browsers_and_a_terminal_chat() {
-    let chromium = find_program(&["chromium", "chromium-browser", "google-chrome"]);
-    let chromedriver = find_program(&["chromedriver"]);
-    let (Some(chromium), Some(chromedriver)) = (chromium, chromedriver) else {
-        let reason =
-            "chromium or chromedriver is missing (apt-get install chromium chromium-driver)";
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{reason}: under CI=true this is a failure, not a skip");
-        }
-        println!("skipped: {reason}");
+    let Some((chromium, chromedriver)) = browser_programs() else {
         return;
     };
+    let _turn = BROWSERS.lock().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("chat.db");
     let config = chat_core::Config {
@@ -375,6 +393,290 @@ async fn two_browsers_and_a_terminal_chat() {
     timeout(Duration::from_secs(90), after)
         .await
         .expect("the second part ends in time");
+    let _ = alice.close().await;
+    let _ = bob.close().await;
+    drop(driver);
+    server.stop().await;
+}
+
+/// Clicks the `action` button ("edit", "delete", "redact") of the message holding exactly
+/// `text`, in one step in the page.
+async fn message_action(page: &Client, text: &str, action: &str) {
+    let script = format!(
+        "const m = [...document.querySelectorAll('#messages .message')].find(m => m.querySelector('.text')?.textContent === {}); \
+         const b = m?.querySelector('.actions button[data-action={}]'); if (!b) return false; b.click(); return true;",
+        json!(text),
+        action
+    );
+    until(page, &format!("the {action} button of {text:?}"), &script).await;
+}
+
+/// Answers the open dialog: types `answer` (if any) and confirms.
+async fn answer_dialog(page: &Client, answer: Option<&str>) {
+    until(
+        page,
+        "the dialog",
+        "return document.getElementById('ask').open",
+    )
+    .await;
+    if let Some(answer) = answer {
+        let field = page
+            .find(Locator::Css("#ask-input"))
+            .await
+            .expect("a field");
+        field.clear().await.expect("clears");
+        field.send_keys(answer).await.expect("types");
+    }
+    click(page, "#ask-ok").await;
+    until(
+        page,
+        "the dialog closed",
+        "return !document.getElementById('ask').open",
+    )
+    .await;
+}
+
+/// A script that is true when a notice line of the conversation reads exactly `text`.
+fn notice_js(text: &str) -> String {
+    format!(
+        "return [...document.querySelectorAll('#messages .notice-line')].some(e => e.textContent === {})",
+        json!(text)
+    )
+}
+
+/// A script that is true when the member list shows `user` with (or without) a badge.
+fn badge_js(user: &str, badge: &str, shown: bool) -> String {
+    format!(
+        "const m = document.querySelector('#members .member[data-user={}]'); return !!m && {}!!m.querySelector('.badge-{badge}')",
+        json!(user),
+        if shown { "" } else { "!" }
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moderation_in_two_browsers() {
+    let Some((chromium, chromedriver)) = browser_programs() else {
+        return;
+    };
+    let _turn = BROWSERS.lock().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = TestServer::start(
+        &dir.path().join("chat.db"),
+        config(),
+        ServerConfig::default(),
+    )
+    .await;
+    let url = format!("http://{}/", server.web);
+    let driver = start_driver(&chromedriver).await;
+    let alice = browser(&driver, &chromium, &dir.path().join("alice")).await;
+    let bob = browser(&driver, &chromium, &dir.path().join("bob")).await;
+    const TOPIC: &str = "Be kind <img src=x onerror=alert(1)>";
+
+    let run = async {
+        register(&alice, &url, "alice").await;
+        register(&bob, &url, "bob").await;
+        // alice creates #mod, so she owns it; bob joins it.
+        type_line(&alice, "/join mod").await;
+        until(
+            &alice,
+            "#mod",
+            "return document.getElementById('title').textContent === '#mod'",
+        )
+        .await;
+        type_line(&bob, "/join mod").await;
+        until(
+            &bob,
+            "#mod",
+            "return document.getElementById('title').textContent === '#mod'",
+        )
+        .await;
+        until(
+            &alice,
+            "bob among the members",
+            "return !!document.querySelector('#members .member[data-user=\"bob\"]')",
+        )
+        .await;
+        until(&alice, "alice the owner", &badge_js("alice", "owner", true)).await;
+
+        // The owner sets the topic with the header's button; bob sees it in the header, the
+        // room list and the conversation, as text.
+        until(
+            &bob,
+            "no topic button for a member",
+            "return document.getElementById('topic-button').hidden",
+        )
+        .await;
+        click(&alice, "#topic-button").await;
+        answer_dialog(&alice, Some(TOPIC)).await;
+        let topic_shown = format!(
+            "return document.getElementById('topic').textContent === {0} && [...document.querySelectorAll('#rooms .conv')].some(c => c.dataset.key === '#mod' && c.querySelector('.room-topic')?.textContent === {0})",
+            json!(TOPIC)
+        );
+        until(&bob, "the topic", &topic_shown).await;
+        until(
+            &bob,
+            "the topic notice",
+            &notice_js(&format!("alice set the topic of #mod: {TOPIC}")),
+        )
+        .await;
+        until(
+            &bob,
+            "no image",
+            "return document.querySelectorAll('img').length === 0",
+        )
+        .await;
+
+        // The owner makes bob a moderator from the member list's menu, and a member again by
+        // command; both pages show the role.
+        click(&alice, "#members .member[data-user='bob'] .menu-button").await;
+        click(&alice, "#members .member-menu .act-Opped").await;
+        until(&bob, "bob a moderator", &badge_js("bob", "moderator", true)).await;
+        until(
+            &bob,
+            "the op notice",
+            &notice_js("alice made you a moderator of #mod"),
+        )
+        .await;
+        until(
+            &bob,
+            "alice known as the owner",
+            &badge_js("alice", "owner", true),
+        )
+        .await;
+        until(
+            &alice,
+            "the op notice",
+            &notice_js("You made bob a moderator of #mod"),
+        )
+        .await;
+        type_line(&alice, "/deop bob").await;
+        until(
+            &alice,
+            "bob a member again",
+            &badge_js("bob", "moderator", false),
+        )
+        .await;
+        until(
+            &bob,
+            "bob a member again",
+            &badge_js("bob", "moderator", false),
+        )
+        .await;
+
+        // A display name change shows at once where the name is shown.
+        type_line(&bob, "/nick Bobby").await;
+        until(&alice, "bob's new name", "return document.querySelector('#members .member[data-user=\"bob\"] .name')?.textContent === 'Bobby (bob)'").await;
+
+        // bob edits a message with its Edit button: alice sees it marked edited, as text.
+        type_line(&bob, "frist post").await;
+        shows_once(&alice, "frist post").await;
+        message_action(&bob, "frist post", "edit").await;
+        until(&bob, "the message in the input", "return !document.getElementById('editing').hidden && document.getElementById('input').value === 'frist post'").await;
+        let input = bob.find(Locator::Css("#input")).await.expect("input");
+        input.clear().await.expect("clears");
+        type_line(&bob, "first post <b>bold</b>").await;
+        shows_once(&alice, "first post <b>bold</b>").await;
+        let edited = format!(
+            "return [...document.querySelectorAll('#messages .message')].some(m => m.querySelector('.text')?.textContent === {} && m.querySelector('.edited-mark')?.textContent === '(edited)') && document.querySelectorAll('#messages b').length === 0 && {} === 0",
+            json!("first post <b>bold</b>"),
+            count_js("frist post")
+        );
+        until(&alice, "the edited message", &edited).await;
+        until(&bob, "the edited message", &edited).await;
+
+        // bob deletes a message, and alice removes another with a reason: tombstones.
+        type_line(&bob, "oops, wrong room").await;
+        shows_once(&alice, "oops, wrong room").await;
+        message_action(&bob, "oops, wrong room", "delete").await;
+        answer_dialog(&bob, None).await;
+        let deleted = format!(
+            "return {} === 0 && [...document.querySelectorAll('#messages .tombstone')].some(t => t.textContent === 'message deleted')",
+            count_js("oops, wrong room")
+        );
+        until(&alice, "a tombstone", &deleted).await;
+        type_line(&bob, "buy cheap watches").await;
+        shows_once(&alice, "buy cheap watches").await;
+        message_action(&alice, "buy cheap watches", "redact").await;
+        answer_dialog(&alice, Some("spam")).await;
+        let redacted = format!(
+            "return {} === 0 && [...document.querySelectorAll('#messages .tombstone')].some(t => t.textContent === 'removed by a moderator: spam')",
+            count_js("buy cheap watches")
+        );
+        until(&bob, "a moderator's tombstone", &redacted).await;
+
+        // Muted, bob may not post: the message is refused in words and never shown to alice.
+        type_line(&alice, "/mute bob").await;
+        until(
+            &bob,
+            "the mute notice",
+            &notice_js("alice muted you in #mod"),
+        )
+        .await;
+        until(&alice, "the muted badge", &badge_js("bob", "muted", true)).await;
+        type_line(&bob, "can I still talk?").await;
+        until(&bob, "the refusal", "return document.getElementById('notice').textContent === 'You are muted in #mod.' && document.querySelectorAll('#messages .pending').length === 0").await;
+
+        // The moderation view: the notices, the roles, bob's menu open.
+        let menu = "return [...document.querySelectorAll('#members .member-menu button')].map(b => b.textContent).join('|') === 'Make moderator|Unmute|Kick…|Ban…'";
+        click(&alice, "#members .member[data-user='bob'] .menu-button").await;
+        until(&alice, "the menu", menu).await;
+        screenshot(&alice, "moderation").await;
+        click(&alice, "#members .member[data-user='bob'] .menu-button").await;
+        until(
+            &alice,
+            "the menu closed",
+            "return !document.querySelector('#members .member-menu')",
+        )
+        .await;
+        // At phone width the menu opens in the folded sidebar, inside the screen.
+        alice.set_window_size(390, 800).await.expect("resizes");
+        click(&alice, "#menu").await;
+        click(&alice, "#members .member[data-user='bob'] .menu-button").await;
+        until(&alice, "the menu inside a phone's screen", "const r = document.querySelector('#members .member-menu')?.getBoundingClientRect(); return !!r && r.width > 100 && r.left >= 0 && r.right <= window.innerWidth && getComputedStyle(document.getElementById('sidebar')).display !== 'none'").await;
+        screenshot(&alice, "moderation-phone").await;
+        click(&alice, "#members .member[data-user='bob'] .menu-button").await;
+        click(&alice, "#menu").await;
+        alice.set_window_size(1100, 720).await.expect("resizes");
+
+        // After a reload the history page shows the edit and both tombstones, and what was
+        // learned of roles is kept.
+        alice.refresh().await.expect("reloads");
+        until(&alice, "the resumed session", "return document.getElementById('status').dataset.status === 'online' && document.getElementById('title').textContent === '#mod'").await;
+        until(&alice, "the edited message after a reload", &edited).await;
+        until(&alice, "the tombstone after a reload", &deleted).await;
+        until(&alice, "the reason after a reload", &redacted).await;
+        until(
+            &alice,
+            "the muted badge after a reload",
+            &badge_js("bob", "muted", true),
+        )
+        .await;
+        click(&alice, "#members .member[data-user='bob'] .menu-button").await;
+        until(&alice, "the menu after a reload", menu).await;
+
+        // A kick with a reason, from the menu: the room leaves bob's sidebar.
+        click(&alice, "#members .member-menu .act-Kicked").await;
+        answer_dialog(&alice, Some("take a break <script>x</script>")).await;
+        until(&bob, "the room gone", "return ![...document.querySelectorAll('#rooms .conv')].some(c => c.dataset.key === '#mod') && document.getElementById('title').textContent !== '#mod'").await;
+        until(&bob, "the kick in words", "return document.getElementById('notice').textContent === 'alice kicked you from #mod: take a break <script>x</script>'").await;
+        until(
+            &alice,
+            "the kick notice",
+            &notice_js("You kicked Bobby (bob) from #mod: take a break <script>x</script>"),
+        )
+        .await;
+        until(&alice, "bob gone from the members", "return !document.querySelector('#members .member[data-user=\"bob\"]') && document.querySelectorAll('script:not([src])').length === 0").await;
+        until(
+            &alice,
+            "the refused message never shown",
+            &format!("return {} === 0", count_js("can I still talk?")),
+        )
+        .await;
+        screenshot(&bob, "kicked").await;
+    };
+    timeout(Duration::from_secs(150), run)
+        .await
+        .expect("the moderation scenario ends in time");
     let _ = alice.close().await;
     let _ = bob.close().await;
     drop(driver);

@@ -262,6 +262,41 @@ async fn the_page_is_served_with_a_strict_content_security_policy() {
     server.stop().await;
 }
 
+/// Every file of the browser client (but its tests) is embedded and served as it is on disk,
+/// so a module added to chat-server/web/ cannot be forgotten in the binary.
+#[tokio::test]
+async fn every_file_of_the_web_client_is_served() {
+    let (server, _dir) = start_with(config(), ServerConfig::default()).await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
+    let mut files = Vec::new();
+    let mut dirs = vec![root.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("reads web/") {
+            let path = entry.expect("an entry").path();
+            if path.is_dir() {
+                if path.file_name().is_some_and(|n| n != "test") {
+                    dirs.push(path);
+                }
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    assert!(files.len() >= 10, "{files:?}");
+    for file in files {
+        let relative = file.strip_prefix(&root).expect("under web/");
+        let url = match relative.to_str().expect("a UTF-8 name") {
+            "index.html" => "/".to_owned(),
+            other => format!("/{other}"),
+        };
+        let (code, _, body) = http_get(server.web, &url).await;
+        assert_eq!(code, 200, "{url}");
+        let on_disk = std::fs::read_to_string(&file).expect("reads");
+        assert_eq!(body, on_disk, "{url}");
+    }
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn health_turns_503_before_the_listeners_close_at_shutdown() {
     let server_config = ServerConfig {

@@ -1,24 +1,45 @@
 // The browser chat client: wires the protocol client (lib/client.js) to the views
 // (components/). State lives here; views render it.
-import { ChatClient, keyOf, targetOf, describe } from "./lib/client.js";
+import { ChatClient, keyOf, targetOf } from "./lib/client.js";
 import { parse, HELP } from "./lib/commands.js";
+import {
+  ACTION_LABELS, RANK, Standings, WITH_REASON, actionsOn, moderationRequest, moderationText, topicText,
+} from "./lib/moderation.js";
+import {
+  addMessage as addToTimeline, addNotice, applyDelete, applyEdit, mergePage, newTimeline, oldestId,
+} from "./lib/timeline.js";
 import { mountLogin } from "./components/login.js";
 import { Sidebar } from "./components/sidebar.js";
 import { Conversation } from "./components/conversation.js";
+import { ask } from "./components/dialog.js";
 
 const HISTORY_PAGE = 50;
 const TYPING_SHOWN_MS = 7000;
+const REASON_MAX = 256;
+const TOPIC_MAX = 512;
+const DELETIONS_KEPT = 500;
 
 const scheme = location.protocol === "https:" ? "wss:" : "ws:";
 const client = new ChatClient({ url: `${scheme}//${location.host}/ws`, storage: localStorage });
 
 const state = {
   user: null,
-  convs: new Map(), // key -> { key, messages: Map(id -> message), pending: Map, unread, more, loading, members }
+  // key -> { key, messages, deletions, notices (lib/timeline.js), pending: Map, unread, more,
+  // loading, members, loaded }
+  convs: new Map(),
   current: null,
   online: new Map(),
   names: new Map(),
   typing: new Map(), // key -> Set(user)
+  topics: new Map(), // room -> topic
+  standings: new Standings(), // what this browser knows of roles, mutes and bans
+  // message id -> { by, redacted, reason } of deletions seen (a history page only says
+  // "deleted"), the newest few kept per user
+  deletions: new Map(),
+  latest: 0n, // the newest message id seen anywhere: where a notice goes among the messages
+  editing: null, // { key, id } while the input edits a message
+  menuFor: null, // the member whose moderation menu is open
+  selected: null, // the message whose actions a tap showed
   displayName(user) {
     const name = this.names.get(user);
     return name && name !== user ? `${name} (${user})` : user;
@@ -26,16 +47,28 @@ const state = {
 };
 
 const login = mountLogin(client);
-const sidebar = new Sidebar(state, select);
-const conversation = new Conversation(state, loadOlder);
+const sidebar = new Sidebar(state, {
+  onSelect: select,
+  onModerate: moderate,
+  actionsOn: (room, user) => (client.version >= 2 ? actionsOn(state.standings, room, state.user, user) : []),
+});
+const conversation = new Conversation(state, {
+  onScrollTop: loadOlder,
+  onTopic: editTopic,
+  onMessage: (message, action) => messageAction(message, action).catch((e) => say(e.message)),
+  messageActions,
+  canSetTopic: (room) => client.version >= 2 && state.standings.rank(room, state.user) >= RANK.Moderator,
+});
 const input = document.getElementById("input");
 const notice = document.getElementById("notice");
 const statusLine = document.getElementById("status");
+const editingBar = document.getElementById("editing");
+const sendButton = document.getElementById("send");
 
 function conv(key) {
   let c = state.convs.get(key);
   if (!c) {
-    c = { key, messages: new Map(), pending: new Map(), unread: 0, more: true, loading: false, members: null, loaded: false };
+    c = { key, ...newTimeline(), pending: new Map(), unread: 0, more: true, loading: false, members: null, loaded: false };
     state.convs.set(key, c);
     if (key.startsWith("@") && state.user) {
       const directs = new Set(JSON.parse(localStorage.getItem(`chat.directs.${state.user}`) || "[]"));
@@ -55,24 +88,75 @@ function say(text) {
   notice.textContent = text;
 }
 
-/** The conversation a message belongs to, from this user's point of view. */
-function keyOfMessage(m) {
-  if (m.target.type === "Room") return keyOf(m.target);
-  return m.from === state.user ? keyOf(m.target) : `@${m.from}`;
+function noteId(id) {
+  if (id > state.latest) state.latest = id;
+}
+
+function currentRoom() {
+  return state.current?.startsWith("#") ? state.current.slice(1) : null;
+}
+
+function loadStandings(user) {
+  try {
+    state.standings = new Standings(JSON.parse(localStorage.getItem(`chat.standings.${user}`) || "{}"));
+  } catch {
+    state.standings = new Standings();
+  }
+}
+
+function saveStandings() {
+  if (state.user) localStorage.setItem(`chat.standings.${state.user}`, JSON.stringify(state.standings));
+}
+
+function loadDeletions(user) {
+  try {
+    state.deletions = new Map(JSON.parse(localStorage.getItem(`chat.deletions.${user}`) || "[]"));
+  } catch {
+    state.deletions = new Map();
+  }
+}
+
+function recordDeletion({ message, by, redacted, reason }) {
+  const id = message.toString();
+  state.deletions.delete(id);
+  state.deletions.set(id, { by, redacted, reason });
+  while (state.deletions.size > DELETIONS_KEPT) state.deletions.delete(state.deletions.keys().next().value);
+  if (state.user) localStorage.setItem(`chat.deletions.${state.user}`, JSON.stringify([...state.deletions]));
+}
+
+/** The conversation of a message or a change, from this user's point of view. */
+function keyOfConversation(target, author) {
+  if (target.type === "Room") return keyOf(target);
+  return author === state.user ? keyOf(target) : `@${author}`;
 }
 
 function addMessage(m) {
-  const key = keyOfMessage(m);
+  noteId(m.id);
+  const key = keyOfConversation(m.target, m.from);
   const c = conv(key);
   c.pending.delete(m.client_msg_id.toString());
-  if (c.messages.has(m.id.toString())) return;
-  c.messages.set(m.id.toString(), m);
+  if (!addToTimeline(c, m)) return;
   if (key !== state.current && m.from !== state.user) c.unread += 1;
   state.typing.get(key)?.delete(m.from);
 }
 
+/** Leaves the conversation `key` from the view (left, kicked, banned). */
+function dropConversation(key) {
+  state.convs.delete(key);
+  if (state.editing?.key === key) stopEditing();
+  if (state.current === key) {
+    state.current = null;
+    const fallback = client.welcome?.default_room ? `#${client.welcome.default_room}` : null;
+    const next = fallback && state.convs.has(fallback) ? fallback : [...state.convs.keys()][0];
+    if (next) select(next);
+  }
+}
+
 async function select(key) {
+  if (state.editing && state.editing.key !== key) stopEditing();
   state.current = key;
+  state.selected = null;
+  state.menuFor = null;
   sessionStorage.setItem("chat.current", key);
   const c = conv(key);
   c.unread = 0;
@@ -90,7 +174,9 @@ async function select(key) {
 async function refreshMembers(key) {
   try {
     const reply = await client.request({ type: "Who", room: key.slice(1) });
-    conv(key).members = reply.members;
+    const c = state.convs.get(key);
+    if (!c) return;
+    c.members = reply.members;
     for (const m of reply.members) {
       state.online.set(m.user, m.online);
       state.names.set(m.user, m.display_name);
@@ -105,14 +191,18 @@ async function loadOlder() {
   const c = state.convs.get(state.current);
   if (!c || c.loading || !c.more || !client.loggedIn) return;
   c.loading = true;
-  const ids = [...c.messages.values()].map((m) => m.id);
-  const before = ids.length ? ids.reduce((a, b) => (a < b ? a : b)) : null;
+  const before = oldestId(c);
   try {
     const reply = await client.request({ type: "History", target: targetOf(c.key), before, limit: HISTORY_PAGE });
-    for (const m of reply.messages) {
-      client.seen.add(m.id.toString());
-      if (!c.messages.has(m.id.toString())) c.messages.set(m.id.toString(), m);
+    // A version-2 server answers with a Page (latest texts, edited and deleted marks).
+    const entries = reply.type === "Page" ? reply.messages : reply.messages.map((message) => ({ message, edited: false, deleted: false }));
+    for (const { message, deleted } of entries) {
+      const id = message.id.toString();
+      client.seen.add(id);
+      noteId(message.id);
+      if (deleted && state.deletions.has(id) && !c.deletions.has(id)) c.deletions.set(id, state.deletions.get(id));
     }
+    mergePage(c, entries);
     c.more = reply.more;
     conversation.keepPosition = before !== null;
     if (before === null) conversation.stickToBottom = true;
@@ -125,10 +215,23 @@ async function loadOlder() {
   }
 }
 
+/** The rooms (with topics from a version-2 server); the sidebar follows the joined ones. */
 async function refreshRooms() {
-  const reply = await client.request({ type: "ListRooms" });
-  for (const room of reply.rooms) if (room.joined) conv(`#${room.name}`);
-  return reply.rooms;
+  let rooms;
+  if (client.version >= 2) {
+    const reply = await client.request({ type: "RoomList" });
+    rooms = reply.rooms.map((entry) => {
+      state.topics.set(entry.info.name, entry.topic);
+      return { ...entry.info, topic: entry.topic };
+    });
+  } else {
+    rooms = (await client.request({ type: "ListRooms" })).rooms;
+  }
+  const joined = new Set(rooms.filter((r) => r.joined).map((r) => `#${r.name}`));
+  for (const key of joined) conv(key);
+  // Rooms left, or kicked or banned from, while this page was away.
+  for (const key of [...state.convs.keys()]) if (key.startsWith("#") && !joined.has(key)) dropConversation(key);
+  return rooms;
 }
 
 async function refreshUsers() {
@@ -140,6 +243,108 @@ async function refreshUsers() {
   return reply.users;
 }
 
+// ---- edits, deletions, moderation -------------------------------------------------------
+
+/** The actions offered on a stored message: own ones edited or deleted, any removed by a moderator. */
+function messageActions(message) {
+  if (client.version < 2 || !state.user) return [];
+  const actions = message.from === state.user ? ["edit", "delete"] : [];
+  const room = message.target.type === "Room" ? message.target.name : null;
+  if (room && message.from !== state.user && state.standings.rank(room, state.user) >= RANK.Moderator) actions.push("redact");
+  return actions;
+}
+
+async function messageAction(message, action) {
+  say("");
+  if (action === "edit") return startEditing(message);
+  if (action === "delete") {
+    const ok = await ask({ title: "Delete this message? Its text is erased for everyone.", input: false, confirm: "Delete" });
+    if (ok !== null) await client.change(message, { type: "Delete" });
+  } else if (action === "redact") {
+    const reason = await ask({ title: `Remove ${message.from}'s message?`, label: "Reason, shown in its place (may be empty)", confirm: "Remove", maxLength: REASON_MAX });
+    if (reason !== null) await client.change(message, { type: "Redact", reason: reason.trim() });
+  }
+}
+
+/** A loaded message by id, in any conversation. */
+function findMessage(id) {
+  for (const c of state.convs.values()) {
+    const m = c.messages.get(id.toString());
+    if (m) return m;
+  }
+  return null;
+}
+
+/** /edit, /delete, /redact by id: the message need not be loaded here. */
+async function changeById(id, what) {
+  const m = findMessage(id);
+  if (m) {
+    if (m.deleted) return say(`Message ${id} was deleted.`);
+    await client.change(m, what);
+    return;
+  }
+  const request = what.type === "Edit" ? { type: "Edit", message: id, text: what.text }
+    : what.type === "Delete" ? { type: "Delete", message: id } : { type: "Redact", message: id, reason: what.reason };
+  await client.request(request);
+  say(`Message ${id}: done.`);
+}
+
+function startEditing(message) {
+  state.editing = { key: keyOfConversation(message.target, message.from), id: message.id };
+  input.value = message.text;
+  editingBar.hidden = false;
+  sendButton.textContent = "Save";
+  input.focus();
+  input.setSelectionRange(input.value.length, input.value.length);
+}
+
+function stopEditing() {
+  if (!state.editing) return;
+  state.editing = null;
+  editingBar.hidden = true;
+  sendButton.textContent = "Send";
+  input.value = "";
+}
+
+async function moderate(room, user, action) {
+  say("");
+  let reason = "";
+  if (WITH_REASON.has(action)) {
+    const verb = action === "Kicked" ? "Kick" : "Ban";
+    const answer = await ask({
+      title: `${verb} ${user} from #${room}?`,
+      label: "Reason, shown to the room (may be empty)",
+      confirm: verb,
+      maxLength: REASON_MAX,
+    });
+    if (answer === null) return;
+    reason = answer.trim();
+  }
+  try {
+    await client.request(moderationRequest(room, user, action, reason));
+  } catch (e) {
+    say(`${ACTION_LABELS[action].replace("…", "")}: ${e.message}`);
+  }
+}
+
+async function editTopic() {
+  const room = currentRoom();
+  if (!room) return;
+  const topic = await ask({
+    title: `Topic of #${room}`,
+    label: "Topic (empty clears it)",
+    value: state.topics.get(room) ?? "",
+    confirm: "Set topic",
+    maxLength: TOPIC_MAX,
+  });
+  if (topic === null) return;
+  try {
+    await client.request({ type: "SetTopic", room, topic });
+  } catch (e) {
+    say(e.message);
+  }
+}
+
 // ---- the client's events ---------------------------------------------------------------
 
 client.addEventListener("status", ({ detail }) => {
@@ -149,6 +354,8 @@ client.addEventListener("status", ({ detail }) => {
 
 client.addEventListener("session", async ({ detail: session }) => {
   state.user = session.user;
+  loadStandings(session.user);
+  loadDeletions(session.user);
   state.names.set(session.user, session.display_name);
   document.getElementById("me").textContent = state.display_name = session.display_name;
   login.hide();
@@ -177,6 +384,10 @@ client.addEventListener("loggedout", ({ detail }) => {
   state.user = null;
   state.convs.clear();
   state.current = null;
+  state.topics.clear();
+  state.standings = new Standings();
+  state.deletions = new Map();
+  stopEditing();
   login.show(detail.reason);
 });
 
@@ -187,6 +398,65 @@ client.addEventListener("message", ({ detail }) => {
 
 client.addEventListener("sent", ({ detail }) => {
   addMessage(detail);
+  render();
+});
+
+client.addEventListener("edited", ({ detail }) => {
+  noteId(detail.id);
+  applyEdit(conv(keyOfConversation(detail.target, detail.from)), detail);
+  render();
+});
+
+client.addEventListener("deleted", ({ detail }) => {
+  noteId(detail.id);
+  if (detail.redacted && detail.target.type === "Room") {
+    state.standings.atLeast(detail.target.name, detail.by, "Moderator");
+    saveStandings();
+  }
+  recordDeletion(detail);
+  // Only an author deletes a direct message, so `by` names the other side of the conversation.
+  applyDelete(conv(keyOfConversation(detail.target, detail.by)), detail);
+  if (state.editing && state.editing.id === detail.message) {
+    stopEditing();
+    say("The message you were editing was deleted.");
+  }
+  render();
+});
+
+client.addEventListener("moderated", ({ detail }) => {
+  state.standings.moderated(detail);
+  saveStandings();
+  const key = `#${detail.room}`;
+  const text = moderationText(detail, state.user, (u) => state.displayName(u));
+  const removed = detail.action.type === "Kicked" || detail.action.type === "Banned";
+  const c = state.convs.get(key);
+  if (removed && detail.user === state.user) {
+    dropConversation(key);
+    say(text);
+  } else if (c) {
+    addNotice(c, text, state.latest, "moderation");
+    if (removed && c.members) c.members = c.members.filter((m) => m.user !== detail.user);
+  } else {
+    say(text);
+  }
+  render();
+});
+
+client.addEventListener("topic", ({ detail }) => {
+  state.topics.set(detail.room, detail.topic);
+  if (detail.by) {
+    state.standings.atLeast(detail.room, detail.by, "Moderator");
+    saveStandings();
+    const text = topicText(detail, state.user, (u) => state.displayName(u));
+    const c = state.convs.get(`#${detail.room}`);
+    if (c && text) addNotice(c, text, state.latest, "topic");
+  }
+  render();
+});
+
+client.addEventListener("displayname", ({ detail }) => {
+  state.names.set(detail.user, detail.display_name);
+  if (detail.user === state.user) document.getElementById("me").textContent = detail.display_name;
   render();
 });
 
@@ -231,8 +501,7 @@ client.addEventListener("typing", ({ detail }) => {
 client.addEventListener("member", ({ detail }) => {
   const key = `#${detail.room}`;
   if (detail.user === state.user && detail.event.type === "Left") {
-    state.convs.delete(key);
-    if (state.current === key) state.current = null;
+    dropConversation(key);
   } else if (detail.user === state.user && detail.event.type === "Invited") {
     say(`${detail.event.by} invited you to #${detail.room}: /join ${detail.room}`);
   } else if (state.convs.has(key) && state.current === key) {
@@ -247,10 +516,13 @@ input.addEventListener("keydown", (event) => {
   if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
     event.preventDefault();
     submit();
+  } else if (event.key === "Escape" && state.editing) {
+    event.preventDefault();
+    stopEditing();
   }
 });
 input.addEventListener("input", () => {
-  if (!state.current) return;
+  if (!state.current || state.editing) return;
   const composing = input.value.length > 0 && !input.value.startsWith("/");
   client.typing(targetOf(state.current), composing);
 });
@@ -258,17 +530,37 @@ document.getElementById("compose").addEventListener("submit", (event) => {
   event.preventDefault();
   submit();
 });
+document.getElementById("cancel-edit").addEventListener("click", () => {
+  stopEditing();
+  input.focus();
+});
 
 async function submit() {
   const line = input.value;
   if (!line.trim()) return;
-  input.value = "";
   say("");
-  const action = parse(line);
+  if (state.editing) return saveEdit(line);
+  input.value = "";
   try {
-    await run(action);
+    await run(parse(line));
   } catch (e) {
-    say(e.code ? describe(e.code, e.message) : e.message);
+    say(e.message);
+  }
+}
+
+async function saveEdit(text) {
+  const { key, id } = state.editing;
+  const message = state.convs.get(key)?.messages.get(id.toString());
+  if (!message || message.deleted) {
+    stopEditing();
+    return say("That message is gone.");
+  }
+  if (text === message.text) return stopEditing();
+  try {
+    await client.change(message, { type: "Edit", text });
+    stopEditing();
+  } catch (e) {
+    say(e.message);
   }
 }
 
@@ -282,24 +574,38 @@ async function run(action) {
       return say(action.text);
     case "help":
       return say(HELP.join("\n"));
-    case "join":
-      await client.request({ type: "Join", room: action.room });
-      conv(`#${action.room.toLowerCase()}`);
-      return select(`#${action.room.toLowerCase()}`);
-    case "create":
-      await client.request({ type: "CreateRoom", room: action.room, invite_only: action.inviteOnly });
-      return select(`#${action.room.toLowerCase()}`);
+    case "join": {
+      // Creating it first tells whether this user made the room (and so owns it).
+      let reply;
+      try {
+        reply = await client.request({ type: "CreateRoom", room: action.room, invite_only: false });
+        state.standings.created(reply.room.name, state.user);
+        saveStandings();
+      } catch (e) {
+        if (e.code?.type !== "RoomExists") throw e;
+        reply = await client.request({ type: "Join", room: action.room });
+      }
+      conv(`#${reply.room.name}`);
+      return select(`#${reply.room.name}`);
+    }
+    case "create": {
+      const reply = await client.request({ type: "CreateRoom", room: action.room, invite_only: action.inviteOnly });
+      state.standings.created(reply.room.name, state.user);
+      saveStandings();
+      conv(`#${reply.room.name}`);
+      return select(`#${reply.room.name}`);
+    }
     case "leave": {
-      const room = action.room ?? state.current?.slice(1);
+      const room = action.room ?? currentRoom();
       if (!room) return say("Usage: /leave ROOM");
       await client.request({ type: "Leave", room });
-      state.convs.delete(`#${room}`);
-      if (state.current === `#${room}`) state.current = null;
+      dropConversation(`#${room.toLowerCase()}`);
       render();
       return say(`You left #${room}.`);
     }
     case "invite": {
-      const room = action.room ?? state.current?.slice(1);
+      const room = action.room ?? currentRoom();
+      if (!room) return say("Usage: /invite USER ROOM");
       await client.request({ type: "Invite", room, user: action.user });
       return say(`Invited ${action.user} to #${room}.`);
     }
@@ -312,22 +618,49 @@ async function run(action) {
       await client.request({ type: "SetDisplayName", display_name: action.name });
       state.names.set(state.user, action.name);
       document.getElementById("me").textContent = action.name;
+      render();
       return say(`You are now ${action.name}.`);
     case "who": {
-      const room = action.room ?? state.current?.slice(1);
+      const room = action.room ?? currentRoom();
+      if (!room) return say("Usage: /who ROOM");
       const reply = await client.request({ type: "Who", room });
-      return say(`#${room}: ${reply.members.map((m) => `${m.user}${m.online ? " (online)" : ""}`).join(", ")}`);
+      const role = (u) => {
+        const s = state.standings.get(reply.room, u);
+        return [s.role !== "Member" ? s.role.toLowerCase() : "", s.muted ? "muted" : ""].filter(Boolean);
+      };
+      return say(`#${reply.room}: ${reply.members.map((m) => {
+        const marks = [...role(m.user), m.online ? "online" : ""].filter(Boolean);
+        return marks.length ? `${m.user} (${marks.join(", ")})` : m.user;
+      }).join(", ")}`);
     }
     case "rooms": {
       const rooms = await refreshRooms();
       render();
-      return say(rooms.map((r) => `#${r.name} (${r.members}${r.invite_only ? ", invite-only" : ""}${r.joined ? ", joined" : ""})`).join("  "));
+      return say(rooms.map((r) => `#${r.name} (${r.members}${r.invite_only ? ", invite-only" : ""}${r.joined ? ", joined" : ""})${r.topic ? ` — ${r.topic}` : ""}`).join("\n"));
     }
     case "users": {
       const users = await refreshUsers();
       render();
       return say(users.map((u) => `${u.user}${u.online ? " (online)" : ""}`).join(", "));
     }
+    case "moderate": {
+      const room = currentRoom();
+      if (!room) return say(`Open a room first: /${action.action === "Opped" ? "op" : "kick"} acts in the current room.`);
+      await client.request(moderationRequest(room, action.user, action.action, action.reason));
+      return; // The Moderated event that follows shows it.
+    }
+    case "topic": {
+      const room = currentRoom();
+      if (!room) return say("Open a room first: /topic sets the current room's topic.");
+      await client.request({ type: "SetTopic", room, topic: action.topic });
+      return;
+    }
+    case "edit":
+      return changeById(action.id, { type: "Edit", text: action.text });
+    case "delete":
+      return changeById(action.id, { type: "Delete" });
+    case "redact":
+      return changeById(action.id, { type: "Redact", reason: action.reason });
     default:
       return say("?");
   }

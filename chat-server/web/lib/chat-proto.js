@@ -1,11 +1,19 @@
-// The chat wire protocol, version 1 (docs/PROTOCOL.md): framing, bincode-standard encoding,
-// and every message both ways. Pure: no DOM, no sockets; runs in browsers and in node.
+// The chat wire protocol, versions 1 and 2 (docs/PROTOCOL.md): framing, bincode-standard
+// encoding, and every message both ways. Pure: no DOM, no sockets; runs in browsers and in node.
 //
 // Values: u8/u16/u32 are Numbers, u64 are BigInts (ids may exceed 2^53; writers accept
 // Numbers too), strings are strings, Option is `null` or the value, Vec is an Array, a struct
-// is an object with its fields, an enum is an object `{ type: "Variant", ...fields }`.
+// is an object with its fields, an enum is an object `{ type: "Variant", ...fields }` (a
+// newtype variant names its one field, e.g. `{ type: "Rooms", rooms: [...] }`).
+//
+// Each enum is a table of variants in wire order, one line each: `[name, fields]` for version
+// 1, `[name, fields, 2]` for a variant added in version 2 (and so on). A new variant is one
+// line appended at the end of its table, with the version that added it; nothing else
+// changes (`since` and the tests read the tables).
 
-export const VERSION = 1;
+/** The protocol versions this codec speaks (sent in Hello). */
+export const MIN_VERSION = 1;
+export const MAX_VERSION = 2;
 export const HEADER_LEN = 4;
 export const DEFAULT_MAX_FRAME_LEN = 65536;
 
@@ -28,10 +36,27 @@ const str = { kind: "string" };
 const opt = (inner) => ({ kind: "option", inner });
 const vec = (inner) => ({ kind: "vec", inner });
 const struct = (fields) => ({ kind: "struct", fields });
-/** An enum: an array of [name, fields] in index order. */
+/** An enum: an array of [name, fields, since = 1] in index order. */
 const enumOf = (variants) => ({ kind: "enum", variants });
 
 const Target = enumOf([["Room", [["name", str]]], ["User", [["name", str]]]]);
+
+const Role = enumOf([
+  ["Member", []],
+  ["Moderator", []],
+  ["Owner", []],
+]);
+
+const ModAction = enumOf([
+  ["Kicked", []],
+  ["Banned", []],
+  ["Unbanned", []],
+  ["Muted", []],
+  ["Unmuted", []],
+  ["Opped", []],
+  ["Deopped", []],
+  ["Redacted", []],
+]);
 
 const Request = enumOf([
   ["Register", [["username", str], ["password", str], ["device", str]]],
@@ -48,6 +73,16 @@ const Request = enumOf([
   ["SetDisplayName", [["display_name", str]]],
   ["Send", [["target", Target], ["client_msg_id", u64], ["text", str]]],
   ["History", [["target", Target], ["before", opt(u64)], ["limit", u16]]],
+  ["SetRole", [["room", str], ["user", str], ["role", Role]], 2],
+  ["Kick", [["room", str], ["user", str], ["reason", str]], 2],
+  ["Ban", [["room", str], ["user", str], ["reason", str]], 2],
+  ["Unban", [["room", str], ["user", str]], 2],
+  ["Mute", [["room", str], ["user", str], ["muted", bool]], 2],
+  ["Edit", [["message", u64], ["text", str]], 2],
+  ["Delete", [["message", u64]], 2],
+  ["Redact", [["message", u64], ["reason", str]], 2],
+  ["SetTopic", [["room", str], ["topic", str]], 2],
+  ["RoomList", [], 2],
 ]);
 
 export const ClientMessage = enumOf([
@@ -70,6 +105,8 @@ const UserStatus = struct([["user", str], ["display_name", str], ["online", bool
 const ChatMessage = struct([
   ["id", u64], ["from", str], ["target", Target], ["sent_at", u64], ["client_msg_id", u64], ["text", str],
 ]);
+const PageEntry = struct([["message", ChatMessage], ["edited", bool], ["deleted", bool]]);
+const RoomEntry = struct([["info", RoomInfo], ["topic", str]]);
 const Reply = enumOf([
   ["Done", []],
   ["Session", [["session", Session]]],
@@ -79,18 +116,33 @@ const Reply = enumOf([
   ["Members", [["room", str], ["members", vec(UserStatus)]]],
   ["Users", [["users", vec(UserStatus)]]],
   ["History", [["messages", vec(ChatMessage)], ["more", bool]]],
+  ["Page", [["messages", vec(PageEntry)], ["more", bool]], 2],
+  ["RoomList", [["rooms", vec(RoomEntry)]], 2],
 ]);
-export const ERROR_CODES = [
-  "BadRequest", "UnsupportedVersion", "NotAuthenticated", "AlreadyAuthenticated", "UsernameTaken",
-  "InvalidName", "WeakPassword", "BadCredentials", "NoSuchUser", "NoSuchRoom", "RoomExists",
-  "NotAMember", "Forbidden", "TooLarge", "TooManyRooms", "RateLimited", "ServerFull", "Timeout",
-  "Internal",
-];
-const ErrorCode = enumOf(ERROR_CODES.map((name) => {
-  if (name === "UnsupportedVersion") return [name, [["min", u16], ["max", u16]]];
-  if (name === "RateLimited") return [name, [["retry_after_ms", u32]]];
-  return [name, []];
-}));
+const ErrorCode = enumOf([
+  ["BadRequest", []],
+  ["UnsupportedVersion", [["min", u16], ["max", u16]]],
+  ["NotAuthenticated", []],
+  ["AlreadyAuthenticated", []],
+  ["UsernameTaken", []],
+  ["InvalidName", []],
+  ["WeakPassword", []],
+  ["BadCredentials", []],
+  ["NoSuchUser", []],
+  ["NoSuchRoom", []],
+  ["RoomExists", []],
+  ["NotAMember", []],
+  ["Forbidden", []],
+  ["TooLarge", []],
+  ["TooManyRooms", []],
+  ["RateLimited", [["retry_after_ms", u32]]],
+  ["ServerFull", []],
+  ["Timeout", []],
+  ["Internal", []],
+  ["Unavailable", [["retry_after_ms", u32]]],
+]);
+/** The error codes' names, in wire order. */
+export const ERROR_CODES = ErrorCode.variants.map(([name]) => name);
 const ErrorReply = struct([["code", ErrorCode], ["message", str]]);
 const MemberEvent = enumOf([["Joined", []], ["Left", []], ["Invited", [["by", str]]]]);
 
@@ -107,10 +159,29 @@ export const ServerMessage = enumOf([
   ["ShuttingDown", []],
   ["Ping", [["nonce", u64]]],
   ["Pong", [["nonce", u64]]],
+  ["Moderated", [["room", str], ["by", str], ["user", str], ["action", ModAction], ["reason", str]], 2],
+  ["Edited", [["id", u64], ["message", u64], ["from", str], ["target", Target], ["text", str]], 2],
+  ["Deleted", [["id", u64], ["message", u64], ["target", Target], ["by", str], ["redacted", bool], ["reason", str]], 2],
+  ["Topic", [["room", str], ["topic", str], ["by", str]], 2],
+  ["DisplayName", [["user", str], ["display_name", str]], 2],
 ]);
 
 /** Every type, for tests and tools. */
-export const TYPES = { Target, Request, ClientMessage, Limits, Session, RoomInfo, UserStatus, ChatMessage, Reply, ErrorCode, ErrorReply, MemberEvent, ServerMessage };
+export const TYPES = {
+  Target, Role, ModAction, Request, ClientMessage, Limits, Session, RoomInfo, UserStatus,
+  ChatMessage, PageEntry, RoomEntry, Reply, ErrorCode, ErrorReply, MemberEvent, ServerMessage,
+};
+
+/** The protocol version that added variant `name` of the enum `type` (undefined if none). */
+export function since(type, name) {
+  const variant = type.variants.find(([n]) => n === name);
+  return variant ? (variant[2] ?? 1) : undefined;
+}
+
+/** The protocol version a request needs (`Request` variants only). */
+export function requestVersion(request) {
+  return since(Request, request?.type) ?? 1;
+}
 
 // ---- encoding -------------------------------------------------------------------------
 

@@ -1,8 +1,12 @@
 // ChatClient: the browser's protocol client, apart from any view. It owns the WebSocket,
 // the handshake, login and resume by token, requests matched by id, reconnection with
 // back-off, messages shown once by id, unsent messages resent with their original client
-// message ids, acknowledgements, and typing. Views listen to its events.
-import { ClientMessage, ServerMessage, encodeFrame, decodeFrame, VERSION } from "./chat-proto.js";
+// message ids, acknowledgements, and typing. It speaks protocol versions 1 and 2 (the one the
+// server's Welcome agrees on is `version`): edits and deletions are delivered, de-duplicated
+// and acknowledged like messages. Views listen to its events.
+import {
+  ClientMessage, ServerMessage, encodeFrame, decodeFrame, MIN_VERSION, MAX_VERSION, requestVersion,
+} from "./chat-proto.js";
 
 const MIN_BACKOFF = 100;
 const MAX_BACKOFF = 5000;
@@ -47,6 +51,7 @@ export class ChatClient extends EventTarget {
     this.unsent = new Map(); // client_msg_id (string) -> { target, client_msg_id, text }
     this.typingSent = new Map();
     this.welcome = null;
+    this.version = MIN_VERSION;
     this.wantOnline = false;
   }
 
@@ -77,7 +82,7 @@ export class ChatClient extends EventTarget {
     socket.binaryType = "arraybuffer";
     this.socket = socket;
     socket.onopen = () => {
-      this.send({ type: "Hello", min_version: VERSION, max_version: VERSION, client: "web" });
+      this.send({ type: "Hello", min_version: MIN_VERSION, max_version: MAX_VERSION, client: "web" });
     };
     socket.onmessage = (event) => {
       if (!(event.data instanceof ArrayBuffer)) return;
@@ -119,6 +124,10 @@ export class ChatClient extends EventTarget {
   request(request) {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
+      const needed = requestVersion(request);
+      if (this.welcome && needed > this.version) {
+        return reject(new ChatError({ type: "Unsupported" }, `the server speaks protocol version ${this.version}; this needs version ${needed}`));
+      }
       if (!this.send({ type: "Request", id, request })) {
         return reject(new ChatError({ type: "Closed" }, "not connected"));
       }
@@ -130,6 +139,7 @@ export class ChatClient extends EventTarget {
     switch (msg.type) {
       case "Welcome":
         this.welcome = msg;
+        this.version = msg.version;
         this.backoff = MIN_BACKOFF;
         if (this.token && this.user) this.resume();
         else this.setStatus("connected");
@@ -146,6 +156,11 @@ export class ChatClient extends EventTarget {
       }
       case "Message":
         this.onChat(msg.message);
+        break;
+      case "Edited":
+      case "Deleted":
+        // A change has an id of its own in the message sequence: shown once, acknowledged.
+        if (this.stored(msg.id)) this.emit(msg.type.toLowerCase(), msg);
         break;
       case "CaughtUp":
         this.caughtUp = true;
@@ -169,13 +184,22 @@ export class ChatClient extends EventTarget {
   }
 
   onChat(message) {
-    const id = message.id.toString();
-    if (message.id > this.highest) this.highest = message.id;
-    if (this.seen.has(id)) return;
-    this.seen.add(id);
+    if (!this.stored(message.id)) return;
     if (message.from === this.user) this.unsent.delete(message.client_msg_id.toString());
     this.emit("message", message);
+  }
+
+  /**
+   * Notes a delivered message or change by its id: false if it was seen already. Acknowledges
+   * it once live (the backlog is acknowledged at CaughtUp).
+   */
+  stored(id) {
+    if (id > this.highest) this.highest = id;
+    const key = id.toString();
+    if (this.seen.has(key)) return false;
+    this.seen.add(key);
     if (this.caughtUp) this.ack();
+    return true;
   }
 
   ack() {
@@ -255,6 +279,28 @@ export class ChatClient extends EventTarget {
       });
   }
 
+  /**
+   * Edits, deletes or redacts a message (version 2): resolves with the change's id once stored.
+   * This connection is not sent its own change, so it is reported here as the event the
+   * others get.
+   */
+  async change(message, what) {
+    const { target, from } = message;
+    let request;
+    if (what.type === "Edit") request = { type: "Edit", message: message.id, text: what.text };
+    else if (what.type === "Delete") request = { type: "Delete", message: message.id };
+    else request = { type: "Redact", message: message.id, reason: what.reason ?? "" };
+    const reply = await this.request(request);
+    this.seen.add(reply.id.toString());
+    if (what.type === "Edit") {
+      this.emit("edited", { type: "Edited", id: reply.id, message: message.id, from, target, text: what.text });
+    } else {
+      const redacted = what.type === "Redact";
+      this.emit("deleted", { type: "Deleted", id: reply.id, message: message.id, target, by: this.user, redacted, reason: redacted ? what.reason ?? "" : "" });
+    }
+    return reply.id;
+  }
+
   resendUnsent() {
     for (const entry of this.unsent.values()) this.transmit(entry);
   }
@@ -280,13 +326,17 @@ export class ChatError extends Error {
   }
 }
 
-/** An error in words. */
+/** An error in words: the server's own text (written for people), with hints for some codes. */
 export function describe(code, message) {
   switch (code?.type) {
     case "RateLimited":
       return `Too fast: try again in ${Math.ceil(code.retry_after_ms / 1000)} s.`;
+    case "Unavailable":
+      return `The server cannot store anything right now: try again in ${Math.ceil(code.retry_after_ms / 1000)} s.`;
     case "NotAMember":
-      return "You are not a member of that room (/join it first).";
+      return /^you are not in/i.test(message ?? "") || !message
+        ? `${capital(message || "you are not a member of that room")} (/join it first).`
+        : sentence(message);
     case "BadCredentials":
       return "Wrong username or password.";
     case "UsernameTaken":
@@ -294,14 +344,25 @@ export function describe(code, message) {
     case "WeakPassword":
       return "The password must be at least 8 characters.";
     case "NoSuchRoom":
-      return "No such room.";
+      return message ? sentence(message) : "No such room.";
     case "NoSuchUser":
-      return "No such user.";
+      return message ? sentence(message) : "No such user.";
     case "Forbidden":
-      return "That room is invite-only.";
+      return message ? sentence(message) : "You may not do that.";
     case "InvalidName":
       return `Invalid name: ${message}`;
     default:
-      return message || code?.type || "error";
+      return message ? sentence(message) : code?.type || "error";
   }
+}
+
+/** "you are muted in #x" -> "You are muted in #x." */
+function sentence(text) {
+  const line = capital(text);
+  return /[.!?:)]$/.test(line) ? line : `${line}.`;
+}
+
+function capital(text) {
+  const trimmed = text.trim();
+  return trimmed.charAt(0).toUpperCase() + trimmed.slice(1);
 }

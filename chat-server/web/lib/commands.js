@@ -9,8 +9,22 @@ export const HELP = [
   "/who [ROOM] — list a room's members",
   "/rooms — list rooms",
   "/users — list users",
+  "/topic [TEXT] — set (or clear) this room's topic (owner, moderators)",
+  "/op NAME, /deop NAME — make a member a moderator, or not (owner)",
+  "/kick NAME [REASON] — remove a member from this room; they may rejoin (moderators)",
+  "/ban NAME [REASON], /unban NAME — keep someone out of this room, or let them back (moderators)",
+  "/mute NAME, /unmute NAME — stop a member posting here, or let them (moderators)",
+  "/edit ID TEXT — replace the text of your message ID (hover a message for its id)",
+  "/delete ID — delete your message ID",
+  "/redact ID [REASON] — remove any message of this room (moderators)",
   "/help — this list",
 ];
+
+/** The ModAction of each moderation command taking only a name. */
+const BY_NAME = { op: "Opped", deop: "Deopped", unban: "Unbanned", mute: "Muted", unmute: "Unmuted" };
+/** The ModAction of each moderation command taking a name and a reason. */
+const WITH_REASON = { kick: "Kicked", ban: "Banned" };
+const U64_MAX = 0xffffffffffffffffn;
 
 /** A typed line: `{ kind: "text", text }`, a command, or `{ kind: "error", text }`. */
 export function parse(line) {
@@ -20,12 +34,22 @@ export function parse(line) {
   const [head, ...rest] = line.slice(1).split(/\s+/);
   const args = rest.filter(Boolean);
   const room = (name) => name?.replace(/^#/, "");
-  switch (head.toLowerCase()) {
+  // Everything after the command word and `skip` more words, as typed (inner spaces and lines
+  // kept), trimmed.
+  const after = (skip) => line.replace(new RegExp(`^\\/\\S+(\\s+\\S+){${skip}}\\s*`), "").trim();
+  const name = head.toLowerCase();
+  if (name in BY_NAME) {
+    return args.length === 1 ? { kind: "moderate", action: BY_NAME[name], user: args[0], reason: "" } : usage(`/${name} NAME`);
+  }
+  if (name in WITH_REASON) {
+    return args[0] ? { kind: "moderate", action: WITH_REASON[name], user: args[0], reason: after(1) } : usage(`/${name} NAME [REASON]`);
+  }
+  switch (name) {
     case "join":
     case "j":
       return args[0] ? { kind: "join", room: room(args[0]) } : usage("/join ROOM");
     case "create":
-      return args[0] ? { kind: "create", room: room(args[0]), inviteOnly: args[1] === "private" } : usage("/create ROOM [private]");
+      return args[0] ? { kind: "create", room: room(args[0]), inviteOnly: args[1] === "private" || args[1] === "--invite-only" } : usage("/create ROOM [private]");
     case "leave":
     case "part":
       return { kind: "leave", room: room(args[0]) };
@@ -46,11 +70,33 @@ export function parse(line) {
       return { kind: "rooms" };
     case "users":
       return { kind: "users" };
+    case "topic":
+      return { kind: "topic", topic: after(0) };
+    case "edit": {
+      const id = messageId(args[0]);
+      return id !== null && args.length >= 2 ? { kind: "edit", id, text: after(1) } : usage("/edit ID TEXT");
+    }
+    case "delete": {
+      const id = messageId(args[0]);
+      return id !== null && args.length === 1 ? { kind: "delete", id } : usage("/delete ID");
+    }
+    case "redact": {
+      const id = messageId(args[0]);
+      return id !== null ? { kind: "redact", id, reason: after(1) } : usage("/redact ID [REASON]");
+    }
     case "help":
       return { kind: "help" };
     default:
       return { kind: "error", text: `Unknown command /${head}; try /help.` };
   }
+}
+
+/** A message id as typed ("42" or "#42"), as a BigInt; null if it is not one. */
+export function messageId(word) {
+  const digits = word?.replace(/^#/, "");
+  if (!digits || !/^[0-9]{1,20}$/.test(digits)) return null;
+  const id = BigInt(digits);
+  return id <= U64_MAX ? id : null;
 }
 
 function usage(text) {
