@@ -661,6 +661,19 @@ async function run(action) {
       return changeById(action.id, { type: "Delete" });
     case "redact":
       return changeById(action.id, { type: "Redact", reason: action.reason });
+    case "audit": {
+      const room = action.server ? null : action.room ?? currentRoom();
+      if (!action.server && !room) return say("Usage: /audit ROOM, or /audit * for accounts");
+      const reply = await client.request({ type: "AuditLog", room, before: null, limit: 20 });
+      if (!reply.entries.length) return say("The log is empty.");
+      const lines = [...reply.entries].reverse().map((e) =>
+        `[${e.position}] ${new Date(Number(e.at)).toLocaleString()} ${moderationText(e, state.user, (u) => state.displayName(u))}`);
+      if (reply.more) lines.push("Older entries exist.");
+      return say(lines.join("\n"));
+    }
+    case "disable":
+      await client.request({ type: "SetDisabled", user: action.user, disabled: action.disabled });
+      return say(`${action.user}'s account is ${action.disabled ? "disabled" : "enabled"}.`);
     default:
       return say("?");
   }

@@ -56,6 +56,8 @@ const ModAction = enumOf([
   ["Opped", []],
   ["Deopped", []],
   ["Redacted", []],
+  ["Disabled", []],
+  ["Enabled", []],
 ]);
 
 const Request = enumOf([
@@ -83,6 +85,8 @@ const Request = enumOf([
   ["Redact", [["message", u64], ["reason", str]], 2],
   ["SetTopic", [["room", str], ["topic", str]], 2],
   ["RoomList", [], 2],
+  ["SetDisabled", [["user", str], ["disabled", bool]], 2],
+  ["AuditLog", [["room", opt(str)], ["before", opt(u64)], ["limit", u16]], 2],
 ]);
 
 export const ClientMessage = enumOf([
@@ -107,6 +111,10 @@ const ChatMessage = struct([
 ]);
 const PageEntry = struct([["message", ChatMessage], ["edited", bool], ["deleted", bool]]);
 const RoomEntry = struct([["info", RoomInfo], ["topic", str]]);
+const AuditEntry = struct([
+  ["position", u64], ["room", str], ["by", str], ["user", str], ["action", ModAction],
+  ["reason", str], ["at", u64],
+]);
 const Reply = enumOf([
   ["Done", []],
   ["Session", [["session", Session]]],
@@ -118,6 +126,7 @@ const Reply = enumOf([
   ["History", [["messages", vec(ChatMessage)], ["more", bool]]],
   ["Page", [["messages", vec(PageEntry)], ["more", bool]], 2],
   ["RoomList", [["rooms", vec(RoomEntry)]], 2],
+  ["AuditLog", [["entries", vec(AuditEntry)], ["more", bool]], 2],
 ]);
 const ErrorCode = enumOf([
   ["BadRequest", []],

@@ -17,6 +17,8 @@ export const HELP = [
   "/edit ID TEXT — replace the text of your message ID (hover a message for its id)",
   "/delete ID — delete your message ID",
   "/redact ID [REASON] — remove any message of this room (moderators)",
+  "/audit [ROOM|*] — recent moderation in a room, or * for accounts (moderators)",
+  "/disable NAME, /enable NAME — disable an account or enable it again (server operators)",
   "/help — this list",
 ];
 
@@ -84,6 +86,12 @@ export function parse(line) {
       const id = messageId(args[0]);
       return id !== null ? { kind: "redact", id, reason: after(1) } : usage("/redact ID [REASON]");
     }
+    case "audit":
+      if (args.length > 1) return usage("/audit [ROOM|*]");
+      return args[0] === "*" ? { kind: "audit", server: true } : { kind: "audit", server: false, room: room(args[0]) };
+    case "disable":
+    case "enable":
+      return args.length === 1 ? { kind: "disable", user: args[0], disabled: name === "disable" } : usage(`/${name} NAME`);
     case "help":
       return { kind: "help" };
     default:

@@ -164,6 +164,8 @@ export function moderationText({ room, by, user, action, reason }, me, name = (u
     Opped: `made ${who} a moderator of #${room}`,
     Deopped: `made ${who} a plain member of #${room}`,
     Redacted: `removed a message of ${who} in #${room}`,
+    Disabled: `disabled the account of ${who}`,
+    Enabled: `enabled the account of ${who}`,
   }[action.type] ?? `acted on ${who} in #${room}`;
   const actor = by === me ? "You" : name(by);
   return reason ? `${actor} ${done}: ${reason}` : `${actor} ${done}`;

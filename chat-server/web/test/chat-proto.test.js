@@ -37,6 +37,9 @@ const GOLDEN = [
   [ServerMessage, { type: "Ok", id: 5, reply: { type: "Page", messages: [], more: false } }, "00000005 01 05 08 00 00"],
   [ClientMessage, { type: "Request", id: 6, request: { type: "SetTopic", room: "rust", topic: "hi" } }, "0000000b 01 06 16 0472757374 026869"],
   [ServerMessage, { type: "Topic", room: "rust", topic: "hi", by: "bob" }, "0000000d 0f 0472757374 026869 03626f62"],
+  [ClientMessage, { type: "Request", id: 7, request: { type: "SetDisabled", user: "carol", disabled: true } }, "0000000a 01 07 18 056361726f6c 01"],
+  [ClientMessage, { type: "Request", id: 8, request: { type: "AuditLog", room: "rust", before: null, limit: 20 } }, "0000000b 01 08 19 01 0472757374 00 14"],
+  [ServerMessage, { type: "Ok", id: 9, reply: { type: "AuditLog", entries: [{ position: 3n, room: "", by: "root", user: "carol", action: { type: "Disabled" }, reason: "", at: 1000n }], more: false } }, "00000017 01 09 0a 01 03 00 04726f6f74 056361726f6c 08 00 fbe803 00"],
 ];
 
 test("every golden frame of golden.rs and PROTOCOL.md is covered, with the same bytes", () => {
@@ -90,6 +93,9 @@ const REQUESTS = [
   { type: "Redact", message: 2n ** 40n, reason: "why" },
   { type: "SetTopic", room: "r", topic: "" },
   { type: "RoomList" },
+  { type: "SetDisabled", user: "bob", disabled: true },
+  { type: "AuditLog", room: null, before: 5n, limit: 20 },
+  { type: "AuditLog", room: "rust", before: null, limit: 0 },
 ];
 const CLIENT = [
   { type: "Hello", min_version: 1, max_version: 3, client: "web" },
@@ -111,6 +117,7 @@ const REPLIES = [
   { type: "History", messages: [chat], more: true },
   { type: "Page", messages: [{ message: chat, edited: true, deleted: false }, { message: { ...chat, text: "" }, edited: false, deleted: true }], more: true },
   { type: "RoomList", rooms: [{ info, topic: "all things rust" }, { info: { ...info, name: "go" }, topic: "" }] },
+  { type: "AuditLog", entries: [{ position: 2n, room: "rust", by: "alice", user: "bob", action: { type: "Kicked" }, reason: "spam", at: 1n }, { position: 1n, room: "", by: "root", user: "bob", action: { type: "Enabled" }, reason: "", at: big }], more: true },
 ];
 const CODES = TYPES.ErrorCode.variants.map(([name, fields]) =>
   Object.fromEntries([["type", name], ...fields.map(([field], i) => [field, 70000 + i])]));
@@ -131,7 +138,7 @@ const SERVER = [
   { type: "Ping", nonce: 1n },
   { type: "Pong", nonce: 2n },
   // Version 2.
-  ...["Kicked", "Banned", "Unbanned", "Muted", "Unmuted", "Opped", "Deopped", "Redacted"].map((action) =>
+  ...["Kicked", "Banned", "Unbanned", "Muted", "Unmuted", "Opped", "Deopped", "Redacted", "Disabled", "Enabled"].map((action) =>
     ({ type: "Moderated", room: "rust", by: "alice", user: "bob", action: { type: action }, reason: action === "Kicked" ? "spam" : "" })),
   { type: "Edited", id: big, message: 5n, from: "bob", target: dm, text: "new" },
   { type: "Deleted", id: 9n, message: 5n, target: room, by: "bob", redacted: false, reason: "" },
@@ -193,8 +200,8 @@ test("version 2 variants are marked, appended after every version-1 variant", ()
   assert.equal(MIN_VERSION, 1);
   assert.equal(MAX_VERSION, 2);
   const v2 = {
-    Request: ["SetRole", "Kick", "Ban", "Unban", "Mute", "Edit", "Delete", "Redact", "SetTopic", "RoomList"],
-    Reply: ["Page", "RoomList"],
+    Request: ["SetRole", "Kick", "Ban", "Unban", "Mute", "Edit", "Delete", "Redact", "SetTopic", "RoomList", "SetDisabled", "AuditLog"],
+    Reply: ["Page", "RoomList", "AuditLog"],
     ServerMessage: ["Moderated", "Edited", "Deleted", "Topic", "DisplayName"],
   };
   for (const [typeName, names] of Object.entries(v2)) {

@@ -85,3 +85,13 @@ test("errors in words: the server's text as a sentence, with hints", () => {
   assert.equal(describe({ type: "BadRequest" }, "that message was deleted"), "That message was deleted.");
   assert.equal(describe({ type: "BadCredentials" }, "x"), "Wrong username or password.");
 });
+
+test("audit and account commands", () => {
+  assert.deepEqual(parse("/audit"), { kind: "audit", server: false, room: undefined });
+  assert.deepEqual(parse("/audit #rust"), { kind: "audit", server: false, room: "rust" });
+  assert.deepEqual(parse("/audit *"), { kind: "audit", server: true });
+  assert.equal(parse("/audit a b").kind, "error");
+  assert.deepEqual(parse("/disable mallory"), { kind: "disable", user: "mallory", disabled: true });
+  assert.deepEqual(parse("/enable mallory"), { kind: "disable", user: "mallory", disabled: false });
+  assert.equal(parse("/disable").kind, "error");
+});

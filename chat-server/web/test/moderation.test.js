@@ -166,3 +166,9 @@ test("notices sit among the messages by the newest id known when they came", () 
   const order = items(t).map((i) => (i.kind === "message" ? i.message.text : i.notice.text));
   assert.deepEqual(order, ["before all", "a", "b", "after 3", "also after 3", "c", "at the end"]);
 });
+
+test("account actions read as words", () => {
+  const entry = { room: "", by: "root", user: "mallory", action: { type: "Disabled" }, reason: "" };
+  assert.equal(moderationText(entry, "alice"), "root disabled the account of mallory");
+  assert.equal(moderationText({ ...entry, action: { type: "Enabled" } }, "root"), "You enabled the account of mallory");
+});
