@@ -244,16 +244,21 @@ async fn serve_tcp(stream: TcpStream, shared: Arc<Shared>, permit: OwnedSemaphor
             let writer = StreamWriter::new(write);
             pump::serve(reader, writer, conn, shared.keepalive, cancel, open).await;
         }
+        // Boxed: a TLS connection's state (handshake, TLS session, its pump) is its own
+        // allocation, so a plain connection's task is no larger than a plain pump needs.
         Some(tls) => {
-            let Some(stream) = handshake(tls.raw_acceptor(), stream, &cancel).await else {
-                return;
-            };
-            let conn = connect().await;
-            let open = shared.metrics.open(Transport::Tcp);
-            let (read, write) = tokio::io::split(stream);
-            let reader = StreamReader::new(read, max_frame_len);
-            let writer = StreamWriter::new(write);
-            pump::serve(reader, writer, conn, shared.keepalive, cancel, open).await;
+            Box::pin(async {
+                let Some(stream) = handshake(tls.raw_acceptor(), stream, &cancel).await else {
+                    return;
+                };
+                let conn = connect().await;
+                let open = shared.metrics.open(Transport::Tcp);
+                let (read, write) = tokio::io::split(stream);
+                let reader = StreamReader::new(read, max_frame_len);
+                let writer = StreamWriter::new(write);
+                pump::serve(reader, writer, conn, shared.keepalive, cancel, open).await;
+            })
+            .await
         }
     }
     drop(permit);

@@ -45,7 +45,14 @@ impl FrameReader for TcpReader {
             let eof = match self.half.try_read_buf(&mut self.buf) {
                 Ok(0) => true,
                 Ok(_) => false,
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    // Readiness was stale: wait again without holding the buffer (an idle
+                    // connection would otherwise keep READ_CHUNK bytes for nothing).
+                    if self.buf.is_empty() {
+                        self.buf = BytesMut::new();
+                    }
+                    continue;
+                }
                 Err(error) => return Err(ReadError::Io(error)),
             };
             return decode_all(&mut self.codec, &mut self.buf, eof, out);

@@ -1,4 +1,6 @@
-//! `idle`: C logged-in connections that do nothing: server memory per connection.
+//! `idle`: C logged-in connections that do nothing: server memory per connection, with and
+//! without what their accounts cost (each account in a room of `--room-size`, the way the
+//! peers were measured).
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +16,9 @@ pub(crate) struct Idle {
     /// Source addresses 127.0.0.1.. to spread connections over (ephemeral port range).
     #[arg(long, default_value_t = 1)]
     pub(crate) sources: u8,
+    /// Members per room: each account joins one room of this many (besides the default room).
+    #[arg(long, default_value_t = 50)]
+    pub(crate) room_size: usize,
 }
 
 impl Idle {
@@ -22,9 +27,19 @@ impl Idle {
         let Self {
             connections,
             sources,
+            room_size,
         } = self.clone();
+        let start = rss_bytes(target.pid);
         // Accounts first, so what follows measures connections, not users.
-        drop(connect_all(target.addr, "i", connections, None, sources, false).await?);
+        let mut accounts = connect_all(target.addr, "i", connections, None, sources, false).await?;
+        for (i, account) in accounts.iter_mut().enumerate() {
+            let room = format!("idle{}", i / room_size.max(1));
+            account
+                .request(chat_proto::Request::Join { room })
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        drop(accounts);
         tokio::time::sleep(Duration::from_secs(3)).await;
         let before = rss_bytes(target.pid);
         let started = Instant::now();
@@ -34,6 +49,7 @@ impl Idle {
         let after = rss_bytes(target.pid);
         report.add("connections logged in", conns.len() as f64, "");
         report.add("setup time", setup, "s");
+        report.add("server RSS at start", start / 1024.0 / 1024.0, "MiB");
         report.add(
             "server RSS with the accounts, no connections",
             before / 1024.0 / 1024.0,
@@ -42,11 +58,19 @@ impl Idle {
         report.add("server RSS after", after / 1024.0 / 1024.0, "MiB");
         let per = (after - before) / conns.len() as f64;
         report.add("server RSS per idle connection", per, "bytes");
+        let all_in = (after - start) / conns.len() as f64;
         report.add(
-            "projected RSS for 100k connections",
-            (before + per * 100_000.0) / 1024.0 / 1024.0,
-            "MiB",
+            "server RSS per logged-in user, account and rooms included",
+            all_in,
+            "bytes",
         );
+        for (label, users) in [("100k", 100_000.0), ("1M", 1_000_000.0)] {
+            report.add(
+                format!("projected RSS for {label} users, each connected"),
+                (start + all_in * users) / 1024.0 / 1024.0,
+                "MiB",
+            );
+        }
         drop(conns);
         Ok(())
     }
