@@ -23,8 +23,8 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 
 use crate::storage::Storage;
 use crate::store::{
-    action_code, action_from, client_id, int, kind_code, message, role_code, snapshot_from, uint,
-    ConvRowSql, Durability, MessageRow, SnapshotRows, StoreError,
+    action_code, audit_record, client_id, int, kind_code, message, role_code, snapshot_from, uint,
+    AuditRow, ConvRowSql, Durability, MessageRow, SnapshotRows, StoreError,
 };
 use crate::{
     AuditRecord, ConvId, ConvKind, DeviceId, MessageId, Snapshot, Standing, StoredMessage,
@@ -326,7 +326,7 @@ impl Storage for PgStore {
             Some(before) => int("audit position", before)?,
             None => i64::MAX,
         };
-        let rows = sqlx::query_as::<_, (i64, i64, i64, i64, i64, String, i64)>(
+        let rows = sqlx::query_as::<_, AuditRow>(
             "SELECT id, conv_id, actor, target, action, reason, at FROM audit_log \
              WHERE conv_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
         )
@@ -335,21 +335,7 @@ impl Storage for PgStore {
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|(id, conv, actor, target, action, reason, at)| {
-                Ok((
-                    uint("audit position", id)?,
-                    AuditRecord {
-                        conv: ConvId(uint("conversation id", conv)?),
-                        actor: UserId(uint("user id", actor)?),
-                        target: UserId(uint("user id", target)?),
-                        action: action_from(action)?,
-                        reason,
-                        at: uint("time", at)?,
-                    },
-                ))
-            })
-            .collect()
+        rows.into_iter().map(audit_record).collect()
     }
 
     async fn close(&self) {

@@ -511,7 +511,7 @@ impl Storage for Store {
             Some(before) => int("audit position", before)?,
             None => i64::MAX,
         };
-        let rows = sqlx::query_as::<_, (i64, i64, i64, i64, i64, String, i64)>(
+        let rows = sqlx::query_as::<_, AuditRow>(
             "SELECT id, conv_id, actor, target, action, reason, at FROM audit_log \
              WHERE conv_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
         )
@@ -520,21 +520,7 @@ impl Storage for Store {
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|(id, conv, actor, target, action, reason, at)| {
-                Ok((
-                    uint("audit position", id)?,
-                    AuditRecord {
-                        conv: ConvId(uint("conversation id", conv)?),
-                        actor: UserId(uint("user id", actor)?),
-                        target: UserId(uint("user id", target)?),
-                        action: action_from(action)?,
-                        reason,
-                        at: uint("time", at)?,
-                    },
-                ))
-            })
-            .collect()
+        rows.into_iter().map(audit_record).collect()
     }
 
     async fn close(&self) {
@@ -634,6 +620,24 @@ pub(crate) fn snapshot_from(rows: SnapshotRows) -> Result<Snapshot, StoreError> 
             .push((ConvId(uint("conversation id", conv)?), topic));
     }
     Ok(snapshot)
+}
+
+/// Columns of an audit log row: position, conversation, actor, target, action, reason, time.
+pub(crate) type AuditRow = (i64, i64, i64, i64, i64, String, i64);
+
+/// An audit log row, its numbers checked, with its position.
+pub(crate) fn audit_record(
+    (id, conv, actor, target, action, reason, at): AuditRow,
+) -> Result<(u64, AuditRecord), StoreError> {
+    let record = AuditRecord {
+        conv: ConvId(uint("conversation id", conv)?),
+        actor: UserId(uint("user id", actor)?),
+        target: UserId(uint("user id", target)?),
+        action: action_from(action)?,
+        reason,
+        at: uint("time", at)?,
+    };
+    Ok((uint("audit position", id)?, record))
 }
 
 pub(crate) fn message(
