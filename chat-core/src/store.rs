@@ -4,7 +4,9 @@
 //! database runs in WAL mode; with the default [`Durability::Full`] a committed transaction
 //! survives a crash of the process or the machine, with [`Durability::Process`] a crash of the
 //! process. Writes arrive in batches from the engine's writer task
-//! (group commit): one transaction per batch, messages inserted by multi-row statements.
+//! (group commit): one transaction per batch, run by the [`writer`] thread on a connection of
+//! its own through rusqlite (cached prepared statements, no thread hop per statement). Reads
+//! and migrations go through a small sqlx pool.
 //!
 //! Ids and times are `u64` in the hub and `INTEGER` (i64) in SQLite. Server-assigned values
 //! are converted checked ([`int`], [`uint`]): a value out of range is a typed error, never a
@@ -12,12 +14,15 @@
 //! ([`client_id`]).
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use rusqlite::OpenFlags;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::SqlitePool;
+
+mod writer;
 
 use crate::storage::Storage;
 use crate::{
@@ -87,6 +92,9 @@ pub enum StoreError {
     /// The database failed.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+    /// The database failed under the writer connection.
+    #[error(transparent)]
+    Sqlite(rusqlite::Error),
     /// The schema could not be brought up to date.
     #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -135,8 +143,8 @@ pub(crate) fn client_id_from(stored: i64) -> ClientMsgId {
     ClientMsgId(u64::from_ne_bytes(stored.to_ne_bytes()))
 }
 
-/// Messages per multi-row INSERT (7 parameters each, well under SQLite's 32,766).
-const INSERT_CHUNK: usize = 500;
+/// How long a connection waits for another one's lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Columns of a message row, in the order every query selects them.
 pub(crate) type MessageRow = (i64, i64, i64, i64, i64, i64, String, i64, Option<i64>);
@@ -195,12 +203,12 @@ pub enum Durability {
     Process,
 }
 
-/// The database: a small connection pool over one SQLite file (or memory).
+/// The database: one SQLite file (or memory), written by one connection on a thread of its
+/// own, read through a small connection pool. Clones share both.
 #[derive(Clone, Debug)]
 pub struct Store {
     pub(crate) pool: SqlitePool,
-    /// The file and its identity at open, checked before each write (`None` in memory).
-    file: Option<Arc<DbFile>>,
+    writer: writer::Writer,
 }
 
 /// The database file as it was opened.
@@ -231,6 +239,22 @@ fn file_identity(path: &Path) -> std::io::Result<(u64, u64)> {
 #[cfg(not(unix))]
 fn file_identity(path: &Path) -> std::io::Result<(u64, u64)> {
     std::fs::metadata(path).map(|_| (0, 0))
+}
+
+/// The writer's errors: SQLite's "corrupt" and "not a database" as [`StoreError::Damaged`],
+/// others as they are.
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        if let rusqlite::Error::SqliteFailure(failure, message) = &error {
+            if matches!(
+                failure.code,
+                rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
+            ) {
+                return Self::Damaged(message.clone().unwrap_or_else(|| failure.to_string()));
+            }
+        }
+        Self::Sqlite(error)
+    }
 }
 
 /// SQLite's "corrupt" and "not a database" errors as [`StoreError::Damaged`]; others as they
@@ -283,9 +307,9 @@ impl Store {
     ) -> Result<Self, StoreError> {
         let path = path.as_ref();
         create_private(path).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
-        let synchronous = match durability {
-            Durability::Full => SqliteSynchronous::Full,
-            Durability::Process => SqliteSynchronous::Normal,
+        let (synchronous, synchronous_pragma) = match durability {
+            Durability::Full => (SqliteSynchronous::Full, "FULL"),
+            Durability::Process => (SqliteSynchronous::Normal, "NORMAL"),
         };
         let options = SqliteConnectOptions::new()
             .filename(path)
@@ -294,7 +318,7 @@ impl Store {
             .synchronous(synchronous)
             // A deleted message's text is overwritten in the file, not left in free space.
             .pragma("secure_delete", "ON")
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(BUSY_TIMEOUT);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
@@ -313,7 +337,18 @@ impl Store {
             path: path.to_owned(),
             identity,
         };
-        Self::migrate(pool, Some(Arc::new(file))).await
+        // The writer connection opens the file the pool created (never creating one: a file
+        // deleted meanwhile is an error, not a new empty database), with the same settings.
+        let writer = writer::Target {
+            path: path.to_owned(),
+            flags: OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            pragmas: format!(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous_pragma}; \
+                 PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON;"
+            ),
+            file: Some(Arc::new(file)),
+        };
+        Self::migrate(pool, writer).await
     }
 
     /// A private in-memory database, gone when the store is dropped.
@@ -321,8 +356,22 @@ impl Store {
     /// # Errors
     /// If SQLite cannot be started.
     pub async fn open_in_memory() -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str("sqlite::memory:")?;
-        // One connection that never expires: every connection would be a separate database.
+        // SQLite's `memdb` VFS shares a database whose name starts with '/' among the
+        // connections of the process that open it (the pool's and the writer's), with the usual
+        // locking; it is freed with the last one. Its rollback journal is kept in memory too.
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "/chat-memory-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let options = SqliteConnectOptions::new()
+            .filename(&name)
+            .vfs("memdb")
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Memory)
+            .busy_timeout(BUSY_TIMEOUT);
+        // One reading connection that never expires: it keeps the database alive.
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -330,12 +379,28 @@ impl Store {
             .max_lifetime(None)
             .connect_with(options)
             .await?;
-        Self::migrate(pool, None).await
+        let writer = writer::Target {
+            path: PathBuf::from(format!("file:{name}?vfs=memdb")),
+            flags: OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_URI
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            pragmas: "PRAGMA journal_mode = MEMORY; PRAGMA foreign_keys = ON;".to_owned(),
+            file: None,
+        };
+        Self::migrate(pool, writer).await
     }
 
-    async fn migrate(pool: SqlitePool, file: Option<Arc<DbFile>>) -> Result<Self, StoreError> {
+    /// Migrates the schema through the pool, then opens the writer connection.
+    async fn migrate(pool: SqlitePool, writer: writer::Target) -> Result<Self, StoreError> {
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool, file })
+        let writer = match writer::Writer::start(writer).await {
+            Ok(writer) => writer,
+            Err(error) => {
+                pool.close().await;
+                return Err(error);
+            }
+        };
+        Ok(Self { pool, writer })
     }
 }
 
@@ -404,19 +469,7 @@ impl Storage for Store {
     }
 
     async fn apply(&self, persists: &[Vec<Write>]) -> Result<Duplicates, StoreError> {
-        if let Some(file) = &self.file {
-            file.check()?;
-        }
-        let mut conn = self.pool.acquire().await?;
-        let result = apply_in_transaction(&mut conn, persists).await;
-        if result.is_err() {
-            // After a failed statement or COMMIT (a full disk: SQLite may or may not have
-            // rolled back by itself), the connection's transaction state is unknown; a
-            // connection left inside a transaction would hold the write lock while idle in
-            // the pool. Closing it ends whatever it holds.
-            let _ = conn.detach().close().await;
-        }
-        result
+        self.writer.apply(persists).await
     }
 
     async fn backlog(
@@ -524,6 +577,7 @@ impl Storage for Store {
     }
 
     async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 }
@@ -653,261 +707,4 @@ pub(crate) fn message(
         text,
         kind: kind_from(kind, target)?,
     })
-}
-
-/// Applies `persists` in one `BEGIN IMMEDIATE … COMMIT` on `conn`.
-async fn apply_in_transaction(
-    conn: &mut SqliteConnection,
-    persists: &[Vec<Write>],
-) -> Result<Duplicates, StoreError> {
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-    let mut duplicates = vec![None; persists.len()];
-    // Consecutive message inserts, with the persist each belongs to, written together.
-    let mut run: Vec<(usize, &StoredMessage)> = Vec::new();
-    for (index, writes) in persists.iter().enumerate() {
-        for write in writes {
-            if let Write::InsertMessage(message) = write {
-                if message.kind.is_message() {
-                    run.push((index, message));
-                    continue;
-                }
-            }
-            insert_messages(conn, &run, &mut duplicates).await?;
-            run.clear();
-            apply_one(conn, write).await?;
-        }
-    }
-    insert_messages(conn, &run, &mut duplicates).await?;
-    sqlx::query("COMMIT").execute(&mut *conn).await?;
-    Ok(duplicates)
-}
-
-/// Inserts messages with multi-row statements; a message whose sender already stored its
-/// client message id is skipped, and the original is recorded for its persist.
-async fn insert_messages(
-    tx: &mut SqliteConnection,
-    messages: &[(usize, &StoredMessage)],
-    duplicates: &mut [Option<(MessageId, UnixMillis)>],
-) -> Result<(), StoreError> {
-    for chunk in messages.chunks(INSERT_CHUNK) {
-        let mut rows = Vec::with_capacity(chunk.len());
-        for (_, m) in chunk {
-            rows.push((
-                int("message id", m.id.0)?,
-                int("conversation id", m.conv.0)?,
-                int("user id", m.sender.0)?,
-                int("device id", m.device.0)?,
-                client_id(m.client_msg_id),
-                int("time", m.sent_at)?,
-                m.text.as_str(),
-            ));
-        }
-        let mut insert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO messages (id, conv_id, sender, device, client_msg_id, sent_at, body) ",
-        );
-        insert.push_values(
-            &rows,
-            |mut row, &(id, conv, sender, device, client, at, text)| {
-                row.push_bind(id)
-                    .push_bind(conv)
-                    .push_bind(sender)
-                    .push_bind(device)
-                    .push_bind(client)
-                    .push_bind(at)
-                    .push_bind(text);
-            },
-        );
-        insert.push(" ON CONFLICT (sender, client_msg_id) WHERE kind < 3 DO NOTHING RETURNING id");
-        let inserted: Vec<i64> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
-        if inserted.len() == chunk.len() {
-            continue;
-        }
-        let inserted: std::collections::HashSet<i64> = inserted.into_iter().collect();
-        for (&(index, _), &(id, _, sender, _, client, _, _)) in chunk.iter().zip(&rows) {
-            if inserted.contains(&id) {
-                continue;
-            }
-            let original = sqlx::query_as::<_, (i64, i64)>(
-                "SELECT id, sent_at FROM messages \
-                 WHERE sender = ? AND client_msg_id = ? AND kind < 3",
-            )
-            .bind(sender)
-            .bind(client)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let (Some(slot), Some((id, sent_at))) = (duplicates.get_mut(index), original) {
-                *slot = Some((MessageId(uint("message id", id)?), uint("time", sent_at)?));
-            }
-        }
-    }
-    Ok(())
-}
-
-async fn apply_one(tx: &mut SqliteConnection, write: &Write) -> Result<(), StoreError> {
-    let query = match write {
-        Write::CreateUser {
-            id,
-            name,
-            password_hash,
-            created_at,
-        } => sqlx::query(
-            "INSERT INTO users (id, name, name_key, display_name, password_hash, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(int("user id", id.0)?)
-        .bind(name)
-        .bind(name.to_ascii_lowercase())
-        .bind(name)
-        .bind(password_hash)
-        .bind(int("time", *created_at)?),
-        Write::SetDisplayName { user, display_name } => {
-            sqlx::query("UPDATE users SET display_name = ? WHERE id = ?")
-                .bind(display_name)
-                .bind(int("user id", user.0)?)
-        }
-        Write::CreateConv {
-            id,
-            kind: ConvKind::Room { name, invite_only },
-            created_at,
-        } => sqlx::query("INSERT INTO convs (id, room_name, invite_only, created_at) VALUES (?, ?, ?, ?)")
-            .bind(int("conversation id", id.0)?)
-            .bind(name)
-            .bind(invite_only)
-            .bind(int("time", *created_at)?),
-        Write::CreateConv {
-            id,
-            kind: ConvKind::Direct { a, b },
-            created_at,
-        } => sqlx::query("INSERT INTO convs (id, user_a, user_b, created_at) VALUES (?, ?, ?, ?)")
-            .bind(int("conversation id", id.0)?)
-            .bind(int("user id", a.0)?)
-            .bind(int("user id", b.0)?)
-            .bind(int("time", *created_at)?),
-        Write::AddMember { conv, user, since } => sqlx::query(
-            "INSERT INTO members (user_id, conv_id, since) VALUES (?, ?, ?) \
-             ON CONFLICT (user_id, conv_id) DO UPDATE SET since = excluded.since",
-        )
-        .bind(int("user id", user.0)?)
-        .bind(int("conversation id", conv.0)?)
-        .bind(int("message id", since.0)?),
-        Write::RemoveMember { conv, user } => {
-            sqlx::query("DELETE FROM members WHERE user_id = ? AND conv_id = ?")
-                .bind(int("user id", user.0)?)
-                .bind(int("conversation id", conv.0)?)
-        }
-        Write::SetDevice {
-            id,
-            user,
-            name,
-            cursor,
-            last_seen,
-        } => sqlx::query(
-            "INSERT INTO devices (id, user_id, name, cursor, last_seen) VALUES (?, ?, ?, ?, ?) \
-             ON CONFLICT (id) DO UPDATE SET cursor = excluded.cursor, last_seen = excluded.last_seen",
-        )
-        .bind(int("device id", id.0)?)
-        .bind(int("user id", user.0)?)
-        .bind(name)
-        .bind(int("message id", cursor.0)?)
-        .bind(int("time", *last_seen)?),
-        Write::DeleteDevice { id } => {
-            sqlx::query("DELETE FROM tokens WHERE device_id = ?")
-                .bind(int("device id", id.0)?)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM devices WHERE id = ?").bind(int("device id", id.0)?)
-        }
-        Write::CreateToken {
-            hash,
-            user,
-            device,
-            expires_at,
-        } => sqlx::query("INSERT INTO tokens (hash, user_id, device_id, expires_at) VALUES (?, ?, ?, ?)")
-            .bind(&hash[..])
-            .bind(int("user id", user.0)?)
-            .bind(int("device id", device.0)?)
-            .bind(int("time", *expires_at)?),
-        Write::RevokeToken { hash } => sqlx::query("DELETE FROM tokens WHERE hash = ?").bind(&hash[..]),
-        Write::SetStanding {
-            conv,
-            user,
-            standing,
-        } if *standing == Standing::default() => {
-            sqlx::query("DELETE FROM standings WHERE conv_id = ? AND user_id = ?")
-                .bind(int("conversation id", conv.0)?)
-                .bind(int("user id", user.0)?)
-        }
-        Write::SetStanding {
-            conv,
-            user,
-            standing,
-        } => sqlx::query(
-            "INSERT INTO standings (conv_id, user_id, role, banned, muted) VALUES (?, ?, ?, ?, ?) \
-             ON CONFLICT (conv_id, user_id) DO UPDATE SET role = excluded.role, \
-             banned = excluded.banned, muted = excluded.muted",
-        )
-        .bind(int("conversation id", conv.0)?)
-        .bind(int("user id", user.0)?)
-        .bind(role_code(standing.role))
-        .bind(standing.banned)
-        .bind(standing.muted),
-        Write::Audit(record) => sqlx::query(
-            "INSERT INTO audit_log (conv_id, actor, target, action, reason, at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(int("conversation id", record.conv.0)?)
-        .bind(int("user id", record.actor.0)?)
-        .bind(int("user id", record.target.0)?)
-        .bind(action_code(record.action))
-        .bind(&record.reason)
-        .bind(int("time", record.at)?),
-        Write::SetTopic { conv, topic } => sqlx::query("UPDATE convs SET topic = ? WHERE id = ?")
-            .bind(topic)
-            .bind(int("conversation id", conv.0)?),
-        Write::SetOperator {
-            user,
-            operator: true,
-        } => sqlx::query("INSERT OR IGNORE INTO operators (user_id) VALUES (?)")
-            .bind(int("user id", user.0)?),
-        Write::SetOperator {
-            user,
-            operator: false,
-        } => sqlx::query("DELETE FROM operators WHERE user_id = ?").bind(int("user id", user.0)?),
-        Write::SetDisabled { user, disabled } => sqlx::query("UPDATE users SET disabled = ? WHERE id = ?")
-            .bind(disabled)
-            .bind(int("user id", user.0)?),
-        Write::InsertMessage(m) => {
-            let (kind, target) = kind_code(m.kind)?;
-            sqlx::query(
-                "INSERT INTO messages \
-                 (id, conv_id, sender, device, client_msg_id, sent_at, body, kind, target) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(int("message id", m.id.0)?)
-            .bind(int("conversation id", m.conv.0)?)
-            .bind(int("user id", m.sender.0)?)
-            .bind(int("device id", m.device.0)?)
-            .bind(client_id(m.client_msg_id))
-            .bind(int("time", m.sent_at)?)
-            .bind(&m.text)
-            .bind(kind)
-            .bind(target)
-        }
-        Write::ChangeMessage {
-            target,
-            text: Some(text),
-        } => sqlx::query("UPDATE messages SET body = ?, kind = 1 WHERE id = ? AND kind IN (0, 1)")
-            .bind(text)
-            .bind(int("message id", target.0)?),
-        Write::ChangeMessage { target, text: None } => {
-            sqlx::query("UPDATE messages SET body = '' WHERE target = ? AND kind = 3")
-                .bind(int("message id", target.0)?)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("UPDATE messages SET body = '', kind = 2 WHERE id = ? AND kind IN (0, 1)")
-                .bind(int("message id", target.0)?)
-        }
-    };
-    query.execute(&mut *tx).await?;
-    Ok(())
 }

@@ -1,0 +1,448 @@
+//! The SQLite writer: every write of a [`Store`](super::Store) goes through one connection,
+//! driven through rusqlite by one OS thread that owns it.
+//!
+//! sqlx runs each statement on a worker thread of its own and hands every command and result
+//! over channels: a batch of one BEGIN, a few INSERTs, the duplicate lookups and a COMMIT cost
+//! a dozen thread wake-ups. Here a whole [`apply`](Writer::apply) is one job: the engine's
+//! writer task sends it, this thread runs `BEGIN IMMEDIATE`, one cached prepared statement
+//! per write and `COMMIT` with direct calls into SQLite, and sends the result back — two
+//! wake-ups per commit, whatever it holds. Reads stay on the sqlx pool; WAL lets them run
+//! while this connection writes.
+
+use std::path::PathBuf;
+use std::sync::{mpsc, Arc};
+
+use rusqlite::{params, CachedStatement, Connection, OpenFlags};
+use tokio::sync::oneshot;
+
+use super::{
+    action_code, client_id, int, kind_code, role_code, uint, DbFile, Duplicates, StoreError,
+    BUSY_TIMEOUT,
+};
+use crate::{ConvKind, MessageId, Standing, StoredMessage, UnixMillis, Write};
+
+/// Prepared statements kept per connection (the writer uses about 25).
+const STATEMENT_CACHE: usize = 64;
+
+/// How to open the writer connection, again after a failure.
+#[derive(Debug)]
+pub(super) struct Target {
+    /// A file path, or a `file:` URI (with [`OpenFlags::SQLITE_OPEN_URI`]).
+    pub(super) path: PathBuf,
+    pub(super) flags: OpenFlags,
+    /// Run once the connection is open: the same settings as the pool's connections.
+    pub(super) pragmas: String,
+    /// The file and its identity at open, checked before each write (`None` in memory).
+    pub(super) file: Option<Arc<DbFile>>,
+}
+
+impl Target {
+    fn open(&self) -> Result<Connection, StoreError> {
+        let conn = Connection::open_with_flags(&self.path, self.flags)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.execute_batch(&self.pragmas)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(conn)
+    }
+}
+
+/// A handle on the writer thread; clones share it. The thread ends when every handle is gone
+/// or at [`close`](Self::close).
+#[derive(Clone, Debug)]
+pub(super) struct Writer {
+    jobs: mpsc::Sender<Job>,
+}
+
+#[derive(Debug)]
+enum Job {
+    Apply {
+        persists: Vec<Vec<Write>>,
+        done: oneshot::Sender<Result<Duplicates, StoreError>>,
+    },
+    Close {
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// What a handle reports once the thread is gone (closed, or ended by a panic).
+fn closed() -> StoreError {
+    StoreError::Database(sqlx::Error::PoolClosed)
+}
+
+impl Writer {
+    /// Opens the writer connection on a new thread.
+    pub(super) async fn start(target: Target) -> Result<Self, StoreError> {
+        let (jobs, queue) = mpsc::channel();
+        let (ready, opened) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || match target.open() {
+                Ok(conn) => {
+                    let _ = ready.send(Ok(()));
+                    run(&target, Some(conn), &queue);
+                }
+                Err(error) => {
+                    let _ = ready.send(Err(error));
+                }
+            })
+            .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+        opened.await.map_err(|_| closed())??;
+        Ok(Self { jobs })
+    }
+
+    /// Applies `persists` in one transaction on the writer thread.
+    pub(super) async fn apply(&self, persists: &[Vec<Write>]) -> Result<Duplicates, StoreError> {
+        let (done, result) = oneshot::channel();
+        let job = Job::Apply {
+            persists: persists.to_vec(),
+            done,
+        };
+        self.jobs.send(job).map_err(|_| closed())?;
+        result.await.map_err(|_| closed())?
+    }
+
+    /// Closes the connection once the jobs before this one are done; later applies fail.
+    pub(super) async fn close(&self) {
+        let (done, closed) = oneshot::channel();
+        if self.jobs.send(Job::Close { done }).is_ok() {
+            let _ = closed.await;
+        }
+    }
+}
+
+/// The writer thread: one job at a time, until closed or every handle is dropped.
+fn run(target: &Target, mut conn: Option<Connection>, queue: &mpsc::Receiver<Job>) {
+    while let Ok(job) = queue.recv() {
+        match job {
+            Job::Apply { persists, done } => {
+                let result = apply(target, &mut conn, &persists);
+                let _ = done.send(result);
+            }
+            Job::Close { done } => {
+                drop(conn.take());
+                let _ = done.send(());
+                return;
+            }
+        }
+    }
+}
+
+/// Checks the file, then applies `persists` in one `BEGIN IMMEDIATE … COMMIT`. A failure
+/// leaves no transaction open: SQLite may have rolled back by itself (a full disk), else it is
+/// rolled back here, and a connection that cannot roll back is closed and opened again at the
+/// next apply.
+fn apply(
+    target: &Target,
+    conn: &mut Option<Connection>,
+    persists: &[Vec<Write>],
+) -> Result<Duplicates, StoreError> {
+    if let Some(file) = &target.file {
+        file.check()?;
+    }
+    let db = match conn {
+        Some(db) => db,
+        None => conn.insert(target.open()?),
+    };
+    let result = in_transaction(db, persists);
+    if result.is_err() && !db.is_autocommit() {
+        let rolled_back = db.execute_batch("ROLLBACK");
+        if rolled_back.is_err() || !db.is_autocommit() {
+            tracing::warn!(
+                error = rolled_back.err().map(tracing::field::display),
+                "cannot roll back a failed write; reopening the database"
+            );
+            *conn = None;
+        }
+    }
+    result
+}
+
+const BEGIN: &str = "BEGIN IMMEDIATE";
+const COMMIT: &str = "COMMIT";
+
+/// A message row (the kind is the column's default, 0: only messages take this path); a
+/// resend of a client message id stored before inserts nothing.
+const INSERT_MESSAGE: &str =
+    "INSERT INTO messages (id, conv_id, sender, device, client_msg_id, sent_at, body) \
+     VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sender, client_msg_id) WHERE kind < 3 DO NOTHING";
+
+const ORIGINAL: &str =
+    "SELECT id, sent_at FROM messages WHERE sender = ? AND client_msg_id = ? AND kind < 3";
+
+fn in_transaction(conn: &Connection, persists: &[Vec<Write>]) -> Result<Duplicates, StoreError> {
+    conn.prepare_cached(BEGIN)?.execute([])?;
+    let mut duplicates = vec![None; persists.len()];
+    let mut insert = conn.prepare_cached(INSERT_MESSAGE)?;
+    for (slot, writes) in duplicates.iter_mut().zip(persists) {
+        for write in writes {
+            match write {
+                Write::InsertMessage(message) if message.kind.is_message() => {
+                    if let Some(original) = insert_message(conn, &mut insert, message)? {
+                        *slot = Some(original);
+                    }
+                }
+                write => apply_one(conn, write)?,
+            }
+        }
+    }
+    drop(insert);
+    conn.prepare_cached(COMMIT)?.execute([])?;
+    Ok(duplicates)
+}
+
+/// Inserts a message; if its sender already stored its client message id, inserts nothing
+/// and returns the original's `(id, sent_at)`.
+fn insert_message(
+    conn: &Connection,
+    insert: &mut CachedStatement<'_>,
+    m: &StoredMessage,
+) -> Result<Option<(MessageId, UnixMillis)>, StoreError> {
+    let sender = int("user id", m.sender.0)?;
+    let client = client_id(m.client_msg_id);
+    let inserted = insert.execute(params![
+        int("message id", m.id.0)?,
+        int("conversation id", m.conv.0)?,
+        sender,
+        int("device id", m.device.0)?,
+        client,
+        int("time", m.sent_at)?,
+        m.text,
+    ])?;
+    if inserted > 0 {
+        return Ok(None);
+    }
+    let mut original = conn.prepare_cached(ORIGINAL)?;
+    let mut rows = original.query(params![sender, client])?;
+    let Some(row) = rows.next()? else {
+        return Ok(None);
+    };
+    let (id, sent_at): (i64, i64) = (row.get(0)?, row.get(1)?);
+    Ok(Some((
+        MessageId(uint("message id", id)?),
+        uint("time", sent_at)?,
+    )))
+}
+
+/// Runs one cached statement.
+fn run_sql(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<(), StoreError> {
+    conn.prepare_cached(sql)?.execute(params)?;
+    Ok(())
+}
+
+fn apply_one(conn: &Connection, write: &Write) -> Result<(), StoreError> {
+    match write {
+        Write::CreateUser {
+            id,
+            name,
+            password_hash,
+            created_at,
+        } => run_sql(
+            conn,
+            "INSERT INTO users (id, name, name_key, display_name, password_hash, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+            params![
+                int("user id", id.0)?,
+                name,
+                name.to_ascii_lowercase(),
+                name,
+                password_hash,
+                int("time", *created_at)?,
+            ],
+        ),
+        Write::SetDisplayName { user, display_name } => run_sql(
+            conn,
+            "UPDATE users SET display_name = ? WHERE id = ?",
+            params![display_name, int("user id", user.0)?],
+        ),
+        Write::CreateConv {
+            id,
+            kind: ConvKind::Room { name, invite_only },
+            created_at,
+        } => run_sql(
+            conn,
+            "INSERT INTO convs (id, room_name, invite_only, created_at) VALUES (?, ?, ?, ?)",
+            params![
+                int("conversation id", id.0)?,
+                name,
+                invite_only,
+                int("time", *created_at)?,
+            ],
+        ),
+        Write::CreateConv {
+            id,
+            kind: ConvKind::Direct { a, b },
+            created_at,
+        } => run_sql(
+            conn,
+            "INSERT INTO convs (id, user_a, user_b, created_at) VALUES (?, ?, ?, ?)",
+            params![
+                int("conversation id", id.0)?,
+                int("user id", a.0)?,
+                int("user id", b.0)?,
+                int("time", *created_at)?,
+            ],
+        ),
+        Write::AddMember { conv, user, since } => run_sql(
+            conn,
+            "INSERT INTO members (user_id, conv_id, since) VALUES (?, ?, ?) \
+             ON CONFLICT (user_id, conv_id) DO UPDATE SET since = excluded.since",
+            params![
+                int("user id", user.0)?,
+                int("conversation id", conv.0)?,
+                int("message id", since.0)?,
+            ],
+        ),
+        Write::RemoveMember { conv, user } => run_sql(
+            conn,
+            "DELETE FROM members WHERE user_id = ? AND conv_id = ?",
+            params![int("user id", user.0)?, int("conversation id", conv.0)?],
+        ),
+        Write::SetDevice {
+            id,
+            user,
+            name,
+            cursor,
+            last_seen,
+        } => run_sql(
+            conn,
+            "INSERT INTO devices (id, user_id, name, cursor, last_seen) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET cursor = excluded.cursor, last_seen = excluded.last_seen",
+            params![
+                int("device id", id.0)?,
+                int("user id", user.0)?,
+                name,
+                int("message id", cursor.0)?,
+                int("time", *last_seen)?,
+            ],
+        ),
+        Write::DeleteDevice { id } => {
+            let id = int("device id", id.0)?;
+            run_sql(conn, "DELETE FROM tokens WHERE device_id = ?", [id])?;
+            run_sql(conn, "DELETE FROM devices WHERE id = ?", [id])
+        }
+        Write::CreateToken {
+            hash,
+            user,
+            device,
+            expires_at,
+        } => run_sql(
+            conn,
+            "INSERT INTO tokens (hash, user_id, device_id, expires_at) VALUES (?, ?, ?, ?)",
+            params![
+                &hash[..],
+                int("user id", user.0)?,
+                int("device id", device.0)?,
+                int("time", *expires_at)?,
+            ],
+        ),
+        Write::RevokeToken { hash } => {
+            run_sql(conn, "DELETE FROM tokens WHERE hash = ?", [&hash[..]])
+        }
+        Write::SetStanding {
+            conv,
+            user,
+            standing,
+        } if *standing == Standing::default() => run_sql(
+            conn,
+            "DELETE FROM standings WHERE conv_id = ? AND user_id = ?",
+            params![int("conversation id", conv.0)?, int("user id", user.0)?],
+        ),
+        Write::SetStanding {
+            conv,
+            user,
+            standing,
+        } => run_sql(
+            conn,
+            "INSERT INTO standings (conv_id, user_id, role, banned, muted) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (conv_id, user_id) DO UPDATE SET role = excluded.role, \
+             banned = excluded.banned, muted = excluded.muted",
+            params![
+                int("conversation id", conv.0)?,
+                int("user id", user.0)?,
+                role_code(standing.role),
+                standing.banned,
+                standing.muted,
+            ],
+        ),
+        Write::Audit(record) => run_sql(
+            conn,
+            "INSERT INTO audit_log (conv_id, actor, target, action, reason, at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+            params![
+                int("conversation id", record.conv.0)?,
+                int("user id", record.actor.0)?,
+                int("user id", record.target.0)?,
+                action_code(record.action),
+                record.reason,
+                int("time", record.at)?,
+            ],
+        ),
+        Write::SetTopic { conv, topic } => run_sql(
+            conn,
+            "UPDATE convs SET topic = ? WHERE id = ?",
+            params![topic, int("conversation id", conv.0)?],
+        ),
+        Write::SetOperator {
+            user,
+            operator: true,
+        } => run_sql(
+            conn,
+            "INSERT OR IGNORE INTO operators (user_id) VALUES (?)",
+            [int("user id", user.0)?],
+        ),
+        Write::SetOperator {
+            user,
+            operator: false,
+        } => run_sql(
+            conn,
+            "DELETE FROM operators WHERE user_id = ?",
+            [int("user id", user.0)?],
+        ),
+        Write::SetDisabled { user, disabled } => run_sql(
+            conn,
+            "UPDATE users SET disabled = ? WHERE id = ?",
+            params![disabled, int("user id", user.0)?],
+        ),
+        Write::InsertMessage(m) => {
+            let (kind, target) = kind_code(m.kind)?;
+            run_sql(
+                conn,
+                "INSERT INTO messages \
+                 (id, conv_id, sender, device, client_msg_id, sent_at, body, kind, target) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                params![
+                    int("message id", m.id.0)?,
+                    int("conversation id", m.conv.0)?,
+                    int("user id", m.sender.0)?,
+                    int("device id", m.device.0)?,
+                    client_id(m.client_msg_id),
+                    int("time", m.sent_at)?,
+                    m.text,
+                    kind,
+                    target,
+                ],
+            )
+        }
+        Write::ChangeMessage {
+            target,
+            text: Some(text),
+        } => run_sql(
+            conn,
+            "UPDATE messages SET body = ?, kind = 1 WHERE id = ? AND kind IN (0, 1)",
+            params![text, int("message id", target.0)?],
+        ),
+        Write::ChangeMessage { target, text: None } => {
+            let target = int("message id", target.0)?;
+            run_sql(
+                conn,
+                "UPDATE messages SET body = '' WHERE target = ? AND kind = 3",
+                [target],
+            )?;
+            run_sql(
+                conn,
+                "UPDATE messages SET body = '', kind = 2 WHERE id = ? AND kind IN (0, 1)",
+                [target],
+            )
+        }
+    }
+}
