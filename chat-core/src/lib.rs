@@ -3,8 +3,9 @@
 //! # Layout
 //! - [`Hub`] (from the `chat-hub` crate, re-exported): the deterministic state machine that
 //!   makes every decision. No I/O, no clock: inputs go in with the time, [`Output`]s come out.
-//! - [`Storage`]: what the engine needs from a database; [`Store`] (SQLite) and [`PgStore`]
-//!   (PostgreSQL) implement it through sqlx (the only code that knows SQL); [`Database`] is
+//! - [`Storage`]: what the engine needs from a database; [`Store`] (SQLite: reads through sqlx,
+//!   writes through rusqlite on a writer thread) and [`PgStore`] (PostgreSQL, sqlx) implement
+//!   it (the only code that knows SQL); [`Database`] is
 //!   whichever a `--db` value names; [`copy_to_postgres`] moves a SQLite database over.
 //! - [`Engine`]: the async driver. It owns a hub, persists its writes with group commit, runs
 //!   password hashing on blocking threads, and hands frames to [`Connection`]s.

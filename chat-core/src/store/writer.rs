@@ -446,3 +446,70 @@ fn apply_one(conn: &Connection, write: &Write) -> Result<(), StoreError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::storage::Storage;
+    use crate::{Store, UserId, Write};
+
+    fn user(id: u64, name: &str) -> Write {
+        Write::CreateUser {
+            id: UserId(id),
+            name: name.to_owned(),
+            password_hash: "$argon2id$x".to_owned(),
+            created_at: 1,
+        }
+    }
+
+    /// A statement that fails inside the transaction (SQLite keeps the transaction open after
+    /// a constraint error) is rolled back whole, and the write lock is not kept.
+    #[tokio::test]
+    async fn a_failed_batch_writes_nothing_and_holds_no_lock() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path().join("chat.db"))
+            .await
+            .expect("opens");
+        store
+            .apply(&[vec![user(1, "alice")]])
+            .await
+            .expect("stored");
+        let taken = store
+            .apply(&[vec![user(2, "bob")], vec![user(3, "ALICE")]])
+            .await;
+        assert!(taken.is_err(), "{taken:?}");
+        // Another connection can write (it would wait out the busy timeout and fail if the
+        // writer still held the transaction)...
+        sqlx::query("DELETE FROM tokens")
+            .execute(&store.pool)
+            .await
+            .expect("the write lock is free");
+        // ...and the writer goes on; bob was rolled back with the failed persist.
+        store.apply(&[vec![user(2, "bob")]]).await.expect("stored");
+        let names: Vec<String> = store
+            .snapshot(0)
+            .await
+            .expect("reads")
+            .users
+            .into_iter()
+            .map(|u| u.name)
+            .collect();
+        assert_eq!(names, ["alice", "bob"]);
+        store.close().await;
+        let closed = store.apply(&[vec![user(4, "carol")]]).await;
+        assert!(closed.is_err(), "{closed:?}");
+    }
+
+    /// The in-memory database is one database for the writer and the readers.
+    #[tokio::test]
+    async fn in_memory_writes_are_read_back() {
+        let store = Store::open_in_memory().await.expect("opens");
+        let other = Store::open_in_memory().await.expect("opens");
+        store
+            .apply(&[vec![user(1, "alice")]])
+            .await
+            .expect("stored");
+        let users = store.snapshot(0).await.expect("reads").users;
+        assert_eq!(users.len(), 1);
+        assert!(other.snapshot(0).await.expect("reads").users.is_empty());
+    }
+}
