@@ -29,7 +29,7 @@ mod types;
 pub use config::{Config, ConfigError, PasswordParams};
 pub use hub::{
     token_hash, ChangeWhat, Completion, Hub, IoRequest, Output, PendingChange, Stats, Ticket,
-    MAX_REASON_LEN, MAX_TOPIC_LEN,
+    UnreadFor, MAX_REASON_LEN, MAX_TOPIC_LEN,
 };
 pub use memory::MemoryStore;
 pub use types::*;

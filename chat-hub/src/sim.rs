@@ -444,6 +444,32 @@ impl World {
                 message: self.store.message(change.target),
                 change,
             },
+            Output::Io(IoRequest::CountUnread {
+                session,
+                user,
+                convs,
+                up_to,
+                cap,
+                purpose,
+            }) => Completion::Unread {
+                session,
+                user,
+                purpose,
+                counts: self.store.unread(user, &convs, up_to, cap),
+            },
+            Output::Io(IoRequest::Search {
+                session,
+                request,
+                convs,
+                words,
+                before,
+                limit,
+            }) => Completion::Found {
+                session,
+                request,
+                limit,
+                messages: self.store.search(&convs, &words, before, limit),
+            },
             Output::Io(IoRequest::LoadHistory {
                 session,
                 request,

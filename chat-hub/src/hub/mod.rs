@@ -20,12 +20,15 @@ mod auth;
 mod delivery;
 mod directory;
 mod edits;
+mod markers;
 mod messages;
 pub(crate) mod moderate;
 mod moderation;
 mod output;
 mod presence;
+mod reading;
 mod rooms;
+mod search;
 mod sessions;
 mod status;
 mod throttle;
@@ -43,10 +46,13 @@ use crate::{Config, ConfigError};
 pub use self::auth::token_hash;
 use self::delivery::Delivery;
 use self::directory::Directory;
+use self::markers::Markers;
 pub use self::moderate::MAX_REASON_LEN;
 use self::moderation::Moderation;
 use self::output::{After, Outputs};
-pub use self::output::{ChangeWhat, Completion, IoRequest, Output, PendingChange, Ticket};
+pub use self::output::{
+    ChangeWhat, Completion, IoRequest, Output, PendingChange, Ticket, UnreadFor,
+};
 use self::presence::Presence;
 pub use self::rooms::MAX_TOPIC_LEN;
 use self::sessions::{Phase, Sessions, MAX_HELD};
@@ -77,6 +83,7 @@ pub struct Hub {
     welcome: Vec<EncodedFrame>,
     directory: Directory,
     moderation: Moderation,
+    markers: Markers,
     sessions: Sessions,
     presence: Presence,
     delivery: Delivery,
@@ -130,11 +137,13 @@ impl Hub {
             standings,
             operators,
             topics,
+            read_markers,
         } = snapshot;
         let mut hub = Self {
             directory: Directory::load(users, convs, &members),
             delivery: Delivery::load(devices, &members, last_message),
             moderation: Moderation::load(standings, operators),
+            markers: Markers::load(read_markers),
             sessions: Sessions::default(),
             presence: Presence::default(),
             throttle: Throttle::default(),
@@ -314,6 +323,7 @@ impl Hub {
                 | Request::ListUsers
                 | Request::Who { .. }
                 | Request::History { .. }
+                | Request::Search { .. }
         );
         if !self.storage_available && !reads_only {
             let code = ErrorCode::Unavailable {
@@ -373,11 +383,11 @@ impl Hub {
                 Some(user),
             ) => self.invite(session, id, user, &room, &invitee),
             (Request::ListRooms, Some(user)) => {
-                self.list_rooms(session, id, user, false);
+                self.list_rooms(session, id, user);
                 Ok(())
             }
             (Request::RoomList, Some(user)) => {
-                self.list_rooms(session, id, user, true);
+                self.room_list(session, id, user);
                 Ok(())
             }
             (Request::Who { room }, Some(user)) => self.who(session, id, user, &room),
@@ -497,6 +507,17 @@ impl Hub {
             (Request::SetTopic { room, topic }, Some(user)) => {
                 self.set_topic(session, id, user, &room, &topic)
             }
+            (Request::MarkRead { target, up_to }, Some(user)) => {
+                self.mark_read(session, id, user, &target, up_to)
+            }
+            (
+                Request::Search {
+                    text,
+                    before,
+                    limit,
+                },
+                Some(user),
+            ) => self.search(session, id, user, &text, before, limit),
         };
         if let Err(error) = result {
             self.fail(session, id, error);
@@ -541,6 +562,18 @@ impl Hub {
                 change,
                 message,
             } => self.message_loaded(session, change, message, now),
+            Completion::Unread {
+                session,
+                user,
+                purpose,
+                counts,
+            } => self.unread_counted(session, user, purpose, counts),
+            Completion::Found {
+                session,
+                request,
+                limit,
+                messages,
+            } => self.found(session, request, messages, limit),
         }
     }
 
@@ -577,6 +610,12 @@ impl Hub {
                 self.reply(session, request, Reply::Done);
                 self.announce_topic(conv, by);
             }
+            After::MarkedRead {
+                reply,
+                user,
+                conv,
+                up_to,
+            } => self.marker_stored(reply, user, conv, up_to),
             After::DisplayName {
                 reply: (session, request),
                 user,

@@ -1,0 +1,86 @@
+//! Search (protocol version 2): the words of a request are found by storage's full-text index
+//! ([`IoRequest::Search`]) in the conversations the user is a member of, each only since the
+//! user joined it, as history is. Storage leaves out changes and deleted messages and matches
+//! a message's latest text only; the hub checks the membership again when the results come
+//! back, since it may have changed meanwhile.
+
+use chat_proto::{ErrorReply, Reply, RequestId};
+
+use super::output::IoRequest;
+use super::Hub;
+use crate::names;
+use crate::types::*;
+
+impl Hub {
+    /// `Search`: checks the words, then asks storage.
+    pub(super) fn search(
+        &mut self,
+        session: SessionId,
+        request: RequestId,
+        user: UserId,
+        text: &str,
+        before: Option<MessageId>,
+        limit: u16,
+    ) -> Result<(), ErrorReply> {
+        let words = names::search_words(text)?;
+        let convs: Vec<(ConvId, MessageId)> = self
+            .directory
+            .convs_of(user)
+            .filter_map(|(conv, c)| Some((conv, *c.members().get(&user)?)))
+            .collect();
+        if convs.is_empty() {
+            let reply = Reply::SearchResults {
+                messages: Vec::new(),
+                more: false,
+            };
+            self.reply(session, request, reply);
+            return Ok(());
+        }
+        let page = usize::from(limit.clamp(1, self.config.max_history_page));
+        self.out.io(IoRequest::Search {
+            session,
+            request,
+            convs,
+            words,
+            before,
+            limit: page + 1,
+        });
+        Ok(())
+    }
+
+    /// Search results arrived (`limit` is the search's limit: one more than the page, to learn
+    /// whether older matches exist).
+    pub(super) fn found(
+        &mut self,
+        session: SessionId,
+        request: RequestId,
+        mut messages: Vec<StoredMessage>,
+        limit: usize,
+    ) {
+        let Some(user) = self.sessions.online(session).map(|o| o.user) else {
+            return;
+        };
+        let page = limit.saturating_sub(1);
+        let more = messages.len() > page;
+        messages.truncate(page);
+        let hits: Vec<_> = messages
+            .iter()
+            .filter(|m| {
+                matches!(m.kind, MessageKind::Message | MessageKind::Edited)
+                    && self
+                        .directory
+                        .conv(m.conv)
+                        .and_then(|c| c.members().get(&user))
+                        .is_some_and(|&since| since < m.id)
+            })
+            .map(|m| self.chat_message(m))
+            .collect();
+        self.out
+            .reply_fitting(session, request, hits, |messages, truncated| {
+                Reply::SearchResults {
+                    messages,
+                    more: more || truncated,
+                }
+            });
+    }
+}
