@@ -137,6 +137,15 @@ const TABLES: &[Table] = &[
         ],
         key: 1,
     },
+    Table {
+        name: "read_markers",
+        columns: &[
+            ("user_id", Type::Int),
+            ("conv_id", Type::Int),
+            ("up_to", Type::Int),
+        ],
+        key: 2,
+    },
 ];
 
 /// Rows per table, in the order tables are copied.

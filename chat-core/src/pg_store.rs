@@ -28,13 +28,20 @@ use crate::store::{
 };
 use crate::{
     AuditRecord, ConvId, ConvKind, DeviceId, MessageId, Snapshot, Standing, StoredMessage,
-    TokenRecord, UnixMillis, UserId, Write,
+    TokenRecord, UnixMillis, UnreadTally, UserId, Write,
 };
 
 type Duplicates = Vec<Option<(MessageId, UnixMillis)>>;
 
 const MESSAGE_COLUMNS: &str =
     "m.id, m.conv_id, m.sender, m.device, m.client_msg_id, m.sent_at, m.body, m.kind, m.target";
+
+/// The words of a message body as the search index holds them: exactly the expression of the
+/// `messages_search` index (`migrations/postgres/0003`), which the planner matches textually.
+/// ASCII punctuation is blanked first, so the parser's compound tokens (addresses, hosts,
+/// paths, decimals) become the plain words `chat_hub::names::words` sees.
+const SEARCH_VECTOR: &str = "to_tsvector('simple', translate(m.body, \
+    '!\"#$%&''()*+,-./:;<=>?@[\\]^_`{|}~', '                                '))";
 
 /// Connections in the pool: the writer holds one, reads (backlog, history, logins) share the
 /// rest.
@@ -166,6 +173,11 @@ impl Storage for PgStore {
             sqlx::query_scalar("SELECT user_id FROM operators ORDER BY user_id")
                 .fetch_all(&self.pool)
                 .await?;
+        let read_markers = sqlx::query_as::<_, (i64, i64, i64)>(
+            "SELECT user_id, conv_id, up_to FROM read_markers ORDER BY user_id, conv_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         let last_message: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM messages")
             .fetch_one(&self.pool)
             .await?;
@@ -177,6 +189,7 @@ impl Storage for PgStore {
             standings,
             operators,
             topics,
+            read_markers,
             last_message,
         })
     }
@@ -345,6 +358,84 @@ impl Storage for PgStore {
                 ))
             })
             .collect()
+    }
+
+    async fn unread(
+        &self,
+        user: UserId,
+        convs: &[(ConvId, MessageId)],
+        up_to: Option<MessageId>,
+        cap: u32,
+    ) -> Result<Vec<UnreadTally>, StoreError> {
+        let (mut ids, mut afters) = (Vec::with_capacity(convs.len()), Vec::new());
+        for &(conv, after) in convs {
+            ids.push(int("conversation id", conv.0)?);
+            afters.push(int("message id", after.0)?);
+        }
+        let up_to = match up_to {
+            Some(up_to) => int("message id", up_to.0)?,
+            None => i64::MAX,
+        };
+        // Per conversation, newest first from the (conv_id, id) index, at most `cap` rows.
+        let rows = sqlx::query_as::<_, (i64, i64, Option<i64>)>(
+            "SELECT c.conv, u.n, u.latest \
+             FROM UNNEST($1::int8[], $2::int8[]) WITH ORDINALITY AS c (conv, after, ord) \
+             CROSS JOIN LATERAL ( \
+                 SELECT count(*) AS n, max(r.id) AS latest FROM ( \
+                     SELECT m.id FROM messages AS m \
+                     WHERE m.conv_id = c.conv AND m.id > c.after AND m.id <= $3 \
+                       AND m.kind < 2 AND m.sender <> $4 \
+                     ORDER BY m.id DESC LIMIT $5) AS r) AS u \
+             ORDER BY c.ord",
+        )
+        .bind(&ids)
+        .bind(&afters)
+        .bind(up_to)
+        .bind(int("user id", user.0)?)
+        .bind(i64::from(cap))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(conv, count, latest)| {
+                Ok(UnreadTally {
+                    conv: ConvId(uint("conversation id", conv)?),
+                    count: u32::try_from(count).map_err(|_| StoreError::OutOfRange {
+                        what: "unread count",
+                        value: count.into(),
+                    })?,
+                    latest: MessageId(uint("message id", latest.unwrap_or(0))?),
+                })
+            })
+            .collect()
+    }
+
+    async fn search(
+        &self,
+        user: UserId,
+        words: &[String],
+        before: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        // The GIN index finds the matches; membership is a primary-key lookup each.
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages AS m \
+             JOIN members AS mb ON mb.user_id = $1 AND mb.conv_id = m.conv_id \
+             WHERE {SEARCH_VECTOR} @@ plainto_tsquery('simple', $2) \
+               AND m.kind < 2 AND m.id < $3 AND m.id > mb.since \
+             ORDER BY m.id DESC LIMIT $4"
+        );
+        let before = match before {
+            Some(before) => int("message id", before.0)?,
+            None => i64::MAX,
+        };
+        let rows = sqlx::query_as::<_, MessageRow>(&sql)
+            .bind(int("user id", user.0)?)
+            .bind(words.join(" "))
+            .bind(before)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(message).collect()
     }
 
     async fn close(&self) {
@@ -590,6 +681,14 @@ async fn apply_one(tx: &mut Transaction<'_, Postgres>, write: &Write) -> Result<
             user,
             operator: false,
         } => sqlx::query("DELETE FROM operators WHERE user_id = $1").bind(int("user id", user.0)?),
+        Write::SetReadMarker { user, conv, up_to } => sqlx::query(
+            "INSERT INTO read_markers (user_id, conv_id, up_to) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_id, conv_id) \
+             DO UPDATE SET up_to = GREATEST(read_markers.up_to, excluded.up_to)",
+        )
+        .bind(int("user id", user.0)?)
+        .bind(int("conversation id", conv.0)?)
+        .bind(int("message id", up_to.0)?),
         Write::InsertMessage(m) => {
             let (kind, target) = kind_code(m.kind)?;
             sqlx::query(
@@ -626,4 +725,24 @@ async fn apply_one(tx: &mut Transaction<'_, Postgres>, write: &Write) -> Result<
     };
     query.execute(&mut **tx).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SEARCH_VECTOR;
+
+    /// The planner uses the search index only for a query with its very expression.
+    #[test]
+    fn the_search_query_uses_the_indexed_expression() {
+        let migration = include_str!("../migrations/postgres/0003_read_markers_and_search.sql");
+        let indexed = SEARCH_VECTOR.replace("m.body", "body");
+        assert!(migration.contains(&indexed), "{indexed}");
+        // Every ASCII punctuation character is blanked, one space each.
+        let punctuation: String = (b'!'..=b'~')
+            .map(char::from)
+            .filter(char::is_ascii_punctuation)
+            .collect::<String>()
+            .replace('\'', "''");
+        assert!(SEARCH_VECTOR.contains(&format!("'{punctuation}', '{}'", " ".repeat(32))));
+    }
 }

@@ -343,15 +343,15 @@ impl MemoryStore {
 
     /// *(v2)* Up to `limit` messages (not changes, not deleted ones) with ids below `before`
     /// whose latest text holds every one of `words` (as [`names::words`](crate::names::words)
-    /// splits it), from the conversations `convs` (each only above its `since`); newest first.
+    /// splits it), from the conversations `user` is a member of (each since joining it);
+    /// newest first.
     pub fn search(
         &self,
-        convs: &[(ConvId, MessageId)],
+        user: UserId,
         words: &[String],
         before: Option<MessageId>,
         limit: usize,
     ) -> Vec<StoredMessage> {
-        let convs: HashMap<ConvId, MessageId> = convs.iter().copied().collect();
         let before = before.unwrap_or(MessageId(u64::MAX));
         self.messages
             .range(..before)
@@ -359,7 +359,10 @@ impl MemoryStore {
             .map(|(_, m)| m)
             .filter(|m| {
                 matches!(m.kind, MessageKind::Message | MessageKind::Edited)
-                    && convs.get(&m.conv).is_some_and(|&since| since < m.id)
+                    && self
+                        .members
+                        .get(&(m.conv, user))
+                        .is_some_and(|&since| since < m.id)
                     && {
                         let found: Vec<String> = crate::names::words(&m.text).collect();
                         words.iter().all(|w| found.contains(w))

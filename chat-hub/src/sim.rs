@@ -460,7 +460,7 @@ impl World {
             Output::Io(IoRequest::Search {
                 session,
                 request,
-                convs,
+                user,
                 words,
                 before,
                 limit,
@@ -468,7 +468,7 @@ impl World {
                 session,
                 request,
                 limit,
-                messages: self.store.search(&convs, &words, before, limit),
+                messages: self.store.search(user, &words, before, limit),
             },
             Output::Io(IoRequest::LoadHistory {
                 session,

@@ -181,15 +181,15 @@ pub enum IoRequest {
         purpose: UnreadFor,
     },
     /// *(v2)* Find up to `limit` messages below `before`, newest first, whose latest text
-    /// holds every one of `words`, in `convs` (each above its `since`); then report
-    /// [`Completion::Found`].
+    /// holds every one of `words`, in the conversations `user` is a member of (each only
+    /// since joining it); then report [`Completion::Found`].
     Search {
         /// The session asking.
         session: SessionId,
         /// Its request.
         request: RequestId,
-        /// The conversations searched, each with the last message id before the user joined.
-        convs: Vec<(ConvId, MessageId)>,
+        /// Its user.
+        user: UserId,
         /// The words, lower case (see [`names::words`](crate::names::words)).
         words: Vec<String>,
         /// Exclusive upper bound.

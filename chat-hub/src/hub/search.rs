@@ -1,8 +1,9 @@
 //! Search (protocol version 2): the words of a request are found by storage's full-text index
 //! ([`IoRequest::Search`]) in the conversations the user is a member of, each only since the
 //! user joined it, as history is. Storage leaves out changes and deleted messages and matches
-//! a message's latest text only; the hub checks the membership again when the results come
-//! back, since it may have changed meanwhile.
+//! a message's latest text only. Storage knows memberships as they were last stored; the hub
+//! checks each result against the membership it holds when the results come back (a removal
+//! may still be on its way to storage).
 
 use chat_proto::{ErrorReply, Reply, RequestId};
 
@@ -23,12 +24,7 @@ impl Hub {
         limit: u16,
     ) -> Result<(), ErrorReply> {
         let words = names::search_words(text)?;
-        let convs: Vec<(ConvId, MessageId)> = self
-            .directory
-            .convs_of(user)
-            .filter_map(|(conv, c)| Some((conv, *c.members().get(&user)?)))
-            .collect();
-        if convs.is_empty() {
+        if self.directory.convs_of(user).next().is_none() {
             let reply = Reply::SearchResults {
                 messages: Vec::new(),
                 more: false,
@@ -40,7 +36,7 @@ impl Hub {
         self.out.io(IoRequest::Search {
             session,
             request,
-            convs,
+            user,
             words,
             before,
             limit: page + 1,
