@@ -800,7 +800,7 @@ fn a_password_typed_while_reconnecting_logs_in_once_connected() {
 }
 
 /// Logged in as alice on a version-2 server, with these unread counts before `CaughtUp`.
-fn logged_in_v2(room: &str, counts: Vec<chat_proto::UnreadCount>) -> Harness {
+fn logged_in_v2(room: &str, counts: Vec<UnreadCount>) -> Harness {
     let mut h = Harness::new();
     h.drain();
     h.client.handle_connected(h.now);
@@ -827,7 +827,7 @@ fn read_marks_up_to_the_newest_message_seen_and_only_forward() {
     let lobby = Target::Room("lobby".into());
     let mut h = logged_in_v2(
         "lobby",
-        vec![chat_proto::UnreadCount {
+        vec![UnreadCount {
             target: lobby.clone(),
             read_up_to: MessageId(3),
             unread: 2,
