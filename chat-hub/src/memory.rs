@@ -373,6 +373,11 @@ impl MemoryStore {
             .collect()
     }
 
+    /// *(v2)* Every stored read marker: `(user, conversation, up_to)`.
+    pub fn read_markers(&self) -> impl Iterator<Item = (UserId, ConvId, MessageId)> + '_ {
+        self.read_markers.iter().map(|(&(u, c), &m)| (u, c, m))
+    }
+
     /// *(v2)* How far `user` has read `conv`, if a marker was stored.
     pub fn read_marker(&self, user: UserId, conv: ConvId) -> Option<MessageId> {
         self.read_markers.get(&(user, conv)).copied()
