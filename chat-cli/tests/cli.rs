@@ -197,6 +197,65 @@ async fn direct_messages_and_rooms_between_clients() {
 }
 
 #[tokio::test]
+async fn read_markers_and_search_from_a_script() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(
+        &dir.path().join("chat.db"),
+        "127.0.0.1:0".parse().expect("addr"),
+    )
+    .await;
+    let (ok, out) = script(server.addr, "alice-1", &["/register alice"]).await;
+    assert!(ok, "{out:?}");
+    let (ok, out) = script(
+        server.addr,
+        "bob-1",
+        &["/register bob", "deploy on friday", "lunch?"],
+    )
+    .await;
+    assert!(ok, "{out:?}");
+    let (ok, out) = script(
+        server.addr,
+        "alice-1",
+        &["/login alice", "/search DEPLOY", "/read", "/read"],
+    )
+    .await;
+    assert!(ok, "{out:?}");
+    // Bob's lines are new to this device: in the backlog, not in the counts.
+    assert_eq!(count(&out, "* nothing unread"), 1, "{out:?}");
+    assert_eq!(
+        count(&out, "* 1 message found for \"DEPLOY\""),
+        1,
+        "{out:?}"
+    );
+    let hit = out
+        .iter()
+        .find(|l| l.contains("] #general <bob> deploy on friday"))
+        .unwrap_or_else(|| panic!("a hit with its id: {out:?}"));
+    assert!(hit.contains(" ["), "{hit}");
+    assert_eq!(
+        count(&out, "* #general marked read up to message"),
+        1,
+        "{out:?}"
+    );
+    assert_eq!(
+        count(&out, "* nothing new to mark read in #general"),
+        1,
+        "{out:?}"
+    );
+    // Alice writes; Bob's room list counts it as unread.
+    let (ok, _) = script(server.addr, "alice-1", &["/login alice", "hello bob"]).await;
+    assert!(ok);
+    let (ok, out) = script(server.addr, "bob-1", &["/login bob", "/rooms"]).await;
+    assert!(ok, "{out:?}");
+    assert_eq!(
+        count(&out, "* #general (2 members, joined, 1 unread)"),
+        1,
+        "{out:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn offline_messages_are_shown_at_the_next_login_once() {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(
