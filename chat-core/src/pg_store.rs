@@ -9,6 +9,10 @@
 //! batch of any size is one statement, prepared once per connection. A batch of nothing but
 //! messages (the usual one) is that statement alone, in autocommit: one round trip.
 //!
+//! *(v2)* Search: each message row carries `search`, the words of its latest text as
+//! [`names::words`] splits them, made a `tsvector` with `array_to_tsvector` (PostgreSQL parses
+//! no text, so it sees exactly the model's words) and found through a GIN index.
+//!
 //! Connections come from a [`PgPool`], which replaces a broken connection on the next acquire;
 //! a failure surfaces as [`StoreError::Database`].
 //!
@@ -21,6 +25,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 
+use crate::names;
 use crate::storage::Storage;
 use crate::store::{
     action_code, action_from, client_id, int, kind_code, message, role_code, snapshot_from, uint,
@@ -35,13 +40,6 @@ type Duplicates = Vec<Option<(MessageId, UnixMillis)>>;
 
 const MESSAGE_COLUMNS: &str =
     "m.id, m.conv_id, m.sender, m.device, m.client_msg_id, m.sent_at, m.body, m.kind, m.target";
-
-/// The words of a message body as the search index holds them: exactly the expression of the
-/// `messages_search` index (`migrations/postgres/0003`), which the planner matches textually.
-/// ASCII punctuation is blanked first, so the parser's compound tokens (addresses, hosts,
-/// paths, decimals) become the plain words `chat_hub::names::words` sees.
-const SEARCH_VECTOR: &str = "to_tsvector('simple', translate(m.body, \
-    '!\"#$%&''()*+,-./:;<=>?@[\\]^_`{|}~', '                                '))";
 
 /// Connections in the pool: the writer holds one, reads (backlog, history, logins) share the
 /// rest.
@@ -420,7 +418,7 @@ impl Storage for PgStore {
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages AS m \
              JOIN members AS mb ON mb.user_id = $1 AND mb.conv_id = m.conv_id \
-             WHERE {SEARCH_VECTOR} @@ plainto_tsquery('simple', $2) \
+             WHERE m.search @@ $2::tsquery \
                AND m.kind < 2 AND m.id < $3 AND m.id > mb.since \
              ORDER BY m.id DESC LIMIT $4"
         );
@@ -430,7 +428,7 @@ impl Storage for PgStore {
         };
         let rows = sqlx::query_as::<_, MessageRow>(&sql)
             .bind(int("user id", user.0)?)
-            .bind(words.join(" "))
+            .bind(tsquery(words))
             .bind(before)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
@@ -440,6 +438,53 @@ impl Storage for PgStore {
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// The words of `text` as `search` holds them: space-separated, for
+/// `array_to_tsvector(string_to_array(…, ' '))` (words never hold a space).
+pub(crate) fn search_words(text: &str) -> String {
+    names::words(text).collect::<Vec<_>>().join(" ")
+}
+
+/// A `tsquery` holding every one of `words`, each a quoted lexeme (never an operator).
+fn tsquery(words: &[String]) -> String {
+    let quoted: Vec<String> = words
+        .iter()
+        .map(|w| format!("'{}'", w.replace('\\', "\\\\").replace('\'', "''")))
+        .collect();
+    quoted.join(" & ")
+}
+
+/// Writes `search` for every message of `tx` (kinds 0 and 1) whose `search` is not set, in
+/// pages of `page` rows, from the body: for rows that arrived without it (a copy from SQLite).
+pub(crate) async fn index_messages(tx: &mut PgConnection, page: i64) -> Result<(), sqlx::Error> {
+    let mut after = i64::MIN;
+    loop {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT id, body FROM messages WHERE kind < 2 AND search IS NULL AND id > $1 \
+             ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(page)
+        .fetch_all(&mut *tx)
+        .await?;
+        let Some(&(last, _)) = rows.last() else {
+            return Ok(());
+        };
+        let (ids, words): (Vec<i64>, Vec<String>) = rows
+            .iter()
+            .map(|(id, body)| (*id, search_words(body)))
+            .unzip();
+        sqlx::query(
+            "UPDATE messages SET search = array_to_tsvector(string_to_array(r.words, ' ')) \
+             FROM UNNEST($1::int8[], $2::text[]) AS r (id, words) WHERE messages.id = r.id",
+        )
+        .bind(&ids)
+        .bind(&words)
+        .execute(&mut *tx)
+        .await?;
+        after = last;
     }
 }
 
@@ -453,6 +498,8 @@ pub(crate) struct MessageColumns {
     pub(crate) client: Vec<i64>,
     pub(crate) sent_at: Vec<i64>,
     pub(crate) body: Vec<String>,
+    /// *(v2)* Each body's words, space-separated.
+    pub(crate) words: Vec<String>,
 }
 
 impl MessageColumns {
@@ -465,6 +512,7 @@ impl MessageColumns {
         self.client.push(client_id(m.client_msg_id));
         self.sent_at.push(int("time", m.sent_at)?);
         self.body.push(m.text.clone());
+        self.words.push(search_words(&m.text));
         Ok(())
     }
 
@@ -472,9 +520,13 @@ impl MessageColumns {
     /// returns the ids inserted.
     pub(crate) async fn insert(&self, conn: &mut PgConnection) -> Result<Vec<i64>, StoreError> {
         Ok(sqlx::query_scalar(
-            "INSERT INTO messages (id, conv_id, sender, device, client_msg_id, sent_at, body) \
-             SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], \
-                                  $6::int8[], $7::text[]) \
+            "INSERT INTO messages \
+                 (id, conv_id, sender, device, client_msg_id, sent_at, body, search) \
+             SELECT r.id, r.conv, r.sender, r.device, r.client, r.sent_at, r.body, \
+                    array_to_tsvector(string_to_array(r.words, ' ')) \
+             FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], \
+                         $6::int8[], $7::text[], $8::text[]) \
+                 AS r (id, conv, sender, device, client, sent_at, body, words) \
              ON CONFLICT (sender, client_msg_id) WHERE kind < 3 DO NOTHING RETURNING id",
         )
         .bind(&self.id)
@@ -484,6 +536,7 @@ impl MessageColumns {
         .bind(&self.client)
         .bind(&self.sent_at)
         .bind(&self.body)
+        .bind(&self.words)
         .fetch_all(conn)
         .await?)
     }
@@ -709,18 +762,24 @@ async fn apply_one(tx: &mut Transaction<'_, Postgres>, write: &Write) -> Result<
         Write::ChangeMessage {
             target,
             text: Some(text),
-        } => {
-            sqlx::query("UPDATE messages SET body = $1, kind = 1 WHERE id = $2 AND kind IN (0, 1)")
-                .bind(text)
-                .bind(int("message id", target.0)?)
-        }
+        } => sqlx::query(
+            "UPDATE messages SET body = $1, kind = 1, \
+             search = array_to_tsvector(string_to_array($3, ' ')) \
+             WHERE id = $2 AND kind IN (0, 1)",
+        )
+        .bind(text)
+        .bind(int("message id", target.0)?)
+        .bind(search_words(text)),
         Write::ChangeMessage { target, text: None } => {
             sqlx::query("UPDATE messages SET body = '' WHERE target = $1 AND kind = 3")
                 .bind(int("message id", target.0)?)
                 .execute(&mut **tx)
                 .await?;
-            sqlx::query("UPDATE messages SET body = '', kind = 2 WHERE id = $1 AND kind IN (0, 1)")
-                .bind(int("message id", target.0)?)
+            sqlx::query(
+                "UPDATE messages SET body = '', kind = 2, search = NULL \
+                 WHERE id = $1 AND kind IN (0, 1)",
+            )
+            .bind(int("message id", target.0)?)
         }
     };
     query.execute(&mut **tx).await?;
@@ -729,20 +788,16 @@ async fn apply_one(tx: &mut Transaction<'_, Postgres>, write: &Write) -> Result<
 
 #[cfg(test)]
 mod tests {
-    use super::SEARCH_VECTOR;
+    use super::{search_words, tsquery};
 
-    /// The planner uses the search index only for a query with its very expression.
     #[test]
-    fn the_search_query_uses_the_indexed_expression() {
-        let migration = include_str!("../migrations/postgres/0003_read_markers_and_search.sql");
-        let indexed = SEARCH_VECTOR.replace("m.body", "body");
-        assert!(migration.contains(&indexed), "{indexed}");
-        // Every ASCII punctuation character is blanked, one space each.
-        let punctuation: String = (b'!'..=b'~')
-            .map(char::from)
-            .filter(char::is_ascii_punctuation)
-            .collect::<String>()
-            .replace('\'', "''");
-        assert!(SEARCH_VECTOR.contains(&format!("'{punctuation}', '{}'", " ".repeat(32))));
+    fn search_words_and_queries_are_the_models() {
+        assert_eq!(
+            search_words("Deploy, e-mail: a@b.com v2.0 Zoë!"),
+            "deploy e mail a b com v2 0 zoë"
+        );
+        assert_eq!(search_words("?!"), "");
+        let words = ["deploy".to_owned(), "it's".to_owned(), "a\\b".to_owned()];
+        assert_eq!(tsquery(&words), r"'deploy' & 'it''s' & 'a\\b'");
     }
 }

@@ -8,12 +8,13 @@ CREATE TABLE read_markers (
     PRIMARY KEY (user_id, conv_id)
 );
 
--- Full-text search over the messages (kind 0 and 1: as sent, edited), by their latest text:
--- a GIN index over the words of the body, computed (so an edit or a deletion, which erases the
--- body, updates it with the row). ASCII punctuation is blanked first, so that the parser's
--- compound tokens (addresses, host names, paths, decimal numbers) become plain words: words
--- are runs of letters and digits, lower cased, as the hub's `names::words` and SQLite's index
--- see them. Queries must use this exact expression (pg_store.rs `SEARCH_VECTOR`).
-CREATE INDEX messages_search ON messages USING GIN (
-    to_tsvector('simple', translate(body, '!"#$%&''()*+,-./:;<=>?@[\]^_`{|}~', '                                '))
-) WHERE kind < 2;
+-- Full-text search over the messages (kind 0 and 1: as sent, edited), by their latest text.
+-- `search` holds the words of the body as the server splits them (`chat_hub::names::words`:
+-- runs of letters and digits, lower cased), written by the server with every insert, edit and
+-- deletion (NULL for changes and deleted messages) through `array_to_tsvector`, so no text is
+-- parsed here; a GIN index finds them. Rows from before this migration are split below by
+-- PostgreSQL's parser over the body with ASCII punctuation blanked, which agrees on ordinary
+-- text.
+ALTER TABLE messages ADD COLUMN search tsvector;
+UPDATE messages SET search = to_tsvector('simple', translate(body, '!"#$%&''()*+,-./:;<=>?@[\]^_`{|}~', '                                ')) WHERE kind < 2;
+CREATE INDEX messages_search ON messages USING GIN (search) WHERE kind < 2;
