@@ -345,3 +345,39 @@ fn the_room_list_carries_unread_counts() {
         [("general".into(), true, 1), ("rust".into(), true, 1)]
     );
 }
+
+#[test]
+fn a_login_counts_rooms_first_then_the_newest_direct_conversations_within_the_bound() {
+    let mut w = World::new(Config {
+        max_unread_convs: 3,
+        ..World::config()
+    });
+    let alice = w.register("alice");
+    assert!(w
+        .request(
+            alice,
+            Request::Join {
+                room: "rust".into()
+            }
+        )
+        .is_ok());
+    for name in ["bob", "carol"] {
+        let s = w.register(name);
+        w.say(s, Target::User("alice".into()), "hi");
+    }
+    w.disconnect(alice);
+    let (_, before) = w.login("alice", "alice-1");
+    let Some(ServerMessage::Unread(counts)) = before.first() else {
+        panic!("{before:?}");
+    };
+    let targets: Vec<&Target> = counts.iter().map(|c| &c.target).collect();
+    // Bob's conversation is the oldest: left out.
+    assert_eq!(
+        targets,
+        [
+            &room("general"),
+            &room("rust"),
+            &Target::User("carol".into())
+        ]
+    );
+}

@@ -148,6 +148,12 @@ impl Hub {
             return self.load_backlog(session);
         };
         let convs = self.unread_convs(online.user);
+        if convs.is_empty() {
+            // Nothing to count: no read needed.
+            self.out
+                .send(session, &ServerMessage::Unread(Vec::new()), false);
+            return self.load_backlog(session);
+        }
         let Some(stream) = self.delivery.stream_mut(session) else {
             return;
         };
