@@ -10,11 +10,15 @@
 //! - `sessions` — connections' phases, request budgets, login deadlines, failed logins;
 //! - `presence` — typing states and presence coalescing;
 //! - `delivery` — message ids, recent sends, device positions, replay state;
+//! - `moderation` *(v2)* — roles, bans, mutes, operators;
+//! - `markers` *(v2)* — read markers;
 //! - `output` — the output queue and the persists in flight.
 //!
 //! The request handlers that combine them live by concern: `auth` (register, login, resume,
 //! logout), `rooms` (membership and listings), `messages` (send, fan-out, backlog, acks,
-//! history), `status` (presence and typing broadcasts). This file is the hub and its dispatch.
+//! history), `status` (presence and typing broadcasts), *(v2)* `moderate`, `edits`, `reading`
+//! (read markers, unread counts, the room list) and `search`. This file is the hub and its
+//! dispatch.
 
 mod auth;
 mod delivery;
