@@ -467,6 +467,7 @@ impl World {
             }) => Completion::Found {
                 session,
                 request,
+                user,
                 limit,
                 messages: self.store.search(user, &words, before, limit),
             },

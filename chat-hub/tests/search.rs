@@ -221,3 +221,29 @@ fn the_page_is_capped_by_the_server() {
     let (hits, more) = search(&mut w, alice, "word", None, u16::MAX);
     assert_eq!((hits.len(), more), (max, true));
 }
+
+#[test]
+fn a_search_or_room_list_is_answered_even_after_a_logout_behind_it() {
+    let mut w = World::default();
+    let alice = w.register("alice");
+    let hi = w.say(alice, room("general"), "hello there");
+    let (search, first) = w.numbered(Request::Search {
+        text: "hello".into(),
+        before: None,
+        limit: 10,
+    });
+    let (list, second) = w.numbered(Request::RoomList);
+    let (_, logout) = w.numbered(Request::Logout);
+    // Both reads finish after the logout was handled.
+    w.send_all(alice, [first, second, logout]);
+    match w.take_reply(alice, search) {
+        Some(Ok(Reply::SearchResults { messages, .. })) => {
+            assert_eq!(messages.iter().map(|m| m.id).collect::<Vec<_>>(), [hi]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        w.take_reply(alice, list),
+        Some(Ok(Reply::RoomList(_)))
+    ));
+}

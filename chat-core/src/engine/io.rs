@@ -140,6 +140,7 @@ async fn run(
         } => Completion::Found {
             session,
             request,
+            user,
             limit,
             messages: storage.search(user, &words, before, limit).await?,
         },

@@ -575,9 +575,10 @@ impl Hub {
             Completion::Found {
                 session,
                 request,
+                user,
                 limit,
                 messages,
-            } => self.found(session, request, messages, limit),
+            } => self.found(session, request, user, messages, limit),
         }
     }
 

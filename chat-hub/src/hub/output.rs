@@ -297,6 +297,8 @@ pub enum Completion {
         session: SessionId,
         /// The request.
         request: RequestId,
+        /// The user searched for.
+        user: UserId,
         /// The `limit` of the search.
         limit: usize,
         /// The messages, newest first.

@@ -177,11 +177,11 @@ impl Hub {
         purpose: UnreadFor,
         counts: Vec<UnreadTally>,
     ) {
-        if self.sessions.online(session).map(|o| o.user) != Some(user) {
-            return;
-        }
         match purpose {
             UnreadFor::Login => {
+                if self.sessions.online(session).map(|o| o.user) != Some(user) {
+                    return;
+                }
                 let Some(stream) = self.delivery.stream_mut(session) else {
                     return;
                 };
@@ -206,11 +206,13 @@ impl Hub {
                     .send_fitting(session, entries, ServerMessage::Unread);
                 self.load_backlog(session);
             }
-            UnreadFor::RoomList(request) => {
+            // Answered while the connection lives, as every request is.
+            UnreadFor::RoomList(request) if self.sessions.contains(session) => {
                 let unread: FxHashMap<ConvId, u32> =
                     counts.iter().map(|t| (t.conv, t.count)).collect();
                 self.reply_room_list(session, request, user, &unread);
             }
+            UnreadFor::RoomList(_) => {}
         }
     }
 

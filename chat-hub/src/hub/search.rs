@@ -44,18 +44,20 @@ impl Hub {
         Ok(())
     }
 
-    /// Search results arrived (`limit` is the search's limit: one more than the page, to learn
-    /// whether older matches exist).
+    /// Search results for `user` arrived (`limit` is the search's limit: one more than the
+    /// page, to learn whether older matches exist). Answered while the connection lives, as
+    /// every request is, even if it logged out meanwhile.
     pub(super) fn found(
         &mut self,
         session: SessionId,
         request: RequestId,
+        user: UserId,
         mut messages: Vec<StoredMessage>,
         limit: usize,
     ) {
-        let Some(user) = self.sessions.online(session).map(|o| o.user) else {
+        if !self.sessions.contains(session) {
             return;
-        };
+        }
         let page = limit.saturating_sub(1);
         let more = messages.len() > page;
         messages.truncate(page);
