@@ -1,4 +1,5 @@
--- Version 2, as migrations/sqlite 0005: read markers and search.
+-- Version 2, as migrations/sqlite 0006: read markers and search. (Numbered after 0003 on
+-- main, which holds the disabled accounts of another branch; a gap is harmless.)
 
 -- How far each user has read each conversation: the newest message read. Never lowered.
 CREATE TABLE read_markers (
