@@ -410,7 +410,7 @@ impl Storage for PgStore {
             "SELECT {MESSAGE_COLUMNS} FROM messages AS m \
              JOIN members AS mb ON mb.user_id = $1 AND mb.conv_id = m.conv_id \
              WHERE m.search @@ $2::tsquery \
-               AND m.kind < 2 AND m.id < $3 AND m.id > mb.since \
+               AND m.kind < 2 AND m.id < $3 \
              ORDER BY m.id DESC LIMIT $4"
         );
         let before = match before {

@@ -111,7 +111,7 @@ pub trait Storage: Clone + Send + Sync + 'static {
 
     /// *(v2)* Up to `limit` messages (not changes, not deleted ones) with ids below `before`
     /// whose latest text holds every one of `words` (lower case, letters and digits only),
-    /// from the conversations `user` is a member of, each since joining it; newest first.
+    /// from the conversations `user` is a member of (all of each, as history); newest first.
     fn search(
         &self,
         user: UserId,

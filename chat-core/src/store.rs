@@ -582,7 +582,7 @@ impl Storage for Store {
             "SELECT {MESSAGE_COLUMNS} FROM messages_fts AS f \
              CROSS JOIN messages AS m CROSS JOIN members AS mb \
              WHERE messages_fts MATCH ?1 AND f.rowid < ?2 AND m.id = f.rowid AND m.kind < 2 \
-               AND mb.user_id = ?3 AND mb.conv_id = m.conv_id AND m.id > mb.since \
+               AND mb.user_id = ?3 AND mb.conv_id = m.conv_id \
              ORDER BY f.rowid DESC LIMIT ?4"
         );
         let before = match before {

@@ -352,7 +352,7 @@ impl MemoryStore {
 
     /// *(v2)* Up to `limit` messages (not changes, not deleted ones) with ids below `before`
     /// whose latest text holds every one of `words` (as [`names::words`](crate::names::words)
-    /// splits it), from the conversations `user` is a member of (each since joining it);
+    /// splits it), from the conversations `user` is a member of (all of each, as history);
     /// newest first.
     pub fn search(
         &self,
@@ -368,10 +368,7 @@ impl MemoryStore {
             .map(|(_, m)| m)
             .filter(|m| {
                 matches!(m.kind, MessageKind::Message | MessageKind::Edited)
-                    && self
-                        .members
-                        .get(&(m.conv, user))
-                        .is_some_and(|&since| since < m.id)
+                    && self.members.contains_key(&(m.conv, user))
                     && {
                         let found: Vec<String> = crate::names::words(&m.text).collect();
                         words.iter().all(|w| found.contains(w))

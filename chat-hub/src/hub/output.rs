@@ -195,8 +195,8 @@ pub enum IoRequest {
         purpose: UnreadFor,
     },
     /// *(v2)* Find up to `limit` messages below `before`, newest first, whose latest text
-    /// holds every one of `words`, in the conversations `user` is a member of (each only
-    /// since joining it); then report [`Completion::Found`].
+    /// holds every one of `words`, in the conversations `user` is a member of (all of each,
+    /// as history); then report [`Completion::Found`].
     Search {
         /// The session asking.
         session: SessionId,

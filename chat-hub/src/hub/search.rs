@@ -1,6 +1,6 @@
 //! Search (protocol version 2): the words of a request are found by storage's full-text index
-//! ([`IoRequest::Search`]) in the conversations the user is a member of, each only since the
-//! user joined it, as history is. Storage leaves out changes and deleted messages and matches
+//! ([`IoRequest::Search`]) in the conversations the user is a member of — all of each, as
+//! `History` shows them (older messages than the user's joining included). Storage leaves out changes and deleted messages and matches
 //! a message's latest text only. Storage knows memberships as they were last stored; the hub
 //! checks each result against the membership it holds when the results come back (a removal
 //! may still be on its way to storage).
@@ -68,8 +68,7 @@ impl Hub {
                     && self
                         .directory
                         .conv(m.conv)
-                        .and_then(|c| c.members().get(&user))
-                        .is_some_and(|&since| since < m.id)
+                        .is_some_and(|c| c.members().contains_key(&user))
             })
             .map(|m| self.chat_message(m))
             .collect();
