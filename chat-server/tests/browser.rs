@@ -813,6 +813,15 @@ async fn read_markers_and_search_in_two_browsers() {
         // b opens #news: a's count clears live (the read marker of another device).
         click(&b, "#rooms .conv[data-key='#news']").await;
         shows_once(&b, "second news").await;
+        until(
+            &b,
+            "the new-messages line before the first unread message",
+            &format!(
+                "return document.querySelectorAll('#messages .divider').length === 1 && document.querySelector('#messages .divider + .message .text')?.textContent === {}",
+                json!(HOSTILE)
+            ),
+        )
+        .await;
         until(&a, "#news read elsewhere", &unread_js("#news", 0)).await;
         until(&a, "@carol still unread", &unread_js("@carol", 1)).await;
 
@@ -830,7 +839,10 @@ async fn read_markers_and_search_in_two_browsers() {
             .find(Locator::Css("#search-text"))
             .await
             .expect("a search field");
-        field.send_keys(&format!("Zebra{ENTER}")).await.expect("types");
+        field
+            .send_keys(&format!("Zebra{ENTER}"))
+            .await
+            .expect("types");
         let found = format!(
             "const r = [...document.querySelectorAll('#search-results .result')]; \
              return !document.getElementById('search').hidden && r.length === 1 && r[0].dataset.key === '#news' \

@@ -47,6 +47,7 @@ const state = {
   editing: null, // { key, id } while the input edits a message
   menuFor: null, // the member whose moderation menu is open
   selected: null, // the message whose actions a tap showed
+  found: null, // the search result opened (a message id, a string)
   displayName(user) {
     const name = this.names.get(user);
     return name && name !== user ? `${name} (${user})` : user;
@@ -181,6 +182,7 @@ async function select(key) {
   }
   state.current = key;
   state.selected = null;
+  state.found = null;
   state.menuFor = null;
   sessionStorage.setItem("chat.current", key);
   const c = conv(key);

@@ -99,6 +99,7 @@ export class Conversation {
     if (message.edited) classes.push("edited");
     const id = message.pending ? undefined : message.id.toString();
     if (id !== undefined && this.state.selected === id) classes.push("selected");
+    if (id !== undefined && this.state.found === id) classes.push("found");
     const li = el("li", classes.join(" "));
     if (id !== undefined) {
       li.dataset.id = id;
@@ -138,8 +139,9 @@ export class Conversation {
     return li;
   }
 
-  /** Scrolls to the message `id` (a string) and marks it found, if it is loaded. */
+  /** Marks the message `id` (a string) found (a search result) and scrolls to it if loaded. */
   reveal(id) {
+    this.state.found = id;
     for (const li of this.list.querySelectorAll("li.found")) li.classList.remove("found");
     const li = [...this.list.querySelectorAll("li.message")].find((m) => m.dataset.id === id);
     if (!li) return false;
