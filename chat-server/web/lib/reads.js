@@ -69,7 +69,7 @@ export class Reads {
     if (k) return k;
     if (this.known.size >= MAX_CONVERSATIONS) {
       let oldest = null;
-      for (const [key, v] of this.known) if (oldest === null || v.marker < this.known.get(oldest).marker) oldest = key;
+      for (const [other, v] of this.known) if (oldest === null || v.marker < this.known.get(oldest).marker) oldest = other;
       this.known.delete(oldest);
     }
     k = { marker: 0n, asked: 0n };
