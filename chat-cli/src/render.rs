@@ -205,12 +205,34 @@ fn lines_at(
             let infos: Vec<RoomInfo> = list.iter().map(|r| r.info.clone()).collect();
             let mut lines = rooms(&infos);
             for (line, entry) in lines.iter_mut().zip(list) {
+                if entry.unread > 0 {
+                    // Inside the notes: `(3 members, joined, 2 unread)`.
+                    line.pop();
+                    line.push_str(&format!(", {} unread)", entry.unread));
+                }
                 if !entry.topic.is_empty() {
                     line.push_str(&format!(" — {}", clean(&entry.topic)));
                 }
             }
             return lines;
         }
+        Event::Unread(counts) => return unread(counts),
+        Event::MarkedRead {
+            target,
+            up_to,
+            asked: true,
+        } => format!(
+            "* {} marked read up to message {}",
+            clean(&target_label(target)),
+            up_to.0
+        ),
+        Event::MarkedRead { asked: false, .. } => return Vec::new(),
+        Event::Found {
+            text,
+            messages,
+            more,
+            me,
+        } => return found(text, messages, *more, me.as_deref(), clock),
         Event::Members { room, members, .. } => users(&format!("#{}", clean(room)), members),
         Event::Users(list) => users("users", list),
         Event::DisplayName(name) => format!("* display name set to {}", clean(name)),
@@ -391,11 +413,58 @@ fn event_text(event: &Event) -> Option<String> {
             }
             line
         }
+        Event::ReadElsewhere { target, up_to } => format!(
+            "* {} read up to message {} on another device",
+            clean(&target_label(target)),
+            up_to.0
+        ),
         Event::ShuttingDown => "* the server is shutting down".into(),
         Event::ServerError(error) => format!("! {}", clean(&error.message)),
         _ => return None,
     };
     Some(text)
+}
+
+/// The unread counts at login, on one line: `* unread: #general 3, bob 1`.
+pub(crate) fn unread(counts: &[chat_proto::UnreadCount]) -> Vec<String> {
+    let mut unread: Vec<String> = counts
+        .iter()
+        .filter(|c| c.unread > 0)
+        .map(|c| format!("{} {}", clean(&target_label(&c.target)), c.unread))
+        .collect();
+    if unread.is_empty() {
+        return vec!["* nothing unread".into()];
+    }
+    unread.sort();
+    vec![format!("* unread: {}", unread.join(", "))]
+}
+
+/// Search results, oldest first like history, each line starting with the message's id.
+fn found(
+    text: &str,
+    messages: &[ChatMessage],
+    more: bool,
+    me: Option<&str>,
+    clock: &dyn Fn(UnixMillis) -> String,
+) -> Vec<String> {
+    let n = messages.len();
+    let mut lines = vec![format!(
+        "* {n} message{} found for \"{}\"",
+        if n == 1 { "" } else { "s" },
+        clean(text)
+    )];
+    for m in messages.iter().rev() {
+        let time = format!("{} [{}]", clock(m.sent_at), m.id.0);
+        lines.extend(message(&time, m, me, false));
+    }
+    if let (true, Some(last)) = (more, messages.last()) {
+        lines.push(format!(
+            "* older matches exist: /search --before {} {}",
+            last.id.0,
+            clean(text)
+        ));
+    }
+    lines
 }
 
 /// A room list, one room per line.
@@ -636,6 +705,90 @@ mod tests {
         assert_eq!(
             event("12:01", &error).as_deref(),
             Some("! no login in time")
+        );
+    }
+
+    #[test]
+    fn read_markers_and_search() {
+        use chat_proto::{RoomEntry, UnreadCount};
+        let general = Target::Room("general".into());
+        let counts = [
+            UnreadCount {
+                target: Target::User("bob".into()),
+                read_up_to: MessageId(3),
+                unread: 1,
+                latest: MessageId(9),
+            },
+            UnreadCount {
+                target: general.clone(),
+                read_up_to: MessageId(4),
+                unread: 3,
+                latest: MessageId(8),
+            },
+            UnreadCount {
+                target: Target::Room("quiet".into()),
+                read_up_to: MessageId(4),
+                unread: 0,
+                latest: MessageId(0),
+            },
+        ];
+        assert_eq!(
+            lines_at(&Event::Unread(counts.to_vec()), None, &clock),
+            ["* unread: #general 3, bob 1"]
+        );
+        assert_eq!(unread(&counts[2..]), ["* nothing unread"]);
+        let marked = Event::MarkedRead {
+            target: general.clone(),
+            up_to: MessageId(42),
+            asked: true,
+        };
+        assert_eq!(
+            untimed(&marked),
+            ["* #general marked read up to message 42"]
+        );
+        let quiet = Event::MarkedRead {
+            target: general.clone(),
+            up_to: MessageId(42),
+            asked: false,
+        };
+        assert_eq!(untimed(&quiet), Vec::<String>::new());
+        let elsewhere = Event::ReadElsewhere {
+            target: general.clone(),
+            up_to: MessageId(43),
+        };
+        assert_eq!(
+            event("12:01", &elsewhere).as_deref(),
+            Some("12:01 * #general read up to message 43 on another device")
+        );
+        let mut hit = msg("bob", general.clone(), "deploy friday");
+        hit.id = MessageId(17);
+        let found = Event::Found {
+            text: "deploy".into(),
+            messages: vec![hit],
+            more: true,
+            me: Some("alice".into()),
+        };
+        assert_eq!(
+            lines_at(&found, None, &|_| "12:01".into()),
+            [
+                "* 1 message found for \"deploy\"",
+                "12:01 [17] #general <bob> deploy friday",
+                "* older matches exist: /search --before 17 deploy",
+            ]
+        );
+        let list = Event::RoomList(vec![RoomEntry {
+            info: RoomInfo {
+                name: "general".into(),
+                invite_only: false,
+                members: 3,
+                joined: true,
+            },
+            topic: "hi".into(),
+            unread: 2,
+        }]);
+        assert_eq!(
+            untimed(&list),
+            ["* #general (3 members, joined, 2 unread) — hi"]
         );
     }
 

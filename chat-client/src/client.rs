@@ -19,12 +19,13 @@ use std::time::{Duration, Instant};
 use chat_proto::{
     AuditEntry, ChatMessage, ClientMessage, ClientMsgId, ErrorCode, ErrorReply, Hello, Limits,
     MemberEvent, MessageId, ModAction, Reply, Request, Role, RoomEntry, RoomInfo, ServerMessage,
-    Target, UserStatus, Welcome,
+    Target, UnreadCount, UserStatus, Welcome,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::command::{self, AuditOf, Command, HELP};
+use crate::reads::{conversation, Reads};
 use crate::requests::Requests;
 
 /// Typing is announced again after this long while keys are pressed.
@@ -52,6 +53,8 @@ pub const ACTION_PREFIX: &str = "/me ";
 pub const NICK_ANNOUNCEMENT: &str = "/me is now known as ";
 /// The most typing users the client keeps track of (a hostile server cannot grow it).
 const MAX_TYPISTS: usize = 64;
+/// Messages asked for per `/search`.
+pub const SEARCH_PAGE: u16 = 20;
 
 /// What the client is configured with.
 #[derive(Clone, Debug)]
@@ -139,8 +142,40 @@ pub enum Event {
         /// The new display name.
         display_name: String,
     },
-    /// *(v2)* The rooms, with their topics.
+    /// *(v2)* The rooms, with their topics and unread counts.
     RoomList(Vec<RoomEntry>),
+    /// *(v2)* Right after logging in: how far each conversation is read and how many messages
+    /// in it are unread, up to what this device had before (every message shown after this
+    /// is new to the device).
+    Unread(Vec<UnreadCount>),
+    /// *(v2)* This client marked a conversation read ([`Command::Read`], or
+    /// [`Client::mark_read`]); stored.
+    MarkedRead {
+        /// The conversation.
+        target: Target,
+        /// The newest message read.
+        up_to: MessageId,
+        /// Whether the user asked (`/read`) rather than the front end.
+        asked: bool,
+    },
+    /// *(v2)* Another of the user's devices marked a conversation read.
+    ReadElsewhere {
+        /// The conversation.
+        target: Target,
+        /// The newest message read.
+        up_to: MessageId,
+    },
+    /// *(v2)* Messages found by `/search`, newest first.
+    Found {
+        /// The words searched for.
+        text: String,
+        /// The messages, with their latest text.
+        messages: Vec<ChatMessage>,
+        /// Whether older matches may exist (`/search --before ID` with the last id).
+        more: bool,
+        /// The logged-in user.
+        me: Option<String>,
+    },
     /// *(v2)* A message was edited by its author.
     Edited {
         /// The message.
@@ -391,6 +426,14 @@ enum What {
     /// A moderation request: its effect is shown by the `Moderated` event that follows.
     Moderate,
     Audit,
+    /// *(v2)* A read marker.
+    Read {
+        target: Target,
+        up_to: MessageId,
+        asked: bool,
+    },
+    /// *(v2)* A search, for these words.
+    Search(String),
 }
 
 /// A request sent and unanswered: kept whole to be sent again after a reconnect.
@@ -478,6 +521,8 @@ pub struct Client {
     secrets: Vec<String>,
     /// Who is typing where, until when (at most [`MAX_TYPISTS`], oldest first).
     typists: Vec<(String, Target, Instant)>,
+    /// *(v2)* How far each conversation is read, and its newest message seen.
+    reads: Reads,
 }
 
 impl Client {
@@ -522,6 +567,7 @@ impl Client {
             asking: None,
             secrets: Vec::new(),
             typists: Vec::new(),
+            reads: Reads::default(),
         }
     }
 
@@ -729,6 +775,28 @@ impl Client {
             limit,
         };
         self.request(What::History { target, before }, request);
+        self.settle(now);
+    }
+
+    /// *(v2)* Marks `target` read up to the newest message of it this client has seen, as a
+    /// front end does when the user looks at a conversation; answered with
+    /// [`Event::MarkedRead`] whose `asked` is false. Does nothing if that would not move the
+    /// marker, or if the server speaks version 1.
+    pub fn mark_read(&mut self, target: Target, now: Instant) {
+        if self.exited || self.session.is_none() || self.version < 2 {
+            return;
+        }
+        self.now = now;
+        if let Some(up_to) = self.reads.to_mark(&target) {
+            // Counted as marked at once: a second look before the reply asks nothing more.
+            self.reads.marked(target.clone(), up_to);
+            let what = What::Read {
+                target: target.clone(),
+                up_to,
+                asked: false,
+            };
+            self.request(what, Request::MarkRead { target, up_to });
+        }
         self.settle(now);
     }
 
@@ -1278,6 +1346,35 @@ impl Client {
             Command::Redact { message, reason } => {
                 (What::Send, Request::Redact { message, reason })
             }
+            Command::Read | Command::Search { .. } if self.version < 2 => {
+                return self.error("this server does not speak protocol version 2");
+            }
+            Command::Read => {
+                let Some(target) = self.current.clone() else {
+                    return self.error("no current room or user: /join #room or /switch USER");
+                };
+                let Some(up_to) = self.reads.to_mark(&target) else {
+                    let label = command::target_label(&target);
+                    return self.print(Event::Notice(format!(
+                        "nothing new to mark read in {label}"
+                    )));
+                };
+                self.reads.marked(target.clone(), up_to);
+                let what = What::Read {
+                    target: target.clone(),
+                    up_to,
+                    asked: true,
+                };
+                (what, Request::MarkRead { target, up_to })
+            }
+            Command::Search { text, before } => {
+                let request = Request::Search {
+                    text: text.clone(),
+                    before,
+                    limit: SEARCH_PAGE,
+                };
+                (What::Search(text), request)
+            }
         };
         self.request(what, request);
     }
@@ -1382,6 +1479,8 @@ impl Client {
         match msg {
             ServerMessage::Message(m) => {
                 let id = m.id;
+                let me = self.me();
+                self.reads.seen(conversation(&m, me.as_deref()), id);
                 let place = match &m.target {
                     Target::Room(_) => m.target.clone(),
                     Target::User(_) => Target::User(self.me().unwrap_or_default()),
@@ -1498,6 +1597,17 @@ impl Client {
             ServerMessage::DisplayName { user, display_name } => {
                 self.print(Event::NameChanged { user, display_name });
             }
+            ServerMessage::ReadMarker { target, up_to } => {
+                self.reads.marked(target.clone(), up_to);
+                self.print(Event::ReadElsewhere { target, up_to });
+            }
+            ServerMessage::Unread(counts) => {
+                for count in &counts {
+                    self.reads.marked(count.target.clone(), count.read_up_to);
+                    self.reads.seen(count.target.clone(), count.latest);
+                }
+                self.print(Event::Unread(counts));
+            }
             ServerMessage::Moderated {
                 room,
                 by,
@@ -1602,6 +1712,7 @@ impl Client {
             }
             (What::Logout, _) => {
                 self.session = None;
+                self.reads.clear();
                 self.print(Event::LoggedOut);
             }
             (What::Join { created }, Reply::Room(room)) => {
@@ -1626,6 +1737,9 @@ impl Client {
             }
             (What::Users, Reply::Users(users)) => self.print(Event::Users(users)),
             (What::History { target, before }, Reply::History { messages, more }) => {
+                if let Some(newest) = messages.iter().map(|m| m.id).max() {
+                    self.reads.seen(target.clone(), newest);
+                }
                 let me = self.me();
                 self.print(Event::History {
                     target,
@@ -1638,6 +1752,9 @@ impl Client {
                 });
             }
             (What::History { target, before }, Reply::Page { messages, more }) => {
+                if let Some(newest) = messages.iter().map(|e| e.message.id).max() {
+                    self.reads.seen(target.clone(), newest);
+                }
                 let me = self.me();
                 let edited = messages
                     .iter()
@@ -1669,6 +1786,9 @@ impl Client {
                 }
             }
             (What::Send, Reply::Sent { id, sent_at }) => {
+                if let Request::Send { target, .. } = &tag.request {
+                    self.reads.seen(target.clone(), id);
+                }
                 if let (
                     true,
                     Request::Send {
@@ -1689,6 +1809,27 @@ impl Client {
             }
             (What::Audit, Reply::AuditLog { entries, more }) => {
                 self.print(Event::AuditLog { entries, more });
+            }
+            (
+                What::Read {
+                    target,
+                    up_to,
+                    asked,
+                },
+                _,
+            ) => self.print(Event::MarkedRead {
+                target,
+                up_to,
+                asked,
+            }),
+            (What::Search(text), Reply::SearchResults { messages, more }) => {
+                let me = self.me();
+                self.print(Event::Found {
+                    text,
+                    messages,
+                    more,
+                    me,
+                });
             }
             (What::Send | What::Moderate, _) => {}
             (what, reply) => self.print(Event::Unexpected(format!("{what:?}: {reply:?}"))),

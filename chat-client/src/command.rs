@@ -103,6 +103,15 @@ pub enum Command {
     /// `/audit [#room|*]`: the latest moderation actions of a room (default: the current one),
     /// or with `*` the server-wide log of account actions.
     Audit(AuditOf),
+    /// `/read`: mark the current conversation read up to its newest message.
+    Read,
+    /// `/search [--before ID] TEXT`: find messages holding every word of TEXT.
+    Search {
+        /// The words.
+        text: String,
+        /// Only messages older than this one (the next page).
+        before: Option<MessageId>,
+    },
     /// `/quit` or `/exit`.
     Quit,
     /// A line without a leading `/`: text for the current target.
@@ -151,6 +160,8 @@ pub const HELP: &str = "\
 /redact ID [REASON]         delete any message of a room (moderators)
 /audit [#room|*]            recent moderation in a room, or * for accounts (moderators)
 /disable NAME, /enable NAME disable an account or enable it again (server operators)
+/read                       mark this conversation read up to its newest message
+/search [--before ID] TEXT  find messages with every word of TEXT in your conversations
 /quit                       leave
 Anything else is sent to the current room or user.";
 
@@ -291,8 +302,23 @@ pub fn parse(line: &str) -> Result<Command, String> {
             Err(_) => return usage("/redact ID [REASON]"),
         },
         ("redact", _) => return usage("/redact ID [REASON]"),
+        ("read", []) => Command::Read,
+        ("search", ["--before", id, _, ..]) => match id.trim_start_matches('#').parse() {
+            Ok(n) => Command::Search {
+                text: args["--before".len()..].trim_start()[id.len()..]
+                    .trim()
+                    .into(),
+                before: Some(MessageId(n)),
+            },
+            Err(_) => return usage("/search [--before ID] TEXT"),
+        },
+        ("search", ["--before", ..] | []) => return usage("/search [--before ID] TEXT"),
+        ("search", _) => Command::Search {
+            text: args.into(),
+            before: None,
+        },
         ("quit" | "exit", []) => Command::Quit,
-        ("logout" | "rooms" | "users" | "quit" | "exit", _) => {
+        ("logout" | "rooms" | "users" | "quit" | "exit" | "read", _) => {
             return Err(format!("usage: /{name}"))
         }
         _ => return Err(format!("unknown command /{name}: /help lists them")),
@@ -321,9 +347,11 @@ pub const NAMES: &[&str] = &[
     "/nick",
     "/op",
     "/quit",
+    "/read",
     "/redact",
     "/register",
     "/rooms",
+    "/search",
     "/switch",
     "/topic",
     "/unban",
@@ -442,6 +470,44 @@ mod tests {
         );
         assert_eq!(parse("/edit 42"), Err("usage: /edit ID TEXT".into()));
         assert_eq!(parse("/delete x"), Err("usage: /delete ID".into()));
+    }
+
+    #[test]
+    fn read_and_search() {
+        assert_eq!(parse("/read"), Ok(Command::Read));
+        assert_eq!(parse("/read now"), Err("usage: /read".into()));
+        assert_eq!(
+            parse("/search  deploy   friday "),
+            Ok(Command::Search {
+                text: "deploy   friday".into(),
+                before: None
+            })
+        );
+        assert_eq!(
+            parse("/search --before #42 deploy friday"),
+            Ok(Command::Search {
+                text: "deploy friday".into(),
+                before: Some(MessageId(42))
+            })
+        );
+        assert_eq!(
+            parse("/search --before 42 4"),
+            Ok(Command::Search {
+                text: "4".into(),
+                before: Some(MessageId(42))
+            })
+        );
+        for bad in [
+            "/search",
+            "/search --before 42",
+            "/search --before x deploy",
+        ] {
+            assert_eq!(
+                parse(bad),
+                Err("usage: /search [--before ID] TEXT".into()),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub enum Input {
     },
     /// Fetch a room's members (see [`Client::fetch_members`]).
     Members(String),
+    /// *(v2)* Mark a conversation read up to its newest message seen (see
+    /// [`Client::mark_read`]).
+    MarkRead(Target),
     /// Quit now.
     Quit,
     /// No more input.
@@ -88,6 +91,7 @@ where
                     client.fetch_history(target, before, limit, now());
                 }
                 Some(Input::Members(room)) => client.fetch_members(room, now()),
+                Some(Input::MarkRead(target)) => client.mark_read(target, now()),
                 Some(Input::Quit) => client.handle_quit(now()),
                 Some(Input::End) | None => {
                     input_open = false;

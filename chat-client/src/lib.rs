@@ -21,6 +21,7 @@
 //! - [`command`]: a typed line to a [`Command`] (pure).
 //! - `client`: [`Client`], its [`Settings`], [`Output`] and [`Event`].
 //! - `requests`: [`Requests`], pending requests by id; replies matched to them.
+//! - `reads`: how far each conversation is read, for `/read` (pure, bounded).
 //! - `transport`: the [`Transport`] and [`Connector`] traits; TCP ([`Tcp`], [`TcpConnector`]);
 //!   with the `engine` feature, `chat_core::Connection` and `chat_core::Engine`.
 //! - `ws`: WebSocket ([`Ws`], [`WsConnector`]) and TLS ([`TlsTcp`], [`TlsConnector`],
@@ -35,6 +36,7 @@ pub mod command;
 
 mod client;
 mod driver;
+mod reads;
 mod requests;
 mod session;
 mod transport;
@@ -43,8 +45,8 @@ mod ws;
 pub use chat_proto;
 pub use client::{
     Client, Delivery, Event, Output, Settings, ACTION_PREFIX, HANDSHAKE_TIMEOUT, MAX_BACKOFF,
-    MAX_PASSWORD_LEN, MIN_BACKOFF, MIN_PASSWORD_LEN, NICK_ANNOUNCEMENT, REPLY_WAIT, TYPING_PAUSE,
-    TYPING_REFRESH, TYPING_SHOWN,
+    MAX_PASSWORD_LEN, MIN_BACKOFF, MIN_PASSWORD_LEN, NICK_ANNOUNCEMENT, REPLY_WAIT, SEARCH_PAGE,
+    TYPING_PAUSE, TYPING_REFRESH, TYPING_SHOWN,
 };
 pub use command::{AuditOf, Command, HELP};
 pub use driver::{run, Input};

@@ -6,12 +6,13 @@
 //! be running on it, though what it writes afterwards is not copied); every table is read in
 //! keyset-ordered pages of 5,000 rows, so memory stays bounded however large it is. One piece
 //! of code copies every table: [`TABLES`] says what its columns are, and a new table is a line
-//! there.
+//! there. *(v2)* Messages arrive without their search words (SQLite keeps its own index): they
+//! are written afterwards, in pages, from the copied text.
 
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Postgres, Row, Sqlite, Transaction};
 
-use crate::pg_store::PgStore;
+use crate::pg_store::{index_messages, PgStore};
 use crate::store::{Store, StoreError};
 
 /// Rows read and written at a time.
@@ -138,6 +139,15 @@ const TABLES: &[Table] = &[
         ],
         key: 1,
     },
+    Table {
+        name: "read_markers",
+        columns: &[
+            ("user_id", Type::Int),
+            ("conv_id", Type::Int),
+            ("up_to", Type::Int),
+        ],
+        key: 2,
+    },
 ];
 
 /// Rows per table, in the order tables are copied.
@@ -243,6 +253,7 @@ pub async fn copy_to_postgres(
     for table in TABLES {
         copy_table(table, &mut src, &mut dst).await?;
     }
+    index_messages(&mut dst, PAGE).await.map_err(target)?;
     // The audit log's ids came with its rows: its sequence continues after them.
     sqlx::query(
         "SELECT setval(pg_get_serial_sequence('audit_log', 'id'), \

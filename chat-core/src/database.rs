@@ -9,7 +9,7 @@ use crate::storage::Storage;
 use crate::store::{Durability, Store, StoreError};
 use crate::{
     AuditRecord, ConvId, DeviceId, MessageId, Snapshot, StoredMessage, TokenRecord, UnixMillis,
-    UserId, Write,
+    UnreadTally, UserId, Write,
 };
 
 /// Where the data is, parsed from a `--db` value.
@@ -174,6 +174,26 @@ impl Storage for Database {
         limit: usize,
     ) -> Result<Vec<(u64, AuditRecord)>, StoreError> {
         on_backend!(self, s => s.audit_log(conv, before, limit).await)
+    }
+
+    async fn unread(
+        &self,
+        user: UserId,
+        convs: &[(ConvId, MessageId)],
+        up_to: Option<MessageId>,
+        cap: u32,
+    ) -> Result<Vec<UnreadTally>, StoreError> {
+        on_backend!(self, s => s.unread(user, convs, up_to, cap).await)
+    }
+
+    async fn search(
+        &self,
+        user: UserId,
+        words: &[String],
+        before: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        on_backend!(self, s => s.search(user, words, before, limit).await)
     }
 
     async fn close(&self) {

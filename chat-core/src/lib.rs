@@ -24,8 +24,9 @@ pub use chat_hub::{config, names};
 pub use chat_hub::{
     token_hash, AuditRecord, ClientMsgId, Completion, Config, ConfigError, ConvId, ConvKind,
     ConvRow, DeviceId, DeviceRow, Hub, IoRequest, MemberRow, MessageId, MessageKind, ModAction,
-    Mono, Now, Output, PasswordParams, Role, SessionId, Snapshot, Standing, StandingRow,
-    StoredMessage, Ticket, TokenRecord, UnixMillis, UserId, UserRow, Write,
+    Mono, Now, Output, PasswordParams, ReadMarkerRow, Role, SessionId, Snapshot, Standing,
+    StandingRow, StoredMessage, Ticket, TokenRecord, UnixMillis, UnreadFor, UnreadTally, UserId,
+    UserRow, Write,
 };
 pub use copy::{copy_to_postgres, CopyError, IfNotEmpty, RowCounts};
 pub use database::{Database, Location, OpenError};

@@ -9,6 +9,10 @@
 //! batch of any size is one statement, prepared once per connection. A batch of nothing but
 //! messages (the usual one) is that statement alone, in autocommit: one round trip.
 //!
+//! *(v2)* Search: each message row carries `search`, the words of its latest text as
+//! [`names::words`] splits them, made a `tsvector` with `array_to_tsvector` (PostgreSQL parses
+//! no text, so it sees exactly the model's words) and found through a GIN index.
+//!
 //! Connections come from a [`PgPool`], which replaces a broken connection on the next acquire;
 //! a failure surfaces as [`StoreError::Database`].
 //!
@@ -21,6 +25,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 
+use crate::names;
 use crate::storage::Storage;
 use crate::store::{
     action_code, audit_record, client_id, int, kind_code, message, role_code, snapshot_from, uint,
@@ -28,7 +33,7 @@ use crate::store::{
 };
 use crate::{
     AuditRecord, ConvId, ConvKind, DeviceId, MessageId, Snapshot, Standing, StoredMessage,
-    TokenRecord, UnixMillis, UserId, Write,
+    TokenRecord, UnixMillis, UnreadTally, UserId, Write,
 };
 
 type Duplicates = Vec<Option<(MessageId, UnixMillis)>>;
@@ -170,6 +175,11 @@ impl Storage for PgStore {
             sqlx::query_scalar("SELECT id FROM users WHERE disabled ORDER BY id")
                 .fetch_all(&self.pool)
                 .await?;
+        let read_markers = sqlx::query_as::<_, (i64, i64, i64)>(
+            "SELECT user_id, conv_id, up_to FROM read_markers ORDER BY user_id, conv_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         let last_message: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM messages")
             .fetch_one(&self.pool)
             .await?;
@@ -182,6 +192,7 @@ impl Storage for PgStore {
             operators,
             topics,
             disabled,
+            read_markers,
             last_message,
         })
     }
@@ -338,8 +349,133 @@ impl Storage for PgStore {
         rows.into_iter().map(audit_record).collect()
     }
 
+    async fn unread(
+        &self,
+        user: UserId,
+        convs: &[(ConvId, MessageId)],
+        up_to: Option<MessageId>,
+        cap: u32,
+    ) -> Result<Vec<UnreadTally>, StoreError> {
+        let (mut ids, mut afters) = (Vec::with_capacity(convs.len()), Vec::new());
+        for &(conv, after) in convs {
+            ids.push(int("conversation id", conv.0)?);
+            afters.push(int("message id", after.0)?);
+        }
+        let up_to = match up_to {
+            Some(up_to) => int("message id", up_to.0)?,
+            None => i64::MAX,
+        };
+        // Per conversation, newest first from the (conv_id, id) index, at most `cap` rows.
+        let rows = sqlx::query_as::<_, (i64, i64, Option<i64>)>(
+            "SELECT c.conv, u.n, u.latest \
+             FROM UNNEST($1::int8[], $2::int8[]) WITH ORDINALITY AS c (conv, after, ord) \
+             CROSS JOIN LATERAL ( \
+                 SELECT count(*) AS n, max(r.id) AS latest FROM ( \
+                     SELECT m.id FROM messages AS m \
+                     WHERE m.conv_id = c.conv AND m.id > c.after AND m.id <= $3 \
+                       AND m.kind < 2 AND m.sender <> $4 \
+                     ORDER BY m.id DESC LIMIT $5) AS r) AS u \
+             ORDER BY c.ord",
+        )
+        .bind(&ids)
+        .bind(&afters)
+        .bind(up_to)
+        .bind(int("user id", user.0)?)
+        .bind(i64::from(cap))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(conv, count, latest)| {
+                Ok(UnreadTally {
+                    conv: ConvId(uint("conversation id", conv)?),
+                    count: u32::try_from(count).map_err(|_| StoreError::OutOfRange {
+                        what: "unread count",
+                        value: count.into(),
+                    })?,
+                    latest: MessageId(uint("message id", latest.unwrap_or(0))?),
+                })
+            })
+            .collect()
+    }
+
+    async fn search(
+        &self,
+        user: UserId,
+        words: &[String],
+        before: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        // The GIN index finds the matches; membership is a primary-key lookup each.
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages AS m \
+             JOIN members AS mb ON mb.user_id = $1 AND mb.conv_id = m.conv_id \
+             WHERE m.search @@ $2::tsquery \
+               AND m.kind < 2 AND m.id < $3 \
+             ORDER BY m.id DESC LIMIT $4"
+        );
+        let before = match before {
+            Some(before) => int("message id", before.0)?,
+            None => i64::MAX,
+        };
+        let rows = sqlx::query_as::<_, MessageRow>(&sql)
+            .bind(int("user id", user.0)?)
+            .bind(tsquery(words))
+            .bind(before)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(message).collect()
+    }
+
     async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// The words of `text` as `search` holds them: space-separated, for
+/// `array_to_tsvector(string_to_array(…, ' '))` (words never hold a space).
+pub(crate) fn search_words(text: &str) -> String {
+    names::words(text).collect::<Vec<_>>().join(" ")
+}
+
+/// A `tsquery` holding every one of `words`, each a quoted lexeme (never an operator).
+fn tsquery(words: &[String]) -> String {
+    let quoted: Vec<String> = words
+        .iter()
+        .map(|w| format!("'{}'", w.replace('\\', "\\\\").replace('\'', "''")))
+        .collect();
+    quoted.join(" & ")
+}
+
+/// Writes `search` for every message of `tx` (kinds 0 and 1) whose `search` is not set, in
+/// pages of `page` rows, from the body: for rows that arrived without it (a copy from SQLite).
+pub(crate) async fn index_messages(tx: &mut PgConnection, page: i64) -> Result<(), sqlx::Error> {
+    let mut after = i64::MIN;
+    loop {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT id, body FROM messages WHERE kind < 2 AND search IS NULL AND id > $1 \
+             ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(page)
+        .fetch_all(&mut *tx)
+        .await?;
+        let Some(&(last, _)) = rows.last() else {
+            return Ok(());
+        };
+        let (ids, words): (Vec<i64>, Vec<String>) = rows
+            .iter()
+            .map(|(id, body)| (*id, search_words(body)))
+            .unzip();
+        sqlx::query(
+            "UPDATE messages SET search = array_to_tsvector(string_to_array(r.words, ' ')) \
+             FROM UNNEST($1::int8[], $2::text[]) AS r (id, words) WHERE messages.id = r.id",
+        )
+        .bind(&ids)
+        .bind(&words)
+        .execute(&mut *tx)
+        .await?;
+        after = last;
     }
 }
 
@@ -353,6 +489,8 @@ pub(crate) struct MessageColumns {
     pub(crate) client: Vec<i64>,
     pub(crate) sent_at: Vec<i64>,
     pub(crate) body: Vec<String>,
+    /// *(v2)* Each body's words, space-separated.
+    pub(crate) words: Vec<String>,
 }
 
 impl MessageColumns {
@@ -365,6 +503,7 @@ impl MessageColumns {
         self.client.push(client_id(m.client_msg_id));
         self.sent_at.push(int("time", m.sent_at)?);
         self.body.push(m.text.clone());
+        self.words.push(search_words(&m.text));
         Ok(())
     }
 
@@ -372,9 +511,13 @@ impl MessageColumns {
     /// returns the ids inserted.
     pub(crate) async fn insert(&self, conn: &mut PgConnection) -> Result<Vec<i64>, StoreError> {
         Ok(sqlx::query_scalar(
-            "INSERT INTO messages (id, conv_id, sender, device, client_msg_id, sent_at, body) \
-             SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], \
-                                  $6::int8[], $7::text[]) \
+            "INSERT INTO messages \
+                 (id, conv_id, sender, device, client_msg_id, sent_at, body, search) \
+             SELECT r.id, r.conv, r.sender, r.device, r.client, r.sent_at, r.body, \
+                    array_to_tsvector(string_to_array(r.words, ' ')) \
+             FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], \
+                         $6::int8[], $7::text[], $8::text[]) \
+                 AS r (id, conv, sender, device, client, sent_at, body, words) \
              ON CONFLICT (sender, client_msg_id) WHERE kind < 3 DO NOTHING RETURNING id",
         )
         .bind(&self.id)
@@ -384,6 +527,7 @@ impl MessageColumns {
         .bind(&self.client)
         .bind(&self.sent_at)
         .bind(&self.body)
+        .bind(&self.words)
         .fetch_all(conn)
         .await?)
     }
@@ -586,6 +730,14 @@ async fn apply_one(tx: &mut Transaction<'_, Postgres>, write: &Write) -> Result<
                 .bind(disabled)
                 .bind(int("user id", user.0)?)
         }
+        Write::SetReadMarker { user, conv, up_to } => sqlx::query(
+            "INSERT INTO read_markers (user_id, conv_id, up_to) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_id, conv_id) \
+             DO UPDATE SET up_to = GREATEST(read_markers.up_to, excluded.up_to)",
+        )
+        .bind(int("user id", user.0)?)
+        .bind(int("conversation id", conv.0)?)
+        .bind(int("message id", up_to.0)?),
         Write::InsertMessage(m) => {
             let (kind, target) = kind_code(m.kind)?;
             sqlx::query(
@@ -606,20 +758,42 @@ async fn apply_one(tx: &mut Transaction<'_, Postgres>, write: &Write) -> Result<
         Write::ChangeMessage {
             target,
             text: Some(text),
-        } => {
-            sqlx::query("UPDATE messages SET body = $1, kind = 1 WHERE id = $2 AND kind IN (0, 1)")
-                .bind(text)
-                .bind(int("message id", target.0)?)
-        }
+        } => sqlx::query(
+            "UPDATE messages SET body = $1, kind = 1, \
+             search = array_to_tsvector(string_to_array($3, ' ')) \
+             WHERE id = $2 AND kind IN (0, 1)",
+        )
+        .bind(text)
+        .bind(int("message id", target.0)?)
+        .bind(search_words(text)),
         Write::ChangeMessage { target, text: None } => {
             sqlx::query("UPDATE messages SET body = '' WHERE target = $1 AND kind = 3")
                 .bind(int("message id", target.0)?)
                 .execute(&mut **tx)
                 .await?;
-            sqlx::query("UPDATE messages SET body = '', kind = 2 WHERE id = $1 AND kind IN (0, 1)")
-                .bind(int("message id", target.0)?)
+            sqlx::query(
+                "UPDATE messages SET body = '', kind = 2, search = NULL \
+                 WHERE id = $1 AND kind IN (0, 1)",
+            )
+            .bind(int("message id", target.0)?)
         }
     };
     query.execute(&mut **tx).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{search_words, tsquery};
+
+    #[test]
+    fn search_words_and_queries_are_the_models() {
+        assert_eq!(
+            search_words("Deploy, e-mail: a@b.com v2.0 Zoë!"),
+            "deploy e mail a b com v2 0 zoë"
+        );
+        assert_eq!(search_words("?!"), "");
+        let words = ["deploy".to_owned(), "it's".to_owned(), "a\\b".to_owned()];
+        assert_eq!(tsquery(&words), r"'deploy' & 'it''s' & 'a\\b'");
+    }
 }

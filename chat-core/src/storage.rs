@@ -13,7 +13,7 @@ use chat_hub::MemoryStore;
 use crate::store::StoreError;
 use crate::{
     AuditRecord, ConvId, DeviceId, MessageId, Snapshot, StoredMessage, TokenRecord, UnixMillis,
-    UserId, Write,
+    UnreadTally, UserId, Write,
 };
 
 /// Durable state: the hub's writes, the message archive, and the secrets the hub never holds
@@ -31,6 +31,12 @@ use crate::{
 ///   each with its latest text (changes are not messages: they come only in the backlog).
 /// - *(v2)* A [`Write::ChangeMessage`] edits a message, or deletes it: its text and the text
 ///   of every edit of it are erased from storage, not hidden.
+/// - *(v2)* A [`Write::SetReadMarker`] never lowers a stored marker.
+/// - *(v2)* [`unread`](Self::unread) counts real messages of others (not changes, not deleted
+///   ones) over the `(conv_id, id)` index, at most `cap` per conversation.
+/// - *(v2)* [`search`](Self::search) matches the words of a message's latest text (runs of
+///   letters and digits, compared in lower case, as `chat_hub::names::words` splits them);
+///   a deleted message is never found, and its words leave the index.
 /// - [`snapshot`](Self::snapshot) drops tokens expired at `now` and returns what the hub loads.
 pub trait Storage: Clone + Send + Sync + 'static {
     /// Everything the hub keeps in memory. Also drops tokens expired at `now`.
@@ -90,6 +96,29 @@ pub trait Storage: Clone + Send + Sync + 'static {
         before: Option<u64>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<(u64, AuditRecord)>, StoreError>> + Send;
+
+    /// *(v2)* For each `(conv, after)` of `convs`: the messages of `conv` with ids above
+    /// `after` (and at most `up_to`, if given) not sent by `user` — messages only, not changes
+    /// or deleted ones — counted up to `cap`, with the newest of them. One tally per
+    /// conversation, in the order asked.
+    fn unread(
+        &self,
+        user: UserId,
+        convs: &[(ConvId, MessageId)],
+        up_to: Option<MessageId>,
+        cap: u32,
+    ) -> impl Future<Output = Result<Vec<UnreadTally>, StoreError>> + Send;
+
+    /// *(v2)* Up to `limit` messages (not changes, not deleted ones) with ids below `before`
+    /// whose latest text holds every one of `words` (lower case, letters and digits only),
+    /// from the conversations `user` is a member of (all of each, as history); newest first.
+    fn search(
+        &self,
+        user: UserId,
+        words: &[String],
+        before: Option<MessageId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StoredMessage>, StoreError>> + Send;
 
     /// Closes the backend, waiting for work in flight.
     fn close(&self) -> impl Future<Output = ()> + Send;
@@ -168,6 +197,26 @@ impl Storage for MemoryStorage {
         limit: usize,
     ) -> Result<Vec<(u64, AuditRecord)>, StoreError> {
         Ok(self.lock().audit_log(conv, before, limit))
+    }
+
+    async fn unread(
+        &self,
+        user: UserId,
+        convs: &[(ConvId, MessageId)],
+        up_to: Option<MessageId>,
+        cap: u32,
+    ) -> Result<Vec<UnreadTally>, StoreError> {
+        Ok(self.lock().unread(user, convs, up_to, cap))
+    }
+
+    async fn search(
+        &self,
+        user: UserId,
+        words: &[String],
+        before: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        Ok(self.lock().search(user, words, before, limit))
     }
 
     async fn close(&self) {}

@@ -27,8 +27,8 @@ mod writer;
 use crate::storage::Storage;
 use crate::{
     AuditRecord, ClientMsgId, ConvId, ConvKind, ConvRow, DeviceId, DeviceRow, MemberRow, MessageId,
-    MessageKind, ModAction, Role, Snapshot, Standing, StandingRow, StoredMessage, TokenRecord,
-    UnixMillis, UserId, UserRow, Write,
+    MessageKind, ModAction, ReadMarkerRow, Role, Snapshot, Standing, StandingRow, StoredMessage,
+    TokenRecord, UnixMillis, UnreadTally, UserId, UserRow, Write,
 };
 
 /// How a [`Role`] is stored.
@@ -461,6 +461,11 @@ impl Storage for Store {
             sqlx::query_scalar("SELECT id FROM users WHERE disabled ORDER BY id")
                 .fetch_all(&self.pool)
                 .await?;
+        let read_markers = sqlx::query_as::<_, (i64, i64, i64)>(
+            "SELECT user_id, conv_id, up_to FROM read_markers ORDER BY user_id, conv_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         let last_message: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM messages")
             .fetch_one(&self.pool)
             .await?;
@@ -473,6 +478,7 @@ impl Storage for Store {
             operators,
             topics,
             disabled,
+            read_markers,
             last_message,
         })
     }
@@ -585,10 +591,89 @@ impl Storage for Store {
         rows.into_iter().map(audit_record).collect()
     }
 
+    async fn unread(
+        &self,
+        user: UserId,
+        convs: &[(ConvId, MessageId)],
+        up_to: Option<MessageId>,
+        cap: u32,
+    ) -> Result<Vec<UnreadTally>, StoreError> {
+        let user = int("user id", user.0)?;
+        let up_to = match up_to {
+            Some(up_to) => int("message id", up_to.0)?,
+            None => i64::MAX,
+        };
+        let mut conn = self.pool.acquire().await?;
+        let mut tallies = Vec::with_capacity(convs.len());
+        for &(conv, after) in convs {
+            // Newest first from the (conv_id, id) index, at most `cap` rows.
+            let (count, latest) = sqlx::query_as::<_, (i64, Option<i64>)>(
+                "SELECT count(*), max(id) FROM (SELECT id FROM messages \
+                 WHERE conv_id = ?1 AND id > ?2 AND id <= ?3 AND kind < 2 AND sender != ?4 \
+                 ORDER BY id DESC LIMIT ?5)",
+            )
+            .bind(int("conversation id", conv.0)?)
+            .bind(int("message id", after.0)?)
+            .bind(up_to)
+            .bind(user)
+            .bind(i64::from(cap))
+            .fetch_one(&mut *conn)
+            .await?;
+            tallies.push(UnreadTally {
+                conv,
+                count: u32::try_from(count).map_err(|_| StoreError::OutOfRange {
+                    what: "unread count",
+                    value: count.into(),
+                })?,
+                latest: MessageId(uint("message id", latest.unwrap_or(0))?),
+            });
+        }
+        Ok(tallies)
+    }
+
+    async fn search(
+        &self,
+        user: UserId,
+        words: &[String],
+        before: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        // The index in descending id order, each match looked up by id and by membership:
+        // the first `limit` matches end the scan.
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages_fts AS f \
+             CROSS JOIN messages AS m CROSS JOIN members AS mb \
+             WHERE messages_fts MATCH ?1 AND f.rowid < ?2 AND m.id = f.rowid AND m.kind < 2 \
+               AND mb.user_id = ?3 AND mb.conv_id = m.conv_id \
+             ORDER BY f.rowid DESC LIMIT ?4"
+        );
+        let before = match before {
+            Some(before) => int("message id", before.0)?,
+            None => i64::MAX,
+        };
+        let rows = sqlx::query_as::<_, MessageRow>(&sql)
+            .bind(fts_query(words))
+            .bind(before)
+            .bind(int("user id", user.0)?)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(message).collect()
+    }
+
     async fn close(&self) {
         self.writer.close().await;
         self.pool.close().await;
     }
+}
+
+/// An FTS5 query that holds every one of `words`: each a quoted string (never an operator).
+fn fts_query(words: &[String]) -> String {
+    let quoted: Vec<String> = words
+        .iter()
+        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+        .collect();
+    quoted.join(" ")
 }
 
 /// A `convs` row: id, room name, invite-only, the two users of a direct conversation.
@@ -604,6 +689,7 @@ pub(crate) struct SnapshotRows {
     pub operators: Vec<i64>,
     pub topics: Vec<(i64, String)>,
     pub disabled: Vec<i64>,
+    pub read_markers: Vec<(i64, i64, i64)>,
     pub last_message: Option<i64>,
 }
 
@@ -618,6 +704,7 @@ pub(crate) fn snapshot_from(rows: SnapshotRows) -> Result<Snapshot, StoreError> 
         operators,
         topics,
         disabled,
+        read_markers,
         last_message,
     } = rows;
     let mut snapshot = Snapshot {
@@ -681,6 +768,13 @@ pub(crate) fn snapshot_from(rows: SnapshotRows) -> Result<Snapshot, StoreError> 
         snapshot
             .topics
             .push((ConvId(uint("conversation id", conv)?), topic));
+    }
+    for (user, conv, up_to) in read_markers {
+        snapshot.read_markers.push(ReadMarkerRow {
+            user: UserId(uint("user id", user)?),
+            conv: ConvId(uint("conversation id", conv)?),
+            up_to: MessageId(uint("message id", up_to)?),
+        });
     }
     Ok(snapshot)
 }

@@ -150,6 +150,16 @@ async fn populated(store: &Store) {
             target: MessageId(4),
             text: None,
         },
+        Write::SetReadMarker {
+            user: UserId(1),
+            conv: ConvId(1),
+            up_to: MessageId(9),
+        },
+        Write::SetReadMarker {
+            user: UserId(2),
+            conv: ConvId(2),
+            up_to: MessageId(10),
+        },
     ];
     store.apply(&[v2]).await.expect("version-2 rows apply");
 }
@@ -182,6 +192,7 @@ async fn every_row_arrives_page_after_page() {
         ("standings", 2),
         ("operators", 1),
         ("audit_log", 1),
+        ("read_markers", 2),
     ];
     for (table, rows) in expected {
         assert_eq!(copied.get(table), rows, "{table}");
@@ -199,6 +210,19 @@ async fn every_row_arrives_page_after_page() {
             .await
             .expect("reads"),
     );
+    // Copied messages are found by their latest text, deleted ones not.
+    for words in [&["message", "2"][..], &["edited"], &["message"], &["4"]] {
+        let words: Vec<String> = words.iter().map(|w| (*w).to_owned()).collect();
+        let found = pg.search(UserId(1), &words, None, 50).await.expect("reads");
+        assert_eq!(
+            found,
+            sqlite
+                .search(UserId(1), &words, None, 50)
+                .await
+                .expect("reads"),
+            "{words:?}"
+        );
+    }
     for conv in [ConvId(1), ConvId(2)] {
         assert_eq!(
             pg.history(conv, None, 10_000).await.expect("reads"),

@@ -5,8 +5,8 @@
 
 use chat_core::{
     token_hash, AuditRecord, ConvId, ConvKind, DeviceId, Location, MemoryStorage, MessageId,
-    MessageKind, ModAction, PgStore, Role, Snapshot, Standing, StandingRow, Storage, Store,
-    StoredMessage, TokenRecord, UserId, Write,
+    MessageKind, ModAction, PgStore, ReadMarkerRow, Role, Snapshot, Standing, StandingRow, Storage,
+    Store, StoredMessage, TokenRecord, UnreadTally, UserId, Write,
 };
 use chat_proto::ClientMsgId;
 use chat_testkit::TestDb;
@@ -100,6 +100,9 @@ contract!(
     edits_replace_the_text_and_come_in_the_backlog,
     deletions_erase_the_text_everywhere,
     topics_are_set_and_cleared,
+    read_markers_never_move_back,
+    unread_counts_only_messages_of_others_after_a_position,
+    search_finds_every_word_of_the_latest_text_in_the_users_conversations,
 );
 
 const ALICE: UserId = UserId(1);
@@ -749,4 +752,183 @@ async fn topics_are_set_and_cleared(s: impl Storage) {
     );
     s.apply(&[set("")]).await.expect("clear");
     assert!(s.snapshot(0).await.expect("snapshot").topics.is_empty());
+}
+
+async fn read_markers_never_move_back(s: impl Storage) {
+    populated(&s).await;
+    let mark = |user, conv, up_to| {
+        vec![Write::SetReadMarker {
+            user,
+            conv,
+            up_to: MessageId(up_to),
+        }]
+    };
+    s.apply(&[mark(ALICE, ROOM, 5), mark(BOB, DM, 2)])
+        .await
+        .expect("marks");
+    // A lower marker, even in the same batch as a higher one, changes nothing.
+    s.apply(&[mark(ALICE, ROOM, 3), mark(ALICE, DM, 4), mark(ALICE, DM, 1)])
+        .await
+        .expect("marks");
+    assert_eq!(
+        s.snapshot(0).await.expect("snapshot").read_markers,
+        [
+            ReadMarkerRow {
+                user: ALICE,
+                conv: ROOM,
+                up_to: MessageId(5),
+            },
+            ReadMarkerRow {
+                user: ALICE,
+                conv: DM,
+                up_to: MessageId(4),
+            },
+            ReadMarkerRow {
+                user: BOB,
+                conv: DM,
+                up_to: MessageId(2),
+            },
+        ]
+    );
+    s.apply(&[mark(ALICE, ROOM, 7)]).await.expect("marks");
+    let markers = s.snapshot(0).await.expect("snapshot").read_markers;
+    assert_eq!(markers[0].up_to, MessageId(7));
+}
+
+/// Messages, a deletion and an edit: 1 is Alice's; 2, 3, 5, 6 Bob's in the room (5 deleted,
+/// 6 edited); 4 Bob's to Alice; 7 and 8 are changes.
+async fn with_changes(s: &impl Storage) {
+    populated(s).await;
+    let text = |id, conv, sender, text: &str| StoredMessage {
+        text: text.into(),
+        ..message(id, conv, sender, PHONE, id)
+    };
+    s.apply(&[
+        insert(&text(1, ROOM, ALICE, "Deploy the release")),
+        insert(&text(2, ROOM, ALICE, "deploy before bob joined")),
+        insert(&text(3, DM, BOB, "can you deploy, please?")),
+        insert(&text(4, ROOM, BOB, "Déploiement naïve café")),
+        insert(&text(5, ROOM, ALICE, "secret deploy key")),
+        insert(&text(6, ROOM, BOB, "teh release")),
+        insert(&text(9, ConvId(3), BOB, "deploy elsewhere")),
+        vec![
+            Write::InsertMessage(change(
+                10,
+                BOB,
+                MessageKind::Edit {
+                    target: MessageId(6),
+                },
+                "the final release",
+            )),
+            Write::ChangeMessage {
+                target: MessageId(6),
+                text: Some("the final release".into()),
+            },
+        ],
+        vec![
+            Write::InsertMessage(change(
+                11,
+                ALICE,
+                MessageKind::Delete {
+                    target: MessageId(5),
+                    redacted: false,
+                },
+                "",
+            )),
+            Write::ChangeMessage {
+                target: MessageId(5),
+                text: None,
+            },
+        ],
+    ])
+    .await
+    .expect("writes");
+}
+
+async fn unread_counts_only_messages_of_others_after_a_position(s: impl Storage) {
+    with_changes(&s).await;
+    let tally = |conv, count, latest| UnreadTally {
+        conv,
+        count,
+        latest: MessageId(latest),
+    };
+    let convs = [
+        (ROOM, MessageId(1)),
+        (DM, MessageId(0)),
+        (ConvId(99), MessageId(0)),
+    ];
+    // Alice: Bob's 4 and 6 in the room (not her own 2 and 5, not the changes), his 3.
+    assert_eq!(
+        s.unread(ALICE, &convs, None, 100).await.expect("counts"),
+        [tally(ROOM, 2, 6), tally(DM, 1, 3), tally(ConvId(99), 0, 0)]
+    );
+    // Up to a position.
+    assert_eq!(
+        s.unread(ALICE, &convs, Some(MessageId(4)), 100)
+            .await
+            .expect("counts"),
+        [tally(ROOM, 1, 4), tally(DM, 1, 3), tally(ConvId(99), 0, 0)]
+    );
+    // At most the cap, the newest still found.
+    assert_eq!(
+        s.unread(ALICE, &convs[..1], None, 1).await.expect("counts"),
+        [tally(ROOM, 1, 6)]
+    );
+    // Bob: Alice's 1 and 2 (5 is deleted), after his position.
+    assert_eq!(
+        s.unread(BOB, &[(ROOM, MessageId(0))], None, 100)
+            .await
+            .expect("counts"),
+        [tally(ROOM, 2, 2)]
+    );
+    assert_eq!(s.unread(BOB, &[], None, 100).await.expect("counts"), []);
+}
+
+async fn search_finds_every_word_of_the_latest_text_in_the_users_conversations(s: impl Storage) {
+    with_changes(&s).await;
+    let find = |user, words: &[&str], before: Option<u64>, limit| {
+        let words: Vec<String> = words.iter().map(|w| (*w).to_owned()).collect();
+        let s = s.clone();
+        async move {
+            let found = s
+                .search(user, &words, before.map(MessageId), limit)
+                .await
+                .expect("searches");
+            ids(&found)
+        }
+    };
+    // Newest first, words in any case and between punctuation; not the deleted 5, not 9 of
+    // a conversation Alice is not in.
+    assert_eq!(find(ALICE, &["deploy"], None, 10).await, [3, 2, 1]);
+    // Bob joined the room after message 2: he finds what history shows him, all of it.
+    assert_eq!(find(BOB, &["deploy"], None, 10).await, [3, 2, 1]);
+    // Paged.
+    assert_eq!(find(ALICE, &["deploy"], None, 2).await, [3, 2]);
+    assert_eq!(find(ALICE, &["deploy"], Some(2), 2).await, [1]);
+    // Every word.
+    assert_eq!(find(ALICE, &["deploy", "release"], None, 10).await, [1]);
+    assert_eq!(
+        find(ALICE, &["deploy", "nowhere"], None, 10).await,
+        [0u64; 0]
+    );
+    // An edited message by its new text only; never a change row.
+    assert_eq!(find(ALICE, &["release"], None, 10).await, [6, 1]);
+    assert_eq!(find(ALICE, &["final"], None, 10).await, [6]);
+    assert_eq!(find(ALICE, &["teh"], None, 10).await, [0u64; 0]);
+    let edited = s
+        .search(ALICE, &["final".to_owned()], None, 10)
+        .await
+        .expect("searches");
+    assert_eq!(
+        (edited[0].kind, edited[0].text.as_str()),
+        (MessageKind::Edited, "the final release")
+    );
+    // A deleted message, by none of its words.
+    for word in ["secret", "key"] {
+        assert_eq!(find(ALICE, &[word], None, 10).await, [0u64; 0], "{word}");
+    }
+    // Letters beyond ASCII, compared as written (no accent folding).
+    assert_eq!(find(ALICE, &["café"], None, 10).await, [4]);
+    assert_eq!(find(ALICE, &["déploiement", "naïve"], None, 10).await, [4]);
+    assert_eq!(find(ALICE, &["cafe"], None, 10).await, [0u64; 0]);
 }

@@ -143,6 +143,24 @@ impl Storage for FailingReads {
     ) -> Result<Vec<(u64, chat_core::AuditRecord)>, StoreError> {
         self.0.audit_log(conv, before, limit).await
     }
+    async fn unread(
+        &self,
+        user: UserId,
+        convs: &[(ConvId, MessageId)],
+        up_to: Option<MessageId>,
+        cap: u32,
+    ) -> Result<Vec<chat_core::UnreadTally>, StoreError> {
+        self.0.unread(user, convs, up_to, cap).await
+    }
+    async fn search(
+        &self,
+        user: UserId,
+        words: &[String],
+        before: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.0.search(user, words, before, limit).await
+    }
     async fn close(&self) {}
 }
 

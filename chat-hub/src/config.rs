@@ -100,6 +100,12 @@ pub struct Config {
     /// A connection catching up from storage that takes nothing from its queue for this long
     /// is closed: it makes no progress at all.
     pub stall_timeout_ms: u64,
+    /// *(v2)* Unread messages are counted per conversation up to this many (a count at the
+    /// cap means at least that many): the cost of counting is bounded by it.
+    pub unread_cap: u32,
+    /// *(v2)* Most conversations whose unread messages are counted at a login (rooms first,
+    /// then the newest direct conversations); the others are not listed.
+    pub max_unread_convs: usize,
     /// argon2id cost.
     pub password: PasswordParams,
     /// Password hashes computed at once, each on a blocking thread (default: one fewer than
@@ -139,6 +145,8 @@ impl Default for Config {
             outbox_soft_bytes: 256 * 1024,
             outbox_hard_bytes: 1024 * 1024,
             stall_timeout_ms: 60_000,
+            unread_cap: 1000,
+            max_unread_convs: 1000,
             password: PasswordParams::OWASP,
             // Leave a core for delivering messages, so a login storm cannot stall chat.
             max_concurrent_hashes: std::thread::available_parallelism()
@@ -173,6 +181,10 @@ impl Config {
             (
                 self.max_history_page >= 1 && self.backlog_batch >= 1,
                 "page and batch sizes must be at least 1",
+            ),
+            (
+                self.unread_cap >= 1 && self.max_unread_convs >= 1,
+                "the unread cap and the conversations counted must be at least 1",
             ),
             (
                 self.request_rate_per_sec >= 1 && self.request_burst >= 1,

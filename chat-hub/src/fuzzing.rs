@@ -1,6 +1,8 @@
 //! The `session` fuzz target's body: arbitrary operations from a few users and devices applied
 //! to the hub in a [`World`], with the delivery invariants checked after every step. Shared by
 //! the cargo-fuzz binary and the test that replays its corpus.
+//!
+//! Messages and edits carry one of four common words (`w0`..`w3`), so searches find things.
 
 use std::sync::OnceLock;
 
@@ -128,6 +130,24 @@ pub enum Op {
         /// 0 edit, 1 delete, 2 redact (wrapping).
         what: u8,
     },
+    /// *(v2)* Mark a conversation read, some messages back from the newest stored (or past
+    /// the newest, at 255).
+    MarkRead {
+        /// Which open session.
+        session: u8,
+        /// Which conversation.
+        to: To,
+        /// How far back from the newest stored message.
+        back: u8,
+    },
+    /// *(v2)* Search for one of the common words, from the newest or below a recent message.
+    Search {
+        /// Which open session.
+        session: u8,
+        /// Which word (bits 0-1), whether to page (bit 2), how far back to page from (bits
+        /// 3-7).
+        word: u8,
+    },
     /// Any client message at all.
     Raw {
         /// Which open session.
@@ -158,7 +178,7 @@ impl<'a> Arbitrary<'a> for To {
 impl<'a> Arbitrary<'a> for Op {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
         let session = u8::arbitrary(u)?;
-        Ok(match u8::arbitrary(u)? % 36 {
+        Ok(match u8::arbitrary(u)? % 39 {
             0..=4 => Self::Connect {
                 user: session,
                 device: u8::arbitrary(u)?,
@@ -215,6 +235,15 @@ impl<'a> Arbitrary<'a> for Op {
                 back: u8::arbitrary(u)? % 8,
                 what: u8::arbitrary(u)?,
             },
+            34 | 35 => Self::MarkRead {
+                session,
+                to: To::arbitrary(u)?,
+                back: u8::arbitrary(u)?,
+            },
+            36 => Self::Search {
+                session,
+                word: u8::arbitrary(u)?,
+            },
             _ => {
                 let len = usize::from(u8::arbitrary(u)? % 48);
                 let mut bytes = Unstructured::new(u.bytes(len.min(u.len()))?);
@@ -243,6 +272,8 @@ struct Tracked {
     received: Vec<MessageId>,
     /// Once live: every stored message up to here has been checked against `received`.
     checked: MessageId,
+    /// *(v2)* The last read marker told to this session, per conversation.
+    markers: HashMap<Target, MessageId>,
 }
 
 impl Tracked {
@@ -279,6 +310,7 @@ pub fn session(data: &[u8]) {
         members: HashMap::default(),
         changed_membership: Vec::new(),
         audited: 0,
+        read_markers: HashMap::default(),
     };
     // Every op consumes a few bytes, until the input runs out. (`arbitrary_take_rest_iter`
     // would stop with probability 1/2 after each op: far too short.)
@@ -324,6 +356,8 @@ struct Checker {
     changed_membership: Vec<(ConvId, UserId)>,
     /// How many audit records have been checked.
     audited: usize,
+    /// *(v2)* Every stored read marker at the last check.
+    read_markers: HashMap<(UserId, ConvId), MessageId>,
 }
 
 impl Checker {
@@ -366,7 +400,7 @@ impl Checker {
                     let request = Request::Send {
                         target: Self::target(to),
                         client_msg_id: ClientMsgId(u64::from(client_id)),
-                        text: format!("m{client_id}"),
+                        text: format!("m{client_id} w{}", client_id % 4),
                     };
                     self.request(at, request);
                 }
@@ -535,13 +569,42 @@ impl Checker {
                     let request = match what % 3 {
                         0 => Request::Edit {
                             message,
-                            text: format!("edit{what}"),
+                            text: format!("edit{what} w{}", what % 4),
                         },
                         1 => Request::Delete { message },
                         _ => Request::Redact {
                             message,
                             reason: String::new(),
                         },
+                    };
+                    self.request(at, request);
+                }
+            }
+            Op::MarkRead { session, to, back } => {
+                if let Some(at) = self.pick(session) {
+                    let last = self.world.store.last_message().0;
+                    let up_to = if back == u8::MAX {
+                        MessageId(u64::MAX)
+                    } else {
+                        MessageId(last.saturating_sub(u64::from(back % 8)))
+                    };
+                    let request = Request::MarkRead {
+                        target: Self::target(to),
+                        up_to,
+                    };
+                    self.request(at, request);
+                }
+            }
+            Op::Search { session, word } => {
+                if let Some(at) = self.pick(session) {
+                    let before = (word & 4 != 0).then(|| {
+                        let last = self.world.store.last_message().0;
+                        MessageId(last.saturating_sub(u64::from(word >> 3)))
+                    });
+                    let request = Request::Search {
+                        text: format!("W{}", word % 4),
+                        before,
+                        limit: 5,
                     };
                     self.request(at, request);
                 }
@@ -590,6 +653,7 @@ impl Checker {
             live_from: None,
             received: Vec::new(),
             checked: MessageId::default(),
+            markers: HashMap::default(),
         });
     }
 
@@ -639,8 +703,34 @@ impl Checker {
                     }
                     ServerMessage::Moderated { .. }
                     | ServerMessage::Topic { .. }
-                    | ServerMessage::DisplayName { .. } => {
+                    | ServerMessage::DisplayName { .. }
+                    | ServerMessage::Unread(_) => {
                         assert!(s.slot != 2, "a version-1 session got a version-2 event");
+                    }
+                    ServerMessage::ReadMarker { target, up_to } => {
+                        assert!(s.slot != 2, "a version-1 session got a version-2 event");
+                        let last = s.markers.entry(target).or_default();
+                        assert!(up_to > *last, "a read marker moved back: {up_to:?}");
+                        *last = up_to;
+                    }
+                    ServerMessage::Ok {
+                        reply: Reply::SearchResults { messages, .. },
+                        ..
+                    } => {
+                        for m in messages {
+                            let stored = store.messages.get(&m.id).expect("found messages exist");
+                            assert!(
+                                matches!(stored.kind, MessageKind::Message | MessageKind::Edited),
+                                "a deleted message or a change was found: {stored:?}"
+                            );
+                            assert_eq!(m.text, stored.text, "found by other than its latest text");
+                            assert!(
+                                store.member_since(stored.conv, s.user).is_some(),
+                                "{:?} found message {:?} of a conversation it is not in",
+                                s.user,
+                                m.id
+                            );
+                        }
                     }
                     ServerMessage::Edited { id, .. } | ServerMessage::Deleted { id, .. } => {
                         assert!(s.slot != 2, "a version-1 session got a version-2 event");
@@ -791,6 +881,12 @@ impl Checker {
             );
         }
         self.audited = store.audit().len();
+        // A stored read marker never moves back.
+        for (user, conv, up_to) in store.read_markers() {
+            let before = self.read_markers.entry((user, conv)).or_default();
+            assert!(up_to >= *before, "a stored read marker moved back");
+            *before = up_to;
+        }
         for (conv, user, standing) in store.standings() {
             assert!(
                 !standing.banned || store.member_since(conv, user).is_none(),

@@ -8,7 +8,8 @@
 //!
 //! # Layout
 //! - [`Hub`]: the state machine and its driving contract; `hub/` splits its state into owners
-//!   (directory, sessions, presence, delivery, outputs), each the only writer of its state.
+//!   (directory, sessions, presence, delivery, moderation, read markers, outputs), each the
+//!   only writer of its state.
 //! - [`Config`]: every limit and interval; [`names`]: naming rules; `rate`: rate limiters.
 //! - `types`: ids, time ([`Now`], [`Mono`]), stored records and [`Write`]s.
 //! - [`MemoryStore`]: storage as a model in memory, the reference every database is held to.
@@ -29,7 +30,7 @@ mod types;
 pub use config::{Config, ConfigError, PasswordParams};
 pub use hub::{
     token_hash, ChangeWhat, Completion, Hub, IoRequest, Output, PendingChange, Stats, Ticket,
-    AUDIT_SERVER, MAX_REASON_LEN, MAX_TOPIC_LEN,
+    UnreadFor, AUDIT_SERVER, MAX_REASON_LEN, MAX_TOPIC_LEN,
 };
 pub use memory::MemoryStore;
 pub use types::*;

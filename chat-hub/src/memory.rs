@@ -24,6 +24,7 @@ pub struct MemoryStore {
     /// The moderation audit log, oldest first.
     audit: Vec<AuditRecord>,
     topics: BTreeMap<ConvId, String>,
+    read_markers: BTreeMap<(UserId, ConvId), MessageId>,
 }
 
 impl MemoryStore {
@@ -133,6 +134,10 @@ impl MemoryStore {
                         self.disabled.remove(&user);
                     }
                 }
+                Write::SetReadMarker { user, conv, up_to } => {
+                    let marker = self.read_markers.entry((user, conv)).or_default();
+                    *marker = (*marker).max(up_to);
+                }
             }
         }
         duplicate
@@ -228,6 +233,11 @@ impl MemoryStore {
                 .iter()
                 .map(|(&conv, topic)| (conv, topic.clone()))
                 .collect(),
+            read_markers: self
+                .read_markers
+                .iter()
+                .map(|(&(user, conv), &up_to)| ReadMarkerRow { user, conv, up_to })
+                .collect(),
         }
     }
 
@@ -296,6 +306,87 @@ impl MemoryStore {
             .take(limit)
             .cloned()
             .collect()
+    }
+
+    /// *(v2)* For each `(conv, after)`: the messages of `conv` with ids above `after` (and at
+    /// most `up_to`, if given) not sent by `user` — messages only, not changes or deleted
+    /// ones — counted up to `cap`, with the newest of them.
+    pub fn unread(
+        &self,
+        user: UserId,
+        convs: &[(ConvId, MessageId)],
+        up_to: Option<MessageId>,
+        cap: u32,
+    ) -> Vec<UnreadTally> {
+        let end = up_to.unwrap_or(MessageId(u64::MAX));
+        convs
+            .iter()
+            .map(|&(conv, after)| {
+                let mut tally = UnreadTally {
+                    conv,
+                    count: 0,
+                    latest: MessageId(0),
+                };
+                if after >= end {
+                    return tally;
+                }
+                let counted = self
+                    .messages
+                    .range(MessageId(after.0.saturating_add(1))..=end)
+                    .rev()
+                    .map(|(_, m)| m)
+                    .filter(|m| {
+                        m.conv == conv
+                            && m.sender != user
+                            && matches!(m.kind, MessageKind::Message | MessageKind::Edited)
+                    })
+                    .take(cap as usize);
+                for m in counted {
+                    tally.latest = tally.latest.max(m.id);
+                    tally.count += 1;
+                }
+                tally
+            })
+            .collect()
+    }
+
+    /// *(v2)* Up to `limit` messages (not changes, not deleted ones) with ids below `before`
+    /// whose latest text holds every one of `words` (as [`names::words`](crate::names::words)
+    /// splits it), from the conversations `user` is a member of (all of each, as history);
+    /// newest first.
+    pub fn search(
+        &self,
+        user: UserId,
+        words: &[String],
+        before: Option<MessageId>,
+        limit: usize,
+    ) -> Vec<StoredMessage> {
+        let before = before.unwrap_or(MessageId(u64::MAX));
+        self.messages
+            .range(..before)
+            .rev()
+            .map(|(_, m)| m)
+            .filter(|m| {
+                matches!(m.kind, MessageKind::Message | MessageKind::Edited)
+                    && self.members.contains_key(&(m.conv, user))
+                    && {
+                        let found: Vec<String> = crate::names::words(&m.text).collect();
+                        words.iter().all(|w| found.contains(w))
+                    }
+            })
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// *(v2)* Every stored read marker: `(user, conversation, up_to)`.
+    pub fn read_markers(&self) -> impl Iterator<Item = (UserId, ConvId, MessageId)> + '_ {
+        self.read_markers.iter().map(|(&(u, c), &m)| (u, c, m))
+    }
+
+    /// *(v2)* How far `user` has read `conv`, if a marker was stored.
+    pub fn read_marker(&self, user: UserId, conv: ConvId) -> Option<MessageId> {
+        self.read_markers.get(&(user, conv)).copied()
     }
 
     /// The last message id before `user` joined `conv`, if a member.

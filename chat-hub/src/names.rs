@@ -129,6 +129,52 @@ pub fn text(s: &str) -> String {
     out
 }
 
+/// Longest search text, in bytes.
+pub const MAX_SEARCH_LEN: usize = 256;
+/// Most words in one search.
+pub const MAX_SEARCH_WORDS: usize = 8;
+
+/// The words of a text as search sees them: runs of letters and digits, lower-cased. Every
+/// other character separates words, as SQLite's `unicode61` tokenizer and PostgreSQL's
+/// `simple` configuration (over text whose punctuation is blanked) do.
+pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+}
+
+/// Checks a search's text; returns its distinct words (see [`words`]), in order.
+///
+/// # Errors
+/// `TooLarge` over 256 bytes or 8 words; `BadRequest` without any word.
+pub fn search_words(text: &str) -> Result<Vec<String>, ErrorReply> {
+    if text.len() > MAX_SEARCH_LEN {
+        return Err(ErrorReply::new(
+            ErrorCode::TooLarge,
+            format!("a search is at most {MAX_SEARCH_LEN} bytes"),
+        ));
+    }
+    let mut found: Vec<String> = Vec::new();
+    for word in words(text) {
+        if !found.contains(&word) {
+            found.push(word);
+        }
+    }
+    if found.is_empty() {
+        return Err(ErrorReply::new(
+            ErrorCode::BadRequest,
+            "nothing to search for: give a word",
+        ));
+    }
+    if found.len() > MAX_SEARCH_WORDS {
+        return Err(ErrorReply::new(
+            ErrorCode::TooLarge,
+            format!("a search has at most {MAX_SEARCH_WORDS} words"),
+        ));
+    }
+    Ok(found)
+}
+
 /// Checks a new password's length.
 ///
 /// # Errors
@@ -182,6 +228,26 @@ mod tests {
             "ok\u{FFFD}]0;pwned\u{FFFD}\u{FFFD}[2J\u{FFFD}x\u{FFFD}"
         );
         assert_eq!(text("plain ünïcode"), "plain ünïcode");
+    }
+
+    #[test]
+    fn search_words_are_lower_case_runs_of_letters_and_digits() {
+        assert_eq!(
+            search_words("Deploy, the E-mail! deploy v2.0 Zoë").as_deref(),
+            Ok(&["deploy", "the", "e", "mail", "v2", "0", "zoë"].map(String::from)[..])
+        );
+        assert_eq!(
+            search_words(" ,.- ").map_err(|e| e.code),
+            Err(ErrorCode::BadRequest)
+        );
+        assert_eq!(
+            search_words("a b c d e f g h i").map_err(|e| e.code),
+            Err(ErrorCode::TooLarge)
+        );
+        assert_eq!(
+            search_words(&"a".repeat(MAX_SEARCH_LEN + 1)).map_err(|e| e.code),
+            Err(ErrorCode::TooLarge)
+        );
     }
 
     #[test]

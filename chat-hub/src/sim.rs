@@ -444,6 +444,33 @@ impl World {
                 message: self.store.message(change.target),
                 change,
             },
+            Output::Io(IoRequest::CountUnread {
+                session,
+                user,
+                convs,
+                up_to,
+                cap,
+                purpose,
+            }) => Completion::Unread {
+                session,
+                user,
+                purpose,
+                counts: self.store.unread(user, &convs, up_to, cap),
+            },
+            Output::Io(IoRequest::Search {
+                session,
+                request,
+                user,
+                words,
+                before,
+                limit,
+            }) => Completion::Found {
+                session,
+                request,
+                user,
+                limit,
+                messages: self.store.search(user, &words, before, limit),
+            },
             Output::Io(IoRequest::LoadHistory {
                 session,
                 request,

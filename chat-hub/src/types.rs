@@ -243,6 +243,16 @@ pub enum Write {
         /// Whether the account is disabled.
         disabled: bool,
     },
+    /// *(v2)* A user has read a conversation up to message `up_to` (insert or update; a
+    /// stored marker never moves back, even if this one is lower).
+    SetReadMarker {
+        /// The user.
+        user: UserId,
+        /// The conversation.
+        conv: ConvId,
+        /// The newest message read.
+        up_to: MessageId,
+    },
 }
 
 /// Everything the hub keeps in memory, as loaded from storage at start.
@@ -266,6 +276,31 @@ pub struct Snapshot {
     pub topics: Vec<(ConvId, String)>,
     /// *(v2)* The disabled accounts.
     pub disabled: Vec<UserId>,
+    /// *(v2)* Every read marker.
+    pub read_markers: Vec<ReadMarkerRow>,
+}
+
+/// *(v2)* A read marker: `user` has read `conv` up to message `up_to`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadMarkerRow {
+    /// The user.
+    pub user: UserId,
+    /// The conversation.
+    pub conv: ConvId,
+    /// The newest message read.
+    pub up_to: MessageId,
+}
+
+/// *(v2)* What storage counted of one conversation for a user's unread messages: the
+/// messages of others after a position (not changes, not deleted ones).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnreadTally {
+    /// The conversation.
+    pub conv: ConvId,
+    /// How many (at most the cap asked for).
+    pub count: u32,
+    /// The newest of them (0 if none).
+    pub latest: MessageId,
 }
 
 /// A user, as the hub keeps it (the password hash stays in storage).

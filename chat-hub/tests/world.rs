@@ -622,10 +622,10 @@ fn offline_messages_are_replayed_in_order_then_caught_up() {
     w.send(bob, ClientMessage::Ack { up_to: last });
     w.disconnect(bob);
     let (_, backlog) = w.login("bob", "bob-1");
-    assert_eq!(backlog, []);
+    assert_eq!(texts(&backlog), []);
     // A new device starts where the user's least advanced device is.
     let (_, backlog) = w.login("bob", "tablet");
-    assert_eq!(backlog, []);
+    assert_eq!(texts(&backlog), []);
 }
 
 #[test]
@@ -664,7 +664,10 @@ fn a_message_stored_during_replay_is_delivered_once() {
     assert!(matches!(w.take_reply(bob, id), Some(Ok(Reply::Session(_)))));
     // The backlog query ran before this message was stored; its result arrives after.
     w.say(alice, user("bob"), "during");
-    assert_eq!(w.drain(bob), [], "nothing live before the replay");
+    assert!(
+        matches!(w.drain(bob).as_slice(), [ServerMessage::Unread(_)]),
+        "nothing live before the replay, only the unread counts"
+    );
     w.hold_backlogs = false;
     w.release_backlogs();
     let backlog = w.expect_caught_up(bob);

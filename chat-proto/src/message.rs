@@ -287,7 +287,8 @@ pub enum Request {
         /// The topic, at most 512 bytes.
         topic: String,
     },
-    /// *(v2)* As [`Request::ListRooms`], with each room's topic. Reply: [`Reply::RoomList`].
+    /// *(v2)* As [`Request::ListRooms`], with each room's topic and unread count. Reply:
+    /// [`Reply::RoomList`].
     RoomList,
     /// *(v2)* Disable (`disabled = true`) or re-enable an account (server operators only; not
     /// another operator). A disabled account's connections are closed with
@@ -308,6 +309,26 @@ pub enum Request {
         /// Only entries with a position below this one (`None`: from the newest).
         before: Option<u64>,
         /// At most this many entries (the server caps it to its page limit).
+        limit: u16,
+    },
+    /// *(v2)* This user has read a conversation up to and including message `up_to` (set by
+    /// any of the user's devices; never moves back: a lower position is ignored). The user's
+    /// other sessions get [`ServerMessage::ReadMarker`]. Reply: [`Reply::Done`].
+    MarkRead {
+        /// The room, or the other user of a direct conversation.
+        target: Target,
+        /// The newest message read (a position past the newest message marks everything so
+        /// far).
+        up_to: MessageId,
+    },
+    /// *(v2)* Find messages containing every word of `text` in the conversations this user is
+    /// in (each since joining it), newest first. Reply: [`Reply::SearchResults`].
+    Search {
+        /// The words to find (case does not matter; at most 256 bytes and 8 words).
+        text: String,
+        /// Only messages with an id below this one (`None`: from the newest).
+        before: Option<MessageId>,
+        /// At most this many messages (the server caps it to its page limit).
         limit: u16,
     },
 }
@@ -440,6 +461,20 @@ pub enum ServerMessage {
         /// The new display name.
         display_name: String,
     },
+    /// *(v2)* Another session of this user marked a conversation read up to `up_to`
+    /// ([`Request::MarkRead`]). Not sent to version-1 connections.
+    ReadMarker {
+        /// The room, or the other user of a direct conversation.
+        target: Target,
+        /// The newest message read.
+        up_to: MessageId,
+    },
+    /// *(v2)* Right after a login's [`Reply::Session`], before the backlog: how far each of
+    /// this user's conversations is read and how many messages in it are not. Counts cover
+    /// messages up to this device's delivery position; every message that comes after this
+    /// event (backlog or live) is new to the device and not counted here. Not sent to
+    /// version-1 connections.
+    Unread(Vec<UnreadCount>),
 }
 
 /// The server's answer to a successful [`Hello`].
@@ -536,6 +571,14 @@ pub enum Reply {
         /// Whether older entries exist.
         more: bool,
     },
+    /// *(v2)* The answer to [`Request::Search`]: matching messages, newest first, each with
+    /// its latest text; `more` says whether older matches may exist.
+    SearchResults {
+        /// The messages.
+        messages: Vec<ChatMessage>,
+        /// Whether to ask again with `before` = the last message's id.
+        more: bool,
+    },
 }
 
 /// *(v2)* One moderation action, as the audit log returns it.
@@ -566,6 +609,25 @@ pub struct RoomEntry {
     pub info: RoomInfo,
     /// Its topic (empty: none).
     pub topic: String,
+    /// Messages of others after the user's read marker in it (0 if the user is not a member;
+    /// counted up to a server limit, 1,000 by default: a count at the limit means at least).
+    pub unread: u32,
+}
+
+/// *(v2)* How far a conversation is read (see [`ServerMessage::Unread`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct UnreadCount {
+    /// The room, or the other user of a direct conversation.
+    pub target: Target,
+    /// The read marker: the newest message read (what came before the user joined counts as
+    /// read).
+    pub read_up_to: MessageId,
+    /// Messages of others after the marker (counted up to a server limit, 1,000 by default:
+    /// a count at the limit means at least that many).
+    pub unread: u32,
+    /// The newest of those messages (0 if none): what to mark read to have read them all.
+    pub latest: MessageId,
 }
 
 /// *(v2)* A message in a history page.
@@ -786,7 +848,9 @@ impl Request {
             | Self::SetTopic { .. }
             | Self::RoomList
             | Self::SetDisabled { .. }
-            | Self::AuditLog { .. } => 2,
+            | Self::AuditLog { .. }
+            | Self::MarkRead { .. }
+            | Self::Search { .. } => 2,
             _ => 1,
         }
     }

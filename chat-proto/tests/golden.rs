@@ -297,3 +297,97 @@ fn audit_log_reply() {
         "00000017 01 09 0a 01 03 00 04726f6f74 056361726f6c 08 00 fbe803 00",
     );
 }
+
+#[test]
+fn mark_read_request() {
+    check(
+        ClientMessage::Request {
+            id: RequestId(7),
+            request: Request::MarkRead {
+                target: Target::Room("rust".into()),
+                up_to: MessageId(42),
+            },
+        },
+        "0000000a 01 07 1a 00 0472757374 2a",
+    );
+}
+
+#[test]
+fn read_marker_event() {
+    check(
+        ServerMessage::ReadMarker {
+            target: Target::Room("rust".into()),
+            up_to: MessageId(42),
+        },
+        "00000008 11 00 0472757374 2a",
+    );
+}
+
+#[test]
+fn unread_event() {
+    check(
+        ServerMessage::Unread(vec![UnreadCount {
+            target: Target::Room("rust".into()),
+            read_up_to: MessageId(40),
+            unread: 2,
+            latest: MessageId(42),
+        }]),
+        "0000000b 12 01 00 0472757374 28 02 2a",
+    );
+}
+
+#[test]
+fn search_request() {
+    check(
+        ClientMessage::Request {
+            id: RequestId(8),
+            request: Request::Search {
+                text: "hi".into(),
+                before: None,
+                limit: 20,
+            },
+        },
+        "00000008 01 08 1b 026869 00 14",
+    );
+}
+
+#[test]
+fn search_results_reply() {
+    check(
+        ServerMessage::Ok {
+            id: RequestId(8),
+            reply: Reply::SearchResults {
+                messages: vec![ChatMessage {
+                    id: MessageId(42),
+                    from: "bob".into(),
+                    target: Target::User("alice".into()),
+                    sent_at: 1_763_700_000_000,
+                    client_msg_id: ClientMsgId(7),
+                    text: "hey".into(),
+                }],
+                more: false,
+            },
+        },
+        "0000001f 01 08 0b 01 2a 03626f62 01 05616c696365 fd0045b6a49a010000 07 03686579 00",
+    );
+}
+
+#[test]
+fn room_list_reply() {
+    check(
+        ServerMessage::Ok {
+            id: RequestId(9),
+            reply: Reply::RoomList(vec![RoomEntry {
+                info: RoomInfo {
+                    name: "rust".into(),
+                    invite_only: false,
+                    members: 3,
+                    joined: true,
+                },
+                topic: "hi".into(),
+                unread: 2,
+            }]),
+        },
+        "00000010 01 09 09 01 0472757374 00 03 01 026869 02",
+    );
+}

@@ -79,6 +79,8 @@ fn request_tag(request: &Request) -> &'static str {
         Request::RoomList => "RoomList",
         Request::SetDisabled { .. } => "SetDisabled",
         Request::AuditLog { .. } => "AuditLog",
+        Request::MarkRead { .. } => "MarkRead",
+        Request::Search { .. } => "Search",
     }
 }
 
@@ -101,6 +103,8 @@ fn server_tag(msg: &ServerMessage) -> String {
         ServerMessage::Deleted { .. } => "Deleted".into(),
         ServerMessage::Topic { .. } => "Topic".into(),
         ServerMessage::DisplayName { .. } => "DisplayName".into(),
+        ServerMessage::ReadMarker { .. } => "ReadMarker".into(),
+        ServerMessage::Unread(_) => "Unread".into(),
     }
 }
 
@@ -117,6 +121,7 @@ fn reply_tag(reply: &Reply) -> &'static str {
         Reply::Page { .. } => "Page",
         Reply::RoomList(_) => "RoomList",
         Reply::AuditLog { .. } => "AuditLog",
+        Reply::SearchResults { .. } => "SearchResults",
     }
 }
 
@@ -284,6 +289,15 @@ fn client_samples() -> Vec<ClientMessage> {
             before: None,
             limit: 0,
         },
+        Request::MarkRead {
+            target: user("bob"),
+            up_to: MessageId(u64::MAX),
+        },
+        Request::Search {
+            text: "ünïcødé words".into(),
+            before: Some(MessageId(251)),
+            limit: u16::MAX,
+        },
     ];
     let mut samples = vec![
         ClientMessage::Hello(Hello {
@@ -442,6 +456,7 @@ fn server_samples() -> Vec<ServerMessage> {
         reply: Reply::RoomList(vec![RoomEntry {
             info: room_info(),
             topic: "t".into(),
+            unread: u32::MAX,
         }]),
     });
     samples.push(ServerMessage::Ok {
@@ -457,6 +472,31 @@ fn server_samples() -> Vec<ServerMessage> {
                 at: u64::MAX,
             }],
             more: true,
+        },
+    });
+    samples.push(ServerMessage::ReadMarker {
+        target: room("rust"),
+        up_to: MessageId(65_536),
+    });
+    samples.push(ServerMessage::Unread(vec![
+        UnreadCount {
+            target: room("rust"),
+            read_up_to: MessageId(0),
+            unread: 1000,
+            latest: MessageId(u64::MAX),
+        },
+        UnreadCount {
+            target: user("bob"),
+            read_up_to: MessageId(7),
+            unread: 0,
+            latest: MessageId(0),
+        },
+    ]));
+    samples.push(ServerMessage::Ok {
+        id: RequestId(10),
+        reply: Reply::SearchResults {
+            messages: vec![chat_message()],
+            more: false,
         },
     });
     samples.push(ServerMessage::Edited {
@@ -500,7 +540,7 @@ fn server_samples() -> Vec<ServerMessage> {
 fn every_client_variant_roundtrips() {
     let samples = client_samples();
     let tags: BTreeSet<_> = samples.iter().map(client_tag).collect();
-    assert_eq!(tags.len(), 5 + 14 + 12, "one sample per variant: {tags:?}");
+    assert_eq!(tags.len(), 5 + 14 + 14, "one sample per variant: {tags:?}");
     samples.iter().for_each(roundtrip);
 }
 
@@ -510,7 +550,7 @@ fn every_server_variant_roundtrips() {
     let tags: BTreeSet<_> = samples.iter().map(server_tag).collect();
     assert_eq!(
         tags.len(),
-        9 + 3 + 8 + 20 + 10 + 2 + 2 + 3,
+        9 + 3 + 8 + 20 + 10 + 2 + 2 + 3 + 3,
         "one sample per variant: {tags:?}"
     );
     samples.iter().for_each(roundtrip);

@@ -74,6 +74,8 @@ const FILES: &[(&str, &str, &str)] = &[
         JS,
         include_str!("../web/lib/timeline.js"),
     ),
+    ("/lib/reads.js", JS, include_str!("../web/lib/reads.js")),
+    ("/lib/search.js", JS, include_str!("../web/lib/search.js")),
     (
         "/components/sidebar.js",
         JS,
@@ -93,6 +95,11 @@ const FILES: &[(&str, &str, &str)] = &[
         "/components/dialog.js",
         JS,
         include_str!("../web/components/dialog.js"),
+    ),
+    (
+        "/components/search.js",
+        JS,
+        include_str!("../web/components/search.js"),
     ),
 ];
 

@@ -8,7 +8,10 @@
 //! Moderation (protocol version 2) in two browsers: an owner sets the topic, makes a member a
 //! moderator and a member again, removes a message, mutes (the member's message is refused in
 //! words) and kicks (the room leaves the member's sidebar); the member edits and deletes their
-//! messages, seen live and after a reload as edited and as tombstones.
+//! messages, seen live and after a reload as edited and as tombstones. Read markers and search
+//! (version 2), one user in two browsers: a conversation read in one stops being unread in the
+//! other, live and after a reload (the server's counts); search finds a message by a word in the
+//! user's rooms only, shows it as text and opens its conversation.
 //! Screenshots go to `target/browser-screenshots/`. The tests take turns (one browser pair at
 //! a time).
 //!
@@ -216,6 +219,48 @@ async fn register(page: &Client, url: &str, name: &str) {
         &format!("return document.getElementById('me').textContent === {} && document.getElementById('status').dataset.status === 'online'", json!(name)),
     )
     .await;
+}
+
+/// Logs in an existing user (a second browser of the same user: another device).
+async fn log_in(page: &Client, url: &str, name: &str) {
+    page.goto(url).await.expect("opens the page");
+    until(
+        page,
+        "a connection",
+        "return document.getElementById('status').dataset.status === 'connected'",
+    )
+    .await;
+    let form = page
+        .find(Locator::Css("#username"))
+        .await
+        .expect("username");
+    form.send_keys(name).await.expect("types");
+    let password = page
+        .find(Locator::Css("#password"))
+        .await
+        .expect("password");
+    password.send_keys(PASSWORD).await.expect("types");
+    click(page, "#login-button").await;
+    until(
+        page,
+        "the chat view",
+        &format!("return document.getElementById('me').textContent === {} && document.getElementById('status').dataset.status === 'online'", json!(name)),
+    )
+    .await;
+}
+
+/// A script that is true when the sidebar shows conversation `key` with `unread` unread
+/// messages (0: with no count).
+fn unread_js(key: &str, unread: u32) -> String {
+    let shown = if unread == 0 {
+        "!c.querySelector('.unread')".to_string()
+    } else {
+        format!("c.querySelector('.unread')?.textContent === '{unread}'")
+    };
+    format!(
+        "const c = document.querySelector('.convs .conv[data-key={}]'); return !!c && {shown}",
+        json!(key)
+    )
 }
 
 async fn screenshot(page: &Client, name: &str) {
@@ -679,6 +724,170 @@ async fn moderation_in_two_browsers() {
         .expect("the moderation scenario ends in time");
     let _ = alice.close().await;
     let _ = bob.close().await;
+    drop(driver);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_markers_and_search_in_two_browsers() {
+    let Some((chromium, chromedriver)) = browser_programs() else {
+        return;
+    };
+    let _turn = BROWSERS.lock().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = TestServer::start(
+        &dir.path().join("chat.db"),
+        config(),
+        ServerConfig::default(),
+    )
+    .await;
+    let url = format!("http://{}/", server.web);
+    let driver = start_driver(&chromedriver).await;
+    // One user, two devices: two browsers with their own profiles.
+    let a = browser(&driver, &chromium, &dir.path().join("a")).await;
+    let b = browser(&driver, &chromium, &dir.path().join("b")).await;
+    const HOSTILE: &str = "zebra crossing <img src=x onerror=alert(1)>";
+
+    let run = async {
+        register(&a, &url, "alice").await;
+        type_line(&a, "/join news").await;
+        until(
+            &a,
+            "#news",
+            "return document.getElementById('title').textContent === '#news'",
+        )
+        .await;
+        type_line(&a, "/join lobby").await;
+        until(
+            &a,
+            "#lobby",
+            "return document.getElementById('title').textContent === '#lobby'",
+        )
+        .await;
+        log_in(&b, &url, "alice").await;
+        click(&b, "#rooms .conv[data-key='#lobby']").await;
+        until(
+            &b,
+            "#lobby",
+            "return document.getElementById('title').textContent === '#lobby'",
+        )
+        .await;
+
+        // A third party (over TCP) writes in #news, in a room alice is not in, and directly.
+        let mut carol = logged_in(server.addr, "carol", true).await;
+        carol
+            .request(Request::Join {
+                room: "news".into(),
+            })
+            .await
+            .expect("joins");
+        carol
+            .request(Request::CreateRoom {
+                room: "secret".into(),
+                invite_only: true,
+            })
+            .await
+            .expect("creates");
+        carol
+            .send_text(room("secret"), 1, "zebra in secret")
+            .await
+            .expect("stored");
+        carol
+            .send_text(room("news"), 2, HOSTILE)
+            .await
+            .expect("stored");
+        carol
+            .send_text(room("news"), 3, "second news")
+            .await
+            .expect("stored");
+        carol
+            .send_text(user("alice"), 4, "psst alice")
+            .await
+            .expect("stored");
+        for page in [&a, &b] {
+            until(page, "#news unread", &unread_js("#news", 2)).await;
+            until(page, "@carol unread", &unread_js("@carol", 1)).await;
+        }
+        screenshot(&a, "unread").await;
+
+        // b opens #news: a's count clears live (the read marker of another device).
+        click(&b, "#rooms .conv[data-key='#news']").await;
+        shows_once(&b, "second news").await;
+        until(
+            &b,
+            "the new-messages line before the first unread message",
+            &format!(
+                "return document.querySelectorAll('#messages .divider').length === 1 && document.querySelector('#messages .divider + .message .text')?.textContent === {}",
+                json!(HOSTILE)
+            ),
+        )
+        .await;
+        until(&a, "#news read elsewhere", &unread_js("#news", 0)).await;
+        until(&a, "@carol still unread", &unread_js("@carol", 1)).await;
+
+        // A reload of a starts from the server's counts: #news read, @carol not.
+        a.refresh().await.expect("reloads");
+        let reloaded = format!(
+            "return document.getElementById('status').dataset.status === 'online' && document.getElementById('title').textContent === '#lobby' && (() => {{ {} }})() && (() => {{ {} }})()",
+            unread_js("#news", 0),
+            unread_js("@carol", 1)
+        );
+        until(&a, "the server's unread counts after a reload", &reloaded).await;
+
+        // Search by a word: the message of #news, as text, not the one of #secret.
+        let field = a
+            .find(Locator::Css("#search-text"))
+            .await
+            .expect("a search field");
+        field
+            .send_keys(&format!("Zebra{ENTER}"))
+            .await
+            .expect("types");
+        let found = format!(
+            "const r = [...document.querySelectorAll('#search-results .result')]; \
+             return !document.getElementById('search').hidden && r.length === 1 && r[0].dataset.key === '#news' \
+             && r[0].querySelector('.text').textContent === {} && r[0].querySelector('.from').textContent === 'carol' \
+             && document.querySelectorAll('img').length === 0 && !document.body.innerText.includes('zebra in secret')",
+            json!(HOSTILE)
+        );
+        until(&a, "the search result", &found).await;
+        screenshot(&a, "search").await;
+        // The command too; a search with no word is refused in words.
+        type_line(&a, "/search second").await;
+        until(&a, "the second result", "const r = [...document.querySelectorAll('#search-results .result')]; return r.length === 1 && r[0].querySelector('.text').textContent === 'second news'").await;
+        type_line(&a, "/search ...").await;
+        until(
+            &a,
+            "a refusal in words",
+            "return document.getElementById('search-error').textContent.startsWith('Search: ')",
+        )
+        .await;
+        type_line(&a, "/search zebra").await;
+        until(&a, "the search result", &found).await;
+        // A result opens its conversation, the message shown.
+        click(&a, "#search-results .result[data-key='#news']").await;
+        until(
+            &a,
+            "#news with the message found",
+            &format!(
+                "return document.getElementById('title').textContent === '#news' && document.querySelector('#messages .message.found .text')?.textContent === {}",
+                json!(HOSTILE)
+            ),
+        )
+        .await;
+        until(
+            &a,
+            "no image",
+            "return document.querySelectorAll('img').length === 0",
+        )
+        .await;
+        drop(carol);
+    };
+    timeout(Duration::from_secs(150), run)
+        .await
+        .expect("the read-marker and search scenario ends in time");
+    let _ = a.close().await;
+    let _ = b.close().await;
     drop(driver);
     server.stop().await;
 }

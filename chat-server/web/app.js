@@ -6,11 +6,14 @@ import {
   ACTION_LABELS, RANK, Standings, WITH_REASON, actionsOn, moderationRequest, moderationText, topicText,
 } from "./lib/moderation.js";
 import {
-  addMessage as addToTimeline, addNotice, applyDelete, applyEdit, mergePage, newTimeline, oldestId,
+  addMessage as addToTimeline, addNotice, applyDelete, applyEdit, mergePage, newTimeline, newestId, oldestId,
 } from "./lib/timeline.js";
+import { Reads, conversationKey, isUnread, unreadAfterMarker, unreadEntries } from "./lib/reads.js";
+import { addResults, newSearch, searchRequest } from "./lib/search.js";
 import { mountLogin } from "./components/login.js";
 import { Sidebar } from "./components/sidebar.js";
 import { Conversation } from "./components/conversation.js";
+import { SearchPanel } from "./components/search.js";
 import { ask } from "./components/dialog.js";
 
 const HISTORY_PAGE = 50;
@@ -18,6 +21,8 @@ const TYPING_SHOWN_MS = 7000;
 const REASON_MAX = 256;
 const TOPIC_MAX = 512;
 const DELETIONS_KEPT = 500;
+// A conversation shown is marked read this long after it changed (one MarkRead for a burst).
+const MARK_DELAY_MS = 400;
 
 const scheme = location.protocol === "https:" ? "wss:" : "ws:";
 const client = new ChatClient({ url: `${scheme}//${location.host}/ws`, storage: localStorage });
@@ -25,7 +30,7 @@ const client = new ChatClient({ url: `${scheme}//${location.host}/ws`, storage: 
 const state = {
   user: null,
   // key -> { key, messages, deletions, notices (lib/timeline.js), pending: Map, unread, more,
-  // loading, members, loaded }
+  // loading, members, loaded, divider: the read marker when opened with unread messages }
   convs: new Map(),
   current: null,
   online: new Map(),
@@ -37,9 +42,12 @@ const state = {
   // "deleted"), the newest few kept per user
   deletions: new Map(),
   latest: 0n, // the newest message id seen anywhere: where a notice goes among the messages
+  reads: new Reads(), // read markers (version 2), lib/reads.js
+  search: null, // the search shown (lib/search.js), or null
   editing: null, // { key, id } while the input edits a message
   menuFor: null, // the member whose moderation menu is open
   selected: null, // the message whose actions a tap showed
+  found: null, // the search result opened (a message id, a string)
   displayName(user) {
     const name = this.names.get(user);
     return name && name !== user ? `${name} (${user})` : user;
@@ -58,6 +66,16 @@ const conversation = new Conversation(state, {
   onMessage: (message, action) => messageAction(message, action).catch((e) => say(e.message)),
   messageActions,
   canSetTopic: (room) => client.version >= 2 && state.standings.rank(room, state.user) >= RANK.Moderator,
+});
+const searchPanel = new SearchPanel({
+  onMore: () => searchPage(),
+  onOpen: (key, message) => openResult(key, message),
+  onClose: () => {
+    state.search = null;
+    searchPanel.render(null);
+  },
+  displayName: (user) => state.displayName(user),
+  me: () => state.user,
 });
 const input = document.getElementById("input");
 const notice = document.getElementById("notice");
@@ -82,6 +100,7 @@ function conv(key) {
 function render() {
   sidebar.render();
   conversation.render();
+  scheduleMark();
 }
 
 function say(text) {
@@ -126,8 +145,7 @@ function recordDeletion({ message, by, redacted, reason }) {
 
 /** The conversation of a message or a change, from this user's point of view. */
 function keyOfConversation(target, author) {
-  if (target.type === "Room") return keyOf(target);
-  return author === state.user ? keyOf(target) : `@${author}`;
+  return conversationKey(target, author, state.user);
 }
 
 function addMessage(m) {
@@ -136,7 +154,9 @@ function addMessage(m) {
   const c = conv(key);
   c.pending.delete(m.client_msg_id.toString());
   if (!addToTimeline(c, m)) return;
-  if (key !== state.current && m.from !== state.user) c.unread += 1;
+  // Unread: another's message past the read marker (a backlog message another device read
+  // already is not), in a conversation not open.
+  if (key !== state.current && isUnread(m, state.user, state.reads.marker(key))) c.unread += 1;
   state.typing.get(key)?.delete(m.from);
 }
 
@@ -154,11 +174,20 @@ function dropConversation(key) {
 
 async function select(key) {
   if (state.editing && state.editing.key !== key) stopEditing();
+  const previous = state.convs.get(state.current);
+  if (previous && previous.key !== key) {
+    // Leaving a conversation shown marks it read up to what was shown.
+    if (viewing()) markRead(previous.key, false);
+    previous.divider = null;
+  }
   state.current = key;
   state.selected = null;
+  state.found = null;
   state.menuFor = null;
   sessionStorage.setItem("chat.current", key);
   const c = conv(key);
+  // A "new messages" line after the read marker, if it was opened with unread messages.
+  if (previous?.key !== key) c.divider = c.unread > 0 ? state.reads.marker(key) : null;
   c.unread = 0;
   document.body.classList.remove("menu-open");
   conversation.stickToBottom = true;
@@ -222,13 +251,18 @@ async function refreshRooms() {
     const reply = await client.request({ type: "RoomList" });
     rooms = reply.rooms.map((entry) => {
       state.topics.set(entry.info.name, entry.topic);
-      return { ...entry.info, topic: entry.topic };
+      return { ...entry.info, topic: entry.topic, unread: entry.unread };
     });
   } else {
     rooms = (await client.request({ type: "ListRooms" })).rooms;
   }
   const joined = new Set(rooms.filter((r) => r.joined).map((r) => `#${r.name}`));
   for (const key of joined) conv(key);
+  // A version-2 server counts each room's unread messages in full: the page's count follows.
+  for (const r of rooms) {
+    const key = `#${r.name}`;
+    if (r.joined && r.unread !== undefined && key !== state.current) conv(key).unread = r.unread;
+  }
   // Rooms left, or kicked or banned from, while this page was away.
   for (const key of [...state.convs.keys()]) if (key.startsWith("#") && !joined.has(key)) dropConversation(key);
   return rooms;
@@ -241,6 +275,83 @@ async function refreshUsers() {
     state.names.set(u.user, u.display_name);
   }
   return reply.users;
+}
+
+// ---- read markers and search (version 2) -----------------------------------------------
+
+/** Whether the user sees the page: visible and focused. */
+function viewing() {
+  return document.visibilityState === "visible" && document.hasFocus();
+}
+
+let markTimer = null;
+
+/** Marks the conversation shown read a little later, if the user is looking at it then. */
+function scheduleMark() {
+  if (markTimer !== null || !state.current || client.version < 2 || !client.caughtUp) return;
+  markTimer = setTimeout(() => {
+    markTimer = null;
+    if (state.current && viewing()) markRead(state.current, false);
+  }, MARK_DELAY_MS);
+}
+
+/**
+ * Marks `key` read up to its newest message shown, if that moves the marker (`asked`: the
+ * user typed /read, and is told the outcome).
+ */
+function markRead(key, asked) {
+  const c = state.convs.get(key);
+  const upTo = c && client.caughtUp ? state.reads.toMark(key, newestId(c)) : null;
+  if (upTo === null) {
+    if (asked) say(`Nothing new to mark read in ${key}.`);
+    return;
+  }
+  state.reads.asked(key, upTo);
+  client.request({ type: "MarkRead", target: targetOf(key), up_to: upTo })
+    .then(() => {
+      state.reads.done(key, upTo);
+      if (asked) say(`${key} is marked read.`);
+    })
+    .catch((e) => {
+      // After a reconnect it is asked again; a refusal is not (until something newer shows).
+      if (e.code?.type === "Closed") state.reads.failed(key, upTo);
+      if (asked || e.code?.type !== "Closed") say(`Marking ${key} read: ${e.message}`);
+    });
+}
+
+window.addEventListener("focus", () => scheduleMark());
+document.addEventListener("visibilitychange", () => scheduleMark());
+
+/** Starts a search for `text` (older than `before`, if given) and shows its first page. */
+function startSearch(text, before = null) {
+  if (client.version < 2) return say("This server does not search (it speaks protocol version 1).");
+  state.search = newSearch(text.trim(), before);
+  return searchPage();
+}
+
+/** The next page of the search shown. */
+async function searchPage() {
+  const s = state.search;
+  if (!s || s.loading) return;
+  s.loading = true;
+  s.error = "";
+  searchPanel.render(s);
+  try {
+    const reply = await client.request(searchRequest(s));
+    addResults(s, reply);
+  } catch (e) {
+    s.error = `Search: ${e.message}`;
+    s.more = false;
+  } finally {
+    s.loading = false;
+    if (state.search === s) searchPanel.render(s);
+  }
+}
+
+/** Opens the conversation of a search result, showing the message if it is loaded. */
+async function openResult(key, message) {
+  await select(key);
+  conversation.reveal(message.id.toString());
 }
 
 // ---- edits, deletions, moderation -------------------------------------------------------
@@ -382,6 +493,9 @@ client.addEventListener("caughtup", async () => {
 
 client.addEventListener("loggedout", ({ detail }) => {
   state.user = null;
+  state.reads.clear();
+  state.search = null;
+  searchPanel.render(null);
   state.convs.clear();
   state.current = null;
   state.topics.clear();
@@ -389,6 +503,25 @@ client.addEventListener("loggedout", ({ detail }) => {
   state.deletions = new Map();
   stopEditing();
   login.show(detail.reason);
+});
+
+// Right after login, before the backlog: the server's unread counts and read markers.
+client.addEventListener("unread", ({ detail }) => {
+  for (const [key, { readUpTo, unread }] of unreadEntries(detail.counts)) {
+    state.reads.marked(key, readUpTo);
+    if (unread === 0 && !state.convs.has(key) && key.startsWith("@")) continue;
+    conv(key).unread = key === state.current ? 0 : unread;
+  }
+  render();
+});
+
+// Another device of this user read a conversation: what it read is not unread here.
+client.addEventListener("readmarker", ({ detail }) => {
+  const key = keyOf(detail.target);
+  state.reads.marked(key, detail.up_to);
+  const c = state.convs.get(key);
+  if (c) c.unread = unreadAfterMarker(c.unread, c.messages.values(), state.reads.marker(key), state.user);
+  render();
 });
 
 client.addEventListener("message", ({ detail }) => {
@@ -671,6 +804,12 @@ async function run(action) {
       if (reply.more) lines.push("Older entries exist.");
       return say(lines.join("\n"));
     }
+    case "read":
+      if (client.version < 2) return say("This server does not keep read markers (it speaks protocol version 1).");
+      if (!state.current) return say("Open a conversation first: /read marks it read.");
+      return markRead(state.current, true);
+    case "search":
+      return startSearch(action.text, action.before);
     case "disable":
       await client.request({ type: "SetDisabled", user: action.user, disabled: action.disabled });
       return say(`${action.user}'s account is ${action.disabled ? "disabled" : "enabled"}.`);
@@ -687,6 +826,11 @@ document.getElementById("join-form").addEventListener("submit", (event) => {
 document.getElementById("create-private").addEventListener("click", () => {
   const name = document.getElementById("join-name").value.trim();
   if (name) run({ kind: "create", room: name.replace(/^#/, ""), inviteOnly: true }).catch((e) => say(e.message));
+});
+document.getElementById("search-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const text = document.getElementById("search-text").value.trim();
+  if (text) startSearch(text).catch((e) => say(e.message));
 });
 document.getElementById("logout").addEventListener("click", () => client.logout());
 document.getElementById("menu").addEventListener("click", () => document.body.classList.toggle("menu-open"));

@@ -11,7 +11,9 @@
 //!
 //! Buffer 1 is the status buffer; every room and conversation gets its own. Alt+number,
 //! Ctrl+N/Ctrl+P or `/switch` change buffer; PageUp/PageDown scroll, loading older history from
-//! the server at the top. [`App`] is the state and is drawn on any ratatui backend (the tests
+//! the server at the top. A conversation is marked read on the server (protocol version 2)
+//! when its buffer is shown and when it is left, so the user's other devices stop counting
+//! it; the activity bar starts from the server's unread counts at login. [`App`] is the state and is drawn on any ratatui backend (the tests
 //! use `TestBackend`); [`Tui`] puts it on the terminal.
 
 use std::collections::{HashSet, VecDeque};
@@ -315,8 +317,31 @@ impl App {
         }
     }
 
-    /// Makes buffer `i` the one shown; tells the client where lines go now.
+    /// Marks buffer `i`'s conversation read up to its newest message (the client asks the
+    /// server only if that moves the marker).
+    fn mark_read(&self, i: usize, inputs: &mut Vec<Input>) {
+        if let Some(Buffer {
+            target: Some(target),
+            left: false,
+            ..
+        }) = self.buffers.get(i)
+        {
+            if self.me.is_some() {
+                inputs.push(Input::MarkRead(target.clone()));
+            }
+        }
+    }
+
+    /// Makes buffer `i` the one shown; tells the client where lines go now. The buffer left
+    /// and the buffer shown are both read up to their newest message.
     fn switch(&mut self, i: usize, inputs: &mut Vec<Input>) {
+        if i >= self.buffers.len() {
+            return;
+        }
+        if i != self.active {
+            self.mark_read(self.active, inputs);
+        }
+        self.mark_read(i, inputs);
         let Some(buffer) = self.buffers.get_mut(i) else {
             return;
         };
@@ -565,6 +590,40 @@ impl App {
                 for line in render::untimed(&event) {
                     self.info(0, line, false);
                 }
+            }
+            Event::Unread(ref counts) => {
+                for count in counts.iter().filter(|c| c.unread > 0) {
+                    let i = self.buffer(&count.target);
+                    if i == self.active {
+                        self.mark_read(i, inputs);
+                    } else {
+                        self.buffers[i].unread = count.unread as usize;
+                    }
+                }
+                self.lines_status(&event);
+            }
+            Event::ReadElsewhere { ref target, up_to } => {
+                let me = self.me.clone();
+                if let Some(buffer) = self
+                    .buffers
+                    .iter_mut()
+                    .find(|b| b.target.as_ref() == Some(target))
+                {
+                    // What is still unread here: the messages of others after the marker.
+                    let after = buffer
+                        .entries
+                        .iter()
+                        .filter(|e| {
+                            matches!(&e.kind, Kind::Message { message, .. }
+                                if message.id > up_to && Some(&message.from) != me.as_ref())
+                        })
+                        .count();
+                    buffer.unread = buffer.unread.min(after);
+                    if buffer.unread == 0 {
+                        buffer.highlight = false;
+                    }
+                }
+                self.lines_status(&event);
             }
             Event::Typing {
                 user,

@@ -54,6 +54,7 @@ fn logging_in_opens_the_default_room_with_its_history_and_members() {
     assert_eq!(
         inputs,
         [
+            Input::MarkRead(Target::Room("general".into())),
             Input::History {
                 target: Target::Room("general".into()),
                 before: None,
@@ -152,19 +153,67 @@ fn unread_counts_and_highlights_show_in_the_activity_bar() {
         rows[6].contains("[Act: 2:#general(2!),4:carol(1!)]"),
         "{rows:#?}"
     );
-    // Alt+2 reads #general: its count goes, the prompt follows.
+    // Alt+2 reads #general: its count goes, the prompt follows; the buffer left and the
+    // buffer shown are marked read on the server.
     let mut inputs = Vec::new();
     app.term(
         TermEvent::Key(KeyEvent::new(KeyCode::Char('2'), KeyModifiers::ALT)),
         &mut inputs,
     );
-    assert_eq!(inputs, [Input::Line("/switch #general".into())]);
+    assert_eq!(
+        inputs,
+        [
+            Input::MarkRead(Target::Room("rust".into())),
+            Input::MarkRead(Target::Room("general".into())),
+            Input::Line("/switch #general".into())
+        ]
+    );
     let rows = screen(&mut app, 90, 8);
     assert!(rows[6].contains("[Act: 4:carol(1!)]"), "{rows:#?}");
     assert!(rows[7].starts_with("[#general]"), "{rows:#?}");
     assert!(rows
         .iter()
         .any(|r| r.contains("<bob> alice: are you there?")));
+}
+
+#[test]
+fn unread_counts_at_login_fill_the_activity_bar_and_other_devices_clear_them() {
+    let (mut app, _) = logged_in();
+    let count = |target: Target, unread| chat_proto::UnreadCount {
+        target,
+        read_up_to: MessageId(1),
+        unread,
+        latest: MessageId(9),
+    };
+    let mut inputs = Vec::new();
+    app.client(
+        Event::Unread(vec![
+            count(Target::Room("general".into()), 2),
+            count(Target::Room("rust".into()), 4),
+            count(Target::User("bob".into()), 1),
+            count(Target::Room("quiet".into()), 0),
+        ]),
+        &mut inputs,
+    );
+    // The buffer shown is read at once; the others wait in the activity bar.
+    assert_eq!(inputs, [Input::MarkRead(Target::Room("general".into()))]);
+    let rows = screen(&mut app, 90, 8);
+    assert!(rows[6].contains("[Act: 3:#rust(4),4:bob(1)]"), "{rows:#?}");
+    // The summary goes to the status buffer.
+    assert!(app.buffers[0].entries.iter().any(|e| matches!(
+        &e.kind,
+        Kind::Info(line) if line == "* unread: #general 2, #rust 4, bob 1"
+    )));
+    // Another device read #rust: nothing of it is unread here any more.
+    app.client(
+        Event::ReadElsewhere {
+            target: Target::Room("rust".into()),
+            up_to: MessageId(9),
+        },
+        &mut inputs,
+    );
+    let rows = screen(&mut app, 90, 8);
+    assert!(rows[6].contains("[Act: 4:bob(1)]"), "{rows:#?}");
 }
 
 #[test]

@@ -798,3 +798,161 @@ fn a_password_typed_while_reconnecting_logs_in_once_connected() {
         "{outputs:?}"
     );
 }
+
+/// Logged in as alice on a version-2 server, with these unread counts before `CaughtUp`.
+fn logged_in_v2(room: &str, counts: Vec<UnreadCount>) -> Harness {
+    let mut h = Harness::new();
+    h.drain();
+    h.client.handle_connected(h.now);
+    h.drain();
+    let ServerMessage::Welcome(mut welcome) = welcome(room) else {
+        unreachable!("a welcome");
+    };
+    welcome.version = 2;
+    h.client
+        .handle_message(ServerMessage::Welcome(welcome), h.now);
+    h.line("/login alice");
+    let id = h.sent_request();
+    h.reply(id, Reply::Session(session("alice")));
+    h.client
+        .handle_message(ServerMessage::Unread(counts.clone()), h.now);
+    h.client.handle_message(ServerMessage::CaughtUp, h.now);
+    let out = h.drain();
+    assert!(prints(&out).contains(&&Event::Unread(counts)), "{out:?}");
+    h
+}
+
+#[test]
+fn read_marks_up_to_the_newest_message_seen_and_only_forward() {
+    let lobby = Target::Room("lobby".into());
+    let mut h = logged_in_v2(
+        "lobby",
+        vec![UnreadCount {
+            target: lobby.clone(),
+            read_up_to: MessageId(3),
+            unread: 2,
+            latest: MessageId(5),
+        }],
+    );
+    // What the counts said is newest.
+    h.line("/read");
+    let out = h.drain();
+    let [(id, request)] = requests(&out)[..] else {
+        panic!("{out:?}");
+    };
+    assert_eq!(
+        request,
+        &Request::MarkRead {
+            target: lobby.clone(),
+            up_to: MessageId(5)
+        }
+    );
+    h.reply(id, Reply::Done);
+    assert_eq!(
+        prints(&h.drain()),
+        [&Event::MarkedRead {
+            target: lobby.clone(),
+            up_to: MessageId(5),
+            asked: true
+        }]
+    );
+    // Nothing newer: nothing asked.
+    h.line("/read");
+    assert_eq!(
+        h.drain(),
+        [Output::Print(Event::Notice(
+            "nothing new to mark read in #lobby".into()
+        ))]
+    );
+    // A message arrives; a front end marks it read without a line typed.
+    h.client
+        .handle_message(ServerMessage::Message(message(7, "bob", "hi")), h.now);
+    h.drain();
+    h.client.mark_read(lobby.clone(), h.now);
+    let out = h.drain();
+    let [(id, request)] = requests(&out)[..] else {
+        panic!("{out:?}");
+    };
+    assert_eq!(
+        request,
+        &Request::MarkRead {
+            target: lobby.clone(),
+            up_to: MessageId(7)
+        }
+    );
+    h.reply(id, Reply::Done);
+    assert_eq!(
+        prints(&h.drain()),
+        [&Event::MarkedRead {
+            target: lobby.clone(),
+            up_to: MessageId(7),
+            asked: false
+        }]
+    );
+    // Another device read further: shown, and nothing left to mark here.
+    h.client.handle_message(
+        ServerMessage::ReadMarker {
+            target: lobby.clone(),
+            up_to: MessageId(9),
+        },
+        h.now,
+    );
+    assert_eq!(
+        prints(&h.drain()),
+        [&Event::ReadElsewhere {
+            target: lobby.clone(),
+            up_to: MessageId(9)
+        }]
+    );
+    h.client.mark_read(lobby, h.now);
+    assert_eq!(h.drain(), []);
+}
+
+#[test]
+fn search_asks_a_page_and_shows_the_hits() {
+    let mut h = logged_in_v2("lobby", Vec::new());
+    h.line("/search --before 50 deploy friday");
+    let out = h.drain();
+    let [(id, request)] = requests(&out)[..] else {
+        panic!("{out:?}");
+    };
+    assert_eq!(
+        request,
+        &Request::Search {
+            text: "deploy friday".into(),
+            before: Some(MessageId(50)),
+            limit: SEARCH_PAGE
+        }
+    );
+    let hit = message(42, "bob", "deploy on friday");
+    h.reply(
+        id,
+        Reply::SearchResults {
+            messages: vec![hit.clone()],
+            more: false,
+        },
+    );
+    assert_eq!(
+        prints(&h.drain()),
+        [&Event::Found {
+            text: "deploy friday".into(),
+            messages: vec![hit],
+            more: false,
+            me: Some("alice".into())
+        }]
+    );
+}
+
+#[test]
+fn read_and_search_need_a_version_2_server() {
+    let mut h = Harness::logged_in("lobby");
+    for line in ["/read", "/search hi"] {
+        h.line(line);
+        assert_eq!(
+            h.drain(),
+            [Output::Print(Event::Failed(
+                "this server does not speak protocol version 2".into()
+            ))]
+        );
+    }
+}

@@ -117,6 +117,33 @@ async fn run(
             message: storage.message(change.target).await?,
             change,
         },
+        IoRequest::CountUnread {
+            session,
+            user,
+            convs,
+            up_to,
+            cap,
+            purpose,
+        } => Completion::Unread {
+            session,
+            user,
+            purpose,
+            counts: storage.unread(user, &convs, up_to, cap).await?,
+        },
+        IoRequest::Search {
+            session,
+            request,
+            user,
+            words,
+            before,
+            limit,
+        } => Completion::Found {
+            session,
+            request,
+            user,
+            limit,
+            messages: storage.search(user, &words, before, limit).await?,
+        },
         IoRequest::LoadHistory {
             session,
             request,

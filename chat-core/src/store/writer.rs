@@ -403,6 +403,16 @@ fn apply_one(conn: &Connection, write: &Write) -> Result<(), StoreError> {
             "UPDATE users SET disabled = ? WHERE id = ?",
             params![disabled, int("user id", user.0)?],
         ),
+        Write::SetReadMarker { user, conv, up_to } => run_sql(
+            conn,
+            "INSERT INTO read_markers (user_id, conv_id, up_to) VALUES (?, ?, ?) \
+             ON CONFLICT (user_id, conv_id) DO UPDATE SET up_to = max(up_to, excluded.up_to)",
+            params![
+                int("user id", user.0)?,
+                int("conversation id", conv.0)?,
+                int("message id", up_to.0)?,
+            ],
+        ),
         Write::InsertMessage(m) => {
             let (kind, target) = kind_code(m.kind)?;
             run_sql(

@@ -356,7 +356,7 @@ impl Hub {
             .persist(writes, After::LoggedIn(session, request, reply));
     }
 
-    /// Replies to a completed login and starts the backlog replay.
+    /// Replies to a completed login and starts the replay (unread counts, then the backlog).
     pub(super) fn logged_in(
         &mut self,
         session: SessionId,
@@ -365,7 +365,7 @@ impl Hub {
     ) {
         tracing::info!(session = session.0, user = %reply.user, "logged in");
         self.reply(session, request, Reply::Session(reply));
-        self.load_backlog(session);
+        self.start_replay(session);
     }
 
     /// `session` of `user` stops being online (logout or disconnect); `last` if it was the

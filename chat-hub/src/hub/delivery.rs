@@ -36,6 +36,8 @@ pub(super) struct Stream {
     pub(super) lagging: bool,
     /// The highest message id sent on this connection.
     pub(super) sent_upto: MessageId,
+    /// *(v2)* The login's unread counts are being read: the replay starts when they arrive.
+    pub(super) counting: bool,
 }
 
 /// The last client message ids a user sent, so an in-flight resend is recognised without
@@ -216,6 +218,7 @@ impl Delivery {
                 missed: false,
                 lagging: false,
                 sent_upto: from,
+                counting: false,
             },
         );
     }

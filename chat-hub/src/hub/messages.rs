@@ -185,7 +185,7 @@ impl Hub {
     }
 
     /// A message as the wire shows it.
-    fn chat_message(&self, message: &StoredMessage) -> ChatMessage {
+    pub(super) fn chat_message(&self, message: &StoredMessage) -> ChatMessage {
         let target = match self.directory.conv(message.conv).map(|c| &c.kind) {
             Some(ConvKind::Room { name, .. }) => Target::Room(name.clone()),
             Some(&ConvKind::Direct { a, b }) => {

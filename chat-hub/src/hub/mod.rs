@@ -10,22 +10,29 @@
 //! - `sessions` — connections' phases, request budgets, login deadlines, failed logins;
 //! - `presence` — typing states and presence coalescing;
 //! - `delivery` — message ids, recent sends, device positions, replay state;
+//! - `moderation` *(v2)* — roles, bans, mutes, operators;
+//! - `markers` *(v2)* — read markers;
 //! - `output` — the output queue and the persists in flight.
 //!
 //! The request handlers that combine them live by concern: `auth` (register, login, resume,
 //! logout), `rooms` (membership and listings), `messages` (send, fan-out, backlog, acks,
-//! history), `status` (presence and typing broadcasts). This file is the hub and its dispatch.
+//! history), `status` (presence and typing broadcasts), *(v2)* `moderate`, `edits`, `reading`
+//! (read markers, unread counts, the room list) and `search`. This file is the hub and its
+//! dispatch.
 
 mod auth;
 mod delivery;
 mod directory;
 mod edits;
+mod markers;
 mod messages;
 pub(crate) mod moderate;
 mod moderation;
 mod output;
 mod presence;
+mod reading;
 mod rooms;
+mod search;
 mod sessions;
 mod status;
 mod throttle;
@@ -43,11 +50,12 @@ use crate::{Config, ConfigError};
 pub use self::auth::token_hash;
 use self::delivery::Delivery;
 use self::directory::Directory;
+use self::markers::Markers;
 pub use self::moderate::MAX_REASON_LEN;
 use self::moderation::Moderation;
 use self::output::{After, Outputs};
 pub use self::output::{
-    ChangeWhat, Completion, IoRequest, Output, PendingChange, Ticket, AUDIT_SERVER,
+    ChangeWhat, Completion, IoRequest, Output, PendingChange, Ticket, UnreadFor, AUDIT_SERVER,
 };
 use self::presence::Presence;
 pub use self::rooms::MAX_TOPIC_LEN;
@@ -79,6 +87,7 @@ pub struct Hub {
     welcome: Vec<EncodedFrame>,
     directory: Directory,
     moderation: Moderation,
+    markers: Markers,
     sessions: Sessions,
     presence: Presence,
     delivery: Delivery,
@@ -133,11 +142,13 @@ impl Hub {
             operators,
             topics,
             disabled,
+            read_markers,
         } = snapshot;
         let mut hub = Self {
             directory: Directory::load(users, convs, &members),
             delivery: Delivery::load(devices, &members, last_message),
             moderation: Moderation::load(standings, operators, disabled),
+            markers: Markers::load(read_markers),
             sessions: Sessions::default(),
             presence: Presence::default(),
             throttle: Throttle::default(),
@@ -317,6 +328,7 @@ impl Hub {
                 | Request::ListUsers
                 | Request::Who { .. }
                 | Request::History { .. }
+                | Request::Search { .. }
         );
         if !self.storage_available && !reads_only {
             let code = ErrorCode::Unavailable {
@@ -376,11 +388,11 @@ impl Hub {
                 Some(user),
             ) => self.invite(session, id, user, &room, &invitee),
             (Request::ListRooms, Some(user)) => {
-                self.list_rooms(session, id, user, false);
+                self.list_rooms(session, id, user);
                 Ok(())
             }
             (Request::RoomList, Some(user)) => {
-                self.list_rooms(session, id, user, true);
+                self.room_list(session, id, user);
                 Ok(())
             }
             (Request::Who { room }, Some(user)) => self.who(session, id, user, &room),
@@ -515,6 +527,17 @@ impl Hub {
                 },
                 Some(user),
             ) => self.audit_log(session, id, user, room.as_deref(), before, limit),
+            (Request::MarkRead { target, up_to }, Some(user)) => {
+                self.mark_read(session, id, user, &target, up_to)
+            }
+            (
+                Request::Search {
+                    text,
+                    before,
+                    limit,
+                },
+                Some(user),
+            ) => self.search(session, id, user, &text, before, limit),
         };
         if let Err(error) = result {
             self.fail(session, id, error);
@@ -565,6 +588,19 @@ impl Hub {
                 limit,
                 records,
             } => self.audit_loaded(session, request, records, limit),
+            Completion::Unread {
+                session,
+                user,
+                purpose,
+                counts,
+            } => self.unread_counted(session, user, purpose, counts),
+            Completion::Found {
+                session,
+                request,
+                user,
+                limit,
+                messages,
+            } => self.found(session, request, user, messages, limit),
         }
     }
 
@@ -606,6 +642,12 @@ impl Hub {
                 self.reply(session, request, Reply::Done);
                 self.announce_topic(conv, by);
             }
+            After::MarkedRead {
+                reply,
+                user,
+                conv,
+                up_to,
+            } => self.marker_stored(reply, user, conv, up_to),
             After::DisplayName {
                 reply: (session, request),
                 user,

@@ -90,6 +90,15 @@ pub enum ChangeWhat {
     Redact(String),
 }
 
+/// *(v2)* What unread counts are read for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnreadFor {
+    /// A login: the counts are sent as `Unread`, then the backlog replay starts.
+    Login,
+    /// A `RoomList` request: the counts go into its reply.
+    RoomList(RequestId),
+}
+
 /// Work that needs storage reads or password hashing; answered by a [`Completion`].
 #[derive(Debug)]
 pub enum IoRequest {
@@ -167,6 +176,41 @@ pub enum IoRequest {
         /// Most records to load.
         limit: usize,
     },
+    /// *(v2)* Count `user`'s unread messages in each of `convs` (the messages of others
+    /// above the position given with each conversation, and at most `up_to` if set; not
+    /// changes, not deleted ones), up to `cap` each; then report [`Completion::Unread`] with
+    /// one tally per conversation, in order.
+    CountUnread {
+        /// The session asking.
+        session: SessionId,
+        /// Its user.
+        user: UserId,
+        /// Each conversation, with the position after which messages are unread.
+        convs: Vec<(ConvId, MessageId)>,
+        /// Inclusive upper bound, if any.
+        up_to: Option<MessageId>,
+        /// Most messages counted per conversation.
+        cap: u32,
+        /// Handed back.
+        purpose: UnreadFor,
+    },
+    /// *(v2)* Find up to `limit` messages below `before`, newest first, whose latest text
+    /// holds every one of `words`, in the conversations `user` is a member of (all of each,
+    /// as history); then report [`Completion::Found`].
+    Search {
+        /// The session asking.
+        session: SessionId,
+        /// Its request.
+        request: RequestId,
+        /// Its user.
+        user: UserId,
+        /// The words, lower case (see [`names::words`](crate::names::words)).
+        words: Vec<String>,
+        /// Exclusive upper bound.
+        before: Option<MessageId>,
+        /// Most messages to load.
+        limit: usize,
+    },
 }
 
 /// The conversation id under which account actions (disable, enable) are audited: no room
@@ -183,7 +227,9 @@ impl IoRequest {
             | Self::LoadBacklog { session, .. }
             | Self::LoadHistory { session, .. }
             | Self::LoadMessage { session, .. }
-            | Self::LoadAudit { session, .. } => session,
+            | Self::LoadAudit { session, .. }
+            | Self::CountUnread { session, .. }
+            | Self::Search { session, .. } => session,
         }
     }
 }
@@ -264,6 +310,30 @@ pub enum Completion {
         /// The message (`change.target`), if stored.
         message: Option<StoredMessage>,
     },
+    /// Answer to [`IoRequest::CountUnread`].
+    Unread {
+        /// The session.
+        session: SessionId,
+        /// The user counted for.
+        user: UserId,
+        /// As asked.
+        purpose: UnreadFor,
+        /// One tally per conversation asked, in order.
+        counts: Vec<UnreadTally>,
+    },
+    /// Answer to [`IoRequest::Search`].
+    Found {
+        /// The session.
+        session: SessionId,
+        /// The request.
+        request: RequestId,
+        /// The user searched for.
+        user: UserId,
+        /// The `limit` of the search.
+        limit: usize,
+        /// The messages, newest first.
+        messages: Vec<StoredMessage>,
+    },
 }
 
 /// What follows a persist's completion.
@@ -290,6 +360,13 @@ pub(super) enum After {
         reply: (SessionId, RequestId),
         conv: ConvId,
         by: UserId,
+    },
+    /// Reply `Done`, then tell the user's other sessions the new read marker.
+    MarkedRead {
+        reply: (SessionId, RequestId),
+        user: UserId,
+        conv: ConvId,
+        up_to: MessageId,
     },
     /// Reply `Done`, then tell those who share a conversation with `user` its new name.
     DisplayName {
@@ -392,6 +469,28 @@ impl Outputs {
                 request,
                 ErrorReply::new(ErrorCode::TooLarge, "the reply does not fit a frame"),
             ),
+        }
+    }
+
+    /// Sends an event made of a list, dropping items from its end until it fits a frame.
+    pub(super) fn send_fitting<T: Clone>(
+        &mut self,
+        session: SessionId,
+        mut items: Vec<T>,
+        make: impl Fn(Vec<T>) -> ServerMessage,
+    ) {
+        loop {
+            match encode(&make(items.clone()), self.max_frame_len) {
+                Ok(frame) => return self.send_frame(session, frame, false),
+                Err(CodecError::FrameTooLarge { len, max }) if !items.is_empty() => {
+                    let keep = (items.len() * max / len.max(1)).saturating_sub(1);
+                    items.truncate(keep.min(items.len() - 1));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot encode an event");
+                    return;
+                }
+            }
         }
     }
 

@@ -3,9 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use chat_proto::{
-    ErrorCode, ErrorReply, MemberEvent, Reply, RequestId, RoomEntry, ServerMessage, UserStatus,
-};
+use chat_proto::{ErrorCode, ErrorReply, MemberEvent, Reply, RequestId, ServerMessage, UserStatus};
 
 /// Longest room topic, in bytes.
 pub const MAX_TOPIC_LEN: usize = 512;
@@ -185,28 +183,8 @@ impl Hub {
         Ok(())
     }
 
-    pub(super) fn list_rooms(
-        &mut self,
-        session: SessionId,
-        request: RequestId,
-        user: UserId,
-        topics: bool,
-    ) {
-        if topics {
-            let mut rooms: Vec<RoomEntry> = self
-                .directory
-                .room_ids()
-                .filter_map(|conv| {
-                    let info = self.directory.room_info(conv, user)?;
-                    let topic = self.directory.conv(conv)?.topic.clone();
-                    Some(RoomEntry { info, topic })
-                })
-                .collect();
-            rooms.sort_by(|a, b| a.info.name.cmp(&b.info.name));
-            self.out
-                .reply_fitting(session, request, rooms, |rooms, _| Reply::RoomList(rooms));
-            return;
-        }
+    /// `ListRooms` (version 1; `RoomList` is in `reading`).
+    pub(super) fn list_rooms(&mut self, session: SessionId, request: RequestId, user: UserId) {
         let mut rooms: Vec<_> = self
             .directory
             .room_ids()

@@ -1,7 +1,8 @@
 // The conversation: its title and topic, messages grouped by sender (edited ones marked,
 // deleted ones as tombstones), notices of moderation among them, pending messages until
 // stored, actions on a message (edit, delete, remove) on hover, focus or tap, history paged on
-// scroll, the typing line.
+// scroll, the typing line; a "new messages" line where the unread messages began when it was
+// opened.
 import { appendText, clock, el } from "../lib/format.js";
 import { items, tombstone } from "../lib/timeline.js";
 
@@ -58,6 +59,7 @@ export class Conversation {
     const rows = [];
     if (conv.more) rows.push(el("li", "more", conv.loading ? "loading…" : "scroll up for older messages"));
     let previous = null;
+    let divider = conv.divider ?? null;
     const pending = [...conv.pending.values()].map((p) => ({ kind: "message", message: { ...p, from: this.state.user, pending: true } }));
     for (const item of [...items(conv), ...pending]) {
       if (item.kind === "notice") {
@@ -66,6 +68,13 @@ export class Conversation {
         continue;
       }
       const message = item.message;
+      if (divider !== null && !message.pending && message.id > divider && message.from !== this.state.user) {
+        const line = el("li", "divider", "new messages");
+        line.setAttribute("role", "separator");
+        rows.push(line);
+        divider = null;
+        previous = null;
+      }
       rows.push(this.message(message, previous));
       previous = message;
     }
@@ -90,6 +99,7 @@ export class Conversation {
     if (message.edited) classes.push("edited");
     const id = message.pending ? undefined : message.id.toString();
     if (id !== undefined && this.state.selected === id) classes.push("selected");
+    if (id !== undefined && this.state.found === id) classes.push("found");
     const li = el("li", classes.join(" "));
     if (id !== undefined) {
       li.dataset.id = id;
@@ -127,6 +137,18 @@ export class Conversation {
       li.append(bar);
     }
     return li;
+  }
+
+  /** Marks the message `id` (a string) found (a search result) and scrolls to it if loaded. */
+  reveal(id) {
+    this.state.found = id;
+    for (const li of this.list.querySelectorAll("li.found")) li.classList.remove("found");
+    const li = [...this.list.querySelectorAll("li.message")].find((m) => m.dataset.id === id);
+    if (!li) return false;
+    li.classList.add("found");
+    li.scrollIntoView({ block: "center" });
+    this.stickToBottom = false;
+    return true;
   }
 
   renderTyping() {

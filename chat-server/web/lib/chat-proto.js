@@ -87,6 +87,8 @@ const Request = enumOf([
   ["RoomList", [], 2],
   ["SetDisabled", [["user", str], ["disabled", bool]], 2],
   ["AuditLog", [["room", opt(str)], ["before", opt(u64)], ["limit", u16]], 2],
+  ["MarkRead", [["target", Target], ["up_to", u64]], 2],
+  ["Search", [["text", str], ["before", opt(u64)], ["limit", u16]], 2],
 ]);
 
 export const ClientMessage = enumOf([
@@ -110,7 +112,8 @@ const ChatMessage = struct([
   ["id", u64], ["from", str], ["target", Target], ["sent_at", u64], ["client_msg_id", u64], ["text", str],
 ]);
 const PageEntry = struct([["message", ChatMessage], ["edited", bool], ["deleted", bool]]);
-const RoomEntry = struct([["info", RoomInfo], ["topic", str]]);
+const RoomEntry = struct([["info", RoomInfo], ["topic", str], ["unread", u32]]);
+const UnreadCount = struct([["target", Target], ["read_up_to", u64], ["unread", u32], ["latest", u64]]);
 const AuditEntry = struct([
   ["position", u64], ["room", str], ["by", str], ["user", str], ["action", ModAction],
   ["reason", str], ["at", u64],
@@ -127,6 +130,7 @@ const Reply = enumOf([
   ["Page", [["messages", vec(PageEntry)], ["more", bool]], 2],
   ["RoomList", [["rooms", vec(RoomEntry)]], 2],
   ["AuditLog", [["entries", vec(AuditEntry)], ["more", bool]], 2],
+  ["SearchResults", [["messages", vec(ChatMessage)], ["more", bool]], 2],
 ]);
 const ErrorCode = enumOf([
   ["BadRequest", []],
@@ -173,12 +177,15 @@ export const ServerMessage = enumOf([
   ["Deleted", [["id", u64], ["message", u64], ["target", Target], ["by", str], ["redacted", bool], ["reason", str]], 2],
   ["Topic", [["room", str], ["topic", str], ["by", str]], 2],
   ["DisplayName", [["user", str], ["display_name", str]], 2],
+  ["ReadMarker", [["target", Target], ["up_to", u64]], 2],
+  ["Unread", [["counts", vec(UnreadCount)]], 2],
 ]);
 
 /** Every type, for tests and tools. */
 export const TYPES = {
   Target, Role, ModAction, Request, ClientMessage, Limits, Session, RoomInfo, UserStatus,
-  ChatMessage, PageEntry, RoomEntry, Reply, ErrorCode, ErrorReply, MemberEvent, ServerMessage,
+  ChatMessage, PageEntry, RoomEntry, UnreadCount, AuditEntry, Reply, ErrorCode, ErrorReply,
+  MemberEvent, ServerMessage,
 };
 
 /** The protocol version that added variant `name` of the enum `type` (undefined if none). */

@@ -18,6 +18,8 @@ export const HELP = [
   "/delete ID — delete your message ID",
   "/redact ID [REASON] — remove any message of this room (moderators)",
   "/audit [ROOM|*] — recent moderation in a room, or * for accounts (moderators)",
+  "/read — mark this conversation read (on your other devices too)",
+  "/search [--before ID] TEXT — find messages with every word of TEXT in your conversations",
   "/disable NAME, /enable NAME — disable an account or enable it again (server operators)",
   "/help — this list",
 ];
@@ -92,6 +94,15 @@ export function parse(line) {
     case "disable":
     case "enable":
       return args.length === 1 ? { kind: "disable", user: args[0], disabled: name === "disable" } : usage(`/${name} NAME`);
+    case "read":
+      return args.length ? usage("/read") : { kind: "read" };
+    case "search": {
+      if (args[0] === "--before") {
+        const before = messageId(args[1]);
+        return before !== null && args.length >= 3 ? { kind: "search", text: after(2), before } : usage("/search [--before ID] TEXT");
+      }
+      return args.length ? { kind: "search", text: after(0), before: null } : usage("/search [--before ID] TEXT");
+    }
     case "help":
       return { kind: "help" };
     default:

@@ -72,6 +72,13 @@ export function oldestId(t) {
   return oldest;
 }
 
+/** The newest loaded message's id (null if none): how far a conversation shown is read. */
+export function newestId(t) {
+  let newest = null;
+  for (const m of t.messages.values()) if (newest === null || m.id > newest) newest = m.id;
+  return newest;
+}
+
 /** A notice shown after every message with an id up to `after` (the newest id known then). */
 export function addNotice(t, text, after, kind = "notice") {
   t.seq = (t.seq ?? 0) + 1;

@@ -40,6 +40,12 @@ const GOLDEN = [
   [ClientMessage, { type: "Request", id: 7, request: { type: "SetDisabled", user: "carol", disabled: true } }, "0000000a 01 07 18 056361726f6c 01"],
   [ClientMessage, { type: "Request", id: 8, request: { type: "AuditLog", room: "rust", before: null, limit: 20 } }, "0000000b 01 08 19 01 0472757374 00 14"],
   [ServerMessage, { type: "Ok", id: 9, reply: { type: "AuditLog", entries: [{ position: 3n, room: "", by: "root", user: "carol", action: { type: "Disabled" }, reason: "", at: 1000n }], more: false } }, "00000017 01 09 0a 01 03 00 04726f6f74 056361726f6c 08 00 fbe803 00"],
+  [ClientMessage, { type: "Request", id: 7, request: { type: "MarkRead", target: inRoom("rust"), up_to: 42n } }, "0000000a 01 07 1a 00 0472757374 2a"],
+  [ServerMessage, { type: "ReadMarker", target: inRoom("rust"), up_to: 42n }, "00000008 11 00 0472757374 2a"],
+  [ServerMessage, { type: "Unread", counts: [{ target: inRoom("rust"), read_up_to: 40n, unread: 2, latest: 42n }] }, "0000000b 12 01 00 0472757374 28 02 2a"],
+  [ClientMessage, { type: "Request", id: 8, request: { type: "Search", text: "hi", before: null, limit: 20 } }, "00000008 01 08 1b 026869 00 14"],
+  [ServerMessage, { type: "Ok", id: 8, reply: { type: "SearchResults", messages: [{ id: 42n, from: "bob", target: { type: "User", name: "alice" }, sent_at: 1763700000000n, client_msg_id: 7n, text: "hey" }], more: false } }, "0000001f 01 08 0b 01 2a 03626f62 01 05616c696365 fd0045b6a49a010000 07 03686579 00"],
+  [ServerMessage, { type: "Ok", id: 9, reply: { type: "RoomList", rooms: [{ info: { name: "rust", invite_only: false, members: 3, joined: true }, topic: "hi", unread: 2 }] } }, "00000010 01 09 09 01 0472757374 00 03 01 026869 02"],
 ];
 
 test("every golden frame of golden.rs and PROTOCOL.md is covered, with the same bytes", () => {
@@ -96,6 +102,8 @@ const REQUESTS = [
   { type: "SetDisabled", user: "bob", disabled: true },
   { type: "AuditLog", room: null, before: 5n, limit: 20 },
   { type: "AuditLog", room: "rust", before: null, limit: 0 },
+  { type: "MarkRead", target: dm, up_to: big },
+  { type: "Search", text: "ünïcødé words", before: 251n, limit: 65535 },
 ];
 const CLIENT = [
   { type: "Hello", min_version: 1, max_version: 3, client: "web" },
@@ -116,8 +124,9 @@ const REPLIES = [
   { type: "Users", users: [status, { ...status, online: false }] },
   { type: "History", messages: [chat], more: true },
   { type: "Page", messages: [{ message: chat, edited: true, deleted: false }, { message: { ...chat, text: "" }, edited: false, deleted: true }], more: true },
-  { type: "RoomList", rooms: [{ info, topic: "all things rust" }, { info: { ...info, name: "go" }, topic: "" }] },
+  { type: "RoomList", rooms: [{ info, topic: "all things rust", unread: 0 }, { info: { ...info, name: "go" }, topic: "", unread: 1000 }] },
   { type: "AuditLog", entries: [{ position: 2n, room: "rust", by: "alice", user: "bob", action: { type: "Kicked" }, reason: "spam", at: 1n }, { position: 1n, room: "", by: "root", user: "bob", action: { type: "Enabled" }, reason: "", at: big }], more: true },
+  { type: "SearchResults", messages: [chat], more: false },
 ];
 const CODES = TYPES.ErrorCode.variants.map(([name, fields]) =>
   Object.fromEntries([["type", name], ...fields.map(([field], i) => [field, 70000 + i])]));
@@ -146,6 +155,8 @@ const SERVER = [
   { type: "Topic", room: "rust", topic: "", by: "" },
   { type: "Topic", room: "rust", topic: "line\nbreak", by: "alice" },
   { type: "DisplayName", user: "bob", display_name: "Bob 🎉" },
+  { type: "ReadMarker", target: room, up_to: 65536n },
+  { type: "Unread", counts: [{ target: room, read_up_to: 0n, unread: 1000, latest: big }, { target: dm, read_up_to: 7n, unread: 0, latest: 0n }] },
 ];
 
 test("every client message round-trips", () => {
@@ -200,9 +211,9 @@ test("version 2 variants are marked, appended after every version-1 variant", ()
   assert.equal(MIN_VERSION, 1);
   assert.equal(MAX_VERSION, 2);
   const v2 = {
-    Request: ["SetRole", "Kick", "Ban", "Unban", "Mute", "Edit", "Delete", "Redact", "SetTopic", "RoomList", "SetDisabled", "AuditLog"],
-    Reply: ["Page", "RoomList", "AuditLog"],
-    ServerMessage: ["Moderated", "Edited", "Deleted", "Topic", "DisplayName"],
+    Request: ["SetRole", "Kick", "Ban", "Unban", "Mute", "Edit", "Delete", "Redact", "SetTopic", "RoomList", "SetDisabled", "AuditLog", "MarkRead", "Search"],
+    Reply: ["Page", "RoomList", "AuditLog", "SearchResults"],
+    ServerMessage: ["Moderated", "Edited", "Deleted", "Topic", "DisplayName", "ReadMarker", "Unread"],
   };
   for (const [typeName, names] of Object.entries(v2)) {
     const type = TYPES[typeName];

@@ -95,3 +95,18 @@ test("audit and account commands", () => {
   assert.deepEqual(parse("/enable mallory"), { kind: "disable", user: "mallory", disabled: false });
   assert.equal(parse("/disable").kind, "error");
 });
+
+test("read and search, as the terminal client parses them", () => {
+  assert.deepEqual(parse("/read"), { kind: "read" });
+  assert.deepEqual(parse("/READ "), { kind: "read" });
+  assert.deepEqual(parse("/read now"), { kind: "error", text: "Usage: /read" });
+  assert.deepEqual(parse("/search  deploy   friday "), { kind: "search", text: "deploy   friday", before: null });
+  assert.deepEqual(parse("/search --before #42 deploy friday"), { kind: "search", text: "deploy friday", before: 42n });
+  assert.deepEqual(parse("/search --before 42 4"), { kind: "search", text: "4", before: 42n });
+  assert.deepEqual(parse("/search <b>x</b>"), { kind: "search", text: "<b>x</b>", before: null });
+  for (const bad of ["/search", "/search   ", "/search --before", "/search --before 42", "/search --before x y", "/search --before 18446744073709551616 y"]) {
+    assert.deepEqual(parse(bad), { kind: "error", text: "Usage: /search [--before ID] TEXT" }, bad);
+  }
+  const help = HELP.join("\n");
+  assert.ok(help.includes("/read") && help.includes("/search [--before ID] TEXT"));
+});
