@@ -1,6 +1,6 @@
 //! The SQLite write path alone: `Store::apply` with batches shaped like the DM load's (400
-//! messages from 200 senders in 100 direct conversations), and the process's CPU time per
-//! message. No network, no hub: what storing a message costs.
+//! messages from 200 senders in 100 direct conversations, texts like chat-load's), and the
+//! process's CPU time per message. No network, no hub: what storing a message costs.
 //!
 //! ```text
 //! cargo run --release -p chat-core --example write_path [BATCHES] [--process]
@@ -55,7 +55,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 device: DeviceId(1 + sender),
                 client_msg_id: ClientMsgId(*client),
                 sent_at: 1_700_000_000_000 + id,
-                text: "x".repeat(32),
+                // As chat-load's 32-byte texts: a 20-digit stamp, then filler.
+                text: format!("{:020}xxxxxxxxxxxx", 1_700_000_000_000_000 + id * 9),
                 kind: MessageKind::Message,
             })]);
         }

@@ -353,7 +353,7 @@ impl Store {
             pragmas: format!(
                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous_pragma}; \
                  PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON; \
-                 PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES};"
+                 PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}; PRAGMA temp_store = MEMORY;"
             ),
             file: Some(Arc::new(file)),
         };
@@ -393,7 +393,9 @@ impl Store {
             flags: OpenFlags::SQLITE_OPEN_READ_WRITE
                 | OpenFlags::SQLITE_OPEN_URI
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            pragmas: "PRAGMA journal_mode = MEMORY; PRAGMA foreign_keys = ON;".to_owned(),
+            pragmas: "PRAGMA journal_mode = MEMORY; PRAGMA foreign_keys = ON; \
+                      PRAGMA temp_store = MEMORY;"
+                .to_owned(),
             file: None,
         };
         Self::migrate(pool, writer).await

@@ -4,15 +4,16 @@
 //! sqlx runs each statement on a worker thread of its own and hands every command and result
 //! over channels: a batch of one BEGIN, a few INSERTs, the duplicate lookups and a COMMIT cost
 //! a dozen thread wake-ups. Here a whole [`apply`](Writer::apply) is one job: the engine's
-//! writer task sends it, this thread runs `BEGIN IMMEDIATE`, one cached prepared statement
-//! per write and `COMMIT` with direct calls into SQLite, and sends the result back — two
-//! wake-ups per commit, whatever it holds. Reads stay on the sqlx pool; WAL lets them run
-//! while this connection writes.
+//! writer task sends it, this thread runs `BEGIN IMMEDIATE`, cached prepared statements and
+//! `COMMIT` with direct calls into SQLite, and sends the result back — two wake-ups per
+//! commit, whatever it holds. Messages are staged row by row in a temporary table and moved
+//! into `messages` by one statement per run ([`insert_messages`] says why). Reads stay on the
+//! sqlx pool; WAL lets them run while this connection writes.
 
 use std::path::PathBuf;
 use std::sync::{mpsc, Arc};
 
-use rusqlite::{params, CachedStatement, Connection, OpenFlags};
+use rusqlite::{params, Connection, OpenFlags};
 use tokio::sync::oneshot;
 
 use super::{
@@ -41,6 +42,7 @@ impl Target {
         let conn = Connection::open_with_flags(&self.path, self.flags)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.execute_batch(&self.pragmas)?;
+        conn.execute_batch(CREATE_STAGED)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(conn)
     }
@@ -160,67 +162,108 @@ fn apply(
 const BEGIN: &str = "BEGIN IMMEDIATE";
 const COMMIT: &str = "COMMIT";
 
-/// A message row (the kind is the column's default, 0: only messages take this path); a
-/// resend of a client message id stored before inserts nothing.
-const INSERT_MESSAGE: &str =
+/// Messages on their way into `messages`, in this connection's temporary (in-memory) schema.
+const CREATE_STAGED: &str = "CREATE TEMP TABLE IF NOT EXISTS staged_messages (\
+     seq INTEGER PRIMARY KEY, id INTEGER NOT NULL, conv_id INTEGER NOT NULL, \
+     sender INTEGER NOT NULL, device INTEGER NOT NULL, client_msg_id INTEGER NOT NULL, \
+     sent_at INTEGER NOT NULL, body TEXT NOT NULL)";
+
+const CLEAR_STAGED: &str = "DELETE FROM temp.staged_messages";
+
+const STAGE: &str = "INSERT INTO temp.staged_messages \
+     (id, conv_id, sender, device, client_msg_id, sent_at, body) VALUES (?, ?, ?, ?, ?, ?, ?)";
+
+/// The staged messages in order (the kind is the column's default, 0: only messages take this
+/// path); a resend of a client message id stored before, or earlier in the same run, inserts
+/// nothing. (`WHERE true` keeps SQLite's parser from reading `ON` as a join's.)
+const INSERT_STAGED: &str =
     "INSERT INTO messages (id, conv_id, sender, device, client_msg_id, sent_at, body) \
-     VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sender, client_msg_id) WHERE kind < 3 DO NOTHING";
+     SELECT id, conv_id, sender, device, client_msg_id, sent_at, body \
+     FROM temp.staged_messages WHERE true ORDER BY seq \
+     ON CONFLICT (sender, client_msg_id) WHERE kind < 3 DO NOTHING";
 
 const ORIGINAL: &str =
     "SELECT id, sent_at FROM messages WHERE sender = ? AND client_msg_id = ? AND kind < 3";
 
+/// Runs `persists` in order; consecutive messages (the usual batch is nothing else) are
+/// inserted together by [`insert_messages`].
 fn in_transaction(conn: &Connection, persists: &[Vec<Write>]) -> Result<Duplicates, StoreError> {
     conn.prepare_cached(BEGIN)?.execute([])?;
     let mut duplicates = vec![None; persists.len()];
-    let mut insert = conn.prepare_cached(INSERT_MESSAGE)?;
-    for (slot, writes) in duplicates.iter_mut().zip(persists) {
+    let mut run: Vec<(usize, &StoredMessage)> = Vec::new();
+    for (index, writes) in persists.iter().enumerate() {
         for write in writes {
             match write {
                 Write::InsertMessage(message) if message.kind.is_message() => {
-                    if let Some(original) = insert_message(conn, &mut insert, message)? {
-                        *slot = Some(original);
-                    }
+                    run.push((index, message));
                 }
-                write => apply_one(conn, write)?,
+                write => {
+                    insert_messages(conn, &run, &mut duplicates)?;
+                    run.clear();
+                    apply_one(conn, write)?;
+                }
             }
         }
     }
-    drop(insert);
+    insert_messages(conn, &run, &mut duplicates)?;
     conn.prepare_cached(COMMIT)?.execute([])?;
     Ok(duplicates)
 }
 
-/// Inserts a message; if its sender already stored its client message id, inserts nothing
-/// and returns the original's `(id, sent_at)`.
-fn insert_message(
+/// Inserts a run of messages with one statement: each row is staged in a temporary table by a
+/// cached single-row INSERT, then one `INSERT … SELECT` moves them all. One statement matters
+/// because every statement that writes `messages` inside a transaction opens a statement
+/// savepoint, and the search index's trigger makes FTS5 write its pending terms out as a new
+/// segment at each one: a statement per message made a segment per message. A message whose
+/// sender already stored its client message id is skipped, and the original is recorded for
+/// its persist.
+fn insert_messages(
     conn: &Connection,
-    insert: &mut CachedStatement<'_>,
-    m: &StoredMessage,
-) -> Result<Option<(MessageId, UnixMillis)>, StoreError> {
-    let sender = int("user id", m.sender.0)?;
-    let client = client_id(m.client_msg_id);
-    let inserted = insert.execute(params![
-        int("message id", m.id.0)?,
-        int("conversation id", m.conv.0)?,
-        sender,
-        int("device id", m.device.0)?,
-        client,
-        int("time", m.sent_at)?,
-        m.text,
-    ])?;
-    if inserted > 0 {
-        return Ok(None);
+    run: &[(usize, &StoredMessage)],
+    duplicates: &mut [Option<(MessageId, UnixMillis)>],
+) -> Result<(), StoreError> {
+    if run.is_empty() {
+        return Ok(());
     }
+    // Empty already unless a failed transaction left rows (a rollback empties it too).
+    conn.prepare_cached(CLEAR_STAGED)?.execute([])?;
+    let mut stage = conn.prepare_cached(STAGE)?;
+    for (_, m) in run {
+        stage.execute(params![
+            int("message id", m.id.0)?,
+            int("conversation id", m.conv.0)?,
+            int("user id", m.sender.0)?,
+            int("device id", m.device.0)?,
+            client_id(m.client_msg_id),
+            int("time", m.sent_at)?,
+            m.text,
+        ])?;
+    }
+    drop(stage);
+    let inserted = conn.prepare_cached(INSERT_STAGED)?.execute([])?;
+    if inserted == run.len() {
+        return Ok(());
+    }
+    // Some were resends: each message's (sender, client id) row is either itself or the
+    // original.
     let mut original = conn.prepare_cached(ORIGINAL)?;
-    let mut rows = original.query(params![sender, client])?;
-    let Some(row) = rows.next()? else {
-        return Ok(None);
-    };
-    let (id, sent_at): (i64, i64) = (row.get(0)?, row.get(1)?);
-    Ok(Some((
-        MessageId(uint("message id", id)?),
-        uint("time", sent_at)?,
-    )))
+    for &(index, m) in run {
+        let mut rows = original.query(params![
+            int("user id", m.sender.0)?,
+            client_id(m.client_msg_id)
+        ])?;
+        let Some(row) = rows.next()? else {
+            continue;
+        };
+        let (id, sent_at): (i64, i64) = (row.get(0)?, row.get(1)?);
+        if id == int("message id", m.id.0)? {
+            continue;
+        }
+        if let Some(slot) = duplicates.get_mut(index) {
+            *slot = Some((MessageId(uint("message id", id)?), uint("time", sent_at)?));
+        }
+    }
+    Ok(())
 }
 
 /// Runs one cached statement.
