@@ -337,9 +337,7 @@ impl Hub {
         if !self.sessions.contains(session) {
             return;
         }
-        let page = limit.saturating_sub(1);
-        let more = messages.len() > page;
-        messages.truncate(page);
+        let more = super::output::one_page(&mut messages, limit);
         if self.sessions.version(session) >= 2 {
             let entries: Vec<PageEntry> = messages
                 .iter()

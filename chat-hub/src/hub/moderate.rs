@@ -287,9 +287,7 @@ impl Hub {
         if !self.sessions.contains(session) {
             return;
         }
-        let page = limit.saturating_sub(1);
-        let more = records.len() > page;
-        records.truncate(page);
+        let more = super::output::one_page(&mut records, limit);
         let entries: Vec<AuditEntry> = records
             .into_iter()
             .map(|(position, r)| AuditEntry {

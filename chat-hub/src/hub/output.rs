@@ -213,6 +213,15 @@ pub enum IoRequest {
     },
 }
 
+/// Cuts a read of `limit` rows (a page and one more, asked for to learn whether more exist)
+/// to the page; true if more exist.
+pub(super) fn one_page<T>(rows: &mut Vec<T>, limit: usize) -> bool {
+    let page = limit.saturating_sub(1);
+    let more = rows.len() > page;
+    rows.truncate(page);
+    more
+}
+
 /// The conversation id under which account actions (disable, enable) are audited: no room
 /// has it.
 pub const AUDIT_SERVER: ConvId = ConvId(0);

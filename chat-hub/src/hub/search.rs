@@ -58,9 +58,7 @@ impl Hub {
         if !self.sessions.contains(session) {
             return;
         }
-        let page = limit.saturating_sub(1);
-        let more = messages.len() > page;
-        messages.truncate(page);
+        let more = super::output::one_page(&mut messages, limit);
         let hits: Vec<_> = messages
             .iter()
             .filter(|m| {
