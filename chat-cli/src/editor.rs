@@ -468,7 +468,14 @@ pub(crate) fn learn(event: &chat_client::Event, words: &mut Words) {
     use chat_client::Event;
     match event {
         Event::Message { message, .. } => add(&mut words.users, &message.from),
-        Event::Members { members, .. } | Event::Users(members) => {
+        Event::Members { members, .. } => {
+            for m in members {
+                if !words.users.contains(&m.status.user) {
+                    add(&mut words.users, &m.status.user);
+                }
+            }
+        }
+        Event::Users(members) => {
             for m in members {
                 if !words.users.contains(&m.user) {
                     add(&mut words.users, &m.user);

@@ -233,7 +233,7 @@ fn lines_at(
             more,
             me,
         } => return found(text, messages, *more, me.as_deref(), clock),
-        Event::Members { room, members, .. } => users(&format!("#{}", clean(room)), members),
+        Event::Members { room, members, .. } => roster(&format!("#{}", clean(room)), members),
         Event::Users(list) => users("users", list),
         Event::DisplayName(name) => format!("* display name set to {}", clean(name)),
         Event::Failed(text) => format!("! {}", clean(text)),
@@ -493,20 +493,45 @@ pub(crate) fn rooms(rooms: &[RoomInfo]) -> Vec<String> {
 
 /// Users with their status on one line: `* #rust: alice (online), bob`.
 pub(crate) fn users(label: &str, users: &[UserStatus]) -> String {
-    let names: Vec<String> = users
+    let names: Vec<String> = users.iter().map(user_text).collect();
+    format!("* {label}: {}", names.join(", "))
+}
+
+/// `bob "Bobby" (online)`.
+fn user_text(u: &UserStatus) -> String {
+    let mut name = clean(&u.user);
+    if u.display_name != u.user {
+        name.push_str(&format!(" \"{}\"", clean(&u.display_name)));
+    }
+    if u.online {
+        name.push_str(" (online)");
+    }
+    name
+}
+
+/// A room's members with their marks, as `users` plus `~` for the owner, `@` for moderators
+/// and `(muted)`.
+pub(crate) fn roster(label: &str, members: &[chat_proto::RosterEntry]) -> String {
+    let names: Vec<String> = members
         .iter()
-        .map(|u| {
-            let mut name = clean(&u.user);
-            if u.display_name != u.user {
-                name.push_str(&format!(" \"{}\"", clean(&u.display_name)));
-            }
-            if u.online {
-                name.push_str(" (online)");
+        .map(|m| {
+            let mut name = format!("{}{}", role_mark(m.role), user_text(&m.status));
+            if m.muted {
+                name.push_str(" (muted)");
             }
             name
         })
         .collect();
     format!("* {label}: {}", names.join(", "))
+}
+
+/// IRC's marks: `~` owner, `@` moderator, nothing for a member.
+pub(crate) fn role_mark(role: chat_proto::Role) -> &'static str {
+    match role {
+        chat_proto::Role::Owner => "~",
+        chat_proto::Role::Moderator => "@",
+        chat_proto::Role::Member => "",
+    }
 }
 
 /// Whether `user` typing toward `to` is typing in the conversation `here`.
@@ -545,6 +570,32 @@ mod tests {
             client_msg_id: ClientMsgId(1),
             text: text.into(),
         }
+    }
+
+    #[test]
+    fn rosters_mark_owners_moderators_and_the_muted() {
+        let entry = |user: &str, role, muted| chat_proto::RosterEntry {
+            status: UserStatus {
+                user: user.into(),
+                display_name: user.into(),
+                online: user == "alice",
+            },
+            role,
+            muted,
+        };
+        let who = Event::Members {
+            room: "rust".into(),
+            members: vec![
+                entry("alice", chat_proto::Role::Owner, false),
+                entry("bob", chat_proto::Role::Moderator, false),
+                entry("carol", chat_proto::Role::Member, true),
+            ],
+            asked: true,
+        };
+        assert_eq!(
+            untimed(&who),
+            ["* #rust: ~alice (online), @bob, carol (muted)"]
+        );
     }
 
     #[test]

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use chat_proto::{
     AuditEntry, ChatMessage, ClientMessage, ClientMsgId, ErrorCode, ErrorReply, Hello, Limits,
-    MemberEvent, MessageId, ModAction, Reply, Request, Role, RoomEntry, RoomInfo, ServerMessage,
-    Target, UnreadCount, UserStatus, Welcome,
+    MemberEvent, MessageId, ModAction, Reply, Request, Role, RoomEntry, RoomInfo, RosterEntry,
+    ServerMessage, Target, UnreadCount, UserStatus, Welcome,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -251,8 +251,8 @@ pub enum Event {
     Members {
         /// The room.
         room: String,
-        /// Its members.
-        members: Vec<UserStatus>,
+        /// Its members, with their roles (version 1: every member a plain, unmuted member).
+        members: Vec<RosterEntry>,
         /// Whether the user asked (`/who`) rather than the front end
         /// ([`Client::fetch_members`]).
         asked: bool,
@@ -1729,6 +1729,21 @@ impl Client {
             (What::Rooms, Reply::Rooms(rooms)) => self.print(Event::Rooms(rooms)),
             (What::Rooms, Reply::RoomList(rooms)) => self.print(Event::RoomList(rooms)),
             (What::Who { room, asked }, Reply::Members { members, .. }) => {
+                let members = members
+                    .into_iter()
+                    .map(|status| RosterEntry {
+                        status,
+                        role: Role::Member,
+                        muted: false,
+                    })
+                    .collect();
+                self.print(Event::Members {
+                    room,
+                    members,
+                    asked,
+                });
+            }
+            (What::Who { room, asked }, Reply::Roster { members, .. }) => {
                 self.print(Event::Members {
                     room,
                     members,

@@ -497,3 +497,35 @@ fn the_audit_log_is_read_by_moderators_newest_first_and_account_actions_by_opera
         Ok(Reply::AuditLog { .. })
     ));
 }
+
+#[test]
+fn who_lists_roles_and_mutes_to_version_2_and_plain_members_to_version_1() {
+    let (mut w, [alice, bob, _carol]) = room_of_three();
+    let old = w.register_version("old", 1);
+    join(&mut w, old, "rust");
+    w.request(alice, op("rust", "bob")).expect("opped");
+    w.request(bob, mute("rust", "carol", true)).expect("muted");
+    let who = Request::Who {
+        room: "rust".into(),
+    };
+    let Ok(Reply::Roster { members, .. }) = w.request(bob, who.clone()) else {
+        panic!("a version-2 session gets a roster");
+    };
+    let roster: Vec<_> = members
+        .iter()
+        .map(|m| (m.status.user.as_str(), m.role, m.muted))
+        .collect();
+    assert_eq!(
+        roster,
+        [
+            ("alice", Role::Owner, false),
+            ("bob", Role::Moderator, false),
+            ("carol", Role::Member, true),
+            ("old", Role::Member, false),
+        ]
+    );
+    let Ok(Reply::Members { members, .. }) = w.request(old, who) else {
+        panic!("a version-1 session gets plain members");
+    };
+    assert_eq!(members.len(), 4);
+}

@@ -514,7 +514,7 @@ fn listings_show_counts_and_status() {
         ],
         "invite-only rooms are listed (as invite-only) like IRC's +i channels"
     );
-    let Ok(Reply::Members { members, .. }) = w.request(
+    let Ok(Reply::Roster { members, .. }) = w.request(
         alice,
         Request::Who {
             room: "general".into(),
@@ -524,7 +524,7 @@ fn listings_show_counts_and_status() {
     };
     let members: Vec<_> = members
         .iter()
-        .map(|m| (m.user.as_str(), m.online))
+        .map(|m| (m.status.user.as_str(), m.status.online))
         .collect();
     assert_eq!(members, [("alice", true), ("bob", false)]);
     w.request(

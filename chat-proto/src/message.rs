@@ -579,6 +579,26 @@ pub enum Reply {
         /// Whether to ask again with `before` = the last message's id.
         more: bool,
     },
+    /// *(v2)* A version-2 connection's answer to [`Request::Who`] (instead of
+    /// [`Reply::Members`]): each member with their role and whether they are muted.
+    Roster {
+        /// The room.
+        room: String,
+        /// Its members, sorted by username.
+        members: Vec<RosterEntry>,
+    },
+}
+
+/// *(v2)* A member of a room, as [`Reply::Roster`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct RosterEntry {
+    /// The user, as [`Reply::Members`] lists them.
+    pub status: UserStatus,
+    /// Their role in the room.
+    pub role: Role,
+    /// Whether they may not post in it.
+    pub muted: bool,
 }
 
 /// *(v2)* One moderation action, as the audit log returns it.

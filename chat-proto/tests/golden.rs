@@ -391,3 +391,25 @@ fn room_list_reply() {
         "00000010 01 09 09 01 0472757374 00 03 01 026869 02",
     );
 }
+
+#[test]
+fn roster_reply() {
+    check(
+        ServerMessage::Ok {
+            id: RequestId(10),
+            reply: Reply::Roster {
+                room: "rust".into(),
+                members: vec![RosterEntry {
+                    status: UserStatus {
+                        user: "bob".into(),
+                        display_name: "bob".into(),
+                        online: true,
+                    },
+                    role: Role::Moderator,
+                    muted: false,
+                }],
+            },
+        },
+        "00000014 01 0a 0c 0472757374 01 03626f62 03626f62 01 01 00",
+    );
+}

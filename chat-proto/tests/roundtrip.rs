@@ -122,6 +122,7 @@ fn reply_tag(reply: &Reply) -> &'static str {
         Reply::RoomList(_) => "RoomList",
         Reply::AuditLog { .. } => "AuditLog",
         Reply::SearchResults { .. } => "SearchResults",
+        Reply::Roster { .. } => "Roster",
     }
 }
 
@@ -499,6 +500,21 @@ fn server_samples() -> Vec<ServerMessage> {
             more: false,
         },
     });
+    samples.push(ServerMessage::Ok {
+        id: RequestId(11),
+        reply: Reply::Roster {
+            room: "rust".into(),
+            members: vec![RosterEntry {
+                status: UserStatus {
+                    user: "bob".into(),
+                    display_name: "ünïcødé".into(),
+                    online: true,
+                },
+                role: Role::Owner,
+                muted: true,
+            }],
+        },
+    });
     samples.push(ServerMessage::Edited {
         id: MessageId(2),
         message: MessageId(1),
@@ -550,7 +566,7 @@ fn every_server_variant_roundtrips() {
     let tags: BTreeSet<_> = samples.iter().map(server_tag).collect();
     assert_eq!(
         tags.len(),
-        9 + 3 + 8 + 20 + 10 + 2 + 2 + 3 + 3,
+        9 + 3 + 8 + 20 + 10 + 2 + 2 + 3 + 3 + 1,
         "one sample per variant: {tags:?}"
     );
     samples.iter().for_each(roundtrip);

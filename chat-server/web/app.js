@@ -200,13 +200,21 @@ async function select(key) {
   input.focus();
 }
 
+/** The members of a `Who` answer, learning their roles from a version-2 `Roster`. */
+function memberStatuses(reply) {
+  if (reply.type !== "Roster") return reply.members;
+  state.standings.roster(reply.room, reply.members);
+  saveStandings();
+  return reply.members.map((m) => m.status);
+}
+
 async function refreshMembers(key) {
   try {
     const reply = await client.request({ type: "Who", room: key.slice(1) });
     const c = state.convs.get(key);
     if (!c) return;
-    c.members = reply.members;
-    for (const m of reply.members) {
+    c.members = memberStatuses(reply);
+    for (const m of c.members) {
       state.online.set(m.user, m.online);
       state.names.set(m.user, m.display_name);
     }
@@ -761,7 +769,7 @@ async function run(action) {
         const s = state.standings.get(reply.room, u);
         return [s.role !== "Member" ? s.role.toLowerCase() : "", s.muted ? "muted" : ""].filter(Boolean);
       };
-      return say(`#${reply.room}: ${reply.members.map((m) => {
+      return say(`#${reply.room}: ${memberStatuses(reply).map((m) => {
         const marks = [...role(m.user), m.online ? "online" : ""].filter(Boolean);
         return marks.length ? `${m.user} (${marks.join(", ")})` : m.user;
       }).join(", ")}`);

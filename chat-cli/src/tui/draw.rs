@@ -10,7 +10,7 @@ use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use chat_client::command::target_label;
 use chat_client::Delivery;
-use chat_proto::{Target, UserStatus};
+use chat_proto::{RosterEntry, Target};
 
 use super::{App, Buffer, Kind, MEMBERS_WIDTH};
 use crate::render::{self, clean, typing_here};
@@ -106,19 +106,27 @@ impl App {
 
     fn draw_members(&self, frame: &mut Frame<'_>, area: Rect) {
         let buffer = &self.buffers[self.active];
-        let mut members: Vec<&UserStatus> = buffer.members.iter().collect();
-        members.sort_by(|a, b| b.online.cmp(&a.online).then(a.user.cmp(&b.user)));
+        let mut members: Vec<&RosterEntry> = buffer.members.iter().collect();
+        members.sort_by(|a, b| {
+            (b.status.online, b.role)
+                .cmp(&(a.status.online, a.role))
+                .then(a.status.user.cmp(&b.status.user))
+        });
         let lines: Vec<Line<'static>> = members
             .into_iter()
-            .map(|m| {
+            .map(|entry| {
+                let m = &entry.status;
                 let style = if m.online {
                     Style::default().fg(Color::Green)
                 } else {
                     Style::default().fg(Color::DarkGray)
                 };
-                let mut name = clean(&m.user);
+                let mut name = format!("{}{}", render::role_mark(entry.role), clean(&m.user));
                 if m.display_name != m.user {
                     name.push_str(&format!(" ({})", clean(&m.display_name)));
+                }
+                if entry.muted {
+                    name.push_str(" (muted)");
                 }
                 Line::from(vec![Span::raw("│ "), Span::styled(name, style)])
             })

@@ -21,7 +21,10 @@ use std::io;
 
 use chat_client::command::target_label;
 use chat_client::{Delivery, Event, Input, NICK_ANNOUNCEMENT};
-use chat_proto::{ChatMessage, MemberEvent, MessageId, ModAction, Target, UnixMillis, UserStatus};
+use chat_proto::{
+    ChatMessage, MemberEvent, MessageId, ModAction, Role, RosterEntry, Target, UnixMillis,
+    UserStatus,
+};
 use crossterm::event::{Event as TermEvent, KeyCode, KeyEventKind, KeyModifiers};
 use ratatui::backend::{Backend, CrosstermBackend};
 use ratatui::Terminal;
@@ -125,7 +128,7 @@ struct Buffer {
     /// Whether older messages exist on the server (`None`: not asked yet).
     more: Option<bool>,
     loading: bool,
-    members: Vec<UserStatus>,
+    members: Vec<RosterEntry>,
     /// Whether the members were asked for.
     asked_members: bool,
     left: bool,
@@ -550,13 +553,17 @@ impl App {
                 }
                 let members = &mut self.buffers[i].members;
                 match change {
-                    MemberEvent::Left => members.retain(|m| m.user != *user),
+                    MemberEvent::Left => members.retain(|m| m.status.user != *user),
                     MemberEvent::Joined | MemberEvent::Invited { .. } => {
-                        if !members.iter().any(|m| m.user == *user) {
-                            members.push(UserStatus {
-                                user: user.clone(),
-                                display_name: user.clone(),
-                                online: matches!(change, MemberEvent::Joined),
+                        if !members.iter().any(|m| m.status.user == *user) {
+                            members.push(RosterEntry {
+                                status: UserStatus {
+                                    user: user.clone(),
+                                    display_name: user.clone(),
+                                    online: matches!(change, MemberEvent::Joined),
+                                },
+                                role: Role::Member,
+                                muted: false,
                             });
                         }
                     }
@@ -572,8 +579,18 @@ impl App {
                 ..
             } => {
                 let i = self.buffer(&Target::Room(room.clone()));
+                let members = &mut self.buffers[i].members;
                 if matches!(action, ModAction::Kicked | ModAction::Banned) {
-                    self.buffers[i].members.retain(|m| m.user != *user);
+                    members.retain(|m| m.status.user != *user);
+                }
+                if let Some(m) = members.iter_mut().find(|m| m.status.user == *user) {
+                    match action {
+                        ModAction::Opped => m.role = Role::Moderator,
+                        ModAction::Deopped => m.role = Role::Member,
+                        ModAction::Muted => m.muted = true,
+                        ModAction::Unmuted => m.muted = false,
+                        _ => {}
+                    }
                 }
                 for line in render::untimed(&event) {
                     self.info(i, line, false);
@@ -582,8 +599,8 @@ impl App {
             Event::Presence { ref user, online } => {
                 for buffer in &mut self.buffers {
                     for member in &mut buffer.members {
-                        if member.user == *user {
-                            member.online = online;
+                        if member.status.user == *user {
+                            member.status.online = online;
                         }
                     }
                 }

@@ -67,10 +67,14 @@ fn logging_in_opens_the_default_room_with_its_history_and_members() {
     app.client(
         Event::Members {
             room: "general".into(),
-            members: vec![UserStatus {
-                user: "bob".into(),
-                display_name: "Bobby".into(),
-                online: true,
+            members: vec![RosterEntry {
+                status: UserStatus {
+                    user: "bob".into(),
+                    display_name: "Bobby".into(),
+                    online: true,
+                },
+                role: Role::Member,
+                muted: false,
             }],
             asked: false,
         },
@@ -411,10 +415,14 @@ fn hostile_input_never_panics_nor_reaches_the_screen() {
         app.client(
             Event::Members {
                 room: text.clone(),
-                members: vec![UserStatus {
-                    user: text.clone(),
-                    display_name: text.clone(),
-                    online: true,
+                members: vec![RosterEntry {
+                    status: UserStatus {
+                        user: text.clone(),
+                        display_name: text.clone(),
+                        online: true,
+                    },
+                    role: Role::Moderator,
+                    muted: true,
                 }],
                 asked: true,
             },

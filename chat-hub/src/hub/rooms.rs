@@ -3,7 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use chat_proto::{ErrorCode, ErrorReply, MemberEvent, Reply, RequestId, ServerMessage, UserStatus};
+use chat_proto::{
+    ErrorCode, ErrorReply, MemberEvent, Reply, RequestId, RosterEntry, ServerMessage, UserStatus,
+};
 
 /// Longest room topic, in bytes.
 pub const MAX_TOPIC_LEN: usize = 512;
@@ -206,8 +208,28 @@ impl Hub {
         let members = self
             .directory
             .conv(conv)
-            .map(|c| self.statuses(c.members().keys().copied()))
+            .map(|c| self.statuses_of(c.members().keys().copied()))
             .unwrap_or_default();
+        if self.sessions.version(session) >= 2 {
+            let roster: Vec<RosterEntry> = members
+                .into_iter()
+                .map(|(id, status)| {
+                    let standing = self.moderation.standing(conv, id);
+                    RosterEntry {
+                        status,
+                        role: standing.role,
+                        muted: standing.muted,
+                    }
+                })
+                .collect();
+            self.out
+                .reply_fitting(session, request, roster, |members, _| Reply::Roster {
+                    room: name.clone(),
+                    members,
+                });
+            return Ok(());
+        }
+        let members = members.into_iter().map(|(_, status)| status).collect();
         self.out
             .reply_fitting(session, request, members, |members, _| Reply::Members {
                 room: name.clone(),
@@ -224,17 +246,26 @@ impl Hub {
 
     /// Statuses of `users`, sorted by username.
     fn statuses(&self, users: impl Iterator<Item = UserId>) -> Vec<UserStatus> {
-        let mut statuses: Vec<UserStatus> = users
+        self.statuses_of(users)
+            .into_iter()
+            .map(|(_, status)| status)
+            .collect()
+    }
+
+    /// Statuses of `users` with their ids, sorted by username.
+    fn statuses_of(&self, users: impl Iterator<Item = UserId>) -> Vec<(UserId, UserStatus)> {
+        let mut statuses: Vec<(UserId, UserStatus)> = users
             .filter_map(|id| {
                 let u = self.directory.user(id)?;
-                Some(UserStatus {
+                let status = UserStatus {
                     user: u.name.clone(),
                     display_name: u.display_name.clone(),
                     online: self.sessions.is_online(id),
-                })
+                };
+                Some((id, status))
             })
             .collect();
-        statuses.sort_by(|a, b| a.user.cmp(&b.user));
+        statuses.sort_by(|a, b| a.1.user.cmp(&b.1.user));
         statuses
     }
 

@@ -113,6 +113,7 @@ const ChatMessage = struct([
 ]);
 const PageEntry = struct([["message", ChatMessage], ["edited", bool], ["deleted", bool]]);
 const RoomEntry = struct([["info", RoomInfo], ["topic", str], ["unread", u32]]);
+const RosterEntry = struct([["status", UserStatus], ["role", Role], ["muted", bool]]);
 const UnreadCount = struct([["target", Target], ["read_up_to", u64], ["unread", u32], ["latest", u64]]);
 const AuditEntry = struct([
   ["position", u64], ["room", str], ["by", str], ["user", str], ["action", ModAction],
@@ -131,6 +132,7 @@ const Reply = enumOf([
   ["RoomList", [["rooms", vec(RoomEntry)]], 2],
   ["AuditLog", [["entries", vec(AuditEntry)], ["more", bool]], 2],
   ["SearchResults", [["messages", vec(ChatMessage)], ["more", bool]], 2],
+  ["Roster", [["room", str], ["members", vec(RosterEntry)]], 2],
 ]);
 const ErrorCode = enumOf([
   ["BadRequest", []],
@@ -184,7 +186,7 @@ export const ServerMessage = enumOf([
 /** Every type, for tests and tools. */
 export const TYPES = {
   Target, Role, ModAction, Request, ClientMessage, Limits, Session, RoomInfo, UserStatus,
-  ChatMessage, PageEntry, RoomEntry, UnreadCount, AuditEntry, Reply, ErrorCode, ErrorReply,
+  ChatMessage, PageEntry, RoomEntry, UnreadCount, AuditEntry, RosterEntry, Reply, ErrorCode, ErrorReply,
   MemberEvent, ServerMessage,
 };
 

@@ -50,6 +50,16 @@ export class Standings {
     if (user && RANK[role] > this.rank(room, user)) this.set(room, user, { role });
   }
 
+  /**
+   * Learns a room's roles and mutes from a `Roster` (the version-2 answer to `Who`): the
+   * server's word replaces what the page had inferred, bans excepted (a roster lists members).
+   */
+  roster(room, members) {
+    for (const { status, role, muted } of members) {
+      this.set(room, status.user, { role: role.type, muted });
+    }
+  }
+
   /** The user created the room: its owner. */
   created(room, user) {
     this.set(room, user, { role: "Owner" });

@@ -46,6 +46,7 @@ const GOLDEN = [
   [ClientMessage, { type: "Request", id: 8, request: { type: "Search", text: "hi", before: null, limit: 20 } }, "00000008 01 08 1b 026869 00 14"],
   [ServerMessage, { type: "Ok", id: 8, reply: { type: "SearchResults", messages: [{ id: 42n, from: "bob", target: { type: "User", name: "alice" }, sent_at: 1763700000000n, client_msg_id: 7n, text: "hey" }], more: false } }, "0000001f 01 08 0b 01 2a 03626f62 01 05616c696365 fd0045b6a49a010000 07 03686579 00"],
   [ServerMessage, { type: "Ok", id: 9, reply: { type: "RoomList", rooms: [{ info: { name: "rust", invite_only: false, members: 3, joined: true }, topic: "hi", unread: 2 }] } }, "00000010 01 09 09 01 0472757374 00 03 01 026869 02"],
+  [ServerMessage, { type: "Ok", id: 10, reply: { type: "Roster", room: "rust", members: [{ status: { user: "bob", display_name: "bob", online: true }, role: { type: "Moderator" }, muted: false }] } }, "00000014 01 0a 0c 0472757374 01 03626f62 03626f62 01 01 00"],
 ];
 
 test("every golden frame of golden.rs and PROTOCOL.md is covered, with the same bytes", () => {
@@ -127,6 +128,7 @@ const REPLIES = [
   { type: "RoomList", rooms: [{ info, topic: "all things rust", unread: 0 }, { info: { ...info, name: "go" }, topic: "", unread: 1000 }] },
   { type: "AuditLog", entries: [{ position: 2n, room: "rust", by: "alice", user: "bob", action: { type: "Kicked" }, reason: "spam", at: 1n }, { position: 1n, room: "", by: "root", user: "bob", action: { type: "Enabled" }, reason: "", at: big }], more: true },
   { type: "SearchResults", messages: [chat], more: false },
+  { type: "Roster", room: "rust", members: [{ status, role: { type: "Owner" }, muted: true }, { status: { ...status, user: "carol" }, role: { type: "Member" }, muted: false }] },
 ];
 const CODES = TYPES.ErrorCode.variants.map(([name, fields]) =>
   Object.fromEntries([["type", name], ...fields.map(([field], i) => [field, 70000 + i])]));
@@ -212,7 +214,7 @@ test("version 2 variants are marked, appended after every version-1 variant", ()
   assert.equal(MAX_VERSION, 2);
   const v2 = {
     Request: ["SetRole", "Kick", "Ban", "Unban", "Mute", "Edit", "Delete", "Redact", "SetTopic", "RoomList", "SetDisabled", "AuditLog", "MarkRead", "Search"],
-    Reply: ["Page", "RoomList", "AuditLog", "SearchResults"],
+    Reply: ["Page", "RoomList", "AuditLog", "SearchResults", "Roster"],
     ServerMessage: ["Moderated", "Edited", "Deleted", "Topic", "DisplayName", "ReadMarker", "Unread"],
   };
   for (const [typeName, names] of Object.entries(v2)) {

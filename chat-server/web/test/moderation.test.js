@@ -172,3 +172,14 @@ test("account actions read as words", () => {
   assert.equal(moderationText(entry, "alice"), "root disabled the account of mallory");
   assert.equal(moderationText({ ...entry, action: { type: "Enabled" } }, "root"), "You enabled the account of mallory");
 });
+
+test("a roster tells the page every member's role and mute", () => {
+  const s = new Standings();
+  s.set("rust", "bob", { role: "Moderator" });
+  s.roster("rust", [
+    { status: { user: "alice", display_name: "alice", online: true }, role: { type: "Owner" }, muted: false },
+    { status: { user: "bob", display_name: "bob", online: false }, role: { type: "Member" }, muted: true },
+  ]);
+  assert.equal(s.get("rust", "alice").role, "Owner");
+  assert.deepEqual([s.get("rust", "bob").role, s.get("rust", "bob").muted], ["Member", true]);
+});
