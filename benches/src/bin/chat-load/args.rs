@@ -37,6 +37,10 @@ pub(crate) struct Args {
     /// needs CREATEDB). Default: a temporary SQLite file.
     #[arg(long, global = true)]
     pub(crate) db: Option<String>,
+    /// Pin the started server to CPU 1 and this generator to CPU 0 (`taskset`), so each has a
+    /// core of its own and the server's CPU per delivery is not shared with the generator's.
+    #[arg(long, global = true)]
+    pub(crate) pin: bool,
 }
 
 /// What to measure.

@@ -35,18 +35,19 @@ impl Target {
                 _db: None,
             }),
             Some(addr) => Err(format!("{addr} is not a loopback address: refusing")),
-            None => Self::spawn(owasp, &args.durability, args.db.as_deref(), args.transport).await,
+            None => {
+                if args.pin {
+                    pin_self(0)?;
+                }
+                Self::spawn(owasp, args).await
+            }
         }
     }
 
     /// Starts target/release/chat-server next to this binary, on a temporary database: a
     /// SQLite file, or a new database on the PostgreSQL server of `postgres`.
-    async fn spawn(
-        owasp: bool,
-        durability: &str,
-        postgres: Option<&str>,
-        via: Via,
-    ) -> Result<Self, String> {
+    async fn spawn(owasp: bool, args: &Args) -> Result<Self, String> {
+        let (durability, postgres, via) = (&args.durability, args.db.as_deref(), args.transport);
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let server: PathBuf = exe.with_file_name("chat-server");
         if !server.exists() {
@@ -62,7 +63,14 @@ impl Target {
             Some(other) => return Err(format!("--db {other}: expected a postgres:// URL")),
             None => TestDb::sqlite(),
         };
-        let mut command = Command::new(&server);
+        // `taskset` execs the server in its place: the child's PID is the server's.
+        let mut command = if args.pin {
+            let mut pinned = Command::new("taskset");
+            pinned.args(["-c", "1"]).arg(&server);
+            pinned
+        } else {
+            Command::new(&server)
+        };
         command
             .args(["--listen", "127.0.0.1:0", "--web-listen", "127.0.0.1:0"])
             .args(["--max-connections", "30000"])
@@ -133,4 +141,24 @@ pub(crate) fn rss_bytes(pid: Option<u32>) -> f64 {
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         })
         .map_or(f64::NAN, |kib| kib * 1024.0)
+}
+
+/// Pins every thread of this process to `cpu` (with `taskset`, which every Linux has).
+fn pin_self(cpu: u32) -> Result<(), String> {
+    let status = std::process::Command::new("taskset")
+        .args([
+            "-a",
+            "-p",
+            "-c",
+            &cpu.to_string(),
+            &std::process::id().to_string(),
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| format!("--pin needs taskset: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("taskset could not pin the generator to CPU {cpu}"))
+    }
 }

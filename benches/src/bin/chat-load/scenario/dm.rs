@@ -68,7 +68,9 @@ impl Dm {
         report.add("stored-before-acknowledged rate", sent / elapsed, "msgs/s");
         report.latency("stored-ack ", &acks);
         report.latency("delivery ", &latencies);
-        report.add("server CPU", cpu_seconds(target.pid) - server_cpu, "s");
+        let server_cpu = cpu_seconds(target.pid) - server_cpu;
+        report.add("server CPU", server_cpu, "s");
+        report.add("server CPU per message", server_cpu / sent * 1e6, "µs");
         report.add("generator CPU", cpu_seconds(None) - own_cpu, "s");
         Ok(())
     }
