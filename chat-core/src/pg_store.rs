@@ -28,8 +28,8 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 use crate::names;
 use crate::storage::Storage;
 use crate::store::{
-    action_code, audit_record, client_id, int, kind_code, message, role_code, snapshot_from, uint,
-    AuditRow, ConvRowSql, Durability, MessageRow, SnapshotRows, StoreError,
+    action_code, audit_record, client_id, int, kind_code, message, role_code, snapshot_from,
+    snapshot_rows, uint, AuditRow, Durability, MessageRow, StoreError,
 };
 use crate::{
     AuditRecord, ConvId, ConvKind, DeviceId, MessageId, Snapshot, Standing, StoredMessage,
@@ -137,64 +137,7 @@ impl Storage for PgStore {
             .bind(int("time", now)?)
             .execute(&self.pool)
             .await?;
-        let users = sqlx::query_as::<_, (i64, String, String)>(
-            "SELECT id, name, display_name FROM users ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let convs = sqlx::query_as::<_, ConvRowSql>(
-            "SELECT id, room_name, invite_only, user_a, user_b FROM convs ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let members = sqlx::query_as::<_, (i64, i64, i64)>(
-            "SELECT conv_id, user_id, since FROM members ORDER BY conv_id, user_id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let devices = sqlx::query_as::<_, (i64, i64, String, i64, i64)>(
-            "SELECT id, user_id, name, cursor, last_seen FROM devices ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let standings = sqlx::query_as::<_, (i64, i64, i64, bool, bool)>(
-            "SELECT conv_id, user_id, role, banned, muted FROM standings ORDER BY conv_id, user_id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let topics = sqlx::query_as::<_, (i64, String)>(
-            "SELECT id, topic FROM convs WHERE topic <> '' ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let operators: Vec<i64> =
-            sqlx::query_scalar("SELECT user_id FROM operators ORDER BY user_id")
-                .fetch_all(&self.pool)
-                .await?;
-        let disabled: Vec<i64> =
-            sqlx::query_scalar("SELECT id FROM users WHERE disabled ORDER BY id")
-                .fetch_all(&self.pool)
-                .await?;
-        let read_markers = sqlx::query_as::<_, (i64, i64, i64)>(
-            "SELECT user_id, conv_id, up_to FROM read_markers ORDER BY user_id, conv_id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let last_message: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM messages")
-            .fetch_one(&self.pool)
-            .await?;
-        snapshot_from(SnapshotRows {
-            users,
-            convs,
-            members,
-            devices,
-            standings,
-            operators,
-            topics,
-            disabled,
-            read_markers,
-            last_message,
-        })
+        snapshot_from(snapshot_rows!(&self.pool).await?)
     }
 
     async fn apply(&self, persists: &[Vec<Write>]) -> Result<Duplicates, StoreError> {

@@ -425,64 +425,7 @@ impl Storage for Store {
         if let Err(error) = expired {
             tracing::warn!(%error, "cannot drop expired tokens now");
         }
-        let users = sqlx::query_as::<_, (i64, String, String)>(
-            "SELECT id, name, display_name FROM users ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let convs = sqlx::query_as::<_, ConvRowSql>(
-            "SELECT id, room_name, invite_only, user_a, user_b FROM convs ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let members = sqlx::query_as::<_, (i64, i64, i64)>(
-            "SELECT conv_id, user_id, since FROM members ORDER BY conv_id, user_id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let devices = sqlx::query_as::<_, (i64, i64, String, i64, i64)>(
-            "SELECT id, user_id, name, cursor, last_seen FROM devices ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let standings = sqlx::query_as::<_, (i64, i64, i64, bool, bool)>(
-            "SELECT conv_id, user_id, role, banned, muted FROM standings ORDER BY conv_id, user_id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let topics = sqlx::query_as::<_, (i64, String)>(
-            "SELECT id, topic FROM convs WHERE topic != '' ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let operators: Vec<i64> =
-            sqlx::query_scalar("SELECT user_id FROM operators ORDER BY user_id")
-                .fetch_all(&self.pool)
-                .await?;
-        let disabled: Vec<i64> =
-            sqlx::query_scalar("SELECT id FROM users WHERE disabled ORDER BY id")
-                .fetch_all(&self.pool)
-                .await?;
-        let read_markers = sqlx::query_as::<_, (i64, i64, i64)>(
-            "SELECT user_id, conv_id, up_to FROM read_markers ORDER BY user_id, conv_id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let last_message: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM messages")
-            .fetch_one(&self.pool)
-            .await?;
-        snapshot_from(SnapshotRows {
-            users,
-            convs,
-            members,
-            devices,
-            standings,
-            operators,
-            topics,
-            disabled,
-            read_markers,
-            last_message,
-        })
+        snapshot_from(snapshot_rows!(&self.pool).await?)
     }
 
     async fn apply(&self, persists: &[Vec<Write>]) -> Result<Duplicates, StoreError> {
@@ -680,6 +623,61 @@ fn fts_query(words: &[String]) -> String {
 
 /// A `convs` row: id, room name, invite-only, the two users of a direct conversation.
 pub(crate) type ConvRowSql = (i64, Option<String>, bool, Option<i64>, Option<i64>);
+
+/// Reads the rows of a snapshot from `$pool` (a SQLite or a PostgreSQL pool: the statements
+/// are the same in both dialects), as an `async` block yielding
+/// `Result<SnapshotRows, StoreError>`.
+macro_rules! snapshot_rows {
+    ($pool:expr) => {
+        async {
+            let pool = $pool;
+            Ok::<_, $crate::store::StoreError>($crate::store::SnapshotRows {
+                users: sqlx::query_as("SELECT id, name, display_name FROM users ORDER BY id")
+                    .fetch_all(pool)
+                    .await?,
+                convs: sqlx::query_as(
+                    "SELECT id, room_name, invite_only, user_a, user_b FROM convs ORDER BY id",
+                )
+                .fetch_all(pool)
+                .await?,
+                members: sqlx::query_as(
+                    "SELECT conv_id, user_id, since FROM members ORDER BY conv_id, user_id",
+                )
+                .fetch_all(pool)
+                .await?,
+                devices: sqlx::query_as(
+                    "SELECT id, user_id, name, cursor, last_seen FROM devices ORDER BY id",
+                )
+                .fetch_all(pool)
+                .await?,
+                standings: sqlx::query_as(
+                    "SELECT conv_id, user_id, role, banned, muted FROM standings \
+                     ORDER BY conv_id, user_id",
+                )
+                .fetch_all(pool)
+                .await?,
+                operators: sqlx::query_scalar("SELECT user_id FROM operators ORDER BY user_id")
+                    .fetch_all(pool)
+                    .await?,
+                topics: sqlx::query_as("SELECT id, topic FROM convs WHERE topic <> '' ORDER BY id")
+                    .fetch_all(pool)
+                    .await?,
+                disabled: sqlx::query_scalar("SELECT id FROM users WHERE disabled ORDER BY id")
+                    .fetch_all(pool)
+                    .await?,
+                read_markers: sqlx::query_as(
+                    "SELECT user_id, conv_id, up_to FROM read_markers ORDER BY user_id, conv_id",
+                )
+                .fetch_all(pool)
+                .await?,
+                last_message: sqlx::query_scalar("SELECT max(id) FROM messages")
+                    .fetch_one(pool)
+                    .await?,
+            })
+        }
+    };
+}
+pub(crate) use snapshot_rows;
 
 /// The rows a snapshot is made of, as both SQL backends read them.
 pub(crate) struct SnapshotRows {
