@@ -10,11 +10,10 @@
 
 use chat_proto::{ErrorCode, ErrorReply, ModAction, Reply, RequestId};
 
-use super::moderate::MAX_REASON_LEN;
+use super::moderate::checked_reason;
 use super::moderation::Rank;
 use super::output::{After, ChangeWhat, IoRequest, PendingChange};
 use super::Hub;
-use crate::names;
 use crate::types::*;
 
 /// How long a client should wait before retrying a change refused while another change to the
@@ -35,30 +34,8 @@ impl Hub {
         what: ChangeWhat,
     ) -> Result<(), ErrorReply> {
         let what = match what {
-            ChangeWhat::Edit(text) => {
-                let text = names::text(&text);
-                if text.is_empty() {
-                    return Err(ErrorReply::new(ErrorCode::BadRequest, "empty message"));
-                }
-                if text.len() > self.config.max_text_len {
-                    let max = self.config.max_text_len;
-                    return Err(ErrorReply::new(
-                        ErrorCode::TooLarge,
-                        format!("a message is at most {max} bytes"),
-                    ));
-                }
-                ChangeWhat::Edit(text)
-            }
-            ChangeWhat::Redact(reason) => {
-                let reason = names::text(&reason).trim().to_owned();
-                if reason.len() > MAX_REASON_LEN {
-                    return Err(ErrorReply::new(
-                        ErrorCode::TooLarge,
-                        format!("a reason is at most {MAX_REASON_LEN} bytes"),
-                    ));
-                }
-                ChangeWhat::Redact(reason)
-            }
+            ChangeWhat::Edit(text) => ChangeWhat::Edit(self.message_text(&text)?),
+            ChangeWhat::Redact(reason) => ChangeWhat::Redact(checked_reason(&reason)?),
             ChangeWhat::Delete => ChangeWhat::Delete,
         };
         let change = PendingChange {

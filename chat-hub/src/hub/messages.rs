@@ -16,6 +16,24 @@ use crate::names;
 use crate::types::*;
 
 impl Hub {
+    /// A message's text as stored, for a message and for an edit alike: normalised so control
+    /// characters never reach another client (line breaks become `\n`, other controls U+FFFD;
+    /// see `names::text`), not empty, at most `max_text_len` bytes.
+    pub(super) fn message_text(&self, text: &str) -> Result<String, ErrorReply> {
+        let text = names::text(text);
+        if text.is_empty() {
+            return Err(ErrorReply::new(ErrorCode::BadRequest, "empty message"));
+        }
+        if text.len() > self.config.max_text_len {
+            let max = self.config.max_text_len;
+            return Err(ErrorReply::new(
+                ErrorCode::TooLarge,
+                format!("a message is at most {max} bytes"),
+            ));
+        }
+        Ok(text)
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(super) fn send_message(
         &mut self,
@@ -27,19 +45,7 @@ impl Hub {
         text: String,
         now: Now,
     ) -> Result<(), ErrorReply> {
-        // Control characters never reach another client: line breaks become `\n`, other
-        // controls U+FFFD (see `names::text`).
-        let text = names::text(&text);
-        if text.is_empty() {
-            return Err(ErrorReply::new(ErrorCode::BadRequest, "empty message"));
-        }
-        if text.len() > self.config.max_text_len {
-            let max = self.config.max_text_len;
-            return Err(ErrorReply::new(
-                ErrorCode::TooLarge,
-                format!("a message is at most {max} bytes"),
-            ));
-        }
+        let text = self.message_text(&text)?;
         let Some(device) = self.sessions.online(session).map(|o| o.device) else {
             return Ok(());
         };

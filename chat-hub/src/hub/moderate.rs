@@ -24,6 +24,19 @@ fn forbidden(text: impl Into<String>) -> ErrorReply {
     ErrorReply::new(ErrorCode::Forbidden, text)
 }
 
+/// A moderation or redaction reason as stored: normalised like message text, trimmed, at most
+/// [`MAX_REASON_LEN`] bytes.
+pub(super) fn checked_reason(text: &str) -> Result<String, ErrorReply> {
+    let reason = names::text(text).trim().to_owned();
+    if reason.len() > MAX_REASON_LEN {
+        return Err(ErrorReply::new(
+            ErrorCode::TooLarge,
+            format!("a reason is at most {MAX_REASON_LEN} bytes"),
+        ));
+    }
+    Ok(reason)
+}
+
 impl Hub {
     /// Carries out `action` by `actor` on `target_name` in `room`, after checking ranks.
     #[allow(clippy::too_many_arguments)]
@@ -38,13 +51,7 @@ impl Hub {
         reason: &str,
         now: Now,
     ) -> Result<(), ErrorReply> {
-        let reason = names::text(reason).trim().to_owned();
-        if reason.len() > MAX_REASON_LEN {
-            return Err(ErrorReply::new(
-                ErrorCode::TooLarge,
-                format!("a reason is at most {MAX_REASON_LEN} bytes"),
-            ));
-        }
+        let reason = checked_reason(reason)?;
         let name = names::room(room)?;
         let Some(conv) = self.directory.room_id(&name) else {
             return Err(ErrorReply::new(
