@@ -262,6 +262,14 @@ pub async fn copy_to_postgres(
     .execute(&mut *dst)
     .await
     .map_err(target)?;
+    // Numbering goes on above every id and position copied (see `chat_hub::Numbering`).
+    sqlx::query(
+        "UPDATE message_seq SET last = GREATEST((SELECT coalesce(max(id), 0) FROM messages), \
+                                                (SELECT coalesce(max(since), 0) FROM members))",
+    )
+    .execute(&mut *dst)
+    .await
+    .map_err(target)?;
     let copied = source_counts(&mut src).await?;
     let arrived = target_counts(&mut dst).await?;
     if copied != arrived {

@@ -8,8 +8,8 @@ use crate::pg_store::{redact_url, PgStore};
 use crate::storage::Storage;
 use crate::store::{Durability, Store, StoreError};
 use crate::{
-    AuditRecord, ConvId, DeviceId, MessageId, Snapshot, StoredMessage, TokenRecord, UnixMillis,
-    UnreadTally, UserId, Write,
+    AuditRecord, Committed, ConvId, DeviceId, MessageId, Snapshot, StoredMessage, TokenRecord,
+    UnixMillis, UnreadTally, UserId, Write,
 };
 
 /// Where the data is, parsed from a `--db` value.
@@ -129,10 +129,7 @@ impl Storage for Database {
         on_backend!(self, s => s.snapshot(now).await)
     }
 
-    async fn apply(
-        &self,
-        persists: &[Vec<Write>],
-    ) -> Result<Vec<Option<(MessageId, UnixMillis)>>, StoreError> {
+    async fn apply(&self, persists: &[Vec<Write>]) -> Result<Vec<Committed>, StoreError> {
         on_backend!(self, s => s.apply(persists).await)
     }
 

@@ -32,11 +32,9 @@ use crate::store::{
     snapshot_rows, uint, AuditRow, Durability, MessageRow, StoreError,
 };
 use crate::{
-    AuditRecord, ConvId, ConvKind, DeviceId, MessageId, Snapshot, Standing, StoredMessage,
-    TokenRecord, UnixMillis, UnreadTally, UserId, Write,
+    AuditRecord, Committed, ConvId, ConvKind, DeviceId, MessageId, Numbering, Snapshot, Standing,
+    StoredMessage, TokenRecord, UnixMillis, UnreadTally, UserId, Write, UNNUMBERED,
 };
-
-type Duplicates = Vec<Option<(MessageId, UnixMillis)>>;
 
 const MESSAGE_COLUMNS: &str =
     "m.id, m.conv_id, m.sender, m.device, m.client_msg_id, m.sent_at, m.body, m.kind, m.target";
@@ -140,15 +138,14 @@ impl Storage for PgStore {
         snapshot_from(snapshot_rows!(&self.pool).await?)
     }
 
-    async fn apply(&self, persists: &[Vec<Write>]) -> Result<Duplicates, StoreError> {
+    async fn apply(&self, persists: &[Vec<Write>]) -> Result<Vec<Committed>, StoreError> {
         let mut duplicates = vec![None; persists.len()];
-        if persists
-            .iter()
-            .flatten()
-            .all(|w| matches!(w, Write::InsertMessage(m) if m.kind.is_message()))
-        {
-            // Messages only (the usual batch): one INSERT, atomic and durable on its own in
-            // autocommit — one round trip instead of three (BEGIN, INSERT, COMMIT).
+        if persists.iter().flatten().all(
+            |w| matches!(w, Write::InsertMessage(m) if m.kind.is_message() && m.id == UNNUMBERED),
+        ) {
+            // Messages only (the usual batch): one statement numbers and inserts them, atomic
+            // and durable on its own in autocommit — one round trip instead of five (BEGIN,
+            // lock, INSERT, numbering, COMMIT).
             let run: Vec<(usize, &StoredMessage)> = persists
                 .iter()
                 .enumerate()
@@ -159,10 +156,30 @@ impl Storage for PgStore {
                 })
                 .collect();
             let mut conn = self.pool.acquire().await?;
-            insert_messages(&mut conn, &run, &mut duplicates).await?;
-            return Ok(duplicates);
+            let last = insert_numbered(&mut conn, &run, &mut duplicates).await?;
+            let mut numbering = Numbering::new(last);
+            let mut persists = persists.to_vec();
+            let positions = persists.iter_mut().map(|w| numbering.number(w));
+            return Ok(committed(positions, duplicates));
         }
+        let mut persists = persists.to_vec();
         let mut tx = self.pool.begin().await?;
+        // Numbered under the lock of the one numbering row when anything takes a number.
+        let numbered = persists
+            .iter()
+            .flatten()
+            .any(|w| matches!(w, Write::InsertMessage(_) | Write::AddMember { .. }));
+        let mut numbering = Numbering::default();
+        if numbered {
+            let last: i64 = sqlx::query_scalar("SELECT last FROM message_seq FOR UPDATE")
+                .fetch_one(&mut *tx)
+                .await?;
+            numbering = Numbering::new(MessageId(uint("message id", last)?));
+        }
+        let positions: Vec<MessageId> = persists
+            .iter_mut()
+            .map(|writes| numbering.number(writes))
+            .collect();
         // Consecutive message inserts, with the persist each belongs to, written together.
         let mut run: Vec<(usize, &StoredMessage)> = Vec::new();
         for (index, writes) in persists.iter().enumerate() {
@@ -179,8 +196,14 @@ impl Storage for PgStore {
             }
         }
         insert_messages(&mut tx, &run, &mut duplicates).await?;
+        if numbered {
+            sqlx::query("UPDATE message_seq SET last = $1")
+                .bind(int("message id", numbering.last().0)?)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
-        Ok(duplicates)
+        Ok(committed(positions, duplicates))
     }
 
     async fn backlog(
@@ -437,9 +460,15 @@ pub(crate) struct MessageColumns {
 }
 
 impl MessageColumns {
-    /// Appends one message, its numbers checked.
+    /// Appends one message, its numbers checked (an unnumbered id as 0, for
+    /// [`insert_numbered`] to number).
     fn push(&mut self, m: &StoredMessage) -> Result<(), StoreError> {
-        self.id.push(int("message id", m.id.0)?);
+        let id = if m.id == UNNUMBERED {
+            MessageId(0)
+        } else {
+            m.id
+        };
+        self.id.push(int("message id", id.0)?);
         self.conv.push(int("conversation id", m.conv.0)?);
         self.sender.push(int("user id", m.sender.0)?);
         self.device.push(int("device id", m.device.0)?);
@@ -476,6 +505,67 @@ impl MessageColumns {
     }
 }
 
+/// Each persist's report, from its position and duplicate.
+fn committed(
+    positions: impl IntoIterator<Item = MessageId>,
+    duplicates: Vec<Option<(MessageId, UnixMillis)>>,
+) -> Vec<Committed> {
+    positions
+        .into_iter()
+        .zip(duplicates)
+        .map(|(position, duplicate)| Committed {
+            position,
+            duplicate,
+        })
+        .collect()
+}
+
+/// Numbers and inserts unnumbered messages with one statement: it moves the numbering row by
+/// their count (its lock held until the statement commits) and gives them the ids above where
+/// it was, in order. A message whose sender already stored its client message id is skipped
+/// (its id left unused), and the original is recorded for its persist. Returns where the
+/// numbering was.
+async fn insert_numbered(
+    conn: &mut PgConnection,
+    messages: &[(usize, &StoredMessage)],
+    duplicates: &mut [Option<(MessageId, UnixMillis)>],
+) -> Result<MessageId, StoreError> {
+    let mut rows = MessageColumns::default();
+    for (_, m) in messages {
+        rows.push(m)?;
+    }
+    // A batch is at most a few thousand messages (the engine's group commit).
+    let count = i64::try_from(messages.len()).unwrap_or(i64::MAX);
+    let (base, inserted): (i64, Vec<i64>) = sqlx::query_as(
+        "WITH seq AS (UPDATE message_seq SET last = last + $1 RETURNING last - $1 AS base), \
+         ins AS (INSERT INTO messages \
+                     (id, conv_id, sender, device, client_msg_id, sent_at, body, search) \
+                 SELECT seq.base + r.ord, r.conv, r.sender, r.device, r.client, r.sent_at, \
+                        r.body, array_to_tsvector(string_to_array(r.words, ' ')) \
+                 FROM seq, UNNEST($2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int8[], \
+                                  $7::text[], $8::text[]) WITH ORDINALITY \
+                     AS r (conv, sender, device, client, sent_at, body, words, ord) \
+                 ORDER BY r.ord \
+                 ON CONFLICT (sender, client_msg_id) WHERE kind < 3 DO NOTHING RETURNING id) \
+         SELECT (SELECT base FROM seq), ARRAY(SELECT id FROM ins)",
+    )
+    .bind(count)
+    .bind(&rows.conv)
+    .bind(&rows.sender)
+    .bind(&rows.device)
+    .bind(&rows.client)
+    .bind(&rows.sent_at)
+    .bind(&rows.body)
+    .bind(&rows.words)
+    .fetch_one(&mut *conn)
+    .await?;
+    for (id, offset) in rows.id.iter_mut().zip(1..) {
+        *id = base + offset;
+    }
+    find_originals(conn, &rows, inserted, messages, duplicates).await?;
+    Ok(MessageId(uint("message id", base)?))
+}
+
 /// Inserts messages with one statement; a message whose sender already stored its client
 /// message id is skipped, and the original is recorded for its persist.
 async fn insert_messages(
@@ -491,6 +581,18 @@ async fn insert_messages(
         rows.push(m)?;
     }
     let inserted = rows.insert(conn).await?;
+    find_originals(conn, &rows, inserted, messages, duplicates).await
+}
+
+/// Records, for each of `rows` not among the `inserted` ids (a resend), the original it
+/// duplicates, for its persist.
+async fn find_originals(
+    conn: &mut PgConnection,
+    rows: &MessageColumns,
+    inserted: Vec<i64>,
+    messages: &[(usize, &StoredMessage)],
+    duplicates: &mut [Option<(MessageId, UnixMillis)>],
+) -> Result<(), StoreError> {
     if inserted.len() == messages.len() {
         return Ok(());
     }

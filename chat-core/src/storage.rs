@@ -12,8 +12,8 @@ use chat_hub::MemoryStore;
 
 use crate::store::StoreError;
 use crate::{
-    AuditRecord, ConvId, DeviceId, MessageId, Snapshot, StoredMessage, TokenRecord, UnixMillis,
-    UnreadTally, UserId, Write,
+    AuditRecord, Committed, ConvId, DeviceId, MessageId, Snapshot, StoredMessage, TokenRecord,
+    UnixMillis, UnreadTally, UserId, Write,
 };
 
 /// Durable state: the hub's writes, the message archive, and the secrets the hub never holds
@@ -45,12 +45,15 @@ pub trait Storage: Clone + Send + Sync + 'static {
         now: UnixMillis,
     ) -> impl Future<Output = Result<Snapshot, StoreError>> + Send;
 
-    /// Applies several persists in one transaction, in order. For each persist, returns the
-    /// original `(id, sent_at)` if its message duplicated an earlier send.
+    /// Applies several persists in one transaction, in order, numbering their messages and
+    /// memberships as [`Numbering`](crate::Numbering) says, under a lock that makes ids one
+    /// sequence in commit order (a writer on another node waits). For each persist, returns
+    /// its position and the original `(id, sent_at)` if its message duplicated an earlier
+    /// send.
     fn apply(
         &self,
         persists: &[Vec<Write>],
-    ) -> impl Future<Output = Result<Vec<Option<(MessageId, UnixMillis)>>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<Committed>, StoreError>> + Send;
 
     /// Up to `limit` messages for `user` with ids above `after`, from each of the user's
     /// conversations since joining it, leaving out those sent from `device`; in id order.
@@ -148,10 +151,7 @@ impl Storage for MemoryStorage {
         Ok(self.lock().snapshot(now))
     }
 
-    async fn apply(
-        &self,
-        persists: &[Vec<Write>],
-    ) -> Result<Vec<Option<(MessageId, UnixMillis)>>, StoreError> {
+    async fn apply(&self, persists: &[Vec<Write>]) -> Result<Vec<Committed>, StoreError> {
         let mut state = self.lock();
         Ok(persists
             .iter()

@@ -26,9 +26,9 @@ mod writer;
 
 use crate::storage::Storage;
 use crate::{
-    AuditRecord, ClientMsgId, ConvId, ConvKind, ConvRow, DeviceId, DeviceRow, MemberRow, MessageId,
-    MessageKind, ModAction, ReadMarkerRow, Role, Snapshot, Standing, StandingRow, StoredMessage,
-    TokenRecord, UnixMillis, UnreadTally, UserId, UserRow, Write,
+    AuditRecord, ClientMsgId, Committed, ConvId, ConvKind, ConvRow, DeviceId, DeviceRow, MemberRow,
+    MessageId, MessageKind, ModAction, ReadMarkerRow, Role, Snapshot, Standing, StandingRow,
+    StoredMessage, TokenRecord, UnixMillis, UnreadTally, UserId, UserRow, Write,
 };
 
 /// How a [`Role`] is stored.
@@ -155,8 +155,6 @@ const WAL_CHECKPOINT_PAGES: u32 = 4000;
 
 /// Columns of a message row, in the order every query selects them.
 pub(crate) type MessageRow = (i64, i64, i64, i64, i64, i64, String, i64, Option<i64>);
-
-type Duplicates = Vec<Option<(MessageId, UnixMillis)>>;
 
 const MESSAGE_COLUMNS: &str =
     "m.id, m.conv_id, m.sender, m.device, m.client_msg_id, m.sent_at, m.body, m.kind, m.target";
@@ -428,7 +426,7 @@ impl Storage for Store {
         snapshot_from(snapshot_rows!(&self.pool).await?)
     }
 
-    async fn apply(&self, persists: &[Vec<Write>]) -> Result<Duplicates, StoreError> {
+    async fn apply(&self, persists: &[Vec<Write>]) -> Result<Vec<Committed>, StoreError> {
         self.writer.apply(persists).await
     }
 

@@ -6,7 +6,7 @@
 use chat_core::{
     token_hash, AuditRecord, ConvId, ConvKind, DeviceId, Location, MemoryStorage, MessageId,
     MessageKind, ModAction, PgStore, ReadMarkerRow, Role, Snapshot, Standing, StandingRow, Storage,
-    Store, StoredMessage, TokenRecord, UnreadTally, UserId, Write,
+    Store, StoredMessage, TokenRecord, UnreadTally, UserId, Write, UNNUMBERED,
 };
 use chat_proto::ClientMsgId;
 use chat_testkit::TestDb;
@@ -87,6 +87,8 @@ contract!(
     snapshot_holds_what_was_written,
     resends_are_stored_once_and_report_the_original,
     empty_persists_are_barriers,
+    messages_and_memberships_are_numbered_at_commit,
+    only_messages_are_numbered_in_one_statement_too,
     backlog_is_since_joining_and_leaves_out_the_own_device,
     backlog_pages_in_id_order,
     history_is_newest_first_and_paged,
@@ -136,6 +138,15 @@ fn message(id: u64, conv: ConvId, sender: UserId, device: DeviceId, client: u64)
 
 fn insert(m: &StoredMessage) -> Vec<Write> {
     vec![Write::InsertMessage(m.clone())]
+}
+
+/// Applies `persists`; returns each one's duplicate report.
+async fn duplicates(
+    s: &impl Storage,
+    persists: &[Vec<Write>],
+) -> Vec<Option<(MessageId, chat_core::UnixMillis)>> {
+    let committed = s.apply(persists).await.expect("applies");
+    committed.into_iter().map(|c| c.duplicate).collect()
 }
 
 /// Alice and Bob, a room with Alice since the start and Bob since message 2, their direct
@@ -267,19 +278,17 @@ async fn resends_are_stored_once_and_report_the_original(s: impl Storage) {
     let resend = message(11, ROOM, ALICE, LAPTOP, 42);
     let other_sender = message(12, DM, BOB, DeviceId(3), 42);
     // The original and its resend in one batch, and a resend in a later batch.
-    let duplicates = s
-        .apply(&[insert(&first), insert(&resend), insert(&other_sender)])
-        .await
-        .expect("applies");
+    let reported = duplicates(
+        &s,
+        &[insert(&first), insert(&resend), insert(&other_sender)],
+    )
+    .await;
     assert_eq!(
-        duplicates,
+        reported,
         [None, Some((MessageId(10), first.sent_at)), None],
         "the same client id from another sender is a different message"
     );
-    let again = s
-        .apply(&[insert(&message(13, ROOM, ALICE, PHONE, 42))])
-        .await
-        .expect("applies");
+    let again = duplicates(&s, &[insert(&message(13, ROOM, ALICE, PHONE, 42))]).await;
     assert_eq!(again, [Some((MessageId(10), first.sent_at))]);
     let stored = s.history(ROOM, None, 10).await.expect("history");
     assert_eq!(ids(&stored), [10]);
@@ -290,11 +299,84 @@ async fn empty_persists_are_barriers(s: impl Storage) {
     populated(&s).await;
     // A persist with no writes (a barrier) and one that inserts, in one transaction.
     let m = message(20, ROOM, ALICE, PHONE, 1);
-    let result = s.apply(&[Vec::new(), insert(&m)]).await.expect("applies");
+    let result = duplicates(&s, &[Vec::new(), insert(&m)]).await;
     assert_eq!(result, [None, None]);
     assert_eq!(
         s.snapshot(0).await.expect("snapshot").last_message,
         MessageId(20)
+    );
+}
+
+/// The hub's messages and memberships come unnumbered: storage numbers them as it commits, in
+/// order, above everything it holds (`chat_hub::Numbering`), and reports each persist's
+/// position. A resend found to be a duplicate takes an id that stays unused.
+async fn messages_and_memberships_are_numbered_at_commit(s: impl Storage) {
+    populated(&s).await; // Bob's membership is at 2: numbering goes on above it.
+    let carol = UserId(3);
+    let unnumbered = |client| StoredMessage {
+        id: UNNUMBERED,
+        ..message(client, ROOM, ALICE, PHONE, client)
+    };
+    let batch = [
+        insert(&unnumbered(1)),
+        vec![
+            user(carol, "carol"),
+            Write::AddMember {
+                conv: ROOM,
+                user: carol,
+                since: UNNUMBERED,
+            },
+        ],
+        insert(&unnumbered(1)),
+        insert(&unnumbered(2)),
+    ];
+    let committed = s.apply(&batch).await.expect("applies");
+    let positions: Vec<u64> = committed.iter().map(|c| c.position.0).collect();
+    assert_eq!(positions, [2, 3, 3, 4]);
+    let sent_at = unnumbered(1).sent_at;
+    let reported: Vec<_> = committed.iter().map(|c| c.duplicate).collect();
+    assert_eq!(reported, [None, None, Some((MessageId(3), sent_at)), None]);
+    assert_eq!(
+        ids(&s.history(ROOM, None, 10).await.expect("history")),
+        [5, 3]
+    );
+    let snapshot = s.snapshot(0).await.expect("snapshot");
+    let since = snapshot
+        .members
+        .iter()
+        .find(|m| m.user == carol)
+        .map(|m| m.since);
+    assert_eq!(
+        since,
+        Some(MessageId(3)),
+        "carol sees what follows her join"
+    );
+    let next = s.apply(&[insert(&unnumbered(3))]).await.expect("applies");
+    assert_eq!(next[0].position, MessageId(5));
+    assert_eq!(ids(&s.history(ROOM, None, 1).await.expect("history")), [6]);
+}
+
+/// A batch of nothing but unnumbered messages (the usual one) is numbered the same way.
+async fn only_messages_are_numbered_in_one_statement_too(s: impl Storage) {
+    populated(&s).await;
+    let unnumbered = |sender, client| StoredMessage {
+        id: UNNUMBERED,
+        ..message(client, ROOM, sender, PHONE, client)
+    };
+    let batch = [
+        insert(&unnumbered(ALICE, 1)),
+        insert(&unnumbered(BOB, 1)),
+        insert(&unnumbered(ALICE, 1)),
+        insert(&unnumbered(ALICE, 2)),
+    ];
+    let committed = s.apply(&batch).await.expect("applies");
+    let positions: Vec<u64> = committed.iter().map(|c| c.position.0).collect();
+    assert_eq!(positions, [2, 3, 4, 5]);
+    let reported: Vec<_> = committed.iter().map(|c| c.duplicate.map(|d| d.0)).collect();
+    assert_eq!(reported, [None, None, Some(MessageId(3)), None]);
+    assert_eq!(
+        ids(&s.history(ROOM, None, 10).await.expect("history")),
+        [6, 4, 3]
     );
 }
 
@@ -474,7 +556,7 @@ async fn client_ids_keep_all_64_bits(s: impl Storage) {
     s.apply(&[insert(&high)]).await.expect("applies");
     let resend = message(31, ROOM, ALICE, PHONE, u64::MAX);
     assert_eq!(
-        s.apply(&[insert(&resend)]).await.expect("applies"),
+        duplicates(&s, &[insert(&resend)]).await,
         [Some((MessageId(30), high.sent_at))]
     );
     let stored = s.history(ROOM, None, 1).await.expect("history");
@@ -640,8 +722,9 @@ async fn edits_replace_the_text_and_come_in_the_backlog(s: impl Storage) {
     // Changes carry client message id 0: never taken for a resend of a message.
     let zero = message(4, ROOM, ALICE, PHONE, 0);
     let edit = change(5, ALICE, MessageKind::Edit { target: m.id }, "edited");
-    let duplicates = s
-        .apply(&[
+    let reported = duplicates(
+        &s,
+        &[
             insert(&zero),
             vec![
                 Write::InsertMessage(edit.clone()),
@@ -650,10 +733,10 @@ async fn edits_replace_the_text_and_come_in_the_backlog(s: impl Storage) {
                     text: Some("edited".into()),
                 },
             ],
-        ])
-        .await
-        .expect("edit");
-    assert_eq!(duplicates, [None, None]);
+        ],
+    )
+    .await;
+    assert_eq!(reported, [None, None]);
     let stored = s.message(m.id).await.expect("reads").expect("there");
     assert_eq!(stored.text, "edited");
     assert_eq!(stored.kind, MessageKind::Edited);

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use chat_client::{Error, Session};
 use chat_core::{
-    ConvId, DeviceId, Durability, Engine, MemoryStorage, MessageId, Snapshot, Storage, Store,
-    StoreError, StoredMessage, TokenRecord, UnixMillis, UserId, Write,
+    Committed, ConvId, DeviceId, Durability, Engine, MemoryStorage, MessageId, Snapshot, Storage,
+    Store, StoreError, StoredMessage, TokenRecord, UnixMillis, UserId, Write,
 };
 use chat_proto::*;
 use chat_testkit::{config, logged_in_embedded, room, WAIT};
@@ -103,10 +103,7 @@ impl Storage for FailingReads {
     async fn snapshot(&self, now: UnixMillis) -> Result<Snapshot, StoreError> {
         self.0.snapshot(now).await
     }
-    async fn apply(
-        &self,
-        persists: &[Vec<Write>],
-    ) -> Result<Vec<Option<(MessageId, UnixMillis)>>, StoreError> {
+    async fn apply(&self, persists: &[Vec<Write>]) -> Result<Vec<Committed>, StoreError> {
         self.0.apply(persists).await
     }
     async fn backlog(

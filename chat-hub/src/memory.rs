@@ -25,12 +25,16 @@ pub struct MemoryStore {
     audit: Vec<AuditRecord>,
     topics: BTreeMap<ConvId, String>,
     read_markers: BTreeMap<(UserId, ConvId), MessageId>,
+    /// Numbers messages and memberships as they are applied.
+    numbering: Numbering,
 }
 
 impl MemoryStore {
-    /// Applies one persist's writes; returns the original `(id, sent_at)` if its message
-    /// duplicates an earlier send of the same client message id.
-    pub fn apply(&mut self, writes: Vec<Write>) -> Option<(MessageId, UnixMillis)> {
+    /// Applies one persist's writes, numbered as every backend numbers them ([`Numbering`]);
+    /// reports its position, and the original `(id, sent_at)` if its message duplicates an
+    /// earlier send of the same client message id.
+    pub fn apply(&mut self, mut writes: Vec<Write>) -> Committed {
+        let position = self.numbering.number(&mut writes);
         let mut duplicate = None;
         for write in writes {
             match write {
@@ -140,7 +144,10 @@ impl MemoryStore {
                 }
             }
         }
-        duplicate
+        Committed {
+            position,
+            duplicate,
+        }
     }
 
     /// Edits (`Some`) or deletes (`None`) a stored message; a deletion also erases the text of
@@ -440,12 +447,8 @@ impl MemoryStore {
         self.operators.contains(&user)
     }
 
-    /// The highest message id stored.
+    /// The highest message id taken (stored, or taken by a resend found to be a duplicate).
     pub fn last_message(&self) -> MessageId {
-        self.messages
-            .keys()
-            .next_back()
-            .copied()
-            .unwrap_or_default()
+        self.numbering.last()
     }
 }

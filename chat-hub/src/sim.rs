@@ -364,9 +364,9 @@ impl World {
     /// Commits the persists held by [`hold_persists`](Self::hold_persists).
     pub fn release_persists(&mut self) {
         while let Some((ticket, writes)) = self.held_persists.pop_front() {
-            let duplicate = self.store.apply(writes);
+            let committed = self.store.apply(writes);
             self.hub
-                .handle_completion(Completion::Persisted { ticket, duplicate }, self.now);
+                .handle_completion(Completion::Persisted { ticket, committed }, self.now);
             self.run();
         }
     }
@@ -398,8 +398,8 @@ impl World {
                 return;
             }
             Output::Persist { ticket, writes } => {
-                let duplicate = self.store.apply(writes);
-                Completion::Persisted { ticket, duplicate }
+                let committed = self.store.apply(writes);
+                Completion::Persisted { ticket, committed }
             }
             Output::Io(IoRequest::VerifyPassword {
                 session,

@@ -155,7 +155,8 @@ pub enum Write {
         conv: ConvId,
         /// The user.
         user: UserId,
-        /// The last message id before the user joined.
+        /// The last message id before the user joined: [`UNNUMBERED`] (the hub's) is the
+        /// persist's position at commit (see [`Numbering`]).
         since: MessageId,
     },
     /// A user leaves a conversation.
@@ -166,7 +167,8 @@ pub enum Write {
         user: UserId,
     },
     /// A message; if the sender already stored `client_msg_id`, nothing is written and the
-    /// original is reported instead.
+    /// original is reported instead. An `id` of [`UNNUMBERED`] (the hub's) is given at commit
+    /// (see [`Numbering`]).
     InsertMessage(StoredMessage),
     /// A device is known, with its delivery position (insert or update).
     SetDevice {
@@ -255,6 +257,93 @@ pub enum Write {
     },
 }
 
+/// The `id` of a new message and the `since` of a new membership until storage numbers them
+/// at commit (see [`Numbering`]). Never a real id: SQL stores ids as signed 64-bit integers.
+pub const UNNUMBERED: MessageId = MessageId(u64::MAX);
+
+/// How every storage backend numbers a batch of persists as it commits it, so that message ids
+/// are one sequence in commit order, whoever issued them: no message is ever committed with an
+/// id below one a device could already have acknowledged, even with several writers (nodes)
+/// on one database, as long as each batch is numbered and committed under one lock.
+///
+/// Persists are numbered in order. A persist's *position* is the last id taken before it;
+/// each [`Write::InsertMessage`] whose id is [`UNNUMBERED`] takes the next id (a resend found
+/// to be a duplicate still takes one, left unused), and each [`Write::AddMember`] whose `since`
+/// is [`UNNUMBERED`] gets the persist's position, so it sees the persist's own message and
+/// everything committed after. A given id or `since` is kept, and numbering goes on above it
+/// (copies and tests write given ones). [`Committed`] reports each persist's position back to
+/// the hub.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Numbering {
+    last: MessageId,
+    position: MessageId,
+}
+
+impl Numbering {
+    /// Numbering above `last`, the highest id (or position) storage holds.
+    pub fn new(last: MessageId) -> Self {
+        Self {
+            last,
+            position: last,
+        }
+    }
+
+    /// Starts the next persist; returns its position.
+    pub fn persist(&mut self) -> MessageId {
+        self.position = self.last;
+        self.position
+    }
+
+    /// The id of a message of the current persist, given or taken.
+    pub fn message(&mut self, id: MessageId) -> MessageId {
+        if id == UNNUMBERED {
+            self.last.0 += 1;
+            self.last
+        } else {
+            self.last = self.last.max(id);
+            id
+        }
+    }
+
+    /// The `since` of a membership of the current persist, given or its position.
+    pub fn since(&mut self, since: MessageId) -> MessageId {
+        if since == UNNUMBERED {
+            self.position
+        } else {
+            self.last = self.last.max(since);
+            since
+        }
+    }
+
+    /// Numbers one persist's writes in place; returns its position.
+    pub fn number(&mut self, writes: &mut [Write]) -> MessageId {
+        let position = self.persist();
+        for write in writes {
+            match write {
+                Write::InsertMessage(m) => m.id = self.message(m.id),
+                Write::AddMember { since, .. } => *since = self.since(*since),
+                _ => {}
+            }
+        }
+        position
+    }
+
+    /// The last id taken.
+    pub fn last(&self) -> MessageId {
+        self.last
+    }
+}
+
+/// What storage reports of each persist it committed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Committed {
+    /// The persist's position ([`Numbering`]): its memberships see messages above it, and its
+    /// message, if it had one, was numbered `position + 1`.
+    pub position: MessageId,
+    /// The original `(id, sent_at)`, if its message was a resend of one stored before.
+    pub duplicate: Option<(MessageId, UnixMillis)>,
+}
+
 /// Everything the hub keeps in memory, as loaded from storage at start.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Snapshot {
@@ -266,7 +355,7 @@ pub struct Snapshot {
     pub members: Vec<MemberRow>,
     /// Every device.
     pub devices: Vec<DeviceRow>,
-    /// The highest message id stored.
+    /// The highest message id stored (or membership position: see [`Numbering`]).
     pub last_message: MessageId,
     /// *(v2)* Every standing other than a plain member's.
     pub standings: Vec<StandingRow>,

@@ -47,7 +47,7 @@ pub(super) async fn run(
             }
         }
         let started = tokio::time::Instant::now();
-        let Some(duplicates) = commit(&storage, &batch, &queue, &control).await else {
+        let Some(committed) = commit(&storage, &batch, &queue, &control).await else {
             tracing::error!(
                 persists = batch.len(),
                 "shutting down with storage still failing: these writes were never acknowledged and are dropped"
@@ -55,10 +55,10 @@ pub(super) async fn run(
             return;
         };
         counters.record_commit(batch.len(), started.elapsed());
-        for (ticket, duplicate) in tickets.drain(..).zip(duplicates) {
+        for (ticket, committed) in tickets.drain(..).zip(committed) {
             let _ = control.send(Control::Completion(Completion::Persisted {
                 ticket,
-                duplicate,
+                committed,
             }));
         }
         batch.clear();
@@ -72,17 +72,17 @@ async fn commit(
     batch: &[Vec<Write>],
     queue: &mpsc::Receiver<(Ticket, Vec<Write>)>,
     control: &mpsc::UnboundedSender<Control>,
-) -> Option<Vec<Option<(crate::MessageId, crate::UnixMillis)>>> {
+) -> Option<Vec<crate::Committed>> {
     let mut wait = FIRST_RETRY_WAIT;
     let mut failing_since = None;
     loop {
         match storage.apply(batch).await {
-            Ok(duplicates) => {
+            Ok(committed) => {
                 if failing_since.is_some() {
                     tracing::warn!("storage takes writes again; writes are accepted");
                     let _ = control.send(Control::Storage { available: true });
                 }
-                return Some(duplicates);
+                return Some(committed);
             }
             Err(error) => {
                 // One line per attempt: at most one every MAX_RETRY_WAIT once it persists.

@@ -17,10 +17,11 @@ use rusqlite::{params, Connection, OpenFlags};
 use tokio::sync::oneshot;
 
 use super::{
-    action_code, client_id, int, kind_code, role_code, uint, DbFile, Duplicates, StoreError,
-    BUSY_TIMEOUT,
+    action_code, client_id, int, kind_code, role_code, uint, DbFile, StoreError, BUSY_TIMEOUT,
 };
-use crate::{ConvKind, MessageId, Standing, StoredMessage, UnixMillis, Write};
+use crate::{
+    Committed, ConvKind, MessageId, Numbering, Standing, StoredMessage, UnixMillis, Write,
+};
 
 /// Prepared statements kept per connection (the writer uses about 25).
 const STATEMENT_CACHE: usize = 64;
@@ -38,15 +39,32 @@ pub(super) struct Target {
 }
 
 impl Target {
-    fn open(&self) -> Result<Connection, StoreError> {
+    /// Opens the connection, and numbering above the highest id or position the file holds.
+    fn open(&self) -> Result<Open, StoreError> {
         let conn = Connection::open_with_flags(&self.path, self.flags)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.execute_batch(&self.pragmas)?;
         conn.execute_batch(CREATE_STAGED)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        Ok(conn)
+        let last: i64 = conn.query_row(LAST_POSITION, [], |row| row.get(0))?;
+        let numbering = Numbering::new(MessageId(uint("message id", last)?));
+        Ok(Open { conn, numbering })
     }
 }
+
+/// The writer's connection and its numbering of messages. This connection is the file's only
+/// writer (`BEGIN IMMEDIATE`), so the numbering held here is the file's: it moves only when a
+/// transaction commits, and is read again whenever the connection is.
+#[derive(Debug)]
+struct Open {
+    conn: Connection,
+    numbering: Numbering,
+}
+
+/// The highest message id or membership position stored (an id taken by a resend found to be
+/// a duplicate is never stored, but a membership's `since` may be it).
+const LAST_POSITION: &str = "SELECT max((SELECT coalesce(max(id), 0) FROM messages), \
+     (SELECT coalesce(max(since), 0) FROM members))";
 
 /// A handle on the writer thread; clones share it. The thread ends when every handle is gone
 /// or at [`close`](Self::close).
@@ -59,7 +77,7 @@ pub(super) struct Writer {
 enum Job {
     Apply {
         persists: Vec<Vec<Write>>,
-        done: oneshot::Sender<Result<Duplicates, StoreError>>,
+        done: oneshot::Sender<Result<Vec<Committed>, StoreError>>,
     },
     Close {
         done: oneshot::Sender<()>,
@@ -79,9 +97,9 @@ impl Writer {
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || match target.open() {
-                Ok(conn) => {
+                Ok(open) => {
                     let _ = ready.send(Ok(()));
-                    run(&target, Some(conn), &queue);
+                    run(&target, Some(open), &queue);
                 }
                 Err(error) => {
                     let _ = ready.send(Err(error));
@@ -93,7 +111,10 @@ impl Writer {
     }
 
     /// Applies `persists` in one transaction on the writer thread.
-    pub(super) async fn apply(&self, persists: &[Vec<Write>]) -> Result<Duplicates, StoreError> {
+    pub(super) async fn apply(
+        &self,
+        persists: &[Vec<Write>],
+    ) -> Result<Vec<Committed>, StoreError> {
         let (done, result) = oneshot::channel();
         let job = Job::Apply {
             persists: persists.to_vec(),
@@ -113,11 +134,11 @@ impl Writer {
 }
 
 /// The writer thread: one job at a time, until closed or every handle is dropped.
-fn run(target: &Target, mut conn: Option<Connection>, queue: &mpsc::Receiver<Job>) {
+fn run(target: &Target, mut conn: Option<Open>, queue: &mpsc::Receiver<Job>) {
     while let Ok(job) = queue.recv() {
         match job {
             Job::Apply { persists, done } => {
-                let result = apply(target, &mut conn, &persists);
+                let result = apply(target, &mut conn, persists);
                 let _ = done.send(result);
             }
             Job::Close { done } => {
@@ -129,23 +150,39 @@ fn run(target: &Target, mut conn: Option<Connection>, queue: &mpsc::Receiver<Job
     }
 }
 
-/// Checks the file, then applies `persists` in one `BEGIN IMMEDIATE … COMMIT`. A failure
-/// leaves no transaction open: SQLite may have rolled back by itself (a full disk), else it is
-/// rolled back here, and a connection that cannot roll back is closed and opened again at the
-/// next apply.
+/// Checks the file, numbers `persists` ([`Numbering`]), then applies them in one `BEGIN
+/// IMMEDIATE … COMMIT`. A failure leaves no transaction open and the numbering where it was:
+/// SQLite may have rolled back by itself (a full disk), else it is rolled back here, and a
+/// connection that cannot roll back is closed and opened again at the next apply.
 fn apply(
     target: &Target,
-    conn: &mut Option<Connection>,
-    persists: &[Vec<Write>],
-) -> Result<Duplicates, StoreError> {
+    conn: &mut Option<Open>,
+    mut persists: Vec<Vec<Write>>,
+) -> Result<Vec<Committed>, StoreError> {
     if let Some(file) = &target.file {
         file.check()?;
     }
-    let db = match conn {
-        Some(db) => db,
+    let open = match conn {
+        Some(open) => open,
         None => conn.insert(target.open()?),
     };
-    let result = in_transaction(db, persists);
+    let mut numbering = open.numbering;
+    let positions: Vec<MessageId> = persists
+        .iter_mut()
+        .map(|writes| numbering.number(writes))
+        .collect();
+    let db = &open.conn;
+    let result = in_transaction(db, &persists).map(|duplicates| {
+        open.numbering = numbering;
+        positions
+            .into_iter()
+            .zip(duplicates)
+            .map(|(position, duplicate)| Committed {
+                position,
+                duplicate,
+            })
+            .collect()
+    });
     if result.is_err() && !db.is_autocommit() {
         let rolled_back = db.execute_batch("ROLLBACK");
         if rolled_back.is_err() || !db.is_autocommit() {
@@ -187,7 +224,10 @@ const ORIGINAL: &str =
 
 /// Runs `persists` in order; consecutive messages (the usual batch is nothing else) are
 /// inserted together by [`insert_messages`].
-fn in_transaction(conn: &Connection, persists: &[Vec<Write>]) -> Result<Duplicates, StoreError> {
+fn in_transaction(
+    conn: &Connection,
+    persists: &[Vec<Write>],
+) -> Result<Vec<Option<(MessageId, UnixMillis)>>, StoreError> {
     conn.prepare_cached(BEGIN)?.execute([])?;
     let mut duplicates = vec![None; persists.len()];
     let mut run: Vec<(usize, &StoredMessage)> = Vec::new();

@@ -200,9 +200,8 @@ impl Hub {
         let default_room = self
             .directory
             .room_id(&self.config.default_room.to_ascii_lowercase());
-        let since = self.delivery.last_message();
         let join = default_room
-            .and_then(|conv| Some((conv, self.directory.add_member(conv, user, since)?)));
+            .and_then(|conv| Some((conv, self.directory.add_member(conv, user, UNNUMBERED)?)));
         match join {
             Some((conv, join)) => {
                 writes.push(join);

@@ -1,4 +1,4 @@
-//! [`Delivery`]: message ids, the recent sends that make resends idempotent without storage,
+//! [`Delivery`]: the highest committed message id, the recent sends that make resends idempotent without storage,
 //! each device's acknowledged position, each online session's replay state, and positions
 //! waiting to be written.
 //!
@@ -52,7 +52,7 @@ const RECENT_SENDS: usize = 64;
 
 #[derive(Debug, Default)]
 pub(super) struct Delivery {
-    /// The last message id allocated.
+    /// The highest message id (or position) known to be committed.
     last_message: u64,
     last_device: u64,
     recent: FxHashMap<UserId, RecentSends>,
@@ -89,9 +89,9 @@ impl Delivery {
         self.changes_completed += 1;
     }
 
-    /// The positions storage holds. Ids allocated to resends found to be duplicates are never
-    /// stored, yet positions derived from them (a device's cursor, a membership's `since`) may
-    /// be: new ids must exceed every durable position, not only the highest stored message.
+    /// The positions storage holds. The highest committed position is the highest of the
+    /// stored messages, memberships and device positions (an id taken by a resend found to
+    /// be a duplicate is never stored, yet a membership's `since` may be it).
     pub(super) fn load(
         snapshot_devices: Vec<DeviceRow>,
         members: &[MemberRow],
@@ -117,15 +117,15 @@ impl Delivery {
         delivery
     }
 
-    /// The last message id allocated: a new member sees messages above it.
+    /// The highest message id known to be committed: a new device starts there, a read
+    /// marker stops there.
     pub(super) fn last_message(&self) -> MessageId {
         MessageId(self.last_message)
     }
 
-    /// The id of a new message.
-    pub(super) fn allocate(&mut self) -> MessageId {
-        self.last_message += 1;
-        MessageId(self.last_message)
+    /// `id` is committed.
+    pub(super) fn committed(&mut self, id: MessageId) {
+        self.last_message = self.last_message.max(id.0);
     }
 
     /// The stored `(id, sent_at)` of a recent send by `user` with this client message id.

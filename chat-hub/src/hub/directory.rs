@@ -267,12 +267,11 @@ impl Directory {
     }
 
     /// The direct conversation of `a` and `b`, created with both as members (seeing messages
-    /// above `since`) if new; its writes are pushed.
+    /// from the persist that creates it on, see [`Numbering`]) if new; its writes are pushed.
     pub(super) fn direct_conv(
         &mut self,
         a: UserId,
         b: UserId,
-        since: MessageId,
         now: UnixMillis,
         writes: &mut Vec<Write>,
     ) -> ConvId {
@@ -282,9 +281,9 @@ impl Directory {
         let (a, b) = (a.min(b), a.max(b));
         let (id, write) = self.create_conv(ConvKind::Direct { a, b }, now);
         writes.push(write);
-        writes.extend(self.add_member(id, a, since));
+        writes.extend(self.add_member(id, a, UNNUMBERED));
         if b != a {
-            writes.extend(self.add_member(id, b, since));
+            writes.extend(self.add_member(id, b, UNNUMBERED));
         }
         id
     }
@@ -304,6 +303,20 @@ impl Directory {
             u.rooms += 1;
         }
         Some(Write::AddMember { conv, user, since })
+    }
+
+    /// Storage numbered the membership of `user` in `conv` at commit: it sees messages above
+    /// `since` (until then it sees none: [`UNNUMBERED`] is above every id).
+    pub(super) fn numbered(&mut self, conv: ConvId, user: UserId, since: MessageId) {
+        if let Some(s) = self
+            .convs
+            .get_mut(&conv)
+            .and_then(|c| c.members.get_mut(&user))
+        {
+            if *s == UNNUMBERED {
+                *s = since;
+            }
+        }
     }
 
     /// Ends `user`'s membership of `conv`; `None` if not a member.

@@ -156,7 +156,7 @@ impl Hub {
             }
         };
         let row = StoredMessage {
-            id: self.delivery.allocate(),
+            id: UNNUMBERED,
             conv: message.conv,
             sender: user,
             device: online.device,
@@ -195,6 +195,7 @@ impl Hub {
         request: RequestId,
         row: StoredMessage,
     ) {
+        self.delivery.committed(row.id);
         if let MessageKind::Edit { target } | MessageKind::Delete { target, .. } = row.kind {
             self.delivery.change_completed(target);
         }

@@ -63,10 +63,9 @@ impl Hub {
             }
             Target::User(name) => {
                 let other = self.directory.find_user(name)?;
-                let since = self.delivery.last_message();
                 let conv = self
                     .directory
-                    .direct_conv(user, other, since, now.wall, &mut writes);
+                    .direct_conv(user, other, now.wall, &mut writes);
                 (conv, TypingKey::User(user, other))
             }
         };
@@ -79,7 +78,7 @@ impl Hub {
             return Ok(());
         }
         let message = StoredMessage {
-            id: self.delivery.allocate(),
+            id: UNNUMBERED,
             conv,
             sender: user,
             device,
@@ -88,16 +87,15 @@ impl Hub {
             text,
             kind: MessageKind::Message,
         };
-        self.stats.messages_accepted += 1;
-        self.delivery
-            .remember(user, client_msg_id, (message.id, message.sent_at));
         writes.push(Write::InsertMessage(message.clone()));
         self.out
             .persist(writes, After::Message(session, request, message));
         Ok(())
     }
 
-    /// A message is durable: confirm it to its sender and deliver it.
+    /// A message is durable (numbered by storage): confirm it to its sender and deliver it.
+    /// A resend that storage found to be one (`duplicate`, the original's id and time) is
+    /// confirmed with the original's.
     pub(super) fn message_stored(
         &mut self,
         session: SessionId,
@@ -105,11 +103,14 @@ impl Hub {
         message: StoredMessage,
         duplicate: Option<(MessageId, UnixMillis)>,
     ) {
+        self.delivery.committed(message.id);
+        let stored = duplicate.unwrap_or((message.id, message.sent_at));
+        self.delivery
+            .remember(message.sender, message.client_msg_id, stored);
         if let Some((id, sent_at)) = duplicate {
-            self.delivery
-                .remember(message.sender, message.client_msg_id, (id, sent_at));
             return self.reply(session, request, Reply::Sent { id, sent_at });
         }
+        self.stats.messages_accepted += 1;
         let reply = Reply::Sent {
             id: message.id,
             sent_at: message.sent_at,

@@ -547,9 +547,12 @@ impl Hub {
     /// The result of earlier I/O.
     pub fn handle_completion(&mut self, completion: Completion, now: Now) {
         match completion {
-            Completion::Persisted { ticket, duplicate } => {
-                if let Some(after) = self.out.completed(ticket) {
-                    self.after_persist(after, duplicate, now);
+            Completion::Persisted { ticket, committed } => {
+                if let Some(pending) = self.out.completed(ticket) {
+                    for (conv, user) in pending.members {
+                        self.directory.numbered(conv, user, committed.position);
+                    }
+                    self.after_persist(pending.after, committed, now);
                 }
             }
             Completion::PasswordVerified { session, ok, token } => {
@@ -604,12 +607,9 @@ impl Hub {
         }
     }
 
-    fn after_persist(
-        &mut self,
-        after: After,
-        duplicate: Option<(MessageId, UnixMillis)>,
-        now: Now,
-    ) {
+    fn after_persist(&mut self, after: After, committed: Committed, now: Now) {
+        // The persist's one message, if any, was numbered right after its position.
+        let id = MessageId(committed.position.0 + 1);
         match after {
             After::Nothing => {}
             After::Reply(session, request, reply) => self.reply(session, request, reply),
@@ -631,9 +631,12 @@ impl Hub {
             }
             After::LoggedIn(session, request, reply) => self.logged_in(session, request, reply),
             After::Message(session, request, message) => {
-                self.message_stored(session, request, message, duplicate);
+                let message = StoredMessage { id, ..message };
+                self.message_stored(session, request, message, committed.duplicate);
             }
-            After::Changed(session, request, row) => self.change_stored(session, request, row),
+            After::Changed(session, request, row) => {
+                self.change_stored(session, request, StoredMessage { id, ..row });
+            }
             After::Topic {
                 reply: (session, request),
                 conv,

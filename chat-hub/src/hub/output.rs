@@ -247,14 +247,14 @@ impl IoRequest {
 /// [`Hub::handle_completion`](crate::Hub::handle_completion).
 #[derive(Debug)]
 pub enum Completion {
-    /// An [`Output::Persist`] is durable. `duplicate` is set when its message was not stored
-    /// because the sender had stored the same client message id before (`(id, sent_at)` of the
-    /// original).
+    /// An [`Output::Persist`] is durable: its position (how storage numbered it, see
+    /// [`Numbering`]), and the original `(id, sent_at)` if its message was not stored because
+    /// the sender had stored the same client message id before.
     Persisted {
         /// The persist's ticket.
         ticket: Ticket,
-        /// The original of a duplicate message.
-        duplicate: Option<(MessageId, UnixMillis)>,
+        /// What storage reports of it.
+        committed: Committed,
     },
     /// Answer to [`IoRequest::VerifyPassword`], with a fresh random token for the session.
     PasswordVerified {
@@ -399,12 +399,20 @@ pub(super) enum After {
     },
 }
 
+/// What a persist in flight waits for: what follows it, and the memberships whose `since`
+/// storage numbers at commit (the persist's position).
+#[derive(Debug)]
+pub(super) struct Pending {
+    pub(super) after: After,
+    pub(super) members: Vec<(ConvId, UserId)>,
+}
+
 /// The outputs waiting for the driver, and what to do when each persist in flight completes.
 /// Frames are encoded here, once per event however many recipients it has.
 #[derive(Debug)]
 pub(super) struct Outputs {
     queue: VecDeque<Output>,
-    pending: FxHashMap<Ticket, After>,
+    pending: FxHashMap<Ticket, Pending>,
     last_ticket: u64,
     max_frame_len: usize,
 }
@@ -548,8 +556,15 @@ impl Outputs {
     pub(super) fn persist(&mut self, writes: Vec<Write>, after: After) {
         self.last_ticket += 1;
         let ticket = Ticket(self.last_ticket);
-        if !matches!(after, After::Nothing) {
-            self.pending.insert(ticket, after);
+        let members: Vec<(ConvId, UserId)> = writes
+            .iter()
+            .filter_map(|w| match *w {
+                Write::AddMember { conv, user, since } if since == UNNUMBERED => Some((conv, user)),
+                _ => None,
+            })
+            .collect();
+        if !matches!(after, After::Nothing) || !members.is_empty() {
+            self.pending.insert(ticket, Pending { after, members });
         }
         self.queue.push_back(Output::Persist { ticket, writes });
     }
@@ -559,7 +574,7 @@ impl Outputs {
     }
 
     /// What was to follow the persist `ticket`, now that it completed.
-    pub(super) fn completed(&mut self, ticket: Ticket) -> Option<After> {
+    pub(super) fn completed(&mut self, ticket: Ticket) -> Option<Pending> {
         self.pending.remove(&ticket)
     }
 }

@@ -42,8 +42,7 @@ impl Hub {
         conv: ConvId,
         mut writes: Vec<Write>,
     ) {
-        let since = self.delivery.last_message();
-        writes.extend(self.directory.add_member(conv, user, since));
+        writes.extend(self.directory.add_member(conv, user, UNNUMBERED));
         let reply = self.room_reply(conv, user);
         self.out.persist(
             writes,
@@ -167,8 +166,7 @@ impl Hub {
             ));
         }
         self.check_room_quota(invitee)?;
-        let since = self.delivery.last_message();
-        let Some(write) = self.directory.add_member(conv, invitee, since) else {
+        let Some(write) = self.directory.add_member(conv, invitee, UNNUMBERED) else {
             return Ok(());
         };
         let by = self.directory.name(user);
