@@ -149,7 +149,7 @@ async fn a_restart_of_nats_is_never_a_silent_loss() {
         received.windows(2).all(|w| w[0] < w[1]),
         "out of order or twice: {received:?}"
     );
-    let reconnected = seen.iter().any(|e| *e == BusEvent::Reconnected);
+    let reconnected = seen.contains(&BusEvent::Reconnected);
     let gap = seen.iter().any(is_gap("a"));
     assert!(
         received.len() as u64 == TOTAL || reconnected || gap,
@@ -343,7 +343,6 @@ async fn an_unreachable_nats_is_an_error_naming_its_url() {
     let url = "nats://127.0.0.1:1";
     let error = Bus::connect(BusConfig::new(url, "a"))
         .await
-        .err()
-        .expect("no NATS there");
+        .expect_err("no NATS there");
     assert!(error.to_string().contains(url), "{error}");
 }

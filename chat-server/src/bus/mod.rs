@@ -14,7 +14,7 @@
 //! a batch is not the last one plus one, a heartbeat or goodbye announces more than it
 //! received, a node restarts (new epoch) without having said goodbye, a node goes silent (its
 //! last publications may be lost), or the NATS client drops messages for a slow consumer. See
-//! [`Peers`](peers::Peers) for the rules, `envelope` for the bytes.
+//! `bus/peers.rs` for the rules, `bus/envelope.rs` for the bytes, docs/CLUSTERING.md for both.
 //!
 //! # Tasks
 //! Two tasks on the caller's tokio runtime: one publishes (the queue, heartbeats, the goodbye),
