@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chat_server::bus::{Bus, BusConfig, BusEvent};
-use chat_testkit::{TestNats, WAIT};
+use chat_server::ServerConfig;
+use chat_testkit::{TestDb, TestNats, TestServer, WAIT};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc::Receiver;
 use tokio::time::timeout;
 
@@ -345,4 +347,38 @@ async fn an_unreachable_nats_is_an_error_naming_its_url() {
         .await
         .expect_err("no NATS there");
     assert!(error.to_string().contains(url), "{error}");
+}
+
+#[tokio::test]
+async fn the_metrics_endpoint_shows_the_bus_counters() {
+    let Some(nats) = TestNats::start().await else {
+        return;
+    };
+    let (b, mut b_events) = connect(&nats, "b").await;
+    let (a, _a_events) = connect(&nats, "a").await;
+    a.publish(payload(1));
+    until(&mut b_events, |e| matches!(e, BusEvent::Batch { .. })).await;
+
+    let db = TestDb::sqlite();
+    let server_config = ServerConfig {
+        bus: Some(b.stats_reader()),
+        ..ServerConfig::default()
+    };
+    let server = TestServer::on(&db, chat_testkit::config(), server_config).await;
+    let mut http = tokio::net::TcpStream::connect(server.web)
+        .await
+        .expect("connects");
+    http.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("writes");
+    let mut response = String::new();
+    timeout(WAIT, http.read_to_string(&mut response))
+        .await
+        .expect("in time")
+        .expect("reads");
+    assert!(response.contains("chat_bus_received_total 1"), "{response}");
+    assert!(response.contains("chat_bus_gaps_total 0"), "{response}");
+    assert!(response.contains("chat_bus_lag_max_seconds"), "{response}");
+    a.close().await;
+    b.close().await;
 }

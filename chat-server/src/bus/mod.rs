@@ -386,20 +386,15 @@ impl Bus {
 
     /// The counters now.
     pub fn stats(&self) -> BusStats {
-        let c = &self.shared.counters;
-        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        BusStats {
-            published: read(&c.published),
-            dropped: read(&c.dropped),
-            heartbeats_sent: read(&c.heartbeats_sent),
-            received: read(&c.received),
-            heartbeats_received: read(&c.heartbeats_received),
-            gaps: read(&c.gaps),
-            reconnects: read(&c.reconnects),
-            slow_consumers: read(&c.slow_consumers),
-            malformed: read(&c.malformed),
-            lag_micros_total: read(&c.lag_micros_total),
-            lag_micros_max: read(&c.lag_micros_max),
+        self.stats_reader().stats()
+    }
+
+    /// A reader of the counters that can be kept apart from the bus (by the metrics
+    /// endpoint, [`ServerConfig::bus`](crate::ServerConfig::bus)); it reads the last counts
+    /// once the bus is gone.
+    pub fn stats_reader(&self) -> BusStatsReader {
+        BusStatsReader {
+            shared: self.shared.clone(),
         }
     }
 
@@ -417,6 +412,33 @@ impl Bus {
 impl Drop for Bus {
     fn drop(&mut self) {
         self.cancel.cancel();
+    }
+}
+
+/// Reads a [`Bus`]'s counters ([`Bus::stats_reader`]).
+#[derive(Clone, Debug)]
+pub struct BusStatsReader {
+    shared: Arc<Shared>,
+}
+
+impl BusStatsReader {
+    /// The counters now.
+    pub fn stats(&self) -> BusStats {
+        let c = &self.shared.counters;
+        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        BusStats {
+            published: read(&c.published),
+            dropped: read(&c.dropped),
+            heartbeats_sent: read(&c.heartbeats_sent),
+            received: read(&c.received),
+            heartbeats_received: read(&c.heartbeats_received),
+            gaps: read(&c.gaps),
+            reconnects: read(&c.reconnects),
+            slow_consumers: read(&c.slow_consumers),
+            malformed: read(&c.malformed),
+            lag_micros_total: read(&c.lag_micros_total),
+            lag_micros_max: read(&c.lag_micros_max),
+        }
     }
 }
 
