@@ -18,8 +18,11 @@
 //!   check and the Content-Security-Policy.
 //! - [`tls`]: certificates from PEM files or generated, reloadable.
 //! - `metrics`: Prometheus metrics, the engine's counts read at each scrape.
+//! - [`bus`]: numbered publications and heartbeats between nodes over NATS; a subscriber
+//!   is told of every loss (a gap) so it can recover from the database.
 //! - [`ready`]: the machine-readable line the binary prints once it listens, and its parser.
 
+pub mod bus;
 mod metrics;
 mod pump;
 pub mod ready;

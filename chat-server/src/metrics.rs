@@ -1,7 +1,8 @@
 //! [`Metrics`]: the server's Prometheus metrics (prometheus-client), served at `GET /metrics`.
 //!
 //! The server counts what it sees (connections by transport, messages delivered, HTTP
-//! requests); the engine's own counts ([`chat_core::EngineStats`]) are read at each scrape.
+//! requests); the engine's own counts ([`chat_core::EngineStats`]) and those of the bus to
+//! other nodes ([`BusStats`], if there is one) are read at each scrape.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -15,6 +16,8 @@ use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::Registry;
+
+use crate::bus::{BusStats, BusStatsReader};
 
 /// A transport, as a metric label.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
@@ -62,7 +65,7 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
-    pub(crate) fn new(engine: Engine) -> Self {
+    pub(crate) fn new(engine: Engine, bus: Option<BusStatsReader>) -> Self {
         let mut registry = Registry::with_prefix("chat");
         let connections = Family::<ByTransport, Gauge>::default();
         let accepted = Family::<ByTransport, Counter>::default();
@@ -91,6 +94,9 @@ impl Metrics {
             bad_origins.clone(),
         );
         registry.register_collector(Box::new(EngineCollector(Arc::new(engine))));
+        if let Some(bus) = bus {
+            registry.register_collector(Box::new(BusCollector(bus)));
+        }
         Self {
             registry,
             connections,
@@ -228,6 +234,91 @@ impl Collector for EngineCollector {
             "The largest batch of writes committed in one transaction",
             None,
             largest.metric_type(),
+        )?)?;
+        Ok(())
+    }
+}
+
+/// Reads the bus's counters at each scrape.
+#[derive(Debug)]
+struct BusCollector(BusStatsReader);
+
+impl Collector for BusCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let BusStats {
+            published,
+            dropped,
+            heartbeats_sent,
+            received,
+            heartbeats_received,
+            gaps,
+            reconnects,
+            slow_consumers,
+            malformed,
+            lag_micros_total,
+            lag_micros_max,
+        } = self.0.stats();
+        let counters = [
+            ("bus_published", "Publications handed to NATS", published),
+            (
+                "bus_dropped",
+                "Publications dropped (queue full, refused by NATS, or closing)",
+                dropped,
+            ),
+            (
+                "bus_heartbeats_sent",
+                "Heartbeats handed to NATS",
+                heartbeats_sent,
+            ),
+            (
+                "bus_received",
+                "Publications of other nodes received",
+                received,
+            ),
+            (
+                "bus_heartbeats_received",
+                "Heartbeats of other nodes received",
+                heartbeats_received,
+            ),
+            (
+                "bus_gaps",
+                "Gaps reported (recoveries from the database)",
+                gaps,
+            ),
+            ("bus_reconnects", "Reconnections to NATS", reconnects),
+            (
+                "bus_slow_consumer_drops",
+                "Messages the NATS client dropped for a slow consumer",
+                slow_consumers,
+            ),
+            (
+                "bus_malformed",
+                "Messages on the subject that were not envelopes",
+                malformed,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let counter = ConstCounter::new(value);
+            counter.encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                counter.metric_type(),
+            )?)?;
+        }
+        let lag = ConstCounter::new(lag_micros_total as f64 / 1e6);
+        lag.encode(encoder.encode_descriptor(
+            "bus_lag_seconds",
+            "From sending to receiving, over every publication received (wall clocks)",
+            None,
+            lag.metric_type(),
+        )?)?;
+        let max = ConstGauge::new(lag_micros_max as f64 / 1e6);
+        max.encode(encoder.encode_descriptor(
+            "bus_lag_max_seconds",
+            "The longest time from sending to receiving of a publication",
+            None,
+            max.metric_type(),
         )?)?;
         Ok(())
     }

@@ -13,6 +13,7 @@ use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::bus::BusStatsReader;
 use crate::metrics::{Metrics, Transport};
 use crate::pump::{self, Keepalive};
 use crate::tls::Tls;
@@ -35,6 +36,9 @@ pub struct ServerConfig {
     /// Web origins (`scheme://host:port`) allowed to open a WebSocket besides the server's own
     /// (the origin of the `Host` the page was loaded from).
     pub allowed_origins: Vec<String>,
+    /// The counters of this node's bus to other nodes, shown at `/metrics` (`chat_bus_*`),
+    /// if it has one.
+    pub bus: Option<BusStatsReader>,
 }
 
 impl Default for ServerConfig {
@@ -45,6 +49,7 @@ impl Default for ServerConfig {
             drain_notice: Duration::ZERO,
             tls: None,
             allowed_origins: Vec::new(),
+            bus: None,
         }
     }
 }
@@ -92,7 +97,7 @@ pub(crate) struct Shared {
 impl Server {
     /// A server over `engine`; it serves nothing until given listeners.
     pub fn new(engine: Engine, config: ServerConfig) -> Self {
-        let metrics = Arc::new(Metrics::new(engine.clone()));
+        let metrics = Arc::new(Metrics::new(engine.clone(), config.bus.clone()));
         let keepalive = Keepalive::of(engine.config());
         Self {
             shared: Arc::new(Shared {

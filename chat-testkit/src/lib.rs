@@ -1,6 +1,6 @@
 //! Test support shared by every crate's tests: the test [`config`], a fresh database on each
 //! backend ([`TestDb`], [`on_every_backend!`]), a server on an ephemeral 127.0.0.1 port
-//! ([`TestServer`]), the server binary started as a process ([`spawn_ready`]), and logged-in
+//! ([`TestServer`]), a `nats-server` process ([`TestNats`]), the server binary started as a process ([`spawn_ready`]), and logged-in
 //! users over TCP ([`logged_in`]), WebSocket ([`logged_in_ws`]) or in process
 //! ([`logged_in_embedded`]). Every wait has a
 //! timeout; failures panic (this is test code).
@@ -23,8 +23,10 @@ use tokio::time::timeout;
 
 pub use chat_client;
 pub use db::{TestDb, POSTGRES_ENV};
+pub use nats::{TestNats, NATS_SERVER};
 
 mod db;
+mod nats;
 
 /// How long a test waits for anything.
 pub const WAIT: Duration = Duration::from_secs(10);
