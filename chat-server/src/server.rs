@@ -35,6 +35,11 @@ pub struct ServerConfig {
     /// Web origins (`scheme://host:port`) allowed to open a WebSocket besides the server's own
     /// (the origin of the `Host` the page was loaded from).
     pub allowed_origins: Vec<String>,
+    /// Other nodes' WebSocket URLs (`ws://host:port/ws`, `wss://…`), for the browser client to
+    /// fail over to (served at `/peers` and allowed by the page's Content-Security-Policy);
+    /// see [`web_peer`](crate::web_peer) for what is accepted. Those nodes must allow this
+    /// one's origin.
+    pub web_peers: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -45,6 +50,7 @@ impl Default for ServerConfig {
             drain_notice: Duration::ZERO,
             tls: None,
             allowed_origins: Vec::new(),
+            web_peers: Vec::new(),
         }
     }
 }
