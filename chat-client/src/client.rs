@@ -3,8 +3,8 @@
 //! Lines run in order. A line waits while the client is disconnected or a request other than a
 //! message is unanswered, so a script's `/login`, `/join`, then text all do what they say. When
 //! the connection drops, the client asks to reconnect with exponential back-off and jitter,
-//! failing over between its servers' addresses (round robin, backing off once every address
-//! failed: see [`Rotation`](crate::rotation::Rotation)), resumes with its session token, and sends again every request still unanswered (a message
+//! failing over between its servers' addresses (round robin from the one that last worked,
+//! backing off only once every address failed: `rotation.rs`), resumes with its session token, and sends again every request still unanswered (a message
 //! keeps its request id and client message id, so the server stores it once). Messages are
 //! shown once each (by id) and acknowledged. Requests are paced to the server's rate limit
 //! (from `Welcome`), and one refused as rate-limited is sent again after the wait it names.
