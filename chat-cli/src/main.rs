@@ -22,7 +22,7 @@ mod tui;
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use chat_client::{Client, Connector, Input, Settings, TcpConnector, TlsConnector};
+use chat_client::{Client, Connector, Failover, Input, Settings, TcpConnector, TlsConnector};
 use clap::Parser;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
@@ -31,9 +31,17 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// The server's address.
-    #[arg(long, env = "CHAT_SERVER", default_value = "127.0.0.1:7878")]
-    server: String,
+    /// The server's address, `host:port`. Several (comma-separated, or the flag repeated) name
+    /// nodes of one cluster: the client connects to the first that answers and, when its node
+    /// dies, fails over to the next, resuming the session by token.
+    #[arg(
+        long,
+        env = "CHAT_SERVER",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:7878",
+        value_name = "HOST:PORT[,HOST:PORT…]"
+    )]
+    server: Vec<String>,
     /// This device's stable id (delivery positions are per device).
     #[arg(long, env = "CHAT_DEVICE")]
     device: Option<String>,
@@ -44,7 +52,7 @@ struct Args {
     /// `chat-server --tls-self-signed` printed.
     #[arg(long, env = "CHAT_CA_FILE")]
     ca_file: Option<std::path::PathBuf>,
-    /// The name the server's certificate must carry (default: the host of `--server`).
+    /// The name the servers' certificates must carry (default: the host of each `--server`).
     #[arg(long, env = "CHAT_TLS_NAME")]
     tls_name: Option<String>,
     /// Without a terminal: seconds to keep printing events after the last reply.
@@ -58,26 +66,46 @@ struct Args {
     no_bell: bool,
 }
 
-/// The TLS connector the flags ask for, after one handshake: an untrusted or mismatched
-/// certificate is reported at once rather than retried.
-async fn tls_connector(args: &Args) -> Result<TlsConnector, chat_client::Error> {
-    let config = chat_client::tls_config(args.ca_file.as_deref())?;
-    let host = args
+/// The servers named by `--server` (and `CHAT_SERVER`), in order, without blanks.
+fn servers(args: &Args) -> Vec<String> {
+    let servers: Vec<String> = args
         .server
-        .rsplit_once(':')
-        .map_or(args.server.as_str(), |(host, _)| host)
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    let connector = TlsConnector {
-        addr: args.server.clone(),
-        name: args.tls_name.clone().unwrap_or_else(|| host.to_owned()),
-        config,
-    };
-    match chat_client::tls(&connector.addr, &connector.name, connector.config.clone()).await {
-        Err(error @ chat_client::Error::Tls(_)) => Err(error),
-        // Unreachable servers are retried by the client as usual.
-        _ => Ok(connector),
+        .iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if servers.is_empty() {
+        return vec!["127.0.0.1:7878".into()];
     }
+    servers
+}
+
+/// The TLS connectors the flags ask for, one per server, after one handshake with each that
+/// answers: an untrusted or mismatched certificate is reported at once rather than retried.
+async fn tls_connectors(
+    args: &Args,
+    servers: &[String],
+) -> Result<Vec<TlsConnector>, chat_client::Error> {
+    let config = chat_client::tls_config(args.ca_file.as_deref())?;
+    let mut connectors = Vec::new();
+    for server in servers {
+        let host = server
+            .rsplit_once(':')
+            .map_or(server.as_str(), |(host, _)| host)
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let connector = TlsConnector {
+            addr: server.clone(),
+            name: args.tls_name.clone().unwrap_or_else(|| host.to_owned()),
+            config: config.clone(),
+        };
+        match chat_client::tls(&connector.addr, &connector.name, connector.config.clone()).await {
+            Err(error @ chat_client::Error::Tls(_)) => return Err(error),
+            // Unreachable servers are retried by the client as usual.
+            _ => connectors.push(connector),
+        }
+    }
+    Ok(connectors)
 }
 
 /// A stable default device id: `cli-` and the host name.
@@ -100,9 +128,10 @@ fn default_device() -> String {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    let servers = servers(&args);
     let tls = if args.tls || args.ca_file.is_some() {
-        match tls_connector(&args).await {
-            Ok(connector) => Some(connector),
+        match tls_connectors(&args, &servers).await {
+            Ok(connectors) => Failover::new(connectors),
             Err(error) => {
                 eprintln!("chat-cli: {error}");
                 std::process::exit(1);
@@ -113,7 +142,7 @@ async fn main() {
     };
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let settings = Settings {
-        server: args.server.clone(),
+        servers: servers.clone(),
         device: args.device.clone().unwrap_or_else(default_device),
         password: std::env::var("CHAT_PASSWORD").ok(),
         client_name: concat!("chat-cli/", env!("CARGO_PKG_VERSION")).into(),
@@ -124,13 +153,11 @@ async fn main() {
     let code = match tls {
         Some(connector) => run(&args, interactive, client, connector).await,
         None => {
-            run(
-                &args,
-                interactive,
-                client,
-                TcpConnector(args.server.clone()),
-            )
-            .await
+            let tcp = servers.iter().cloned().map(TcpConnector).collect();
+            match Failover::new(tcp) {
+                Some(connector) => run(&args, interactive, client, connector).await,
+                None => unreachable!("`servers` names at least one"),
+            }
         }
     };
     // The key reader thread may still be blocked reading the terminal: leave without waiting.
@@ -168,11 +195,8 @@ where
     let screen = if args.plain {
         Screens::Plain(plain::Plain::new(editor, bell))
     } else {
-        Screens::Full(tui::Tui::on_stdout(tui::App::new(
-            editor,
-            args.server.clone(),
-            bell,
-        ))?)
+        let first = servers(args).swap_remove(0);
+        Screens::Full(tui::Tui::on_stdout(tui::App::new(editor, first, bell))?)
     };
     terminal::read_keys(screen_tx.clone());
     let thread = std::thread::spawn(move || match screen {

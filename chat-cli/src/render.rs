@@ -183,7 +183,7 @@ fn lines_at(
         Event::LoggedOut => "* logged out".into(),
         Event::Connected { server } => format!("* connected to {}", clean(server)),
         Event::Reconnecting => "* reconnecting…".into(),
-        Event::Reconnected => "* reconnected".into(),
+        Event::Reconnected { server } => format!("* reconnected to {}", clean(server)),
         Event::Unreachable { server, error } => format!(
             "* cannot reach {} ({}); retrying…",
             clean(server),

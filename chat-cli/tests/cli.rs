@@ -35,15 +35,13 @@ struct Cli {
 
 impl Cli {
     fn start(addr: SocketAddr, device: &str) -> Self {
+        Self::start_on(&addr.to_string(), device)
+    }
+
+    /// A client given `servers` (`--server`'s value).
+    fn start_on(servers: &str, device: &str) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_chat-cli"))
-            .args([
-                "--server",
-                &addr.to_string(),
-                "--device",
-                device,
-                "--linger",
-                "0.2",
-            ])
+            .args(["--server", servers, "--device", device, "--linger", "0.2"])
             .env("CHAT_PASSWORD", PASSWORD)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -373,5 +371,25 @@ async fn scripts_print_hostile_text_escaped_and_continuations_indented() {
     );
     assert_eq!(next.len() - next.trim_start().len(), indent, "{out:?}");
     assert!(out.iter().all(|l| !l.contains('\x1b')), "{out:?}");
+    server.stop().await;
+}
+
+// Issue 12: several nodes.
+#[tokio::test]
+async fn several_servers_a_dead_one_is_passed_over() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(&dir.path().join("chat.db"), "127.0.0.1:0".parse().unwrap()).await;
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let mut cli = Cli::start_on(&format!("{dead}, {}", server.addr), "alice-1");
+    cli.type_line("/register alice").await;
+    cli.type_line("hello from a failover client").await;
+    let (ok, out) = cli.finish().await;
+    assert!(ok, "{out:?}");
+    assert_eq!(count(&out, &format!("cannot reach {dead}")), 1, "{out:?}");
+    let (ok, out) = script(server.addr, "alice-2", &["/login alice"]).await;
+    assert!(ok, "{out:?}");
+    assert_eq!(count(&out, "hello from a failover client"), 1, "{out:?}");
     server.stop().await;
 }

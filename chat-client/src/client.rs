@@ -3,7 +3,8 @@
 //! Lines run in order. A line waits while the client is disconnected or a request other than a
 //! message is unanswered, so a script's `/login`, `/join`, then text all do what they say. When
 //! the connection drops, the client asks to reconnect with exponential back-off and jitter,
-//! resumes with its session token, and sends again every request still unanswered (a message
+//! failing over between its servers' addresses (round robin from the one that last worked,
+//! backing off only once every address failed: `rotation.rs`), resumes with its session token, and sends again every request still unanswered (a message
 //! keeps its request id and client message id, so the server stores it once). Messages are
 //! shown once each (by id) and acknowledged. Requests are paced to the server's rate limit
 //! (from `Welcome`), and one refused as rate-limited is sent again after the wait it names.
@@ -27,6 +28,7 @@ use rand::{Rng, SeedableRng};
 use crate::command::{self, AuditOf, Command, HELP};
 use crate::reads::{conversation, Reads};
 use crate::requests::Requests;
+use crate::rotation::Rotation;
 
 /// Typing is announced again after this long while keys are pressed.
 pub const TYPING_REFRESH: Duration = Duration::from_secs(3);
@@ -36,7 +38,7 @@ pub const TYPING_PAUSE: Duration = Duration::from_secs(5);
 pub const REPLY_WAIT: Duration = Duration::from_secs(30);
 /// How long a connection may take from open to `Welcome`.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
-/// The first reconnection delay (before jitter); it doubles on each failure.
+/// The first reconnection delay (before jitter); it doubles each time every address failed.
 pub const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest reconnection delay (before jitter).
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -59,8 +61,10 @@ pub const SEARCH_PAGE: u16 = 20;
 /// What the client is configured with.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// The server's address, for messages only (the front end connects).
-    pub server: String,
+    /// The servers' addresses (nodes of one cluster, any of which will do), in the order to try
+    /// them. [`Output::Connect`] names one by its index here; the client shows them in
+    /// messages and the front end connects.
+    pub servers: Vec<String>,
     /// This device's stable id.
     pub device: String,
     /// The password for `/login NAME` and `/register NAME` typed without one.
@@ -84,11 +88,13 @@ pub enum Output {
     Send(ClientMessage),
     /// Show this to the user.
     Print(Event),
-    /// Open a connection after this delay, then call [`Client::handle_connected`] or
-    /// [`Client::handle_connect_failed`].
+    /// Open a connection to one of the servers after this delay, then call
+    /// [`Client::handle_connected`] or [`Client::handle_connect_failed`].
     Connect {
         /// How long to wait first.
         after: Duration,
+        /// Which server: an index into [`Settings::servers`] (0 when there is one, or none).
+        server: usize,
     },
     /// Close the open connection; the client already counts it as gone (do not call
     /// [`Client::handle_disconnect`] for it).
@@ -220,9 +226,13 @@ pub enum Event {
     },
     /// The connection dropped; reconnecting.
     Reconnecting,
-    /// Connected (and logged in) again.
-    Reconnected,
-    /// The first connection attempt failed; retrying.
+    /// Connected (and logged in) again, possibly to another server.
+    Reconnected {
+        /// The address of the server now connected.
+        server: String,
+    },
+    /// A connection attempt failed before any connection worked, in the first round over the
+    /// servers (once per address); retrying.
     Unreachable {
         /// The server's address.
         server: String,
@@ -481,8 +491,8 @@ pub struct Client {
     rng: StdRng,
     out: VecDeque<Output>,
     link: Link,
-    /// The next reconnection delay before jitter.
-    backoff: Duration,
+    /// Which server to connect to next, and the back-off.
+    rotation: Rotation,
     /// Whether a connection was welcomed before (so the next one is a reconnection).
     was_connected: bool,
     /// The room new users are put in, from the last `Welcome`.
@@ -537,14 +547,16 @@ impl Client {
     }
 
     fn with_rng(settings: Settings, rng: StdRng) -> Self {
+        let rotation = Rotation::new(settings.servers.len());
         Self {
             settings,
             rng,
             out: VecDeque::from([Output::Connect {
                 after: Duration::ZERO,
+                server: rotation.at(),
             }]),
             link: Link::Down,
-            backoff: MIN_BACKOFF,
+            rotation,
             was_connected: false,
             default_room: String::new(),
             version: 1,
@@ -589,6 +601,14 @@ impl Client {
     /// Whether the connection is up (welcomed).
     pub fn connected(&self) -> bool {
         self.link == Link::Up
+    }
+
+    /// The address of the server connected, or being tried (empty if there is none).
+    pub fn server(&self) -> &str {
+        self.settings
+            .servers
+            .get(self.rotation.at())
+            .map_or("", String::as_str)
     }
 
     /// Whether a password is being asked for (lines go to
@@ -914,8 +934,8 @@ impl Client {
                     self.requests.remove(id);
                     self.error("the connection dropped during login: try again");
                 }
-                let after = self.jitter();
-                self.out.push_back(Output::Connect { after });
+                let wait = self.rotation.lost();
+                self.connect_after(wait);
             }
         }
         self.settle(now);
@@ -1055,7 +1075,7 @@ impl Client {
         if !is_local(command) && !self.was_connected && self.link != Link::Up {
             return Some(format!(
                 "not connected: {} cannot be reached yet (still trying); try again once connected",
-                self.settings.server
+                self.settings.servers.join(", ")
             ));
         }
         match command {
@@ -1105,29 +1125,31 @@ impl Client {
         }
     }
 
-    /// `backoff` scaled by a random factor in 0.5..1.5.
-    fn jitter(&mut self) -> Duration {
-        self.backoff.mul_f64(self.rng.gen_range(0.5..1.5))
+    /// Asks for a connection to the rotation's server after `wait` scaled by a random factor
+    /// in 0.5..1.5 (none within a round).
+    fn connect_after(&mut self, wait: Duration) {
+        let after = wait.mul_f64(self.rng.gen_range(0.5..1.5));
+        let server = self.rotation.at();
+        self.out.push_back(Output::Connect { after, server });
     }
 
     fn connect_failed(&mut self, error: &str) {
         self.link = Link::Down;
-        if !self.was_connected && self.backoff == MIN_BACKOFF {
+        if !self.was_connected && self.rotation.first_round() {
             self.print(Event::Unreachable {
-                server: self.settings.server.clone(),
+                server: self.server().to_owned(),
                 error: error.to_owned(),
             });
         }
-        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-        let after = self.jitter();
-        self.out.push_back(Output::Connect { after });
+        let wait = self.rotation.failed();
+        self.connect_after(wait);
     }
 
     fn welcomed(&mut self, welcome: Welcome) {
         self.link = Link::Up;
         self.pace = Some(Pace::new(&welcome.limits, self.now));
         self.paused_until = None;
-        self.backoff = MIN_BACKOFF;
+        self.rotation.connected();
         self.default_room = welcome.default_room;
         self.version = welcome.version;
         let reconnected = std::mem::replace(&mut self.was_connected, true);
@@ -1137,11 +1159,12 @@ impl Client {
                 self.request(What::Resume, Request::Resume { token, device });
             }
             None if reconnected => {
-                self.print(Event::Reconnected);
+                let server = self.server().to_owned();
+                self.print(Event::Reconnected { server });
                 self.resend();
             }
             None if self.settings.interactive => {
-                let server = self.settings.server.clone();
+                let server = self.server().to_owned();
                 self.print(Event::Connected { server });
             }
             None => {}
@@ -1706,7 +1729,8 @@ impl Client {
                 self.replaying = true;
             }
             (What::Resume, Reply::Session(_)) => {
-                self.print(Event::Reconnected);
+                let server = self.server().to_owned();
+                self.print(Event::Reconnected { server });
                 self.replaying = true;
                 self.resend();
             }

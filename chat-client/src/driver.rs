@@ -45,8 +45,9 @@ pub enum Input {
 type Connecting<T> =
     Pin<Box<dyn Future<Output = Result<Result<T, Error>, tokio::time::error::Elapsed>> + Send>>;
 
-/// Runs `client` until it exits: connects (and reconnects) with `connector`, feeds it `input`
-/// and the server's frames, and hands every event to `show`. Returns the exit status.
+/// Runs `client` until it exits: connects (and reconnects) with `connector`, to the server each
+/// [`Output::Connect`] names ([`Connector::pick`]; see [`Failover`](crate::Failover)), feeds it
+/// `input` and the server's frames, and hands every event to `show`. Returns the exit status.
 pub async fn run<C>(
     mut client: Client,
     connector: C,
@@ -57,7 +58,7 @@ where
     C: Connector + Clone + 'static,
 {
     let mut conn: Option<C::Transport> = None;
-    let mut connect_at: Option<Instant> = None;
+    let mut connect_at: Option<(Instant, usize)> = None;
     let mut connecting: Option<Connecting<C::Transport>> = None;
     let mut input_open = true;
     loop {
@@ -73,9 +74,9 @@ where
                     }
                 }
                 Output::Print(event) => show(event),
-                Output::Connect { after } => {
+                Output::Connect { after, server } => {
                     connecting = None;
-                    connect_at = Some(Instant::now() + after);
+                    connect_at = Some((Instant::now() + after, server));
                 }
                 Output::Close => conn = None,
                 Output::Exit(code) => return code,
@@ -105,9 +106,10 @@ where
                     client.handle_disconnect(now());
                 }
             },
-            () = sleep_until_opt(connect_at) => {
-                connect_at = None;
+            () = sleep_until_opt(connect_at.map(|(at, _)| at)) => {
+                let server = connect_at.take().map_or(0, |(_, server)| server);
                 let mut connector = connector.clone();
+                connector.pick(server);
                 connecting = Some(Box::pin(async move {
                     timeout(HANDSHAKE_TIMEOUT, connector.connect()).await
                 }));

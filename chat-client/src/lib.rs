@@ -14,22 +14,24 @@
 //! ```text
 //!  lines, keys ──► Client ──► Output::Send ──► Transport ──► server
 //!  frames ───────► (state) ─► Output::Print(Event) ──► front end
-//!                          ─► Output::Connect { after } ──► Connector
+//!                          ─► Output::Connect { after, server } ──► Connector
 //! ```
 //!
 //! # Layout
 //! - [`command`]: a typed line to a [`Command`] (pure).
 //! - `client`: [`Client`], its [`Settings`], [`Output`] and [`Event`].
 //! - `requests`: [`Requests`], pending requests by id; replies matched to them.
+//! - `rotation`: which of several servers to connect to next, and the back-off (pure).
 //! - `reads`: how far each conversation is read, for `/read` (pure, bounded).
 //! - `transport`: the [`Transport`] and [`Connector`] traits; TCP ([`Tcp`], [`TcpConnector`]);
+//!   [`Failover`], a connector over several servers' connectors (any transport);
 //!   with the `engine` feature, `chat_core::Connection` and `chat_core::Engine`.
 //! - `ws`: WebSocket ([`Ws`], [`WsConnector`]) and TLS ([`TlsTcp`], [`TlsConnector`],
 //!   [`tls_config`]) transports.
 //! - `session`: [`Session`].
 //! - `driver`: [`run`], the tokio driver of a [`Client`].
 //!
-//! **Invariant:** `client`, `command` and `requests` never touch tokio, a socket or the clock;
+//! **Invariant:** `client`, `command`, `requests` and `rotation` never touch tokio, a socket or the clock;
 //! input from the network never panics.
 
 pub mod command;
@@ -38,6 +40,7 @@ mod client;
 mod driver;
 mod reads;
 mod requests;
+mod rotation;
 mod session;
 mod transport;
 mod ws;
@@ -52,7 +55,7 @@ pub use command::{AuditOf, Command, HELP};
 pub use driver::{run, Input};
 pub use requests::{Answer, Requests};
 pub use session::{Session, DEFAULT_WAIT};
-pub use transport::{tcp, tcp_from, Connector, Tcp, TcpConnector, Transport};
+pub use transport::{tcp, tcp_from, Connector, Failover, Tcp, TcpConnector, Transport};
 pub use ws::{
     tls, tls_config, ws, ws_on, ws_with, MaybeTls, TlsConnector, TlsTcp, WebSocket, Ws,
     WsConnector, WsOptions,

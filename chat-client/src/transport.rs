@@ -1,6 +1,7 @@
 //! How client messages reach a server: the [`Transport`] trait, TCP (a [`Tcp`] framed socket)
-//! and, with the `engine` feature, an in-process `chat_core::Connection`; and [`Connector`],
-//! which opens a fresh transport for each (re)connection.
+//! and, with the `engine` feature, an in-process `chat_core::Connection`; [`Connector`],
+//! which opens a fresh transport for each (re)connection; and [`Failover`], a connector over
+//! several servers (nodes of one cluster), aimed at one of them by [`Connector::pick`].
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -42,10 +43,18 @@ pub trait Transport: Send {
     fn recv(&mut self) -> impl Future<Output = Option<Result<ServerMessage, Error>>> + Send;
 }
 
-/// Opens transports to one server, once per (re)connection.
+/// Opens transports to a server, once per (re)connection.
 pub trait Connector: Send {
     /// The transport opened.
     type Transport: Transport;
+
+    /// Aims the next [`connect`](Self::connect) at the `server`th address, as
+    /// [`Output::Connect`](crate::Output::Connect) names it (an index into
+    /// [`Settings::servers`](crate::Settings::servers)). A connector to one server has nothing
+    /// to choose and ignores it (the default); [`Failover`] picks one of its connectors.
+    fn pick(&mut self, server: usize) {
+        let _ = server;
+    }
 
     /// Opens a connection.
     ///
@@ -115,6 +124,47 @@ impl Connector for TcpConnector {
 
     async fn connect(&mut self) -> Result<Tcp, Error> {
         tcp(self.0.as_str()).await
+    }
+}
+
+/// A connector over several servers' connectors (the nodes of one cluster, any of which will
+/// do), in the order of [`Settings::servers`](crate::Settings::servers): each connection goes
+/// to the one last [`pick`](Connector::pick)ed (the first until then). The client's rotation
+/// chooses which; this only carries it out, for any transport (TCP, TLS, WebSocket).
+#[derive(Clone, Debug)]
+pub struct Failover<C> {
+    /// One connector per server.
+    servers: Vec<C>,
+    /// The index of the one to connect to next.
+    next: usize,
+}
+
+impl<C> Failover<C> {
+    /// A connector over `servers`, or `None` if there are none.
+    pub fn new(servers: Vec<C>) -> Option<Self> {
+        if servers.is_empty() {
+            return None;
+        }
+        Some(Self { servers, next: 0 })
+    }
+
+    /// The connectors, in order.
+    pub fn servers(&self) -> &[C] {
+        &self.servers
+    }
+}
+
+impl<C: Connector> Connector for Failover<C> {
+    type Transport = C::Transport;
+
+    /// Aims at `servers[server]` (wrapping around past the last).
+    fn pick(&mut self, server: usize) {
+        self.next = server % self.servers.len();
+    }
+
+    async fn connect(&mut self) -> Result<C::Transport, Error> {
+        // `new` refuses an empty list and `pick` stays in bounds.
+        self.servers[self.next].connect().await
     }
 }
 

@@ -11,7 +11,7 @@ use tokio::time::timeout;
 
 fn settings() -> Settings {
     Settings {
-        server: "in-process".into(),
+        servers: vec!["in-process".into()],
         device: "test-device".into(),
         password: Some(PASSWORD.into()),
         client_name: "driver-test".into(),

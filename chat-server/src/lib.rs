@@ -14,8 +14,9 @@
 //! - `transport`: what differs per transport, behind a reader and a writer trait: `tcp`
 //!   (bufferless idle reads, or a buffered stream under TLS) and `ws` (one frame per binary
 //!   message).
-//! - `web`: HTTP: the embedded browser client, `/ws`, `/healthz`, `/metrics`, the `Origin`
-//!   check and the Content-Security-Policy.
+//! - `web`: HTTP: the embedded browser client, `/ws`, `/peers` (other nodes for the page to
+//!   fail over to, [`web_peer`]), `/healthz`, `/metrics`, the `Origin` check and the
+//!   Content-Security-Policy.
 //! - [`tls`]: certificates from PEM files or generated, reloadable.
 //! - `metrics`: Prometheus metrics, the engine's counts read at each scrape.
 //! - [`bus`]: numbered publications and heartbeats between nodes over NATS; a subscriber
@@ -33,3 +34,4 @@ mod web;
 
 pub use server::{run, Server, ServerConfig};
 pub use tls::{Tls, TlsError};
+pub use web::web_peer;

@@ -37,6 +37,11 @@ struct Args {
     /// The server's own origin is always allowed.
     #[arg(long = "web-origin", env = "CHAT_WEB_ORIGIN", value_delimiter = ',')]
     web_origins: Vec<String>,
+    /// Another node's WebSocket URL (`wss://chat2.example.org/ws`) for the browser client to
+    /// fail over to, after this node; repeatable. That node must allow this one's origin
+    /// (its `--web-origin`).
+    #[arg(long = "web-peer", env = "CHAT_WEB_PEER", value_delimiter = ',', value_parser = chat_server::web_peer)]
+    web_peers: Vec<String>,
     /// TLS certificate chain (PEM): TLS on the TCP listener, HTTPS/WSS on the web listener.
     #[arg(long, env = "CHAT_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -336,6 +341,7 @@ async fn serve(args: Args) -> Result<(), String> {
         drain_notice: std::time::Duration::from_secs(args.drain_notice),
         tls: tls.clone(),
         allowed_origins: args.web_origins,
+        web_peers: args.web_peers,
         ..ServerConfig::default()
     };
     let server = Server::new(engine, config);

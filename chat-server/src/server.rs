@@ -39,6 +39,11 @@ pub struct ServerConfig {
     /// The counters of this node's bus to other nodes, shown at `/metrics` (`chat_bus_*`),
     /// if it has one.
     pub bus: Option<BusStatsReader>,
+    /// Other nodes' WebSocket URLs (`ws://host:port/ws`, `wss://…`), for the browser client to
+    /// fail over to (served at `/peers` and allowed by the page's Content-Security-Policy);
+    /// see [`web_peer`](crate::web_peer) for what is accepted. Those nodes must allow this
+    /// one's origin.
+    pub web_peers: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -50,6 +55,7 @@ impl Default for ServerConfig {
             tls: None,
             allowed_origins: Vec::new(),
             bus: None,
+            web_peers: Vec::new(),
         }
     }
 }

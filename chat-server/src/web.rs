@@ -1,12 +1,13 @@
 //! The web listener: HTTP/1.1 (HTTPS with TLS) serving the browser client's static files,
-//! `GET /ws` (the WebSocket front end), `GET /healthz` and `GET /metrics`.
+//! `GET /ws` (the WebSocket front end), `GET /peers` (other nodes' WebSocket URLs, for the
+//! page to fail over to), `GET /healthz` and `GET /metrics`.
 //!
 //! Requests are bounded (headers only: 16 KiB, read within 10 s; no bodies are read). A
 //! WebSocket upgrade is refused (403) unless its `Origin` is the server's own (the `Host` the
 //! request names, under the listener's scheme) or an allowed one, which stops cross-site
 //! WebSocket hijacking; requests without an `Origin` (not from a browser) are accepted. Pages
 //! are served with a strict Content-Security-Policy: scripts and styles from this origin only,
-//! nothing inline.
+//! nothing inline, connections to this origin and the peers only.
 
 use std::convert::Infallible;
 use std::net::IpAddr;
@@ -76,6 +77,11 @@ const FILES: &[(&str, &str, &str)] = &[
     ),
     ("/lib/reads.js", JS, include_str!("../web/lib/reads.js")),
     ("/lib/search.js", JS, include_str!("../web/lib/search.js")),
+    (
+        "/lib/rotation.js",
+        JS,
+        include_str!("../web/lib/rotation.js"),
+    ),
     (
         "/components/sidebar.js",
         JS,
@@ -189,6 +195,7 @@ fn handle(
                 plain(StatusCode::OK, "ok\n")
             }
         }
+        "/peers" => peers(&shared.config.web_peers),
         "/metrics" => {
             let mut response = Response::new(Full::new(Bytes::from(shared.metrics.render())));
             response.headers_mut().insert(
@@ -198,10 +205,54 @@ fn handle(
             response
         }
         path => match FILES.iter().find(|(p, _, _)| *p == path) {
-            Some((_, content_type, body)) => file(content_type, body, secure, &host),
+            Some((_, content_type, body)) => {
+                file(content_type, body, secure, &host, &shared.config.web_peers)
+            }
             None => plain(StatusCode::NOT_FOUND, "not found\n"),
         },
     }
+}
+
+/// Checks a `--web-peer` value: a `ws://` or `wss://` URL of host, port and path in plain
+/// ASCII (letters, digits, `.-_:/[]`), so it can stand in a Content-Security-Policy and in
+/// JSON as it is.
+///
+/// # Errors
+/// A sentence saying what is wrong.
+pub fn web_peer(url: &str) -> Result<String, String> {
+    let url = url.trim();
+    let Some(rest) = url
+        .strip_prefix("ws://")
+        .or_else(|| url.strip_prefix("wss://"))
+    else {
+        return Err(format!("{url:?}: a peer is a ws:// or wss:// URL"));
+    };
+    let fine = |c: char| c.is_ascii_alphanumeric() || ".-_:/[]".contains(c);
+    if rest.is_empty() || rest.starts_with('/') || !rest.chars().all(fine) {
+        return Err(format!(
+            "{url:?}: a peer is ws://HOST:PORT/PATH (letters, digits and .-_:/[] only)"
+        ));
+    }
+    Ok(url.to_owned())
+}
+
+/// `/peers`: `{"peers": [URL, …]}`, the other nodes' WebSocket URLs.
+fn peers(urls: &[String]) -> Response<Body> {
+    // Peers are checked at start (`web_peer`): nothing in them needs escaping in JSON.
+    let list: Vec<String> = urls.iter().map(|u| format!("\"{u}\"")).collect();
+    let body = format!("{{\"peers\":[{}]}}\n", list.join(","));
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    response
 }
 
 fn file(
@@ -209,6 +260,7 @@ fn file(
     body: &'static str,
     secure: bool,
     host: &str,
+    peers: &[String],
 ) -> Response<Body> {
     let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     let headers = response.headers_mut();
@@ -220,9 +272,11 @@ fn file(
     );
     headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     let ws = if secure { "wss" } else { "ws" };
+    // Peers are checked at start (`web_peer`): no space, quote or semicolon can be in them.
+    let peers: String = peers.iter().map(|p| format!(" {p}")).collect();
     let csp = format!(
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
-         connect-src 'self' {ws}://{host}; base-uri 'none'; form-action 'none'; \
+         connect-src 'self' {ws}://{host}{peers}; base-uri 'none'; form-action 'none'; \
          frame-ancestors 'none'"
     );
     if let Ok(csp) = HeaderValue::from_str(&csp) {
@@ -369,5 +423,27 @@ mod tests {
             &allowed
         ));
         assert!(!origin_allowed("null", "127.0.0.1:8080", false, &[]));
+    }
+
+    #[test]
+    fn peers_are_websocket_urls_that_fit_a_policy() {
+        for good in [
+            "ws://10.0.0.2:8080/ws",
+            "wss://chat2.example.org/ws",
+            "ws://[::1]:8080/ws",
+        ] {
+            assert_eq!(web_peer(good).as_deref(), Ok(good));
+        }
+        for bad in [
+            "http://10.0.0.2/ws",
+            "ws://",
+            "wss:///ws",
+            "ws://a.example/ws; script-src *",
+            "ws://a.example/ws'",
+            "ws://a.example/\"x",
+            "ws://a b/ws",
+        ] {
+            assert!(web_peer(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -262,6 +262,39 @@ async fn the_page_is_served_with_a_strict_content_security_policy() {
     server.stop().await;
 }
 
+// Issue 12: the page fails over to other nodes' `/ws`.
+#[tokio::test]
+async fn the_page_learns_the_peers_it_may_fail_over_to() {
+    let peers = ["ws://127.0.0.1:1/ws", "wss://chat2.example/ws"];
+    let with_peers = ServerConfig {
+        web_peers: peers.iter().map(|p| (*p).to_owned()).collect(),
+        ..ServerConfig::default()
+    };
+    let (server, _dir) = start_with(config(), with_peers).await;
+    let (code, head, body) = http_get(server.web, "/peers").await;
+    assert_eq!(code, 200, "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{head}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(json, serde_json::json!({ "peers": peers }));
+    let (_, head, _) = http_get(server.web, "/").await;
+    let policy = format!(
+        "connect-src 'self' ws://{} {};",
+        server.web,
+        peers.join(" ")
+    );
+    assert!(head.contains(&policy), "{head}");
+    server.stop().await;
+
+    let (server, _dir) = start_with(config(), ServerConfig::default()).await;
+    let (code, _, body) = http_get(server.web, "/peers").await;
+    assert_eq!((code, body.trim()), (200, r#"{"peers":[]}"#));
+    server.stop().await;
+}
+
 /// Every file of the browser client (but its tests) is embedded and served as it is on disk,
 /// so a module added to chat-server/web/ cannot be forgotten in the binary.
 #[tokio::test]

@@ -1,6 +1,7 @@
 // The browser chat client: wires the protocol client (lib/client.js) to the views
 // (components/). State lives here; views render it.
 import { ChatClient, keyOf, targetOf } from "./lib/client.js";
+import { nodeUrls } from "./lib/rotation.js";
 import { parse, HELP } from "./lib/commands.js";
 import {
   ACTION_LABELS, RANK, Standings, WITH_REASON, actionsOn, moderationRequest, moderationText, topicText,
@@ -25,7 +26,17 @@ const DELETIONS_KEPT = 500;
 const MARK_DELAY_MS = 400;
 
 const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-const client = new ChatClient({ url: `${scheme}//${location.host}/ws`, storage: localStorage });
+const client = new ChatClient({ urls: nodeUrls(`${scheme}//${location.host}/ws`, await peers()), storage: localStorage });
+
+/** Other nodes' WebSocket URLs to fail over to, as this node names them (none if it cannot). */
+async function peers() {
+  try {
+    const response = await fetch("/peers", { cache: "no-cache" });
+    return response.ok ? (await response.json()).peers : [];
+  } catch {
+    return [];
+  }
+}
 
 const state = {
   user: null,

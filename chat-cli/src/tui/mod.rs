@@ -652,12 +652,14 @@ impl App {
                     self.typing.push((user, target));
                 }
             }
-            Event::Connected { .. } => {
+            Event::Connected { ref server } => {
                 self.link = "online";
+                self.server.clone_from(server);
                 self.lines_status(&event);
             }
-            Event::Reconnected => {
+            Event::Reconnected { ref server } => {
                 self.link = "online";
+                self.server.clone_from(server);
                 self.lines_status(&event);
                 // Members may have come and gone meanwhile.
                 for buffer in &mut self.buffers {
@@ -670,8 +672,9 @@ impl App {
                 self.link = "reconnecting";
                 self.lines_status(&event);
             }
-            Event::Unreachable { .. } => {
+            Event::Unreachable { ref server, .. } => {
                 self.link = "unreachable";
+                self.server.clone_from(server);
                 self.lines_status(&event);
                 // Said where the user looks, too.
                 if self.active != 0 {

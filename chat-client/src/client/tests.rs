@@ -20,8 +20,13 @@ impl Harness {
     }
 
     fn with(interactive: bool, password: Option<&str>) -> Self {
+        Self::on(&["127.0.0.1:7878"], interactive, password)
+    }
+
+    /// A client of the nodes at `servers`.
+    fn on(servers: &[&str], interactive: bool, password: Option<&str>) -> Self {
         let settings = Settings {
-            server: "127.0.0.1:7878".into(),
+            servers: servers.iter().map(|s| (*s).to_owned()).collect(),
             device: "laptop".into(),
             password: password.map(Into::into),
             client_name: "test".into(),
@@ -44,7 +49,8 @@ impl Harness {
         assert_eq!(
             h.drain(),
             [Output::Connect {
-                after: Duration::ZERO
+                after: Duration::ZERO,
+                server: 0,
             }]
         );
         h.client.handle_connected(h.now);
@@ -268,7 +274,7 @@ fn unanswered_requests_are_sent_again_after_a_reconnect_with_their_ids() {
     h.client.handle_disconnect(h.now);
     let outputs = h.drain();
     assert_eq!(outputs[0], Output::Print(Event::Reconnecting));
-    let [_, Output::Connect { after }] = &outputs[..] else {
+    let [_, Output::Connect { after, server: 0 }] = &outputs[..] else {
         panic!("{outputs:?}");
     };
     assert!(
@@ -294,7 +300,12 @@ fn unanswered_requests_are_sent_again_after_a_reconnect_with_their_ids() {
     };
     h.reply(resume, Reply::Session(session("alice")));
     let outputs = h.drain();
-    assert_eq!(outputs[0], Output::Print(Event::Reconnected));
+    assert_eq!(
+        outputs[0],
+        Output::Print(Event::Reconnected {
+            server: "127.0.0.1:7878".into()
+        })
+    );
     // The message again, byte for byte (same request id, same client message id), then the
     // line typed meanwhile.
     assert_eq!(outputs[1], Output::Send(original));
@@ -400,7 +411,7 @@ fn failed_connections_back_off_exponentially_up_to_five_seconds() {
         delays.extend(h.drain());
     }
     for output in delays {
-        let Output::Connect { after } = output else {
+        let Output::Connect { after, server: 0 } = output else {
             panic!("{output:?}");
         };
         assert!(
@@ -955,4 +966,170 @@ fn read_and_search_need_a_version_2_server() {
             ))]
         );
     }
+}
+
+// ===== several servers (issue 12) =====
+
+const NODES: [&str; 3] = ["10.0.0.1:7878", "10.0.0.2:7878", "10.0.0.3:7878"];
+
+/// The only `Connect` among `outputs`: its wait and server.
+fn connect(outputs: &[Output]) -> (Duration, usize) {
+    let connects: Vec<(Duration, usize)> = outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Connect { after, server } => Some((*after, *server)),
+            _ => None,
+        })
+        .collect();
+    match connects[..] {
+        [one] => one,
+        _ => panic!("expected one Connect: {outputs:?}"),
+    }
+}
+
+#[test]
+fn failed_attempts_move_to_the_next_server_at_once_and_back_off_once_per_round() {
+    let mut h = Harness::on(&NODES, false, None);
+    assert_eq!(
+        h.drain(),
+        [Output::Connect {
+            after: Duration::ZERO,
+            server: 0
+        }]
+    );
+    // The first round: each address reported once, the next tried at once, the back-off only
+    // after the last.
+    let mut base = MIN_BACKOFF * 2;
+    for (i, node) in NODES.iter().enumerate() {
+        assert_eq!(h.client.server(), *node);
+        h.client.handle_connect_failed("refused", h.now);
+        let outputs = h.drain();
+        assert!(
+            matches!(&prints(&outputs)[..], [Event::Unreachable { server, error }] if server == node && error == "refused"),
+            "{outputs:?}"
+        );
+        let (after, server) = connect(&outputs);
+        assert_eq!(server, (i + 1) % NODES.len());
+        if i + 1 < NODES.len() {
+            assert_eq!(after, Duration::ZERO, "no back-off within a round");
+        } else {
+            assert!(after >= base / 2 && after <= base * 3 / 2, "{after:?}");
+        }
+    }
+    // Later rounds: nothing more reported; the back-off doubles once per round.
+    for _round in 0..6 {
+        base = (base * 2).min(MAX_BACKOFF);
+        for i in 0..NODES.len() {
+            h.client.handle_connect_failed("refused", h.now);
+            let outputs = h.drain();
+            assert!(prints(&outputs).is_empty(), "{outputs:?}");
+            let (after, server) = connect(&outputs);
+            assert_eq!(server, (i + 1) % NODES.len());
+            if i + 1 < NODES.len() {
+                assert_eq!(after, Duration::ZERO);
+            } else {
+                assert!(
+                    after >= base / 2 && after <= base * 3 / 2,
+                    "{after:?} for {base:?}"
+                );
+            }
+        }
+    }
+    assert_eq!(base, MAX_BACKOFF);
+}
+
+#[test]
+fn a_dead_first_server_is_passed_over_for_a_live_one() {
+    let mut h = Harness::on(&NODES[..2], true, None);
+    h.drain();
+    h.client.handle_connect_failed("connection refused", h.now);
+    assert_eq!(connect(&h.drain()), (Duration::ZERO, 1));
+    h.client.handle_connected(h.now);
+    h.drain();
+    h.client.handle_message(welcome("lobby"), h.now);
+    assert_eq!(
+        h.drain(),
+        [Output::Print(Event::Connected {
+            server: NODES[1].into()
+        })]
+    );
+    assert_eq!(h.client.server(), NODES[1]);
+}
+
+#[test]
+fn a_silent_server_is_passed_over_too() {
+    let mut h = Harness::on(&NODES[..2], false, None);
+    h.drain();
+    h.client.handle_connected(h.now);
+    h.drain();
+    h.advance(HANDSHAKE_TIMEOUT);
+    let outputs = h.drain();
+    assert_eq!(outputs[0], Output::Close);
+    assert_eq!(connect(&outputs), (Duration::ZERO, 1));
+}
+
+#[test]
+fn a_lost_node_fails_over_to_the_next_resuming_and_resending_with_the_same_ids() {
+    let mut h = Harness::on(&NODES, false, Some("correct horse")).welcome("lobby");
+    h.line("/login alice");
+    let id = h.sent_request();
+    h.reply(id, Reply::Session(session("alice")));
+    h.client.handle_message(ServerMessage::CaughtUp, h.now);
+    h.drain();
+    h.line("one");
+    h.line("two");
+    let sent = h.drain();
+    assert_eq!(requests(&sent).len(), 2);
+    // The first is stored; the second is in flight when node 0 dies.
+    let [(first, _), _] = requests(&sent)[..] else {
+        panic!("{sent:?}");
+    };
+    h.reply(
+        first,
+        Reply::Sent {
+            id: MessageId(5),
+            sent_at: 1,
+        },
+    );
+    h.drain();
+
+    h.client.handle_disconnect(h.now);
+    let outputs = h.drain();
+    assert_eq!(outputs[0], Output::Print(Event::Reconnecting));
+    let (after, server) = connect(&outputs);
+    assert_eq!(server, 1, "the next node");
+    assert!(after >= MIN_BACKOFF / 2 && after <= MIN_BACKOFF * 3 / 2);
+    // Node 1 is dead too: node 2 at once, node 0 (the lost one) last.
+    h.client.handle_connect_failed("refused", h.now);
+    let outputs = h.drain();
+    assert!(prints(&outputs).is_empty(), "reported once: {outputs:?}");
+    assert_eq!(connect(&outputs), (Duration::ZERO, 2));
+
+    h.client.handle_connected(h.now);
+    h.drain();
+    h.client.handle_message(welcome("lobby"), h.now);
+    let resume = match &h.drain()[..] {
+        [Output::Send(ClientMessage::Request {
+            id,
+            request: Request::Resume { token, .. },
+        })] if token == "token" => *id,
+        other => panic!("expected a resume: {other:?}"),
+    };
+    h.reply(resume, Reply::Session(session("alice")));
+    let outputs = h.drain();
+    assert_eq!(
+        outputs[0],
+        Output::Print(Event::Reconnected {
+            server: NODES[2].into()
+        })
+    );
+    // Only the unanswered message goes again, byte for byte.
+    assert_eq!(outputs[1..], [sent[1].clone()]);
+    assert_eq!(h.client.server(), NODES[2]);
+
+    // Lost again: node 0 next (round robin from the one that worked), at the shortest wait.
+    h.client.handle_disconnect(h.now);
+    let (after, server) = connect(&h.drain());
+    assert_eq!(server, 0);
+    assert!(after <= MIN_BACKOFF * 3 / 2);
 }

@@ -1,15 +1,15 @@
 // ChatClient: the browser's protocol client, apart from any view. It owns the WebSocket,
 // the handshake, login and resume by token, requests matched by id, reconnection with
-// back-off, messages shown once by id, unsent messages resent with their original client
+// back-off, failing over between nodes (`urls`, tried round robin: lib/rotation.js), messages
+// shown once by id, unsent messages resent with their original client
 // message ids, acknowledgements, and typing. It speaks protocol versions 1 and 2 (the one the
 // server's Welcome agrees on is `version`): edits and deletions are delivered, de-duplicated
 // and acknowledged like messages. Views listen to its events.
 import {
   ClientMessage, ServerMessage, encodeFrame, decodeFrame, MIN_VERSION, MAX_VERSION, requestVersion,
 } from "./chat-proto.js";
+import { Rotation } from "./rotation.js";
 
-const MIN_BACKOFF = 100;
-const MAX_BACKOFF = 5000;
 const TYPING_REFRESH = 2500;
 
 /** A conversation's key: "#room" or "@user". */
@@ -29,9 +29,15 @@ function randomId() {
 }
 
 export class ChatClient extends EventTarget {
-  constructor({ url, storage }) {
+  /**
+   * `urls`: the nodes' WebSocket URLs, the page's own first (or `url`, one). `timers` stands in
+   * for setTimeout/clearTimeout in tests.
+   */
+  constructor({ url, urls, storage, timers = globalThis }) {
     super();
-    this.url = url;
+    this.urls = urls?.length ? [...urls] : [url];
+    this.rotation = new Rotation(this.urls.length);
+    this.timers = timers;
     this.storage = storage;
     this.device = storage.getItem("chat.device") || `web-${crypto.randomUUID().slice(0, 18)}`;
     storage.setItem("chat.device", this.device);
@@ -41,8 +47,8 @@ export class ChatClient extends EventTarget {
     this.socket = null;
     this.nextId = 1;
     this.requests = new Map();
-    this.backoff = MIN_BACKOFF;
     this.retry = null;
+    this.welcomed = false; // whether the current socket got its Welcome
     this.loggedIn = false;
     this.caughtUp = false;
     this.seen = new Set();
@@ -70,14 +76,25 @@ export class ChatClient extends EventTarget {
     this.connect();
   }
 
+  /** The URL of the node in use or being tried. */
+  get url() {
+    return this.urls[this.rotation.at];
+  }
+
+  /** Which node, for the status line: its URL when there are several, else nothing. */
+  node() {
+    return this.urls.length > 1 ? this.url : "";
+  }
+
   connect() {
-    clearTimeout(this.retry);
-    this.setStatus("connecting");
+    this.timers.clearTimeout(this.retry);
+    this.setStatus("connecting", this.node());
+    this.welcomed = false;
     let socket;
     try {
       socket = new WebSocket(this.url);
     } catch (error) {
-      return this.scheduleReconnect(String(error));
+      return this.scheduleReconnect(String(error), this.rotation.fail());
     }
     socket.binaryType = "arraybuffer";
     this.socket = socket;
@@ -102,16 +119,20 @@ export class ChatClient extends EventTarget {
       this.caughtUp = false;
       for (const { reject } of this.requests.values()) reject(new ChatError({ type: "Closed" }, "the connection was closed"));
       this.requests.clear();
-      if (this.wantOnline) this.scheduleReconnect("disconnected");
+      // A node that welcomed us and went is lost; one that never did failed (the next is tried).
+      const wait = this.welcomed ? this.rotation.lost() : this.rotation.fail();
+      this.welcomed = false;
+      if (this.wantOnline) this.scheduleReconnect("disconnected", wait);
       else this.setStatus("offline");
     };
   }
 
-  scheduleReconnect(info) {
-    const delay = Math.min(this.backoff, MAX_BACKOFF) * (0.5 + Math.random() / 2);
-    this.backoff = Math.min(this.backoff * 2, MAX_BACKOFF);
-    this.setStatus("reconnecting", `${info}; retrying in ${(delay / 1000).toFixed(1)} s`);
-    this.retry = setTimeout(() => this.connect(), delay);
+  /** Connects again after `wait` ms (jittered: 0.5 to 1 times it) to the rotation's node. */
+  scheduleReconnect(info, wait) {
+    const delay = wait * (0.5 + Math.random() / 2);
+    const where = this.node() ? ` (${this.node()})` : "";
+    this.setStatus("reconnecting", `${info}; retrying in ${(delay / 1000).toFixed(1)} s${where}`);
+    this.retry = this.timers.setTimeout(() => this.connect(), delay);
   }
 
   send(msg) {
@@ -140,9 +161,10 @@ export class ChatClient extends EventTarget {
       case "Welcome":
         this.welcome = msg;
         this.version = msg.version;
-        this.backoff = MIN_BACKOFF;
+        this.welcomed = true;
+        this.rotation.connected();
         if (this.token && this.user) this.resume();
-        else this.setStatus("connected");
+        else this.setStatus("connected", this.node());
         this.emit("welcome", msg);
         break;
       case "Ok":
@@ -165,7 +187,7 @@ export class ChatClient extends EventTarget {
       case "CaughtUp":
         this.caughtUp = true;
         this.ack();
-        this.setStatus("online");
+        this.setStatus("online", this.node());
         this.resendUnsent();
         this.emit("caughtup", {});
         break;
