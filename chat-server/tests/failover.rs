@@ -75,8 +75,6 @@ async fn a_client_fails_over_to_a_node_started_once_its_own_died() {
 }
 
 #[tokio::test]
-#[ignore = "needs cluster-wide message ids (CLUSTERING.md): a node started earlier assigns ids \
-            the other node has used since, and its writes fail (duplicate messages_pkey)"]
 async fn a_client_fails_over_to_the_other_running_node() {
     if let Some(db) = TestDb::postgres().await {
         fail_over(db, Second::Running).await;
