@@ -28,8 +28,8 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 use crate::names;
 use crate::storage::Storage;
 use crate::store::{
-    action_code, audit_record, client_id, int, kind_code, message, role_code, snapshot_from,
-    snapshot_rows, uint, AuditRow, Durability, MessageRow, StoreError,
+    action_code, audit_record, client_id, committed, int, kind_code, message, role_code,
+    snapshot_from, snapshot_rows, uint, AuditRow, Durability, MessageRow, StoreError,
 };
 use crate::{
     AuditRecord, Committed, ConvId, ConvKind, DeviceId, MessageId, Numbering, Snapshot, Standing,
@@ -503,21 +503,6 @@ impl MessageColumns {
         .fetch_all(conn)
         .await?)
     }
-}
-
-/// Each persist's report, from its position and duplicate.
-fn committed(
-    positions: impl IntoIterator<Item = MessageId>,
-    duplicates: Vec<Option<(MessageId, UnixMillis)>>,
-) -> Vec<Committed> {
-    positions
-        .into_iter()
-        .zip(duplicates)
-        .map(|(position, duplicate)| Committed {
-            position,
-            duplicate,
-        })
-        .collect()
 }
 
 /// Numbers and inserts unnumbered messages with one statement: it moves the numbering row by

@@ -118,6 +118,21 @@ pub enum StoreError {
     },
 }
 
+/// Each persist's report, from its position and duplicate.
+pub(crate) fn committed(
+    positions: impl IntoIterator<Item = MessageId>,
+    duplicates: Vec<Option<(MessageId, UnixMillis)>>,
+) -> Vec<Committed> {
+    positions
+        .into_iter()
+        .zip(duplicates)
+        .map(|(position, duplicate)| Committed {
+            position,
+            duplicate,
+        })
+        .collect()
+}
+
 /// A server-assigned number as SQLite stores it.
 pub(crate) fn int(what: &'static str, value: u64) -> Result<i64, StoreError> {
     i64::try_from(value).map_err(|_| StoreError::OutOfRange {

@@ -17,7 +17,8 @@ use rusqlite::{params, Connection, OpenFlags};
 use tokio::sync::oneshot;
 
 use super::{
-    action_code, client_id, int, kind_code, role_code, uint, DbFile, StoreError, BUSY_TIMEOUT,
+    action_code, client_id, committed, int, kind_code, role_code, uint, DbFile, StoreError,
+    BUSY_TIMEOUT,
 };
 use crate::{
     Committed, ConvKind, MessageId, Numbering, Standing, StoredMessage, UnixMillis, Write,
@@ -174,14 +175,7 @@ fn apply(
     let db = &open.conn;
     let result = in_transaction(db, &persists).map(|duplicates| {
         open.numbering = numbering;
-        positions
-            .into_iter()
-            .zip(duplicates)
-            .map(|(position, duplicate)| Committed {
-                position,
-                duplicate,
-            })
-            .collect()
+        committed(positions, duplicates)
     });
     if result.is_err() && !db.is_autocommit() {
         let rolled_back = db.execute_batch("ROLLBACK");
