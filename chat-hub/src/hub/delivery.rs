@@ -1,6 +1,6 @@
-//! [`Delivery`]: the highest committed message id, the recent sends that make resends idempotent without storage,
-//! each device's acknowledged position, each online session's replay state, and positions
-//! waiting to be written.
+//! [`Delivery`]: the highest committed message id, the recent sends that make resends
+//! idempotent without storage, each device's acknowledged position, each online session's
+//! replay state, and positions waiting to be written.
 //!
 //! A session starts not live: its backlog is replayed in batches; a live message that arrives
 //! meanwhile is held back and marks the stream `missed`, so the backlog is loaded once more
