@@ -1053,3 +1053,48 @@ fn large_rooms_tell_only_the_user_concerned_about_membership() {
     );
     assert_eq!(w.drain(bob), []);
 }
+
+#[test]
+fn a_rejoin_while_the_first_join_is_stored_sees_only_what_follows_it() {
+    let mut w = World::default();
+    let alice = w.register("alice");
+    let bob = w.register("bob");
+    let join = || Request::Join {
+        room: "#rust".into(),
+    };
+    w.request(alice, join()).expect("joins");
+    w.drain(alice);
+    w.drain(bob);
+    // Bob joins, leaves and joins again while none of it is stored yet; alice writes to the
+    // room between his leave and his second join.
+    w.hold_persists = true;
+    w.send_request(bob, join());
+    w.send_request(
+        bob,
+        Request::Leave {
+            room: "#rust".into(),
+        },
+    );
+    w.send_request(
+        alice,
+        Request::Send {
+            target: room("#rust"),
+            client_msg_id: ClientMsgId(1),
+            text: "while bob was away".into(),
+        },
+    );
+    w.send_request(bob, join());
+    w.hold_persists = false;
+    w.release_persists();
+    let seen = texts(&w.drain(bob));
+    assert!(
+        !seen.contains(&chat("alice", room("rust"), "while bob was away")),
+        "a message stored while bob was not a member reached him: {seen:?}"
+    );
+    // His membership is numbered by the second join: he gets what follows it.
+    w.say(alice, room("#rust"), "welcome back");
+    assert_eq!(
+        texts(&w.drain(bob)),
+        [chat("alice", room("rust"), "welcome back")]
+    );
+}

@@ -413,6 +413,9 @@ pub(super) struct Pending {
 pub(super) struct Outputs {
     queue: VecDeque<Output>,
     pending: FxHashMap<Ticket, Pending>,
+    /// Memberships being stored, by how many persists in flight add them: one left and
+    /// joined again is numbered by its last join, not by an earlier one.
+    joining: FxHashMap<(ConvId, UserId), u32>,
     last_ticket: u64,
     max_frame_len: usize,
 }
@@ -422,6 +425,7 @@ impl Outputs {
         Self {
             queue: VecDeque::new(),
             pending: FxHashMap::default(),
+            joining: FxHashMap::default(),
             last_ticket: 0,
             max_frame_len,
         }
@@ -563,6 +567,9 @@ impl Outputs {
                 _ => None,
             })
             .collect();
+        for &member in &members {
+            *self.joining.entry(member).or_default() += 1;
+        }
         if !matches!(after, After::Nothing) || !members.is_empty() {
             self.pending.insert(ticket, Pending { after, members });
         }
@@ -573,8 +580,21 @@ impl Outputs {
         self.queue.push_back(Output::Io(request));
     }
 
-    /// What was to follow the persist `ticket`, now that it completed.
+    /// What was to follow the persist `ticket`, now that it completed; its memberships only
+    /// where no later persist in flight adds them again.
     pub(super) fn completed(&mut self, ticket: Ticket) -> Option<Pending> {
-        self.pending.remove(&ticket)
+        let mut pending = self.pending.remove(&ticket)?;
+        pending.members.retain(|member| {
+            let Some(count) = self.joining.get_mut(member) else {
+                return false;
+            };
+            *count -= 1;
+            if *count > 0 {
+                return false;
+            }
+            self.joining.remove(member);
+            true
+        });
+        Some(pending)
     }
 }
