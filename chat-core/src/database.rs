@@ -164,6 +164,15 @@ impl Storage for Database {
         on_backend!(self, s => s.message(id).await)
     }
 
+    async fn committed(
+        &self,
+        after: MessageId,
+        up_to: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        on_backend!(self, s => s.committed(after, up_to, limit).await)
+    }
+
     async fn audit_log(
         &self,
         conv: ConvId,

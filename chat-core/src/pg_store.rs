@@ -135,7 +135,16 @@ impl Storage for PgStore {
             .bind(int("time", now)?)
             .execute(&self.pool)
             .await?;
-        snapshot_from(snapshot_rows!(&self.pool).await?)
+        let mut snapshot = snapshot_from(snapshot_rows!(&self.pool).await?)?;
+        // Every id numbered so far, resends found to be duplicates included: with several
+        // nodes, the hub applies commits in order from here (see `chat_hub::Numbering`).
+        let last: i64 = sqlx::query_scalar("SELECT last FROM message_seq")
+            .fetch_one(&self.pool)
+            .await?;
+        snapshot.last_message = snapshot
+            .last_message
+            .max(MessageId(uint("message id", last)?));
+        Ok(snapshot)
     }
 
     async fn apply(&self, persists: &[Vec<Write>]) -> Result<Vec<Committed>, StoreError> {
@@ -281,6 +290,28 @@ impl Storage for PgStore {
             })
         })
         .transpose()
+    }
+
+    async fn committed(
+        &self,
+        after: MessageId,
+        up_to: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages AS m WHERE m.id > $1 AND m.id <= $2 \
+             ORDER BY m.id LIMIT $3"
+        );
+        let up_to = up_to.map_or(Ok(i64::MAX), |id| int("message id", id.0))?;
+        sqlx::query_as::<_, MessageRow>(&sql)
+            .bind(int("message id", after.0)?)
+            .bind(up_to)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(message)
+            .collect()
     }
 
     async fn message(&self, id: MessageId) -> Result<Option<StoredMessage>, StoreError> {

@@ -65,6 +65,16 @@ pub trait Storage: Clone + Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<StoredMessage>, StoreError>> + Send;
 
+    /// *(cluster)* Every message (and change) with an id in `(after, up_to]` (above `after` if
+    /// `up_to` is `None`), in id order, at most `limit`: what another node committed, when
+    /// its batch was lost on the way.
+    fn committed(
+        &self,
+        after: MessageId,
+        up_to: Option<MessageId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StoredMessage>, StoreError>> + Send;
+
     /// Up to `limit` messages of `conv` with ids below `before`, newest first.
     fn history(
         &self,
@@ -167,6 +177,15 @@ impl Storage for MemoryStorage {
         limit: usize,
     ) -> Result<Vec<StoredMessage>, StoreError> {
         Ok(self.lock().backlog(user, device, after, limit))
+    }
+
+    async fn committed(
+        &self,
+        after: MessageId,
+        up_to: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        Ok(self.lock().committed(after, up_to, limit))
     }
 
     async fn history(

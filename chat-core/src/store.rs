@@ -517,6 +517,28 @@ impl Storage for Store {
         .transpose()
     }
 
+    async fn committed(
+        &self,
+        after: MessageId,
+        up_to: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages AS m WHERE m.id > ? AND m.id <= ? \
+             ORDER BY m.id LIMIT ?"
+        );
+        let up_to = up_to.map_or(Ok(i64::MAX), |id| int("message id", id.0))?;
+        sqlx::query_as::<_, MessageRow>(&sql)
+            .bind(int("message id", after.0)?)
+            .bind(up_to)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(message)
+            .collect()
+    }
+
     async fn message(&self, id: MessageId) -> Result<Option<StoredMessage>, StoreError> {
         let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages AS m WHERE m.id = ?");
         sqlx::query_as::<_, MessageRow>(&sql)

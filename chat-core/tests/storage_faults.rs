@@ -132,6 +132,14 @@ impl Storage for FailingReads {
     async fn message(&self, id: MessageId) -> Result<Option<StoredMessage>, StoreError> {
         self.0.message(id).await
     }
+    async fn committed(
+        &self,
+        after: MessageId,
+        up_to: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.0.committed(after, up_to, limit).await
+    }
     async fn audit_log(
         &self,
         conv: ConvId,

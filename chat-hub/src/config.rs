@@ -111,6 +111,13 @@ pub struct Config {
     /// Password hashes computed at once, each on a blocking thread (default: one fewer than
     /// the cores, at least one).
     pub max_concurrent_hashes: usize,
+    /// *(cluster)* Whether other nodes write to the same database. Then every commit, this
+    /// node's and the others' ([`Hub::handle_committed`](crate::Hub::handle_committed)), is
+    /// applied in id order, and one that arrives above a hole waits for the batches below it.
+    pub cluster: bool,
+    /// *(cluster)* How long a hole below a commit may wait for the other nodes' batches before
+    /// its messages are read from storage.
+    pub cluster_wait_ms: u64,
 }
 
 impl Default for Config {
@@ -151,6 +158,8 @@ impl Default for Config {
             // Leave a core for delivering messages, so a login storm cannot stall chat.
             max_concurrent_hashes: std::thread::available_parallelism()
                 .map_or(1, |n| n.get().saturating_sub(1).max(1)),
+            cluster: false,
+            cluster_wait_ms: 50,
         }
     }
 }

@@ -447,6 +447,25 @@ impl MemoryStore {
         self.operators.contains(&user)
     }
 
+    /// *(cluster)* The messages (and changes) with ids in `(after, up_to]` (above `after` if
+    /// `up_to` is `None`), in id order, at most `limit`.
+    pub fn committed(
+        &self,
+        after: MessageId,
+        up_to: Option<MessageId>,
+        limit: usize,
+    ) -> Vec<StoredMessage> {
+        let end = up_to.unwrap_or(MessageId(u64::MAX));
+        if end <= after {
+            return Vec::new();
+        }
+        self.messages
+            .range(MessageId(after.0 + 1)..=end)
+            .take(limit)
+            .map(|(_, m)| m.clone())
+            .collect()
+    }
+
     /// The highest message id taken (stored, or taken by a resend found to be a duplicate).
     pub fn last_message(&self) -> MessageId {
         self.numbering.last()

@@ -401,6 +401,16 @@ impl World {
                 let committed = self.store.apply(writes);
                 Completion::Persisted { ticket, committed }
             }
+            Output::ReadCommitted {
+                after,
+                up_to,
+                limit,
+            } => Completion::Committed {
+                after,
+                up_to,
+                limit,
+                messages: Some(self.store.committed(after, up_to, limit)),
+            },
             Output::Io(IoRequest::VerifyPassword {
                 session,
                 user,

@@ -32,14 +32,17 @@ pub struct Now {
 
 /// A registered user (a storage row id).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct UserId(pub u64);
 
 /// A conversation: a room or a direct conversation between two users.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ConvId(pub u64);
 
 /// A user's device (each has its own delivery position).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct DeviceId(pub u64);
 
 /// One connection to the engine, from connect to disconnect.
@@ -48,6 +51,7 @@ pub struct SessionId(pub u64);
 
 /// What a conversation is.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum ConvKind {
     /// A named room.
     Room {
@@ -67,6 +71,7 @@ pub enum ConvKind {
 
 /// A chat message as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct StoredMessage {
     /// Server-assigned, increasing in storage order.
     pub id: MessageId,
@@ -89,6 +94,7 @@ pub struct StoredMessage {
 /// *(v2)* What a stored message row is. Changes take ids from the same sequence as messages,
 /// so the backlog carries them to devices that already have the original.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum MessageKind {
     /// A chat message.
     #[default]
@@ -121,6 +127,7 @@ impl MessageKind {
 
 /// One change to durable state. The hub decides; storage applies these in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Write {
     /// A new account.
     CreateUser {
@@ -344,6 +351,58 @@ pub struct Committed {
     pub duplicate: Option<(MessageId, UnixMillis)>,
 }
 
+/// *(cluster)* What one node committed in one transaction, as every other node applies it
+/// ([`Hub::handle_committed`](crate::Hub::handle_committed)): the writes as storage numbered
+/// them, its messages' ids in `(from, to]`. What no hub keeps is left out: password hashes
+/// (blanked), tokens, audit records and text changes (storage serves them).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct CommittedBatch {
+    /// The position of its first persist: everything at or below it was committed before.
+    pub from: MessageId,
+    /// The last id it took (`from` if it took none).
+    pub to: MessageId,
+    /// The writes, in commit order.
+    pub writes: Vec<Write>,
+}
+
+impl CommittedBatch {
+    /// The batch of `persists` as storage committed them (`committed`, one per persist): the
+    /// same [`Numbering`] again from the first persist's position.
+    pub fn new(persists: &[Vec<Write>], committed: &[Committed]) -> Self {
+        let from = committed.first().map(|c| c.position).unwrap_or_default();
+        let mut numbering = Numbering::new(from);
+        let mut writes = Vec::new();
+        for persist in persists {
+            let mut persist = persist.clone();
+            numbering.number(&mut persist);
+            writes.extend(persist.into_iter().filter_map(|write| match write {
+                Write::CreateUser {
+                    id,
+                    name,
+                    created_at,
+                    ..
+                } => Some(Write::CreateUser {
+                    id,
+                    name,
+                    password_hash: String::new(),
+                    created_at,
+                }),
+                Write::CreateToken { .. }
+                | Write::RevokeToken { .. }
+                | Write::Audit(_)
+                | Write::ChangeMessage { .. } => None,
+                write => Some(write),
+            }));
+        }
+        Self {
+            from,
+            to: numbering.last(),
+            writes,
+        }
+    }
+}
+
 /// Everything the hub keeps in memory, as loaded from storage at start.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Snapshot {
@@ -451,6 +510,7 @@ pub struct TokenRecord {
 
 /// A user's standing in a room: role and sanctions. The default is a plain member.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Standing {
     /// The user's role.
     pub role: Role,
@@ -483,6 +543,7 @@ pub struct StandingRow {
 
 /// One moderation action, as the audit log keeps it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct AuditRecord {
     /// The room.
     pub conv: ConvId,

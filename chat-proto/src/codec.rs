@@ -140,6 +140,25 @@ pub fn decode_frame<M: WireMessage>(
 /// [`CodecError::Malformed`], [`CodecError::TrailingBytes`], or [`CodecError::FrameTooLarge`]
 /// for a payload over [`MAX_FRAME_LEN_CAP`].
 pub fn decode_payload<M: WireMessage>(payload: &[u8]) -> Result<M, CodecError> {
+    decode_value(payload)
+}
+
+/// Encodes any serde value as this protocol encodes a message's payload (bincode's standard
+/// configuration, no length prefix): for what the nodes of one cluster send each other
+/// (`chat_hub::CommittedBatch`), so that only this crate names bincode.
+///
+/// # Errors
+/// [`CodecError::Malformed`] if serde refuses the value.
+pub fn encode_value<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
+    bincode::serde::encode_to_vec(value, config()).map_err(|e| CodecError::Malformed(e.to_string()))
+}
+
+/// Decodes a value [`encode_value`] made, under the same memory bound as
+/// [`decode_payload`]: never claims more than 32 bytes of memory per byte of input.
+///
+/// # Errors
+/// As [`decode_payload`].
+pub fn decode_value<T: DeserializeOwned>(payload: &[u8]) -> Result<T, CodecError> {
     // bincode's limit is a const generic, so pick the smallest step that fits this payload.
     // It bounds what the decoder may claim *in memory* (a vector claims `len * size_of::<T>()`
     // up front), which for these types is at most ~20 times the bytes on the wire.

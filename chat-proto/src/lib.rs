@@ -39,8 +39,9 @@ pub mod fuzzing;
 pub mod message;
 
 pub use codec::{
-    decode_frame, decode_payload, encode, encode_into, ChatCodec, ClientCodec, EncodedFrame,
-    ServerCodec, WireMessage, DEFAULT_MAX_FRAME_LEN, HEADER_LEN, MAX_FRAME_LEN_CAP,
+    decode_frame, decode_payload, decode_value, encode, encode_into, encode_value, ChatCodec,
+    ClientCodec, EncodedFrame, ServerCodec, WireMessage, DEFAULT_MAX_FRAME_LEN, HEADER_LEN,
+    MAX_FRAME_LEN_CAP,
 };
 pub use error::CodecError;
 pub use message::*;

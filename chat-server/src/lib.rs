@@ -21,9 +21,11 @@
 //! - `metrics`: Prometheus metrics, the engine's counts read at each scrape.
 //! - [`bus`]: numbered publications and heartbeats between nodes over NATS; a subscriber
 //!   is told of every loss (a gap) so it can recover from the database.
+//! - [`cluster`]: one node of several: the engine joined to the other nodes over the bus.
 //! - [`ready`]: the machine-readable line the binary prints once it listens, and its parser.
 
 pub mod bus;
+pub mod cluster;
 mod metrics;
 mod pump;
 pub mod ready;

@@ -12,6 +12,8 @@ use chat_core::{
     copy_to_postgres, Config, Database, Durability, Engine, IfNotEmpty, Location, PasswordParams,
     PgStore, Storage, Store, UserId,
 };
+use chat_server::bus::BusConfig;
+use chat_server::cluster::Node;
 use chat_server::ready::Ready;
 use chat_server::{Server, ServerConfig, Tls};
 use clap::{Parser, Subcommand};
@@ -107,6 +109,13 @@ struct Args {
     /// argon2id passes over memory (default: OWASP's 2).
     #[arg(long, env = "CHAT_ARGON2_ITERATIONS", default_value_t = PasswordParams::OWASP.iterations)]
     argon2_iterations: u32,
+    /// Run as one node of several sharing the `--db postgres://…` database, joined through
+    /// this NATS server (e.g. nats://127.0.0.1:4222).
+    #[arg(long, env = "CHAT_NATS", requires = "node_id")]
+    nats: Option<String>,
+    /// This node's name in the cluster (unique among the nodes; with `--nats`).
+    #[arg(long, env = "CHAT_NODE_ID")]
+    node_id: Option<String>,
 }
 
 /// Account administration.
@@ -253,9 +262,23 @@ async fn serve(args: Args) -> Result<(), String> {
     let storage = Database::open(&location, durability)
         .await
         .map_err(|e| e.to_string())?;
-    let engine = Engine::start(storage, config)
-        .await
-        .map_err(|e| e.to_string())?;
+    let (engine, node) = match (&args.nats, &args.node_id) {
+        (Some(url), Some(name)) => {
+            if !matches!(location, Location::Postgres(_)) {
+                return Err("--nats needs --db postgres://…: the nodes share one database".into());
+            }
+            let (engine, node) = Node::start(storage, config, BusConfig::new(url, name))
+                .await
+                .map_err(|e| e.to_string())?;
+            (engine, Some(node))
+        }
+        _ => (
+            Engine::start(storage, config)
+                .await
+                .map_err(|e| e.to_string())?,
+            None,
+        ),
+    };
     let web_addr: Option<SocketAddr> = match args.web_listen.as_str() {
         "none" => None,
         addr => Some(
@@ -342,6 +365,7 @@ async fn serve(args: Args) -> Result<(), String> {
         tls: tls.clone(),
         allowed_origins: args.web_origins,
         web_peers: args.web_peers,
+        bus: node.as_ref().map(Node::stats),
         ..ServerConfig::default()
     };
     let server = Server::new(engine, config);
@@ -354,10 +378,14 @@ async fn serve(args: Args) -> Result<(), String> {
             tokio::spawn(reload_on_hangup(tls));
         }
     }
-    server
+    let served = server
         .run(shutdown_signal())
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string());
+    if let Some(node) = node {
+        node.join().await;
+    }
+    served
 }
 
 /// Reloads the certificate and key on each SIGHUP; a failed reload keeps the old ones.

@@ -178,6 +178,8 @@ impl<S: Storage> Driver<S> {
                 self.counters.storage_available.store(available, Relaxed);
                 self.hub.handle_storage_available(available);
             }
+            Control::Committed(batch) => self.hub.handle_committed(batch, self.clock.now()),
+            Control::Gap => self.hub.handle_gap(),
             Control::Shutdown(done) => return Some(done),
         }
         None
@@ -293,6 +295,11 @@ impl<S: Storage> Driver<S> {
                     tracing::error!("the writer has stopped");
                 }
             }
+            Output::ReadCommitted {
+                after,
+                up_to,
+                limit,
+            } => self.io.read_committed(after, up_to, limit),
             Output::Io(request) => {
                 let session = request.session();
                 // The read may send frames itself (a backlog): what came before goes first.

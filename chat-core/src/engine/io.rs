@@ -11,7 +11,7 @@ use crate::outbox::Outbox;
 use crate::password::{new_token, HashError, Passwords};
 use crate::storage::Storage;
 use crate::store::StoreError;
-use crate::{Completion, IoRequest};
+use crate::{Completion, IoRequest, MessageId};
 
 /// Why an I/O request failed.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +54,31 @@ impl<S: Storage> Io<S> {
                 }
             };
             let _ = control.send(event);
+        });
+    }
+}
+
+impl<S: Storage> Io<S> {
+    /// *(cluster)* Reads the messages committed in `(after, up_to]` as a task; a failure is
+    /// reported as such (the hub tries again).
+    pub(super) fn read_committed(&self, after: MessageId, up_to: Option<MessageId>, limit: usize) {
+        let storage = self.storage.clone();
+        let control = self.control.clone();
+        tokio::spawn(async move {
+            let messages = match storage.committed(after, up_to, limit).await {
+                Ok(messages) => Some(messages),
+                Err(error) => {
+                    tracing::error!(%error, "cannot read what other nodes committed; trying again");
+                    None
+                }
+            };
+            let completion = Completion::Committed {
+                after,
+                up_to,
+                limit,
+                messages,
+            };
+            let _ = control.send(Control::Completion(completion));
         });
     }
 }

@@ -41,7 +41,7 @@ use crate::outbox::Outbox;
 use crate::password::{PasswordParamsError, Passwords};
 use crate::storage::Storage;
 use crate::store::StoreError;
-use crate::{Completion, Config, ConfigError, Hub, SessionId, UnixMillis};
+use crate::{CommittedBatch, Completion, Config, ConfigError, Hub, SessionId, UnixMillis};
 
 /// Why the engine could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +84,10 @@ enum Control {
     Storage {
         available: bool,
     },
+    /// *(cluster)* Another node's committed batch.
+    Committed(CommittedBatch),
+    /// *(cluster)* Other nodes' batches may have been lost.
+    Gap,
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -130,6 +134,33 @@ impl Engine {
     /// # Errors
     /// If `config` is inconsistent or storage cannot be read.
     pub async fn start(storage: impl Storage, config: Config) -> Result<Self, EngineError> {
+        Self::start_with(storage, config, None).await
+    }
+
+    /// *(cluster)* Starts an engine that shares its database with other nodes
+    /// ([`Config::cluster`] is set): besides the engine, the batches it commits, for the other
+    /// nodes, which hand theirs to [`handle_committed`](Self::handle_committed).
+    ///
+    /// # Errors
+    /// As [`start`](Self::start).
+    pub async fn start_clustered(
+        storage: impl Storage,
+        config: Config,
+    ) -> Result<(Self, mpsc::UnboundedReceiver<CommittedBatch>), EngineError> {
+        let config = Config {
+            cluster: true,
+            ..config
+        };
+        let (commits, committed) = mpsc::unbounded_channel();
+        let engine = Self::start_with(storage, config, Some(commits)).await?;
+        Ok((engine, committed))
+    }
+
+    async fn start_with(
+        storage: impl Storage,
+        config: Config,
+        commits: Option<mpsc::UnboundedSender<CommittedBatch>>,
+    ) -> Result<Self, EngineError> {
         config.validate()?;
         let passwords = Passwords::start(
             config.password,
@@ -148,6 +179,7 @@ impl Engine {
             write_rx,
             control.clone(),
             counters.clone(),
+            commits,
         ));
         let driver = Driver::new(
             hub,
@@ -218,6 +250,17 @@ impl Engine {
             self.inner.control.clone(),
             config.max_frame_len,
         )
+    }
+
+    /// *(cluster)* A batch another node committed: applied in id order with this node's own.
+    pub fn handle_committed(&self, batch: CommittedBatch) {
+        let _ = self.inner.control.send(Control::Committed(batch));
+    }
+
+    /// *(cluster)* Other nodes' batches may have been lost (a gap or a reconnection on the
+    /// bus): what was committed above what this node applied is read from storage.
+    pub fn handle_gap(&self) {
+        let _ = self.inner.control.send(Control::Gap);
     }
 
     /// Shuts down gracefully: every connection gets `ShuttingDown` and is closed, pending

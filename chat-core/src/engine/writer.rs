@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use super::{Control, Counters};
 use crate::storage::Storage;
-use crate::{Completion, Ticket, Write};
+use crate::{CommittedBatch, Completion, Ticket, Write};
 
 /// Most persists committed in one transaction.
 const MAX_GROUP_COMMIT: usize = 4096;
@@ -26,11 +26,14 @@ const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
 /// How long a shutting-down engine keeps retrying a failed commit.
 const SHUTDOWN_RETRY: Duration = Duration::from_secs(5);
 
+/// Runs the writer until the queue closes. With `commits` (a cluster), each committed batch
+/// is also sent there as the other nodes apply it.
 pub(super) async fn run(
     storage: impl Storage,
     mut queue: mpsc::Receiver<(Ticket, Vec<Write>)>,
     control: mpsc::UnboundedSender<Control>,
     counters: Arc<Counters>,
+    commits: Option<mpsc::UnboundedSender<CommittedBatch>>,
 ) {
     let mut tickets = Vec::new();
     let mut batch = Vec::new();
@@ -55,6 +58,9 @@ pub(super) async fn run(
             return;
         };
         counters.record_commit(batch.len(), started.elapsed());
+        if let Some(commits) = &commits {
+            let _ = commits.send(CommittedBatch::new(&batch, &committed));
+        }
         for (ticket, committed) in tickets.drain(..).zip(committed) {
             let _ = control.send(Control::Completion(Completion::Persisted {
                 ticket,

@@ -209,6 +209,27 @@ impl Delivery {
         device
     }
 
+    /// *(cluster)* A device as another node stored it: added if new, its position moved
+    /// forward (never back) and its last login updated if known.
+    pub(super) fn learn_device(&mut self, user: UserId, row: Device) {
+        let devices = self.devices.entry(user).or_default();
+        match devices.iter_mut().find(|d| d.id == row.id) {
+            Some(d) => {
+                d.cursor = d.cursor.max(row.cursor);
+                d.last_seen = d.last_seen.max(row.last_seen);
+            }
+            None => devices.push(row),
+        }
+    }
+
+    /// *(cluster)* Another node forgot the device `id`.
+    pub(super) fn forget_device(&mut self, id: DeviceId) {
+        for devices in self.devices.values_mut() {
+            devices.retain(|d| d.id != id);
+        }
+        self.dirty.retain(|&(_, d)| d != id);
+    }
+
     /// Starts the stream of a session that logged in, at its device's position.
     pub(super) fn open(&mut self, session: SessionId, from: MessageId) {
         self.streams.insert(

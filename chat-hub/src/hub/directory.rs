@@ -190,6 +190,18 @@ impl Directory {
         Some((id, write))
     }
 
+    /// *(cluster)* A user another node registered (no-op if known). Never moves this hub's
+    /// own counter.
+    pub(super) fn learn_user(&mut self, id: UserId, name: String) {
+        if self.users.contains_key(&id) {
+            return;
+        }
+        let key = name.to_ascii_lowercase();
+        self.skeletons.entry(names::skeleton(&key)).or_insert(id);
+        self.user_keys.insert(key, id);
+        self.users.insert(id, Account::new(name.clone(), name));
+    }
+
     pub(super) fn set_display_name(&mut self, user: UserId, display_name: String) -> Write {
         if let Some(u) = self.users.get_mut(&user) {
             u.display_name.clone_from(&display_name);
@@ -242,6 +254,13 @@ impl Directory {
                 topic: String::new(),
             },
         );
+    }
+
+    /// *(cluster)* A conversation another node created (no-op if known).
+    pub(super) fn learn_conv(&mut self, id: ConvId, kind: ConvKind) {
+        if !self.convs.contains_key(&id) {
+            self.index_conv(id, kind);
+        }
     }
 
     fn create_conv(&mut self, kind: ConvKind, created_at: UnixMillis) -> (ConvId, Write) {

@@ -21,9 +21,11 @@
 //! dispatch.
 
 mod auth;
+mod cluster;
 mod delivery;
 mod directory;
 mod edits;
+mod log;
 mod markers;
 mod messages;
 pub(crate) mod moderate;
@@ -50,6 +52,7 @@ use crate::{Config, ConfigError};
 pub use self::auth::token_hash;
 use self::delivery::Delivery;
 use self::directory::Directory;
+use self::log::Log;
 use self::markers::Markers;
 pub use self::moderate::MAX_REASON_LEN;
 use self::moderation::Moderation;
@@ -91,6 +94,8 @@ pub struct Hub {
     sessions: Sessions,
     presence: Presence,
     delivery: Delivery,
+    /// *(cluster)* Commits applied in id order, this node's and the others'.
+    log: Log,
     throttle: Throttle,
     out: Outputs,
     stats: Stats,
@@ -144,9 +149,11 @@ impl Hub {
             disabled,
             read_markers,
         } = snapshot;
+        let delivery = Delivery::load(devices, &members, last_message);
         let mut hub = Self {
             directory: Directory::load(users, convs, &members),
-            delivery: Delivery::load(devices, &members, last_message),
+            log: Log::new(delivery.last_message()),
+            delivery,
             moderation: Moderation::load(standings, operators, disabled),
             markers: Markers::load(read_markers),
             sessions: Sessions::default(),
@@ -547,14 +554,13 @@ impl Hub {
     /// The result of earlier I/O.
     pub fn handle_completion(&mut self, completion: Completion, now: Now) {
         match completion {
-            Completion::Persisted { ticket, committed } => {
-                if let Some(pending) = self.out.completed(ticket) {
-                    for (conv, user) in pending.members {
-                        self.directory.numbered(conv, user, committed.position);
-                    }
-                    self.after_persist(pending.after, committed, now);
-                }
-            }
+            Completion::Persisted { ticket, committed } => self.persisted(ticket, committed, now),
+            Completion::Committed {
+                after,
+                up_to,
+                limit,
+                messages,
+            } => self.committed_read(after, up_to, limit, messages, now),
             Completion::PasswordVerified { session, ok, token } => {
                 self.end_hash(session, true);
                 self.password_verified(session, ok, token, now);
@@ -681,6 +687,7 @@ impl Hub {
             self.sessions.next_deadline(),
             self.presence.next_deadline(),
             self.delivery.next_deadline(),
+            self.log.next_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -699,6 +706,7 @@ impl Hub {
         if self.delivery.flush_due(now.mono) {
             self.flush_positions();
         }
+        self.read_overdue_hole(now.mono);
     }
 
     /// Starts a graceful shutdown: every connection gets `ShuttingDown` and is closed, and

@@ -228,9 +228,13 @@ impl Hub {
         now: Now,
     ) {
         self.reply(session, request, Reply::Done);
-        if !disabled {
-            return;
+        if disabled {
+            self.close_disabled(user, now);
         }
+    }
+
+    /// Closes every session of `user`, whose account was disabled.
+    pub(super) fn close_disabled(&mut self, user: UserId, now: Now) {
         for session in self.sessions.of_user(user).to_vec() {
             let error = ErrorReply::new(
                 ErrorCode::Forbidden,

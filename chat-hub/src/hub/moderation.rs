@@ -71,6 +71,15 @@ impl Moderation {
         }
     }
 
+    /// *(cluster)* Another node made `user` a server operator, or no longer one.
+    pub(super) fn set_operator(&mut self, user: UserId, operator: bool) {
+        if operator {
+            self.operators.insert(user);
+        } else {
+            self.operators.remove(&user);
+        }
+    }
+
     pub(super) fn is_disabled(&self, user: UserId) -> bool {
         self.disabled.contains(&user)
     }

@@ -63,6 +63,17 @@ pub enum Output {
     },
     /// Read storage or hash a password, then report the matching [`Completion`].
     Io(IoRequest),
+    /// *(cluster)* Read every message committed with an id in `(after, up_to]` (above `after`
+    /// if `up_to` is `None`), in id order, at most `limit`, then report
+    /// [`Completion::Committed`] (with `None` if the read failed).
+    ReadCommitted {
+        /// Exclusive lower bound.
+        after: MessageId,
+        /// Inclusive upper bound, if any.
+        up_to: Option<MessageId>,
+        /// Most messages to read.
+        limit: usize,
+    },
 }
 
 /// *(v2)* An edit, deletion or redaction waiting for the message it changes to be read.
@@ -330,6 +341,17 @@ pub enum Completion {
         /// One tally per conversation asked, in order.
         counts: Vec<UnreadTally>,
     },
+    /// *(cluster)* Answer to [`Output::ReadCommitted`], with what it asked.
+    Committed {
+        /// As asked.
+        after: MessageId,
+        /// As asked.
+        up_to: Option<MessageId>,
+        /// As asked.
+        limit: usize,
+        /// The messages in id order, or `None` if the read failed (it is tried again).
+        messages: Option<Vec<StoredMessage>>,
+    },
     /// Answer to [`IoRequest::Search`].
     Found {
         /// The session.
@@ -399,12 +421,13 @@ pub(super) enum After {
     },
 }
 
-/// What a persist in flight waits for: what follows it, and the memberships whose `since`
-/// storage numbers at commit (the persist's position).
+/// What a persist in flight waits for: what follows it, the memberships whose `since`
+/// storage numbers at commit (the persist's position), and how many ids its messages take.
 #[derive(Debug)]
 pub(super) struct Pending {
     pub(super) after: After,
     pub(super) members: Vec<(ConvId, UserId)>,
+    pub(super) messages: u64,
 }
 
 /// The outputs waiting for the driver, and what to do when each persist in flight completes.
@@ -570,10 +593,32 @@ impl Outputs {
         for &member in &members {
             *self.joining.entry(member).or_default() += 1;
         }
-        if !matches!(after, After::Nothing) || !members.is_empty() {
-            self.pending.insert(ticket, Pending { after, members });
+        let messages = writes
+            .iter()
+            .filter(|w| matches!(w, Write::InsertMessage(_)))
+            .count() as u64;
+        if !matches!(after, After::Nothing) || !members.is_empty() || messages > 0 {
+            let pending = Pending {
+                after,
+                members,
+                messages,
+            };
+            self.pending.insert(ticket, pending);
         }
         self.queue.push_back(Output::Persist { ticket, writes });
+    }
+
+    pub(super) fn read_committed(
+        &mut self,
+        after: MessageId,
+        up_to: Option<MessageId>,
+        limit: usize,
+    ) {
+        self.queue.push_back(Output::ReadCommitted {
+            after,
+            up_to,
+            limit,
+        });
     }
 
     pub(super) fn io(&mut self, request: IoRequest) {

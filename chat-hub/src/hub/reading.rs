@@ -101,23 +101,7 @@ impl Hub {
         up_to: MessageId,
     ) {
         self.reply(session, request, Reply::Done);
-        let Some(target) = self.target_for(conv, user) else {
-            return;
-        };
-        let Some(frame) = self
-            .out
-            .encode(&ServerMessage::ReadMarker { target, up_to })
-        else {
-            return;
-        };
-        let others: Vec<SessionId> = self
-            .sessions
-            .of_user(user)
-            .iter()
-            .copied()
-            .filter(|&s| s != session && self.sessions.version(s) >= 2)
-            .collect();
-        self.out.send_to(others, &frame, false);
+        self.tell_read_marker(user, conv, up_to, session);
     }
 
     /// The conversations whose unread messages a login counts, each with where its unread
