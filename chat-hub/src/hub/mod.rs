@@ -24,6 +24,7 @@ mod auth;
 mod delivery;
 mod directory;
 mod edits;
+mod ids;
 mod markers;
 mod messages;
 pub(crate) mod moderate;
@@ -133,6 +134,7 @@ impl Hub {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|_| ConfigError("the welcome must fit a frame: shorten server_name"))?;
         let Snapshot {
+            ids,
             users,
             convs,
             members,
@@ -145,8 +147,8 @@ impl Hub {
             read_markers,
         } = snapshot;
         let mut hub = Self {
-            directory: Directory::load(users, convs, &members),
-            delivery: Delivery::load(devices, &members, last_message),
+            directory: Directory::load(ids, users, convs, &members),
+            delivery: Delivery::load(ids, devices, &members, last_message),
             moderation: Moderation::load(standings, operators, disabled),
             markers: Markers::load(read_markers),
             sessions: Sessions::default(),
@@ -165,8 +167,11 @@ impl Hub {
 
     fn ensure_default_room(&mut self, now: Now) {
         let name = self.config.default_room.to_ascii_lowercase();
-        if self.directory.room_id(&name).is_none() {
-            let (_, write) = self.directory.create_room(name, false, now.wall);
+        if self.directory.room_id(&name).is_some() {
+            return;
+        }
+        // Without a conversation id left, registrations join no default room.
+        if let Ok((_, write)) = self.directory.create_room(name, false, now.wall) {
             self.out.persist(vec![write], After::Nothing);
         }
     }
