@@ -1142,7 +1142,7 @@ fn new_ids_come_from_the_hubs_block_and_ids_of_other_blocks_do_not_move_it() {
             id: chat_hub::DeviceId(above.first + 3),
             user: chat_hub::UserId(above.first + 5),
             name: "far-1".into(),
-            cursor: chat_hub::MessageId(0),
+            cursor: MessageId(0),
             last_seen: 0,
         },
     ]);
