@@ -14,6 +14,7 @@ use sqlx::{Postgres, Row, Sqlite, Transaction};
 
 use crate::pg_store::{index_messages, PgStore};
 use crate::store::{Store, StoreError};
+use crate::IdBlock;
 
 /// Rows read and written at a time.
 const PAGE: i64 = 5000;
@@ -267,6 +268,20 @@ pub async fn copy_to_postgres(
         "UPDATE message_seq SET last = GREATEST((SELECT coalesce(max(id), 0) FROM messages), \
                                                 (SELECT coalesce(max(since), 0) FROM members))",
     )
+    .execute(&mut *dst)
+    .await
+    .map_err(target)?;
+    // Nodes take blocks of user, conversation and device ids above every copied id's block
+    // (see `chat_hub::IdBlock`), and never a block handed out before (a forced copy).
+    sqlx::query(
+        "SELECT setval('id_blocks', \
+                       GREATEST(GREATEST((SELECT coalesce(max(id), 0) FROM users), \
+                                         (SELECT coalesce(max(id), 0) FROM convs), \
+                                         (SELECT coalesce(max(id), 0) FROM devices)) / $1 + 1, \
+                                (SELECT last_value + is_called::int FROM id_blocks)), \
+                       false)",
+    )
+    .bind(IdBlock::SIZE as i64)
     .execute(&mut *dst)
     .await
     .map_err(target)?;

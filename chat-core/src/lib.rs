@@ -23,10 +23,10 @@ mod store;
 pub use chat_hub::{config, names};
 pub use chat_hub::{
     token_hash, AuditRecord, ClientMsgId, Committed, CommittedBatch, Completion, Config,
-    ConfigError, ConvId, ConvKind, ConvRow, DeviceId, DeviceRow, Hub, IoRequest, MemberRow,
-    MessageId, MessageKind, ModAction, Mono, Now, Numbering, Output, PasswordParams, ReadMarkerRow,
-    Role, SessionId, Snapshot, Standing, StandingRow, StoredMessage, Ticket, TokenRecord,
-    UnixMillis, UnreadFor, UnreadTally, UserId, UserRow, Write, UNNUMBERED,
+    ConfigError, ConvId, ConvKind, ConvRow, DeviceId, DeviceRow, Hub, IdBlock, IoRequest,
+    MemberRow, MessageId, MessageKind, ModAction, Mono, Now, Numbering, Output, PasswordParams,
+    ReadMarkerRow, Role, SessionId, Snapshot, Standing, StandingRow, StoredMessage, Ticket,
+    TokenRecord, UnixMillis, UnreadFor, UnreadTally, UserId, UserRow, Write, UNNUMBERED,
 };
 pub use copy::{copy_to_postgres, CopyError, IfNotEmpty, RowCounts};
 pub use database::{Database, Location, OpenError};

@@ -13,6 +13,12 @@
 //! [`names::words`] splits them, made a `tsvector` with `array_to_tsvector` (PostgreSQL parses
 //! no text, so it sees exactly the model's words) and found through a GIN index.
 //!
+//! Ids of users, conversations and devices: each [`snapshot`](Storage::snapshot) (each start
+//! of a node) takes block `n = nextval('id_blocks')`, ids `n * 2^32 ..= (n + 1) * 2^32 - 1`
+//! ([`IdBlock::numbered`]), so nodes sharing the database assign disjoint ids; blocks stop
+//! below 2^53 ([`StoreError::IdBlocksUsedUp`] past it), so every id is an exact JavaScript
+//! number.
+//!
 //! Connections come from a [`PgPool`], which replaces a broken connection on the next acquire;
 //! a failure surfaces as [`StoreError::Database`].
 //!
@@ -32,8 +38,8 @@ use crate::store::{
     snapshot_from, snapshot_rows, uint, AuditRow, Durability, MessageRow, StoreError,
 };
 use crate::{
-    AuditRecord, Committed, ConvId, ConvKind, DeviceId, MessageId, Numbering, Snapshot, Standing,
-    StoredMessage, TokenRecord, UnixMillis, UnreadTally, UserId, Write, UNNUMBERED,
+    AuditRecord, Committed, ConvId, ConvKind, DeviceId, IdBlock, MessageId, Numbering, Snapshot,
+    Standing, StoredMessage, TokenRecord, UnixMillis, UnreadTally, UserId, Write, UNNUMBERED,
 };
 
 const MESSAGE_COLUMNS: &str =
@@ -135,7 +141,17 @@ impl Storage for PgStore {
             .bind(int("time", now)?)
             .execute(&self.pool)
             .await?;
-        let mut snapshot = snapshot_from(snapshot_rows!(&self.pool).await?)?;
+        // A new block at every start: a restart can never collide with ids its previous run
+        // handed out, and costs one of 2^21 blocks.
+        let n: i64 = sqlx::query_scalar("SELECT nextval('id_blocks')")
+            .fetch_one(&self.pool)
+            .await?;
+        let n = uint("id block", n)?;
+        let ids = IdBlock::numbered(n).ok_or(StoreError::IdBlocksUsedUp(n))?;
+        let mut snapshot = Snapshot {
+            ids,
+            ..snapshot_from(snapshot_rows!(&self.pool).await?)?
+        };
         // Every id numbered so far, resends found to be duplicates included: with several
         // nodes, the hub applies commits in order from here (see `chat_hub::Numbering`).
         let last: i64 = sqlx::query_scalar("SELECT last FROM message_seq")

@@ -37,9 +37,17 @@ use crate::{
 /// - *(v2)* [`search`](Self::search) matches the words of a message's latest text (runs of
 ///   letters and digits, compared in lower case, as `chat_hub::names::words` splits them);
 ///   a deleted message is never found, and its words leave the index.
-/// - [`snapshot`](Self::snapshot) drops tokens expired at `now` and returns what the hub loads.
+/// - [`snapshot`](Self::snapshot) drops tokens expired at `now` and returns what the hub loads,
+///   with the block of ids the hub assigns users, conversations and devices from
+///   ([`Snapshot::ids`]): disjoint from every block an earlier snapshot of a database that
+///   several nodes share handed out (PostgreSQL), or [`IdBlock::ALL`](crate::IdBlock::ALL)
+///   where one node writes (SQLite, memory).
 pub trait Storage: Clone + Send + Sync + 'static {
-    /// Everything the hub keeps in memory. Also drops tokens expired at `now`.
+    /// Everything the hub keeps in memory, with the hub's id block. Also drops tokens expired
+    /// at `now`.
+    ///
+    /// # Errors
+    /// If the database fails; [`StoreError::IdBlocksUsedUp`] if no block of ids is left.
     fn snapshot(
         &self,
         now: UnixMillis,

@@ -116,6 +116,13 @@ pub enum StoreError {
         /// The number as stored.
         value: i128,
     },
+    /// PostgreSQL's `id_blocks` sequence handed out a block of user, conversation and device
+    /// ids past 2^53 ([`IdBlock::MAX_ID`](crate::IdBlock::MAX_ID)): ids there would not be exact JavaScript numbers,
+    /// so no node can start on this database.
+    #[error(
+        "id block {0} would pass 2^53: every block of user, conversation and device ids is used"
+    )]
+    IdBlocksUsedUp(u64),
 }
 
 /// Each persist's report, from its position and duplicate.

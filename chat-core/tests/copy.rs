@@ -3,9 +3,9 @@
 //! non-empty target is refused unchanged, and replacing it gives the same rows.
 
 use chat_core::{
-    copy_to_postgres, token_hash, AuditRecord, ConvId, ConvKind, CopyError, DeviceId, IfNotEmpty,
-    Location, MessageId, MessageKind, ModAction, PgStore, Role, Standing, Storage, Store,
-    StoredMessage, UserId, Write,
+    copy_to_postgres, token_hash, AuditRecord, ConvId, ConvKind, CopyError, DeviceId, IdBlock,
+    IfNotEmpty, Location, MessageId, MessageKind, ModAction, PgStore, Role, Snapshot, Standing,
+    Storage, Store, StoredMessage, UserId, Write,
 };
 use chat_proto::ClientMsgId;
 use chat_testkit::TestDb;
@@ -198,7 +198,26 @@ async fn every_row_arrives_page_after_page() {
         assert_eq!(copied.get(table), rows, "{table}");
     }
     let snapshot = sqlite.snapshot(0).await.expect("reads");
-    assert_eq!(pg.snapshot(0).await.expect("reads"), snapshot);
+    let copy = pg.snapshot(0).await.expect("reads");
+    // A node on the copy takes a block above every copied user, conversation and device.
+    let stored = (snapshot.users.iter().map(|u| u.id.0))
+        .chain(snapshot.convs.iter().map(|c| c.id.0))
+        .chain(snapshot.devices.iter().map(|d| d.id.0));
+    for id in stored {
+        assert!(
+            IdBlock::number_of(id) < IdBlock::number_of(copy.ids.first),
+            "{id}, {:?}",
+            copy.ids
+        );
+    }
+    let copy_ids = copy.ids;
+    assert_eq!(
+        Snapshot {
+            ids: snapshot.ids,
+            ..copy
+        },
+        snapshot
+    );
     assert_eq!(
         pg.audit_log(ConvId(1), None, 10).await.expect("reads"),
         sqlite.audit_log(ConvId(1), None, 10).await.expect("reads"),
@@ -259,7 +278,16 @@ async fn every_row_arrives_page_after_page() {
         .await
         .expect("copies");
     assert_eq!(replaced, copied);
-    assert_eq!(pg.snapshot(0).await.expect("reads"), snapshot);
+    let again = pg.snapshot(0).await.expect("reads");
+    // A replacing copy never hands out a block again.
+    assert!(again.ids.first > copy_ids.last, "{:?}", again.ids);
+    assert_eq!(
+        Snapshot {
+            ids: snapshot.ids,
+            ..again
+        },
+        snapshot
+    );
     // The audit log's sequence continues after the copied ids.
     pg.apply(&[vec![Write::Audit(AuditRecord {
         conv: ConvId(1),
@@ -273,5 +301,58 @@ async fn every_row_arrives_page_after_page() {
     .expect("audits after a copy");
     let log = pg.audit_log(ConvId(1), None, 10).await.expect("reads");
     assert_eq!(log.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [2, 1]);
+    pg.close().await;
+}
+
+#[tokio::test]
+async fn nodes_on_a_copy_take_blocks_above_every_copied_id() {
+    let Some(target) = TestDb::postgres().await else {
+        return;
+    };
+    let Location::Postgres(url) = target.location() else {
+        unreachable!("a PostgreSQL test database has a URL");
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sqlite = Store::open(dir.path().join("chat.db"))
+        .await
+        .expect("opens");
+    let in_block = |n: u64, i: u64| IdBlock::numbered(n).expect("below 2^53").first + i;
+    let (user, conv, device) = (
+        UserId(in_block(5, 1)),
+        ConvId(in_block(2, 9)),
+        DeviceId(in_block(7, 3)),
+    );
+    sqlite
+        .apply(&[vec![
+            Write::CreateUser {
+                id: user,
+                name: "far".into(),
+                password_hash: "hash".into(),
+                created_at: 1,
+            },
+            Write::CreateConv {
+                id: conv,
+                kind: ConvKind::Room {
+                    name: "far".into(),
+                    invite_only: false,
+                },
+                created_at: 1,
+            },
+            Write::SetDevice {
+                id: device,
+                user,
+                name: "phone".into(),
+                cursor: MessageId(0),
+                last_seen: 1,
+            },
+        ]])
+        .await
+        .expect("stored");
+    let pg = PgStore::connect(url).await.expect("connects");
+    copy_to_postgres(&sqlite, &pg, IfNotEmpty::Refuse)
+        .await
+        .expect("copies");
+    let ids = pg.snapshot(0).await.expect("reads").ids;
+    assert_eq!(ids, IdBlock::numbered(8).expect("below 2^53"));
     pg.close().await;
 }

@@ -3,7 +3,7 @@
 //! argon2id, back-pressure). Every wait is bounded by a timeout.
 
 use chat_client::Session;
-use chat_core::{Config, Engine, PasswordParams, Storage, UserId};
+use chat_core::{Config, Engine, PasswordParams, Storage};
 use chat_proto::*;
 use chat_testkit::{config, logged_in_embedded, on_every_backend, text_is, TestDb, WAIT};
 use tokio::time::timeout;
@@ -110,10 +110,17 @@ async fn passwords_are_stored_as_argon2id(db: TestDb) {
     .await;
     let _alice = logged_in_embedded(&engine, "alice", true).await;
     engine.shut_down().await.expect("clean shutdown");
-    let hash = db
-        .open()
-        .await
-        .password_hash(UserId(1))
+    let storage = db.open().await;
+    // On PostgreSQL, ids come from the node's block (`IdBlock`), not from 1.
+    let snapshot = storage.snapshot(0).await.expect("reads");
+    let alice = snapshot
+        .users
+        .iter()
+        .find(|u| u.name == "alice")
+        .expect("alice is stored")
+        .id;
+    let hash = storage
+        .password_hash(alice)
         .await
         .expect("reads")
         .expect("a hash");

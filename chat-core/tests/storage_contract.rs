@@ -4,9 +4,10 @@
 //! `CI=true`). A new backend adds one module to the `contract!` macro.
 
 use chat_core::{
-    token_hash, AuditRecord, ConvId, ConvKind, DeviceId, Location, MemoryStorage, MessageId,
-    MessageKind, ModAction, PgStore, ReadMarkerRow, Role, Snapshot, Standing, StandingRow, Storage,
-    Store, StoredMessage, TokenRecord, UnreadTally, UserId, Write, UNNUMBERED,
+    token_hash, AuditRecord, ConvId, ConvKind, DeviceId, IdBlock, Location, MemoryStorage,
+    MessageId, MessageKind, ModAction, PgStore, ReadMarkerRow, Role, Snapshot, Standing,
+    StandingRow, Storage, Store, StoredMessage, TokenRecord, UnreadTally, UserId, Write,
+    UNNUMBERED,
 };
 use chat_proto::ClientMsgId;
 use chat_testkit::TestDb;
@@ -85,6 +86,7 @@ macro_rules! contract {
 
 contract!(
     snapshot_holds_what_was_written,
+    snapshots_give_blocks_of_ids_no_stored_id_is_in,
     resends_are_stored_once_and_report_the_original,
     empty_persists_are_barriers,
     messages_and_memberships_are_numbered_at_commit,
@@ -206,12 +208,48 @@ async fn populated(s: &impl Storage) {
     s.apply(&[setup]).await.expect("set-up applies");
 }
 
+/// Either one block of every id, above everything stored, for one node (SQLite, memory), or
+/// a new block at every snapshot, holding no stored id and no id of an earlier block, for a
+/// database several nodes share (PostgreSQL).
+async fn snapshots_give_blocks_of_ids_no_stored_id_is_in(s: impl Storage) {
+    populated(&s).await;
+    let first = s.snapshot(0).await.expect("snapshot");
+    let second = s.snapshot(0).await.expect("snapshot");
+    if first.ids == IdBlock::ALL {
+        assert_eq!(second.ids, IdBlock::ALL);
+        return;
+    }
+    assert!(
+        first.ids.last < second.ids.first || second.ids.last < first.ids.first,
+        "{:?} and {:?} overlap",
+        first.ids,
+        second.ids
+    );
+    let stored = (first.users.iter().map(|u| u.id.0))
+        .chain(first.convs.iter().map(|c| c.id.0))
+        .chain(first.devices.iter().map(|d| d.id.0));
+    for id in stored {
+        for block in [first.ids, second.ids] {
+            assert!(block.last <= IdBlock::MAX_ID);
+            assert!(!block.contains(id), "stored id {id} is in {block:?}");
+        }
+    }
+}
+
 fn ids(messages: &[StoredMessage]) -> Vec<u64> {
     messages.iter().map(|m| m.id.0).collect()
 }
 
 async fn snapshot_holds_what_was_written(s: impl Storage) {
-    assert_eq!(s.snapshot(0).await.expect("snapshot"), Snapshot::default());
+    let empty = s.snapshot(0).await.expect("snapshot");
+    // The id block is the backend's (see `snapshots_give_blocks_of_ids_no_stored_id_is_in`).
+    assert_eq!(
+        Snapshot {
+            ids: IdBlock::ALL,
+            ..empty
+        },
+        Snapshot::default()
+    );
     populated(&s).await;
     let m = message(7, ROOM, ALICE, PHONE, 1);
     s.apply(&[insert(&m)]).await.expect("insert");

@@ -27,6 +27,10 @@ pub struct MemoryStore {
     read_markers: BTreeMap<(UserId, ConvId), MessageId>,
     /// Numbers messages and memberships as they are applied.
     numbering: Numbering,
+    /// The id block every snapshot hands out ([`IdBlock::ALL`] by default: one node, which
+    /// assigns above every stored id). Set it to model a node of a shared database, whose
+    /// block is its own and whose rows include other nodes' ids.
+    pub ids: IdBlock,
 }
 
 impl MemoryStore {
@@ -185,6 +189,7 @@ impl MemoryStore {
     pub fn snapshot(&mut self, now: UnixMillis) -> Snapshot {
         self.tokens.retain(|_, t| t.expires_at > now);
         Snapshot {
+            ids: self.ids,
             users: self
                 .users
                 .iter()

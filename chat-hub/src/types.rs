@@ -403,9 +403,75 @@ impl CommittedBatch {
     }
 }
 
+/// The user, conversation and device ids a hub may assign: `first..=last`, one range shared by
+/// the three kinds (each counts on its own within it).
+///
+/// Nodes sharing one database assign from disjoint blocks, so their new ids never collide:
+/// PostgreSQL hands each start of a node block `n` of its `id_blocks` sequence
+/// ([`numbered`](Self::numbered)). SQLite and memory serve one node, whose block is
+/// [`ALL`](Self::ALL): it assigns above the highest id stored, as it always did.
+///
+/// A hub's counters start above the highest id *inside* its block that the snapshot holds, and
+/// only such ids move them: ids in other blocks (another node's users, conversations and
+/// devices) are known but never counted. When a block is used up, the hub refuses to create
+/// rather than reuse an id.
+///
+/// Every id stays at or below [`MAX_ID`](Self::MAX_ID) = 2^53 - 1, so it is exact as a
+/// JavaScript number (the web client reads ids as numbers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdBlock {
+    /// The lowest id of the block (at least 1: id 0 is never assigned).
+    pub first: u64,
+    /// The highest id of the block.
+    pub last: u64,
+}
+
+impl IdBlock {
+    /// The highest id ever assigned: 2^53 - 1, the largest integer a JavaScript number holds
+    /// exactly with every integer below it.
+    pub const MAX_ID: u64 = (1 << 53) - 1;
+    /// How many ids a numbered block holds: 2^32, so 2^21 blocks fit below [`MAX_ID`](Self::MAX_ID).
+    pub const SIZE: u64 = 1 << 32;
+    /// Every id, for a database only one node writes (SQLite, memory).
+    pub const ALL: Self = Self {
+        first: 1,
+        last: Self::MAX_ID,
+    };
+
+    /// Block `n`: ids `n * 2^32 ..= (n + 1) * 2^32 - 1` (block 0 starts at 1). `None` past the
+    /// last block below [`MAX_ID`](Self::MAX_ID) (`n >= 2^21`).
+    pub fn numbered(n: u64) -> Option<Self> {
+        let first = n.checked_mul(Self::SIZE)?;
+        let last = first.checked_add(Self::SIZE - 1)?;
+        (last <= Self::MAX_ID).then_some(Self {
+            first: first.max(1),
+            last,
+        })
+    }
+
+    /// The number of the block `id` falls in ([`numbered`](Self::numbered)).
+    pub fn number_of(id: u64) -> u64 {
+        id / Self::SIZE
+    }
+
+    /// Whether `id` is in this block.
+    pub fn contains(&self, id: u64) -> bool {
+        (self.first..=self.last).contains(&id)
+    }
+}
+
+impl Default for IdBlock {
+    fn default() -> Self {
+        Self::ALL
+    }
+}
+
 /// Everything the hub keeps in memory, as loaded from storage at start.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Snapshot {
+    /// The block this hub assigns new user, conversation and device ids from (see [`IdBlock`]);
+    /// the rows below may hold ids of other blocks, assigned by other nodes.
+    pub ids: IdBlock,
     /// Every user.
     pub users: Vec<UserRow>,
     /// Every conversation.

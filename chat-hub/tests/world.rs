@@ -1098,3 +1098,154 @@ fn a_rejoin_while_the_first_join_is_stored_sees_only_what_follows_it() {
         [chat("alice", room("rust"), "welcome back")]
     );
 }
+
+// ===== id blocks =====
+
+/// A user row written straight to storage, as another node (or an earlier run) left it.
+fn stored_user(id: u64, name: &str) -> chat_hub::Write {
+    chat_hub::Write::CreateUser {
+        id: chat_hub::UserId(id),
+        name: name.into(),
+        password_hash: PASSWORD.into(),
+        created_at: 0,
+    }
+}
+
+/// The ids of the users, conversations and devices storage holds.
+fn stored_ids(world: &mut World) -> (Vec<u64>, Vec<u64>, Vec<u64>) {
+    let snapshot = world.store.snapshot(world.now.wall);
+    (
+        snapshot.users.iter().map(|u| u.id.0).collect(),
+        snapshot.convs.iter().map(|c| c.id.0).collect(),
+        snapshot.devices.iter().map(|d| d.id.0).collect(),
+    )
+}
+
+#[test]
+fn new_ids_come_from_the_hubs_block_and_ids_of_other_blocks_do_not_move_it() {
+    let mut world = World::default();
+    let own = chat_hub::IdBlock::numbered(6).expect("a block below 2^53");
+    let above = chat_hub::IdBlock::numbered(7).expect("a block below 2^53");
+    // Rows of other nodes above and below the block, and one of an earlier run in it.
+    world.store.apply(vec![
+        stored_user(above.first + 5, "far"),
+        stored_user(own.first + 41, "earlier"),
+        chat_hub::Write::CreateConv {
+            id: chat_hub::ConvId(above.first + 9),
+            kind: chat_hub::ConvKind::Room {
+                name: "elsewhere".into(),
+                invite_only: false,
+            },
+            created_at: 0,
+        },
+        chat_hub::Write::SetDevice {
+            id: chat_hub::DeviceId(above.first + 3),
+            user: chat_hub::UserId(above.first + 5),
+            name: "far-1".into(),
+            cursor: MessageId(0),
+            last_seen: 0,
+        },
+    ]);
+    let (users_before, convs_before, devices_before) = stored_ids(&mut world);
+    world.store.ids = own;
+    world.crash();
+
+    let bob = world.register("bob");
+    world.register("carol");
+    world.login("bob", "bob-2");
+    assert!(matches!(
+        world.request(
+            bob,
+            Request::CreateRoom {
+                room: "ours".into(),
+                invite_only: false,
+            }
+        ),
+        Ok(Reply::Room(_))
+    ));
+    world.say(bob, user("carol"), "hi");
+    world.say(bob, user("far"), "hello from here");
+
+    let (users, convs, devices) = stored_ids(&mut world);
+    let new = |all: Vec<u64>, before: &[u64]| -> Vec<u64> {
+        all.into_iter().filter(|id| !before.contains(id)).collect()
+    };
+    // Users go on above the one of this block; conversations and devices start at the block.
+    assert_eq!(new(users, &users_before), [own.first + 42, own.first + 43]);
+    assert_eq!(
+        new(convs, &convs_before),
+        [own.first, own.first + 1, own.first + 2]
+    );
+    assert_eq!(
+        new(devices, &devices_before),
+        [own.first, own.first + 1, own.first + 2]
+    );
+}
+
+#[test]
+fn a_used_up_block_refuses_creation_and_never_reuses_an_id() {
+    let mut world = World::default();
+    world.register("alice");
+    world.store.ids = chat_hub::IdBlock {
+        first: 100,
+        last: 101,
+    };
+    world.crash();
+    // Two ids of each kind fit (alice, her device and the default room are outside the block).
+    world.register("bob");
+    world.register("carol");
+    let dave = world.connect();
+    let refused = world.request(dave, register_request("dave", PASSWORD));
+    assert_eq!(code(refused.clone()), ErrorCode::Internal);
+    let message = refused.unwrap_err().message;
+    assert!(message.contains("user id"), "a clear message: {message}");
+    // The refusal kept no hold on the name.
+    assert_eq!(
+        code(world.request(dave, register_request("dave", PASSWORD))),
+        ErrorCode::Internal
+    );
+
+    // bob's and carol's devices took both device ids: a new device is refused, a known one
+    // logs in.
+    let third = world.connect();
+    let login = |device: &str| Request::Login {
+        username: "alice".into(),
+        password: PASSWORD.into(),
+        device: device.into(),
+    };
+    assert_eq!(
+        code(world.request(third, login("alice-2"))),
+        ErrorCode::Internal
+    );
+    let (alice, _) = world.login("alice", "alice-1");
+
+    // Two rooms take both conversation ids; a third room and a new direct conversation are
+    // refused.
+    for room in ["first", "second"] {
+        let joined = world.request(alice, Request::Join { room: room.into() });
+        assert!(matches!(joined, Ok(Reply::Room(_))), "{joined:?}");
+    }
+    let create = Request::CreateRoom {
+        room: "third".into(),
+        invite_only: false,
+    };
+    assert_eq!(code(world.request(alice, create)), ErrorCode::Internal);
+    let dm = Request::Send {
+        target: user("bob"),
+        client_msg_id: ClientMsgId(1),
+        text: "hi".into(),
+    };
+    assert_eq!(code(world.request(alice, dm)), ErrorCode::Internal);
+
+    let (users, convs, devices) = stored_ids(&mut world);
+    assert_eq!(users, [1, 100, 101]);
+    assert_eq!(convs, [1, 100, 101]);
+    assert_eq!(devices, [1, 100, 101]);
+
+    // A new block (a PostgreSQL node's restart) creates again.
+    world.store.ids = chat_hub::IdBlock::numbered(1).expect("a block below 2^53");
+    world.crash();
+    world.register("dave");
+    let (users, _, _) = stored_ids(&mut world);
+    assert_eq!(users.last(), Some(&(1 << 32)));
+}

@@ -37,7 +37,7 @@ fn busy(retry_after_ms: u32) -> ErrorReply {
     )
 }
 
-fn taken(name: &str) -> ErrorReply {
+pub(super) fn taken(name: &str) -> ErrorReply {
     ErrorReply::new(
         ErrorCode::UsernameTaken,
         format!("{name} is taken, or looks too much like a name that is"),
@@ -190,11 +190,9 @@ impl Hub {
         let AuthAttempt::Register { name, key, device } = attempt else {
             return self.abandon(attempt);
         };
-        let Some((user, write)) = self
-            .directory
-            .create_user(key, name.clone(), hash, now.wall)
-        else {
-            return self.fail(session, request, taken(&name));
+        let (user, write) = match self.directory.create_user(key, name, hash, now.wall) {
+            Ok(created) => created,
+            Err(refused) => return self.fail(session, request, refused),
         };
         let mut writes = vec![write];
         let default_room = self
@@ -329,9 +327,16 @@ impl Hub {
             token_expires_at: expires_at,
         };
         let mut writes = Vec::new();
-        let device =
-            self.delivery
-                .device_for_login(user, &device_name, &self.config, now.wall, &mut writes);
+        let device = match self.delivery.device_for_login(
+            user,
+            &device_name,
+            &self.config,
+            now.wall,
+            &mut writes,
+        ) {
+            Ok(device) => device,
+            Err(refused) => return self.fail(session, request, refused),
+        };
         let token_hash = token_hash(&reply.token);
         if new_token {
             writes.push(Write::CreateToken {

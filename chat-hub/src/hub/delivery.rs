@@ -10,8 +10,10 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
+use chat_proto::ErrorReply;
 use rustc_hash::FxHashMap;
 
+use super::ids::Ids;
 use crate::types::*;
 use crate::Config;
 
@@ -54,7 +56,8 @@ const RECENT_SENDS: usize = 64;
 pub(super) struct Delivery {
     /// The highest message id (or position) known to be committed.
     last_message: u64,
-    last_device: u64,
+    /// New device ids, from the hub's block.
+    device_ids: Ids,
     recent: FxHashMap<UserId, RecentSends>,
     devices: FxHashMap<UserId, Vec<Device>>,
     streams: FxHashMap<SessionId, Stream>,
@@ -91,8 +94,10 @@ impl Delivery {
 
     /// The positions storage holds. The highest committed position is the highest of the
     /// stored messages, memberships and device positions (an id taken by a resend found to
-    /// be a duplicate is never stored, yet a membership's `since` may be it).
+    /// be a duplicate is never stored, yet a membership's `since` may be it). New devices take
+    /// ids from `ids`, above the loaded ones inside it.
     pub(super) fn load(
+        ids: IdBlock,
         snapshot_devices: Vec<DeviceRow>,
         members: &[MemberRow],
         last: MessageId,
@@ -103,10 +108,11 @@ impl Delivery {
             .chain(snapshot_devices.iter().map(|d| d.cursor));
         let mut delivery = Self {
             last_message: positions.fold(last, MessageId::max).0,
+            device_ids: Ids::new(ids),
             ..Self::default()
         };
         for row in snapshot_devices {
-            delivery.last_device = delivery.last_device.max(row.id.0);
+            delivery.device_ids.saw(row.id.0);
             delivery.devices.entry(row.user).or_default().push(Device {
                 id: row.id,
                 name: row.name,
@@ -161,6 +167,10 @@ impl Delivery {
     /// the limit) if new, its last login set to `now`. A new device starts at the lowest
     /// position of the user's other devices, so it receives what none of them has
     /// acknowledged.
+    ///
+    /// # Errors
+    /// `Internal` if the device is new and the hub's block has no device id left (nothing
+    /// changed then).
     pub(super) fn device_for_login(
         &mut self,
         user: UserId,
@@ -168,7 +178,7 @@ impl Delivery {
         config: &Config,
         now: UnixMillis,
         writes: &mut Vec<Write>,
-    ) -> Device {
+    ) -> Result<Device, ErrorReply> {
         let last_message = self.last_message();
         let devices = self.devices.entry(user).or_default();
         let device = if let Some(d) = devices.iter_mut().find(|d| d.name == name) {
@@ -180,6 +190,8 @@ impl Delivery {
                 .map(|d| d.cursor)
                 .min()
                 .unwrap_or(last_message);
+            // Taken before the oldest device is forgotten: a refusal changes nothing.
+            let id = DeviceId(self.device_ids.take("device")?);
             if devices.len() >= config.max_devices_per_user {
                 if let Some((oldest, _)) =
                     devices.iter().enumerate().min_by_key(|(_, d)| d.last_seen)
@@ -189,9 +201,8 @@ impl Delivery {
                     writes.push(Write::DeleteDevice { id: gone.id });
                 }
             }
-            self.last_device += 1;
             let d = Device {
-                id: DeviceId(self.last_device),
+                id,
                 name: name.into(),
                 cursor,
                 last_seen: now,
@@ -206,12 +217,13 @@ impl Delivery {
             cursor: device.cursor,
             last_seen: device.last_seen,
         });
-        device
+        Ok(device)
     }
 
     /// *(cluster)* A device as another node stored it: added if new, its position moved
     /// forward (never back) and its last login updated if known.
     pub(super) fn learn_device(&mut self, user: UserId, row: Device) {
+        self.device_ids.saw(row.id.0);
         let devices = self.devices.entry(user).or_default();
         match devices.iter_mut().find(|d| d.id == row.id) {
             Some(d) => {

@@ -9,6 +9,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use chat_proto::{ErrorCode, ErrorReply, RoomInfo};
 use rustc_hash::FxHashMap;
 
+use super::auth::taken;
+use super::ids::Ids;
 use crate::names;
 use crate::types::*;
 
@@ -73,8 +75,10 @@ pub(super) struct Directory {
     rooms: HashMap<String, ConvId>,
     /// `(a, b)` with `a <= b` to their direct conversation.
     directs: FxHashMap<(UserId, UserId), ConvId>,
-    last_user: u64,
-    last_conv: u64,
+    /// New user ids, from the hub's block.
+    user_ids: Ids,
+    /// New conversation ids, from the hub's block.
+    conv_ids: Ids,
 }
 
 fn no_such_room(name: &str) -> ErrorReply {
@@ -94,21 +98,24 @@ fn not_a_member(room: &str) -> ErrorReply {
 }
 
 impl Directory {
-    /// The directory storage holds. Rows naming users or conversations that do not exist are
+    /// The directory storage holds; new users and conversations take ids from `ids`, above
+    /// the loaded ones inside it. Rows naming users or conversations that do not exist are
     /// skipped.
-    pub(super) fn load(users: Vec<UserRow>, convs: Vec<ConvRow>, members: &[MemberRow]) -> Self {
-        let mut dir = Self::default();
+    pub(super) fn load(
+        ids: IdBlock,
+        users: Vec<UserRow>,
+        convs: Vec<ConvRow>,
+        members: &[MemberRow],
+    ) -> Self {
+        let mut dir = Self {
+            user_ids: Ids::new(ids),
+            conv_ids: Ids::new(ids),
+            ..Self::default()
+        };
         for row in users {
-            dir.last_user = dir.last_user.max(row.id.0);
-            dir.user_keys.insert(row.name.to_ascii_lowercase(), row.id);
-            dir.skeletons
-                .entry(names::skeleton(&row.name))
-                .or_insert(row.id);
-            dir.users
-                .insert(row.id, Account::new(row.name, row.display_name));
+            dir.index_user(row.id, row.name, row.display_name);
         }
         for row in convs {
-            dir.last_conv = dir.last_conv.max(row.id.0);
             dir.index_conv(row.id, row.kind);
         }
         for m in members {
@@ -162,21 +169,24 @@ impl Directory {
         self.skeletons.get(&names::skeleton(name)).copied()
     }
 
-    /// Registers `name` (whose reservation `key` this ends); `None` if it was taken meanwhile.
+    /// Registers `name` (whose reservation `key` this ends).
+    ///
+    /// # Errors
+    /// `NameTaken` if the name was taken meanwhile; `Internal` if the hub's block has no user
+    /// id left.
     pub(super) fn create_user(
         &mut self,
         key: String,
         name: String,
         password_hash: String,
         created_at: UnixMillis,
-    ) -> Option<(UserId, Write)> {
+    ) -> Result<(UserId, Write), ErrorReply> {
         let skeleton = names::skeleton(&key);
         self.reserved.remove(&skeleton);
         if self.skeletons.contains_key(&skeleton) {
-            return None;
+            return Err(taken(&name));
         }
-        self.last_user += 1;
-        let id = UserId(self.last_user);
+        let id = UserId(self.user_ids.take("user")?);
         self.skeletons.insert(skeleton, id);
         self.user_keys.insert(key, id);
         self.users
@@ -187,19 +197,23 @@ impl Directory {
             password_hash,
             created_at,
         };
-        Some((id, write))
+        Ok((id, write))
     }
 
     /// *(cluster)* A user another node registered (no-op if known). Never moves this hub's
     /// own counter.
     pub(super) fn learn_user(&mut self, id: UserId, name: String) {
-        if self.users.contains_key(&id) {
-            return;
+        if !self.users.contains_key(&id) {
+            self.index_user(id, name.clone(), name);
         }
-        let key = name.to_ascii_lowercase();
-        self.skeletons.entry(names::skeleton(&key)).or_insert(id);
-        self.user_keys.insert(key, id);
-        self.users.insert(id, Account::new(name.clone(), name));
+    }
+
+    /// Indexes a stored user (its id counted only if in this hub's block).
+    fn index_user(&mut self, id: UserId, name: String, display_name: String) {
+        self.user_ids.saw(id.0);
+        self.user_keys.insert(name.to_ascii_lowercase(), id);
+        self.skeletons.entry(names::skeleton(&name)).or_insert(id);
+        self.users.insert(id, Account::new(name, display_name));
     }
 
     pub(super) fn set_display_name(&mut self, user: UserId, display_name: String) -> Write {
@@ -242,6 +256,7 @@ impl Directory {
     }
 
     fn index_conv(&mut self, id: ConvId, kind: ConvKind) {
+        self.conv_ids.saw(id.0);
         match &kind {
             ConvKind::Room { name, .. } => self.rooms.insert(name.clone(), id),
             ConvKind::Direct { a, b } => self.directs.insert((*a, *b), id),
@@ -263,48 +278,59 @@ impl Directory {
         }
     }
 
-    fn create_conv(&mut self, kind: ConvKind, created_at: UnixMillis) -> (ConvId, Write) {
-        self.last_conv += 1;
-        let id = ConvId(self.last_conv);
+    /// # Errors
+    /// `Internal` if the hub's block has no conversation id left.
+    fn create_conv(
+        &mut self,
+        kind: ConvKind,
+        created_at: UnixMillis,
+    ) -> Result<(ConvId, Write), ErrorReply> {
+        let id = ConvId(self.conv_ids.take("conversation")?);
         self.index_conv(id, kind.clone());
         let write = Write::CreateConv {
             id,
             kind,
             created_at,
         };
-        (id, write)
+        Ok((id, write))
     }
 
     /// Creates the room `name` (normalised) and returns it with its write.
+    ///
+    /// # Errors
+    /// `Internal` if the hub's block has no conversation id left.
     pub(super) fn create_room(
         &mut self,
         name: String,
         invite_only: bool,
         now: UnixMillis,
-    ) -> (ConvId, Write) {
+    ) -> Result<(ConvId, Write), ErrorReply> {
         self.create_conv(ConvKind::Room { name, invite_only }, now)
     }
 
     /// The direct conversation of `a` and `b`, created with both as members (seeing messages
     /// from the persist that creates it on, see [`Numbering`]) if new; its writes are pushed.
+    ///
+    /// # Errors
+    /// `Internal` if it is new and the hub's block has no conversation id left.
     pub(super) fn direct_conv(
         &mut self,
         a: UserId,
         b: UserId,
         now: UnixMillis,
         writes: &mut Vec<Write>,
-    ) -> ConvId {
+    ) -> Result<ConvId, ErrorReply> {
         if let Some(conv) = self.direct(a, b) {
-            return conv;
+            return Ok(conv);
         }
         let (a, b) = (a.min(b), a.max(b));
-        let (id, write) = self.create_conv(ConvKind::Direct { a, b }, now);
+        let (id, write) = self.create_conv(ConvKind::Direct { a, b }, now)?;
         writes.push(write);
         writes.extend(self.add_member(id, a, UNNUMBERED));
         if b != a {
             writes.extend(self.add_member(id, b, UNNUMBERED));
         }
-        id
+        Ok(id)
     }
 
     /// Makes `user` a member of `conv`, seeing its messages above `since`. `None` if either

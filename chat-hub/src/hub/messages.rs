@@ -65,7 +65,7 @@ impl Hub {
                 let other = self.directory.find_user(name)?;
                 let conv = self
                     .directory
-                    .direct_conv(user, other, now.wall, &mut writes);
+                    .direct_conv(user, other, now.wall, &mut writes)?;
                 (conv, TypingKey::User(user, other))
             }
         };

@@ -25,6 +25,7 @@ mod cluster;
 mod delivery;
 mod directory;
 mod edits;
+mod ids;
 mod log;
 mod markers;
 mod messages;
@@ -138,6 +139,7 @@ impl Hub {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|_| ConfigError("the welcome must fit a frame: shorten server_name"))?;
         let Snapshot {
+            ids,
             users,
             convs,
             members,
@@ -149,9 +151,9 @@ impl Hub {
             disabled,
             read_markers,
         } = snapshot;
-        let delivery = Delivery::load(devices, &members, last_message);
+        let delivery = Delivery::load(ids, devices, &members, last_message);
         let mut hub = Self {
-            directory: Directory::load(users, convs, &members),
+            directory: Directory::load(ids, users, convs, &members),
             log: Log::new(delivery.last_message()),
             delivery,
             moderation: Moderation::load(standings, operators, disabled),
@@ -172,8 +174,11 @@ impl Hub {
 
     fn ensure_default_room(&mut self, now: Now) {
         let name = self.config.default_room.to_ascii_lowercase();
-        if self.directory.room_id(&name).is_none() {
-            let (_, write) = self.directory.create_room(name, false, now.wall);
+        if self.directory.room_id(&name).is_some() {
+            return;
+        }
+        // Without a conversation id left, registrations join no default room.
+        if let Ok((_, write)) = self.directory.create_room(name, false, now.wall) {
             self.out.persist(vec![write], After::Nothing);
         }
     }

@@ -73,7 +73,7 @@ impl Hub {
             ));
         }
         self.check_room_quota(user)?;
-        let (conv, write) = self.directory.create_room(name, invite_only, now.wall);
+        let (conv, write) = self.directory.create_room(name, invite_only, now.wall)?;
         let mut writes = vec![write];
         writes.extend(self.moderation.update(conv, user, |s| s.role = Role::Owner));
         self.join_and_announce(session, request, user, conv, writes);
@@ -91,7 +91,7 @@ impl Hub {
         let name = names::room(room)?;
         let Some(conv) = self.directory.room_id(&name) else {
             self.check_room_quota(user)?;
-            let (conv, write) = self.directory.create_room(name, false, now.wall);
+            let (conv, write) = self.directory.create_room(name, false, now.wall)?;
             let mut writes = vec![write];
             writes.extend(self.moderation.update(conv, user, |s| s.role = Role::Owner));
             self.join_and_announce(session, request, user, conv, writes);
