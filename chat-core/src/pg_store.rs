@@ -205,6 +205,7 @@ impl Storage for PgStore {
             .iter_mut()
             .map(|writes| numbering.number(writes))
             .collect();
+        let adopted = create_rooms(&mut tx, &mut persists).await?;
         // Consecutive message inserts, with the persist each belongs to, written together.
         let mut run: Vec<(usize, &StoredMessage)> = Vec::new();
         for (index, writes) in persists.iter().enumerate() {
@@ -228,7 +229,13 @@ impl Storage for PgStore {
                 .await?;
         }
         tx.commit().await?;
-        Ok(committed(positions, duplicates))
+        let mut committed = committed(positions, duplicates);
+        for (index, adoption) in adopted {
+            if let Some(c) = committed.get_mut(index) {
+                c.adopted = Some(adoption);
+            }
+        }
+        Ok(committed)
     }
 
     async fn backlog(
@@ -550,6 +557,55 @@ impl MessageColumns {
         .fetch_all(conn)
         .await?)
     }
+}
+
+/// Creates the rooms of `persists` first, each unless another node created one of the same
+/// name first: then that room is adopted (`(persist, (ours, theirs))`), and this and every
+/// later write naming ours names theirs. The room writes are taken out of `persists`.
+async fn create_rooms(
+    tx: &mut Transaction<'_, Postgres>,
+    persists: &mut [Vec<Write>],
+) -> Result<Vec<(usize, (ConvId, ConvId))>, StoreError> {
+    let mut adopted = Vec::new();
+    for index in 0..persists.len() {
+        let mut rooms = Vec::new();
+        persists[index].retain(|w| match w {
+            Write::CreateConv {
+                id,
+                kind: ConvKind::Room { name, invite_only },
+                created_at,
+            } => {
+                rooms.push((*id, name.clone(), *invite_only, *created_at));
+                false
+            }
+            _ => true,
+        });
+        for (id, name, invite_only, created_at) in rooms {
+            let created: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO convs (id, room_name, invite_only, created_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (room_name) DO NOTHING RETURNING id",
+            )
+            .bind(int("conversation id", id.0)?)
+            .bind(&name)
+            .bind(invite_only)
+            .bind(int("time", created_at)?)
+            .fetch_optional(&mut **tx)
+            .await?;
+            if created.is_some() {
+                continue;
+            }
+            let theirs: i64 = sqlx::query_scalar("SELECT id FROM convs WHERE room_name = $1")
+                .bind(&name)
+                .fetch_one(&mut **tx)
+                .await?;
+            let theirs = ConvId(uint("conversation id", theirs)?);
+            adopted.push((index, (id, theirs)));
+            for write in persists[index..].iter_mut().flatten() {
+                write.rename_conv(id, theirs);
+            }
+        }
+    }
+    Ok(adopted)
 }
 
 /// Numbers and inserts unnumbered messages with one statement: it moves the numbering row by

@@ -136,6 +136,7 @@ pub(crate) fn committed(
         .map(|(position, duplicate)| Committed {
             position,
             duplicate,
+            adopted: None,
         })
         .collect()
 }

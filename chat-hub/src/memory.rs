@@ -151,6 +151,7 @@ impl MemoryStore {
         Committed {
             position,
             duplicate,
+            adopted: None,
         }
     }
 

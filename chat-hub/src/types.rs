@@ -349,6 +349,30 @@ pub struct Committed {
     pub position: MessageId,
     /// The original `(id, sent_at)`, if its message was a resend of one stored before.
     pub duplicate: Option<(MessageId, UnixMillis)>,
+    /// *(cluster)* `(ours, theirs)`: the room this persist created had been created under
+    /// the same name by another node first; storage kept theirs and wrote this persist (and
+    /// every later write naming ours) to it. The hub adopts theirs.
+    pub adopted: Option<(ConvId, ConvId)>,
+}
+
+impl Write {
+    /// Makes a write that names conversation `from` name `to` instead (a room adopted, see
+    /// [`Committed::adopted`]). A write creating `from` is left as it is.
+    pub fn rename_conv(&mut self, from: ConvId, to: ConvId) {
+        let conv = match self {
+            Self::AddMember { conv, .. }
+            | Self::RemoveMember { conv, .. }
+            | Self::SetStanding { conv, .. }
+            | Self::SetTopic { conv, .. }
+            | Self::SetReadMarker { conv, .. } => conv,
+            Self::InsertMessage(m) => &mut m.conv,
+            Self::Audit(record) => &mut record.conv,
+            _ => return,
+        };
+        if *conv == from {
+            *conv = to;
+        }
+    }
 }
 
 /// *(cluster)* What one node committed in one transaction, as every other node applies it
@@ -368,14 +392,25 @@ pub struct CommittedBatch {
 
 impl CommittedBatch {
     /// The batch of `persists` as storage committed them (`committed`, one per persist): the
-    /// same [`Numbering`] again from the first persist's position.
+    /// same [`Numbering`] again from the first persist's position, rooms adopted as storage
+    /// adopted them.
     pub fn new(persists: &[Vec<Write>], committed: &[Committed]) -> Self {
         let from = committed.first().map(|c| c.position).unwrap_or_default();
         let mut numbering = Numbering::new(from);
+        let mut adopted: Vec<(ConvId, ConvId)> = Vec::new();
         let mut writes = Vec::new();
-        for persist in persists {
+        for (persist, committed) in persists.iter().zip(committed) {
             let mut persist = persist.clone();
             numbering.number(&mut persist);
+            if let Some((ours, theirs)) = committed.adopted {
+                persist.retain(|w| !matches!(w, Write::CreateConv { id, .. } if *id == ours));
+                adopted.push((ours, theirs));
+            }
+            for write in &mut persist {
+                for &(ours, theirs) in &adopted {
+                    write.rename_conv(ours, theirs);
+                }
+            }
             writes.extend(persist.into_iter().filter_map(|write| match write {
                 Write::CreateUser {
                     id,

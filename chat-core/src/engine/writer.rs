@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use super::{Control, Counters};
 use crate::storage::Storage;
-use crate::{CommittedBatch, Completion, Ticket, Write};
+use crate::{CommittedBatch, Completion, ConvId, Ticket, Write};
 
 /// Most persists committed in one transaction.
 const MAX_GROUP_COMMIT: usize = 4096;
@@ -36,7 +36,10 @@ pub(super) async fn run(
     commits: Option<mpsc::UnboundedSender<CommittedBatch>>,
 ) {
     let mut tickets = Vec::new();
-    let mut batch = Vec::new();
+    let mut batch: Vec<Vec<Write>> = Vec::new();
+    // Rooms storage adopted (see `Committed::adopted`): writes the hub issued before it
+    // learnt of it still name its own room.
+    let mut adopted: Vec<(ConvId, ConvId)> = Vec::new();
     while let Some((ticket, writes)) = queue.recv().await {
         tickets.push(ticket);
         batch.push(writes);
@@ -49,6 +52,11 @@ pub(super) async fn run(
                 Err(_) => break,
             }
         }
+        for write in batch.iter_mut().flatten() {
+            for &(ours, theirs) in &adopted {
+                write.rename_conv(ours, theirs);
+            }
+        }
         let started = tokio::time::Instant::now();
         let Some(committed) = commit(&storage, &batch, &queue, &control).await else {
             tracing::error!(
@@ -58,6 +66,7 @@ pub(super) async fn run(
             return;
         };
         counters.record_commit(batch.len(), started.elapsed());
+        adopted.extend(committed.iter().filter_map(|c| c.adopted));
         if let Some(commits) = &commits {
             let _ = commits.send(CommittedBatch::new(&batch, &committed));
         }

@@ -66,13 +66,25 @@ impl Hub {
     }
 
     fn apply_persist(&mut self, pending: Option<Pending>, committed: Committed, now: Now) {
-        let Some(pending) = pending else {
-            return;
+        let (after, members) = match pending {
+            Some(pending) => (Some(pending.after), pending.members),
+            None => (None, Vec::new()),
         };
-        for (conv, user) in pending.members {
+        for (conv, user) in members {
             self.directory.numbered(conv, user, committed.position);
         }
-        self.after_persist(pending.after, committed, now);
+        if let Some((ours, theirs)) = committed.adopted {
+            tracing::info!(
+                ours = ours.0,
+                theirs = theirs.0,
+                "a room created here and on another node at once: adopting theirs"
+            );
+            self.directory.adopt(ours, theirs);
+            self.moderation.forget_room(ours);
+        }
+        if let Some(after) = after {
+            self.after_persist(after, committed, now);
+        }
     }
 
     /// A hole waited long enough: its messages are read from storage.

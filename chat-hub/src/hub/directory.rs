@@ -376,6 +376,34 @@ impl Directory {
         Some(Write::RemoveMember { conv, user })
     }
 
+    /// *(cluster)* The room `ours` was created under a name another node had taken first:
+    /// its members become members of `theirs` (keeping where they see messages from, unless
+    /// already members there), and the name is `theirs`. Only this owner adds or removes
+    /// members, so it goes through [`remove_member`](Self::remove_member) and
+    /// [`add_member`](Self::add_member).
+    pub(super) fn adopt(&mut self, ours: ConvId, theirs: ConvId) {
+        let Some(conv) = self.convs.get(&ours) else {
+            return;
+        };
+        let (kind, members) = (conv.kind.clone(), conv.members.clone());
+        if !self.convs.contains_key(&theirs) {
+            // Its creation has not reached this node yet (it will change nothing then).
+            self.index_conv(theirs, kind.clone());
+        }
+        for (&user, &since) in &members {
+            let _ = self.remove_member(ours, user);
+            if !self.is_member(theirs, user) {
+                let _ = self.add_member(theirs, user, since);
+            }
+        }
+        self.convs.remove(&ours);
+        if let ConvKind::Room { name, .. } = kind {
+            if self.rooms.get(&name) == Some(&ours) {
+                self.rooms.insert(name, theirs);
+            }
+        }
+    }
+
     /// Rooms `user` is a member of.
     pub(super) fn room_count(&self, user: UserId) -> usize {
         self.users.get(&user).map_or(0, |u| u.rooms)

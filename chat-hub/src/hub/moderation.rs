@@ -80,6 +80,12 @@ impl Moderation {
         }
     }
 
+    /// *(cluster)* A room this node created was adopted into another node's: the roles it had
+    /// here (its creator's ownership) go with it.
+    pub(super) fn forget_room(&mut self, conv: ConvId) {
+        self.standings.retain(|&(c, _), _| c != conv);
+    }
+
     pub(super) fn is_disabled(&self, user: UserId) -> bool {
         self.disabled.contains(&user)
     }
