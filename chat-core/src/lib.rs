@@ -24,9 +24,10 @@ pub use chat_hub::{config, names};
 pub use chat_hub::{
     token_hash, AuditRecord, ClientMsgId, Committed, CommittedBatch, Completion, Config,
     ConfigError, ConvId, ConvKind, ConvRow, DeviceId, DeviceRow, Hub, IdBlock, IoRequest,
-    MemberRow, MessageId, MessageKind, ModAction, Mono, Now, Numbering, Output, PasswordParams,
-    ReadMarkerRow, Role, SessionId, Snapshot, Standing, StandingRow, StoredMessage, Ticket,
-    TokenRecord, UnixMillis, UnreadFor, UnreadTally, UserId, UserRow, Write, UNNUMBERED,
+    MemberRow, MessageId, MessageKind, ModAction, Mono, NodeMessage, Now, Numbering, Output,
+    PasswordParams, ReadMarkerRow, Role, SessionId, Snapshot, Standing, StandingRow, StoredMessage,
+    Ticket, TokenRecord, TypingTo, UnixMillis, UnreadFor, UnreadTally, UserId, UserRow, Write,
+    UNNUMBERED,
 };
 pub use copy::{copy_to_postgres, CopyError, IfNotEmpty, RowCounts};
 pub use database::{Database, Location, OpenError};

@@ -43,6 +43,8 @@ pub struct World {
     held: VecDeque<Completion>,
     /// When set, persists wait for [`release_persists`](Self::release_persists).
     pub hold_persists: bool,
+    /// *(cluster)* What the hub told the other nodes, oldest first.
+    pub shared: Vec<NodeMessage>,
     held_persists: VecDeque<(Ticket, Vec<Write>)>,
 }
 
@@ -85,6 +87,7 @@ impl World {
             held: VecDeque::new(),
             hold_persists: false,
             held_persists: VecDeque::new(),
+            shared: Vec::new(),
         };
         world.run();
         world
@@ -391,6 +394,10 @@ impl World {
             }
             Output::Close { session } => {
                 self.closed.insert(session);
+                return;
+            }
+            Output::Share(message) => {
+                self.shared.push(message);
                 return;
             }
             Output::Persist { ticket, writes } if self.hold_persists => {

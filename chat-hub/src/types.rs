@@ -438,6 +438,33 @@ impl CommittedBatch {
     }
 }
 
+/// *(cluster)* What one node tells the others over the bus.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum NodeMessage {
+    /// A batch it committed.
+    Committed(CommittedBatch),
+    /// One of its users started or stopped typing (never stored).
+    Typing {
+        /// The typist.
+        user: UserId,
+        /// Where.
+        to: TypingTo,
+        /// Started (or refreshed) or stopped.
+        active: bool,
+    },
+}
+
+/// *(cluster)* Where a user types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum TypingTo {
+    /// In a room.
+    Room(ConvId),
+    /// To a user.
+    User(UserId),
+}
+
 /// The user, conversation and device ids a hub may assign: `first..=last`, one range shared by
 /// the three kinds (each counts on its own within it).
 ///

@@ -6,8 +6,8 @@
 
 use chat_hub::sim::World;
 use chat_hub::{
-    CommittedBatch, Config, ConvId, ConvKind, DeviceId, MessageKind, SessionId, StoredMessage,
-    UserId, Write, UNNUMBERED,
+    CommittedBatch, Config, ConvId, ConvKind, DeviceId, MessageKind, NodeMessage, SessionId,
+    StoredMessage, TypingTo, UserId, Write, UNNUMBERED,
 };
 use chat_proto::*;
 
@@ -221,4 +221,89 @@ fn another_nodes_users_rooms_and_members_become_known() {
         },
     );
     assert!(matches!(sent, Ok(Reply::Sent { .. })), "{sent:?}");
+}
+
+#[test]
+fn presence_counts_every_nodes_sessions() {
+    let mut w = world();
+    let alice = w.register("alice");
+    let _bob = w.register("bob");
+    let bob_id = user_id(&mut w, "bob");
+    w.disconnect(_bob);
+    w.advance(5_000);
+    w.drain(alice);
+    // Bob is online on node b: alice, who shares #general with him, is told.
+    w.hub.handle_remote_presence("b", vec![bob_id], w.now);
+    w.advance(5_000);
+    let online = |events: &[ServerMessage], state: bool| {
+        events.iter().any(
+            |e| matches!(e, ServerMessage::Presence { user, online } if user == "bob" && *online == state),
+        )
+    };
+    assert!(online(&w.drain(alice), true), "bob is online elsewhere");
+    // Node b went down (or bob left it): offline.
+    w.hub.handle_remote_presence("b", Vec::new(), w.now);
+    w.advance(5_000);
+    assert!(online(&w.drain(alice), false), "bob went with his node");
+}
+
+#[test]
+fn typing_crosses_nodes() {
+    let mut w = world();
+    let alice = w.register("alice");
+    let bob = w.register("bob");
+    join(&mut w, alice, "rust");
+    join(&mut w, bob, "rust");
+    w.drain(alice);
+    w.drain(bob);
+    let rust = room_id(&mut w, "rust");
+    // Alice types here: the other nodes are told, and so is bob here.
+    w.send(
+        alice,
+        ClientMessage::Typing {
+            target: room("rust"),
+            active: true,
+        },
+    );
+    let a = user_id(&mut w, "alice");
+    let shared = NodeMessage::Typing {
+        user: a,
+        to: TypingTo::Room(rust),
+        active: true,
+    };
+    assert!(w.shared.contains(&shared), "{:?}", w.shared);
+    w.drain(bob);
+    // Someone on another node types in #rust: alice and bob are told here.
+    let carol = UserId(1 << 32);
+    let batch = other_node_commits(
+        &mut w,
+        vec![
+            Write::CreateUser {
+                id: carol,
+                name: "carol".into(),
+                password_hash: String::new(),
+                created_at: 1,
+            },
+            Write::AddMember {
+                conv: rust,
+                user: carol,
+                since: UNNUMBERED,
+            },
+        ],
+    );
+    w.hub.handle_committed(batch, w.now);
+    w.hub.handle_node_message(
+        NodeMessage::Typing {
+            user: carol,
+            to: TypingTo::Room(rust),
+            active: true,
+        },
+        w.now,
+    );
+    w.run();
+    let typing = w
+        .drain(bob)
+        .into_iter()
+        .any(|e| matches!(e, ServerMessage::Typing { user, active: true, .. } if user == "carol"));
+    assert!(typing, "bob sees carol typing on her node");
 }

@@ -1,16 +1,23 @@
-//! *(cluster)* One node of several on one PostgreSQL database: the engine's committed batches
-//! go out on the [`Bus`], the other nodes' come in and are applied in id order, and every
-//! loss the bus reports makes the engine read what it missed from the database.
+//! *(cluster)* One node of several on one PostgreSQL database: what the engine tells the other
+//! nodes (its committed batches, its users' typing) goes out on the [`Bus`] and theirs comes
+//! in; every loss the bus reports makes the engine read what it missed from the database.
+//! Who is online here rides on the bus's heartbeats (checked every [`PRESENCE_EVERY`]), and a
+//! node that goes down takes its users' presence with it.
 //!
 //! The bus is joined before the engine loads its state, so no batch committed after the load
 //! can pass unseen: one committed before it and received after is applied once (the engine
 //! skips what it has).
 
+use std::time::Duration;
+
 use bytes::Bytes;
-use chat_core::{CommittedBatch, Config, Engine, EngineError, Storage};
+use chat_core::{Config, Engine, EngineError, NodeMessage, Storage, UserId};
 use tokio::task::JoinHandle;
 
 use crate::bus::{Bus, BusConfig, BusError, BusEvent, BusStatsReader};
+
+/// How often the users online here are compared with what the heartbeats carry.
+pub const PRESENCE_EVERY: Duration = Duration::from_millis(500);
 
 /// Why a node could not join its cluster.
 #[derive(Debug, thiserror::Error)]
@@ -46,14 +53,28 @@ impl Node {
         let stats = bus.stats_reader();
         let link = engine.clone();
         let task = tokio::spawn(async move {
+            let mut presence = tokio::time::interval(PRESENCE_EVERY);
+            // None until the first look: then even an empty list is announced.
+            let mut online: Option<Vec<UserId>> = None;
             loop {
                 tokio::select! {
-                    batch = commits.recv() => match batch {
-                        Some(batch) => publish(&bus, &batch),
+                    message = commits.recv() => match message {
+                        Some(message) => publish(&bus, &message),
                         // The engine stopped.
                         None => break,
                     },
                     Some(event) = events.recv() => on_event(&link, event),
+                    _ = presence.tick() => {
+                        let mut now = link.online_users().await;
+                        now.sort_unstable();
+                        if online.as_ref() != Some(&now) {
+                            match chat_proto::encode_value(&now) {
+                                Ok(payload) => bus.set_presence(Bytes::from(payload)),
+                                Err(error) => tracing::error!(%error, "cannot encode presence"),
+                            }
+                            online = Some(now);
+                        }
+                    }
                 }
             }
             bus.close().await;
@@ -72,21 +93,21 @@ impl Node {
     }
 }
 
-fn publish(bus: &Bus, batch: &CommittedBatch) {
-    match chat_proto::encode_value(batch) {
+fn publish(bus: &Bus, message: &NodeMessage) {
+    match chat_proto::encode_value(message) {
         Ok(payload) => bus.publish(Bytes::from(payload)),
         // Cannot happen for these types; the others see the hole in the ids and read it.
-        Err(error) => tracing::error!(%error, "cannot encode a committed batch"),
+        Err(error) => tracing::error!(%error, "cannot encode a message for the other nodes"),
     }
 }
 
 fn on_event(engine: &Engine, event: BusEvent) {
     match event {
         BusEvent::Batch { node, payload } => {
-            match chat_proto::decode_value::<CommittedBatch>(&payload) {
-                Ok(batch) => engine.handle_committed(batch),
+            match chat_proto::decode_value::<NodeMessage>(&payload) {
+                Ok(message) => engine.handle_node_message(message),
                 Err(error) => {
-                    tracing::error!(%node, %error, "an undecodable batch: reading from the database");
+                    tracing::error!(%node, %error, "an undecodable message: reading from the database");
                     engine.handle_gap();
                 }
             }
@@ -100,7 +121,17 @@ fn on_event(engine: &Engine, event: BusEvent) {
             engine.handle_gap();
         }
         BusEvent::NodeUp { node } => tracing::info!(%node, "node up"),
-        BusEvent::NodeDown { node } => tracing::warn!(%node, "node down"),
-        BusEvent::Presence { .. } => {}
+        BusEvent::NodeDown { node } => {
+            tracing::warn!(%node, "node down: its users are offline");
+            engine.handle_remote_presence(node, Vec::new());
+        }
+        // A node that has not announced its users yet has an empty payload: none.
+        BusEvent::Presence { payload, .. } if payload.is_empty() => {}
+        BusEvent::Presence { node, payload } => {
+            match chat_proto::decode_value::<Vec<UserId>>(&payload) {
+                Ok(users) => engine.handle_remote_presence(node, users),
+                Err(error) => tracing::error!(%node, %error, "undecodable presence"),
+            }
+        }
     }
 }

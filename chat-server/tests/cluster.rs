@@ -184,3 +184,44 @@ async fn a_restart_of_nats_loses_and_duplicates_nothing() {
     }
     inbox.exactly_once_in_order(&texts);
 }
+
+#[tokio::test]
+async fn presence_and_typing_cross_nodes_and_a_dead_node_takes_its_users_offline() {
+    let Some((db, nats)) = infrastructure().await else {
+        return;
+    };
+    let (mut a_node, a) = node(&db, &nats, "a").await;
+    let (_b_node, b) = node(&db, &nats, "b").await;
+    let mut bob = logged_in(b, "bob", true).await;
+    join(&mut bob, "rust").await;
+    let mut alice = logged_in(a, "alice", true).await;
+    join(&mut alice, "rust").await;
+    // Bob sees alice come online on the other node (her node's heartbeat carries her).
+    bob.until(|e| matches!(e, ServerMessage::Presence { user, online: true } if user == "alice"))
+        .await
+        .expect("alice is online on node a");
+    // She types in #rust on a: bob on b is told.
+    alice
+        .send(chat_proto::ClientMessage::Typing {
+            target: Target::Room("rust".into()),
+            active: true,
+        })
+        .await
+        .expect("sent");
+    bob.until(|e| matches!(e, ServerMessage::Typing { user, active: true, .. } if user == "alice"))
+        .await
+        .expect("bob sees alice typing");
+    // Her node dies: within a few heartbeats she is offline for bob.
+    let pid = a_node.id().expect("node a runs");
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "SIGKILL sent to node a");
+    let _ = a_node.wait().await;
+    // Three missed heartbeats (2 s each) make a node down: wait longer than usual.
+    let mut bob = bob.with_wait(Duration::from_secs(30));
+    bob.until(|e| matches!(e, ServerMessage::Presence { user, online: false } if user == "alice"))
+        .await
+        .expect("alice goes offline with her node");
+}

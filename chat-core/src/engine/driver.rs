@@ -12,7 +12,7 @@ use super::{io, Clock, Control, Counters, EngineError, Input};
 use crate::outbox::{Kind, Outbox, Queued};
 use crate::password::Passwords;
 use crate::storage::Storage;
-use crate::{Hub, IoRequest, MessageId, Output, SessionId, Ticket, Write};
+use crate::{Hub, IoRequest, MessageId, NodeMessage, Output, SessionId, Ticket, Write};
 
 /// Client messages handled per wake-up before outputs are carried out.
 const INPUT_BATCH: usize = 256;
@@ -42,6 +42,8 @@ pub(super) struct Driver<S> {
     writes: mpsc::Sender<(Ticket, Vec<Write>)>,
     /// Where the engine's counts are published for metrics.
     counters: Arc<Counters>,
+    /// *(cluster)* What the hub tells the other nodes.
+    shares: Option<mpsc::UnboundedSender<NodeMessage>>,
 }
 
 impl<S: Storage> Driver<S> {
@@ -72,7 +74,14 @@ impl<S: Storage> Driver<S> {
             behind: FxHashSet::default(),
             writes,
             counters,
+            shares: None,
         }
+    }
+
+    /// *(cluster)* Sends what the hub tells the other nodes to `shares`.
+    pub(super) fn share_to(mut self, shares: Option<mpsc::UnboundedSender<NodeMessage>>) -> Self {
+        self.shares = shares;
+        self
     }
 
     pub(super) async fn run(
@@ -178,7 +187,14 @@ impl<S: Storage> Driver<S> {
                 self.counters.storage_available.store(available, Relaxed);
                 self.hub.handle_storage_available(available);
             }
-            Control::Committed(batch) => self.hub.handle_committed(batch, self.clock.now()),
+            Control::Node(message) => self.hub.handle_node_message(message, self.clock.now()),
+            Control::Presence(node, users) => {
+                self.hub
+                    .handle_remote_presence(&node, users, self.clock.now());
+            }
+            Control::Online(reply) => {
+                let _ = reply.send(self.hub.online_users());
+            }
             Control::Gap => self.hub.handle_gap(),
             Control::Shutdown(done) => return Some(done),
         }
@@ -293,6 +309,11 @@ impl<S: Storage> Driver<S> {
             Output::Persist { ticket, writes } => {
                 if self.writes.send((ticket, writes)).await.is_err() {
                     tracing::error!("the writer has stopped");
+                }
+            }
+            Output::Share(message) => {
+                if let Some(shares) = &self.shares {
+                    let _ = shares.send(message);
                 }
             }
             Output::ReadCommitted {

@@ -41,7 +41,7 @@ use crate::outbox::Outbox;
 use crate::password::{PasswordParamsError, Passwords};
 use crate::storage::Storage;
 use crate::store::StoreError;
-use crate::{CommittedBatch, Completion, Config, ConfigError, Hub, SessionId, UnixMillis};
+use crate::{Completion, Config, ConfigError, Hub, NodeMessage, SessionId, UnixMillis, UserId};
 
 /// Why the engine could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -84,8 +84,12 @@ enum Control {
     Storage {
         available: bool,
     },
-    /// *(cluster)* Another node's committed batch.
-    Committed(CommittedBatch),
+    /// *(cluster)* A message from another node.
+    Node(NodeMessage),
+    /// *(cluster)* The users online on another node (none: it is down).
+    Presence(String, Vec<UserId>),
+    /// *(cluster)* Who is online here, for the other nodes.
+    Online(oneshot::Sender<Vec<UserId>>),
     /// *(cluster)* Other nodes' batches may have been lost.
     Gap,
     Shutdown(oneshot::Sender<()>),
@@ -138,15 +142,16 @@ impl Engine {
     }
 
     /// *(cluster)* Starts an engine that shares its database with other nodes
-    /// ([`Config::cluster`] is set): besides the engine, the batches it commits, for the other
-    /// nodes, which hand theirs to [`handle_committed`](Self::handle_committed).
+    /// ([`Config::cluster`] is set): besides the engine, what it tells the other nodes (the
+    /// batches it commits, its users' typing), which hand theirs to
+    /// [`handle_node_message`](Self::handle_node_message).
     ///
     /// # Errors
     /// As [`start`](Self::start).
     pub async fn start_clustered(
         storage: impl Storage,
         config: Config,
-    ) -> Result<(Self, mpsc::UnboundedReceiver<CommittedBatch>), EngineError> {
+    ) -> Result<(Self, mpsc::UnboundedReceiver<NodeMessage>), EngineError> {
         let config = Config {
             cluster: true,
             ..config
@@ -159,7 +164,7 @@ impl Engine {
     async fn start_with(
         storage: impl Storage,
         config: Config,
-        commits: Option<mpsc::UnboundedSender<CommittedBatch>>,
+        commits: Option<mpsc::UnboundedSender<NodeMessage>>,
     ) -> Result<Self, EngineError> {
         config.validate()?;
         let passwords = Passwords::start(
@@ -179,7 +184,7 @@ impl Engine {
             write_rx,
             control.clone(),
             counters.clone(),
-            commits,
+            commits.clone(),
         ));
         let driver = Driver::new(
             hub,
@@ -189,7 +194,8 @@ impl Engine {
             writes,
             control.clone(),
             counters.clone(),
-        );
+        )
+        .share_to(commits);
         let task = tokio::spawn(driver.run(input_rx, control_rx, writer));
         Ok(Self {
             inner: Arc::new(Inner {
@@ -252,9 +258,24 @@ impl Engine {
         )
     }
 
-    /// *(cluster)* A batch another node committed: applied in id order with this node's own.
-    pub fn handle_committed(&self, batch: CommittedBatch) {
-        let _ = self.inner.control.send(Control::Committed(batch));
+    /// *(cluster)* A message from another node: a batch it committed (applied in id order
+    /// with this node's own), one of its users typing.
+    pub fn handle_node_message(&self, message: NodeMessage) {
+        let _ = self.inner.control.send(Control::Node(message));
+    }
+
+    /// *(cluster)* The users online on another node (none once it is down).
+    pub fn handle_remote_presence(&self, node: String, users: Vec<UserId>) {
+        let _ = self.inner.control.send(Control::Presence(node, users));
+    }
+
+    /// *(cluster)* The users with a session on this node (empty once the engine stopped).
+    pub async fn online_users(&self) -> Vec<UserId> {
+        let (reply, users) = oneshot::channel();
+        if self.inner.control.send(Control::Online(reply)).is_err() {
+            return Vec::new();
+        }
+        users.await.unwrap_or_default()
     }
 
     /// *(cluster)* Other nodes' batches may have been lost (a gap or a reconnection on the

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use super::{Control, Counters};
 use crate::storage::Storage;
-use crate::{CommittedBatch, Completion, ConvId, Ticket, Write};
+use crate::{CommittedBatch, Completion, ConvId, NodeMessage, Ticket, Write};
 
 /// Most persists committed in one transaction.
 const MAX_GROUP_COMMIT: usize = 4096;
@@ -33,7 +33,7 @@ pub(super) async fn run(
     mut queue: mpsc::Receiver<(Ticket, Vec<Write>)>,
     control: mpsc::UnboundedSender<Control>,
     counters: Arc<Counters>,
-    commits: Option<mpsc::UnboundedSender<CommittedBatch>>,
+    commits: Option<mpsc::UnboundedSender<NodeMessage>>,
 ) {
     let mut tickets = Vec::new();
     let mut batch: Vec<Vec<Write>> = Vec::new();
@@ -68,7 +68,8 @@ pub(super) async fn run(
         counters.record_commit(batch.len(), started.elapsed());
         adopted.extend(committed.iter().filter_map(|c| c.adopted));
         if let Some(commits) = &commits {
-            let _ = commits.send(CommittedBatch::new(&batch, &committed));
+            let batch = CommittedBatch::new(&batch, &committed);
+            let _ = commits.send(NodeMessage::Committed(batch));
         }
         for (ticket, committed) in tickets.drain(..).zip(committed) {
             let _ = control.send(Control::Completion(Completion::Persisted {

@@ -30,6 +30,28 @@ impl Hub {
         self.apply_log(now);
     }
 
+    /// *(cluster)* A message from another node.
+    pub fn handle_node_message(&mut self, message: NodeMessage, now: Now) {
+        match message {
+            NodeMessage::Committed(batch) => self.handle_committed(batch, now),
+            NodeMessage::Typing { user, to, active } => self.remote_typing(user, to, active),
+        }
+    }
+
+    /// *(cluster)* The users online on another node, as its heartbeat said (none once it is
+    /// down): their presence as this node's users see it is the union over every node.
+    pub fn handle_remote_presence(&mut self, node: &str, users: Vec<UserId>, now: Now) {
+        let users = users.into_iter().collect();
+        for user in self.presence.set_remote(node, users) {
+            self.presence.changed(user, &self.config, now.mono);
+        }
+    }
+
+    /// *(cluster)* The users with a session on this node, for the other nodes.
+    pub fn online_users(&self) -> Vec<UserId> {
+        self.sessions.online_users()
+    }
+
     /// *(cluster)* Batches of other nodes may have been lost (the bus reported a gap or a
     /// reconnection): the messages committed above what is applied are read from storage.
     pub fn handle_gap(&mut self) {

@@ -63,6 +63,9 @@ pub enum Output {
     },
     /// Read storage or hash a password, then report the matching [`Completion`].
     Io(IoRequest),
+    /// *(cluster)* Tell the other nodes (over the bus); only with
+    /// [`Config::cluster`](crate::Config::cluster).
+    Share(NodeMessage),
     /// *(cluster)* Read every message committed with an id in `(after, up_to]` (above `after`
     /// if `up_to` is `None`), in id order, at most `limit`, then report
     /// [`Completion::Committed`] (with `None` if the read failed).
@@ -606,6 +609,10 @@ impl Outputs {
             self.pending.insert(ticket, pending);
         }
         self.queue.push_back(Output::Persist { ticket, writes });
+    }
+
+    pub(super) fn share(&mut self, message: NodeMessage) {
+        self.queue.push_back(Output::Share(message));
     }
 
     pub(super) fn read_committed(

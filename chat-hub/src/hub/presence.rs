@@ -55,6 +55,8 @@ pub(super) struct Presence {
     pending_queue: VecDeque<(Mono, UserId)>,
     /// Users last announced as online.
     announced_online: FxHashSet<UserId>,
+    /// *(cluster)* The users online on each other node, as its last heartbeat said.
+    remote: FxHashMap<String, FxHashSet<UserId>>,
 }
 
 impl Presence {
@@ -64,6 +66,23 @@ impl Presence {
             let due = now.plus(config.presence_coalesce_ms);
             self.pending_queue.push_back((due, user));
         }
+    }
+
+    /// *(cluster)* The users online on `node` now; returns those whose status there changed.
+    pub(super) fn set_remote(&mut self, node: &str, users: FxHashSet<UserId>) -> Vec<UserId> {
+        let before = if users.is_empty() {
+            self.remote.remove(node).unwrap_or_default()
+        } else {
+            self.remote
+                .insert(node.to_owned(), users.clone())
+                .unwrap_or_default()
+        };
+        before.symmetric_difference(&users).copied().collect()
+    }
+
+    /// *(cluster)* Whether another node has a session of `user`.
+    pub(super) fn online_elsewhere(&self, user: UserId) -> bool {
+        self.remote.values().any(|users| users.contains(&user))
     }
 
     /// The next user whose coalescing delay has passed.

@@ -258,7 +258,7 @@ impl Hub {
                 let status = UserStatus {
                     user: u.name.clone(),
                     display_name: u.display_name.clone(),
-                    online: self.sessions.is_online(id),
+                    online: self.is_online(id),
                 };
                 Some((id, status))
             })

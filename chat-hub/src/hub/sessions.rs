@@ -264,6 +264,11 @@ impl Sessions {
         self.online.get(&user).map_or(&[], Vec::as_slice)
     }
 
+    /// Every user with an online session.
+    pub(super) fn online_users(&self) -> Vec<UserId> {
+        self.online.keys().copied().collect()
+    }
+
     pub(super) fn is_online(&self, user: UserId) -> bool {
         self.online.contains_key(&user)
     }

@@ -62,7 +62,7 @@ impl Hub {
     /// from what was last announced.
     pub(super) fn broadcast_presence(&mut self, now: Now) {
         while let Some(user) = self.presence.next_due(now.mono) {
-            let online = self.sessions.is_online(user);
+            let online = self.is_online(user);
             if self.directory.user(user).is_none() || !self.presence.announce(user, online) {
                 continue;
             }
@@ -73,6 +73,11 @@ impl Hub {
             let watchers = self.presence_watchers(user);
             self.send_to_users(watchers, &msg, true);
         }
+    }
+
+    /// Whether `user` has a session here or, in a cluster, on another node.
+    pub(super) fn is_online(&self, user: UserId) -> bool {
+        self.sessions.is_online(user) || self.presence.online_elsewhere(user)
     }
 
     /// Users who see `user`'s presence: members of their rooms up to the presence size limit,
@@ -115,6 +120,16 @@ impl Hub {
         }
     }
 
+    /// *(cluster)* Another node's user started or stopped typing: told to this node's
+    /// sessions like a local one's (the other node times it out and says when it stops).
+    pub(super) fn remote_typing(&mut self, user: UserId, to: TypingTo, active: bool) {
+        let key = match to {
+            TypingTo::Room(conv) => TypingKey::Room(user, conv),
+            TypingTo::User(other) => TypingKey::User(user, other),
+        };
+        self.tell_typing(key, active);
+    }
+
     /// Ends a typing state, telling the target if `relay`.
     pub(super) fn stop_typing(&mut self, key: TypingKey, relay: bool) {
         if self.presence.stop_typing(key) && relay {
@@ -129,7 +144,20 @@ impl Hub {
         }
     }
 
+    /// Tells the target of a typing state of this node's, here and on the other nodes.
     fn relay_typing(&mut self, key: TypingKey, active: bool) {
+        if self.config.cluster {
+            let (user, to) = match key {
+                TypingKey::Room(user, conv) => (user, TypingTo::Room(conv)),
+                TypingKey::User(user, other) => (user, TypingTo::User(other)),
+            };
+            self.out.share(NodeMessage::Typing { user, to, active });
+        }
+        self.tell_typing(key, active);
+    }
+
+    /// Tells this node's sessions of the target about a typing state.
+    fn tell_typing(&mut self, key: TypingKey, active: bool) {
         let user = self.directory.name(key.typist());
         match key {
             TypingKey::Room(typist, conv) => {
