@@ -205,6 +205,7 @@ impl Storage for PgStore {
             .iter_mut()
             .map(|writes| numbering.number(writes))
             .collect();
+        let taken = create_users(&mut tx, &mut persists).await?;
         let adopted = create_rooms(&mut tx, &mut persists).await?;
         // Consecutive message inserts, with the persist each belongs to, written together.
         let mut run: Vec<(usize, &StoredMessage)> = Vec::new();
@@ -233,6 +234,11 @@ impl Storage for PgStore {
         for (index, adoption) in adopted {
             if let Some(c) = committed.get_mut(index) {
                 c.adopted = Some(adoption);
+            }
+        }
+        for (index, user) in taken {
+            if let Some(c) = committed.get_mut(index) {
+                c.taken = Some(user);
             }
         }
         Ok(committed)
@@ -557,6 +563,52 @@ impl MessageColumns {
         .fetch_all(conn)
         .await?)
     }
+}
+
+/// Creates the users of `persists` first, each unless another node registered its name
+/// first: then nothing of its persist is written, nor any later write naming the user
+/// (`(persist, user)`). The user writes are taken out of `persists`.
+async fn create_users(
+    tx: &mut Transaction<'_, Postgres>,
+    persists: &mut [Vec<Write>],
+) -> Result<Vec<(usize, UserId)>, StoreError> {
+    let mut taken = Vec::new();
+    for index in 0..persists.len() {
+        let mut users = Vec::new();
+        persists[index].retain(|w| match w {
+            Write::CreateUser {
+                id,
+                name,
+                password_hash,
+                created_at,
+            } => {
+                users.push((*id, name.clone(), password_hash.clone(), *created_at));
+                false
+            }
+            _ => true,
+        });
+        for (id, name, password_hash, created_at) in users {
+            let created: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO users (id, name, name_key, display_name, password_hash, created_at) \
+                 VALUES ($1, $2, $3, $2, $4, $5) ON CONFLICT (name_key) DO NOTHING RETURNING id",
+            )
+            .bind(int("user id", id.0)?)
+            .bind(&name)
+            .bind(name.to_ascii_lowercase())
+            .bind(&password_hash)
+            .bind(int("time", created_at)?)
+            .fetch_optional(&mut **tx)
+            .await?;
+            if created.is_some() {
+                continue;
+            }
+            taken.push((index, id));
+            for persist in persists[index..].iter_mut() {
+                persist.retain(|w| !w.names_user(id));
+            }
+        }
+    }
+    Ok(taken)
 }
 
 /// Creates the rooms of `persists` first, each unless another node created one of the same

@@ -137,6 +137,7 @@ pub(crate) fn committed(
             position,
             duplicate,
             adopted: None,
+            taken: None,
         })
         .collect()
 }

@@ -126,3 +126,81 @@ async fn ids_of_several_writers_are_visible_in_commit_order() {
     let every: Vec<u64> = (1..=WRITERS * BATCHES * PER_BATCH).collect();
     assert_eq!(ids, every, "each id given once, none skipped");
 }
+
+/// Two nodes register one name, or create one room, at the same moment: the unique index
+/// lets the first commit stand. The second node's registration is dropped whole (and
+/// reported), its room adopted: neither stops its writer.
+#[tokio::test]
+async fn names_taken_on_two_nodes_at_once_go_to_the_first() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let Location::Postgres(url) = db.location() else {
+        unreachable!("a PostgreSQL test database has a URL");
+    };
+    let (a, b) = (store(url).await, store(url).await);
+    let (carol_a, carol_b) = (UserId(1), UserId(1 << 32));
+    let (room_a, room_b) = (ConvId(1), ConvId(1 << 32));
+    let register = |id: UserId, name: &str| Write::CreateUser {
+        id,
+        name: name.into(),
+        password_hash: String::new(),
+        created_at: 0,
+    };
+    let room = |id: ConvId| Write::CreateConv {
+        id,
+        kind: ConvKind::Room {
+            name: "rust".into(),
+            invite_only: false,
+        },
+        created_at: 0,
+    };
+    let join = |conv: ConvId, user: UserId| Write::AddMember {
+        conv,
+        user,
+        since: UNNUMBERED,
+    };
+    a.apply(&[vec![
+        register(carol_a, "carol"),
+        room(room_a),
+        join(room_a, carol_a),
+    ]])
+    .await
+    .expect("node a commits first");
+    let device = Write::SetDevice {
+        id: DeviceId(1 << 32),
+        user: carol_b,
+        name: "phone".into(),
+        cursor: chat_core::MessageId(0),
+        last_seen: 0,
+    };
+    let dave = UserId((1 << 32) + 1);
+    let committed = b
+        .apply(&[
+            vec![register(carol_b, "Carol")],
+            vec![device],
+            vec![register(dave, "dave"), room(room_b), join(room_b, dave)],
+        ])
+        .await
+        .expect("node b's writer goes on");
+    assert_eq!(committed[0].taken, Some(carol_b), "carol is node a's");
+    assert_eq!(committed[2].taken, None);
+    assert_eq!(
+        committed[2].adopted,
+        Some((room_b, room_a)),
+        "#rust is node a's"
+    );
+    let snapshot = b.snapshot(0).await.expect("snapshot");
+    let users: Vec<UserId> = snapshot.users.iter().map(|u| u.id).collect();
+    assert_eq!(users, [carol_a, dave]);
+    assert!(
+        snapshot.devices.is_empty(),
+        "nothing of the lost registration"
+    );
+    let convs: Vec<ConvId> = snapshot.convs.iter().map(|c| c.id).collect();
+    assert_eq!(convs, [room_a]);
+    let mut members: Vec<(ConvId, UserId)> =
+        snapshot.members.iter().map(|m| (m.conv, m.user)).collect();
+    members.sort();
+    assert_eq!(members, [(room_a, carol_a), (room_a, dave)]);
+}

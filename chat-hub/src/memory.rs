@@ -152,6 +152,7 @@ impl MemoryStore {
             position,
             duplicate,
             adopted: None,
+            taken: None,
         }
     }
 

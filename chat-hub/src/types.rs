@@ -353,9 +353,36 @@ pub struct Committed {
     /// the same name by another node first; storage kept theirs and wrote this persist (and
     /// every later write naming ours) to it. The hub adopts theirs.
     pub adopted: Option<(ConvId, ConvId)>,
+    /// *(cluster)* The user this persist registered, under a name another node had just
+    /// registered first: nothing of the persist was written, nor will be any later write
+    /// naming that user. The hub forgets the user and closes their sessions.
+    pub taken: Option<UserId>,
 }
 
 impl Write {
+    /// Whether this write concerns `user` (creates, changes or names it), so that it is
+    /// dropped with a registration that lost its name (see [`Committed::taken`]).
+    pub fn names_user(&self, user: UserId) -> bool {
+        match self {
+            Self::CreateUser { id, .. } => *id == user,
+            Self::SetDisplayName { user: u, .. }
+            | Self::AddMember { user: u, .. }
+            | Self::RemoveMember { user: u, .. }
+            | Self::SetDevice { user: u, .. }
+            | Self::CreateToken { user: u, .. }
+            | Self::SetStanding { user: u, .. }
+            | Self::SetOperator { user: u, .. }
+            | Self::SetDisabled { user: u, .. }
+            | Self::SetReadMarker { user: u, .. } => *u == user,
+            Self::InsertMessage(m) => m.sender == user,
+            Self::CreateConv {
+                kind: ConvKind::Direct { a, b },
+                ..
+            } => *a == user || *b == user,
+            _ => false,
+        }
+    }
+
     /// Makes a write that names conversation `from` name `to` instead (a room adopted, see
     /// [`Committed::adopted`]). A write creating `from` is left as it is.
     pub fn rename_conv(&mut self, from: ConvId, to: ConvId) {
@@ -392,12 +419,13 @@ pub struct CommittedBatch {
 
 impl CommittedBatch {
     /// The batch of `persists` as storage committed them (`committed`, one per persist): the
-    /// same [`Numbering`] again from the first persist's position, rooms adopted as storage
-    /// adopted them.
+    /// same [`Numbering`] again from the first persist's position, rooms adopted and
+    /// registrations dropped as storage adopted and dropped them.
     pub fn new(persists: &[Vec<Write>], committed: &[Committed]) -> Self {
         let from = committed.first().map(|c| c.position).unwrap_or_default();
         let mut numbering = Numbering::new(from);
         let mut adopted: Vec<(ConvId, ConvId)> = Vec::new();
+        let mut taken: Vec<UserId> = Vec::new();
         let mut writes = Vec::new();
         for (persist, committed) in persists.iter().zip(committed) {
             let mut persist = persist.clone();
@@ -406,6 +434,10 @@ impl CommittedBatch {
                 persist.retain(|w| !matches!(w, Write::CreateConv { id, .. } if *id == ours));
                 adopted.push((ours, theirs));
             }
+            if let Some(user) = committed.taken {
+                taken.push(user);
+            }
+            persist.retain(|w| !taken.iter().any(|&user| w.names_user(user)));
             for write in &mut persist {
                 for &(ours, theirs) in &adopted {
                     write.rename_conv(ours, theirs);

@@ -225,3 +225,42 @@ async fn presence_and_typing_cross_nodes_and_a_dead_node_takes_its_users_offline
         .await
         .expect("alice goes offline with her node");
 }
+
+#[tokio::test]
+async fn one_name_registered_on_both_nodes_at_once_goes_to_one_and_both_nodes_go_on() {
+    let Some((db, nats)) = infrastructure().await else {
+        return;
+    };
+    let (_a_node, a) = node(&db, &nats, "a").await;
+    let (_b_node, b) = node(&db, &nats, "b").await;
+    for round in 0..5 {
+        let name = format!("carol{round}");
+        let register = |addr| {
+            let name = name.clone();
+            async move {
+                let mut session = Session::connect(addr).await.expect("connects");
+                session
+                    .register(&name, PASSWORD, "phone")
+                    .await
+                    .map(|_| session)
+            }
+        };
+        let (on_a, on_b) = tokio::join!(register(a), register(b));
+        assert!(
+            on_a.is_ok() != on_b.is_ok(),
+            "{name} registered exactly once: a {:?}, b {:?}",
+            on_a.as_ref().err(),
+            on_b.as_ref().err()
+        );
+    }
+    // Neither node's writer is stuck: each stores a message.
+    let mut alice = logged_in(a, "alice", true).await;
+    let mut bob = logged_in(b, "bob", true).await;
+    alice
+        .send_text(Target::User("bob".into()), 1, "still writing on a")
+        .await
+        .expect("stored on a");
+    bob.send_text(Target::User("alice".into()), 1, "still writing on b")
+        .await
+        .expect("stored on b");
+}

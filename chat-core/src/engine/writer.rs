@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use super::{Control, Counters};
 use crate::storage::Storage;
-use crate::{CommittedBatch, Completion, ConvId, NodeMessage, Ticket, Write};
+use crate::{CommittedBatch, Completion, ConvId, NodeMessage, Ticket, UserId, Write};
 
 /// Most persists committed in one transaction.
 const MAX_GROUP_COMMIT: usize = 4096;
@@ -40,6 +40,9 @@ pub(super) async fn run(
     // Rooms storage adopted (see `Committed::adopted`): writes the hub issued before it
     // learnt of it still name its own room.
     let mut adopted: Vec<(ConvId, ConvId)> = Vec::new();
+    // Registrations that lost their name to another node (see `Committed::taken`): writes
+    // the hub issued before it learnt of it still name the user.
+    let mut taken: Vec<UserId> = Vec::new();
     while let Some((ticket, writes)) = queue.recv().await {
         tickets.push(ticket);
         batch.push(writes);
@@ -52,9 +55,12 @@ pub(super) async fn run(
                 Err(_) => break,
             }
         }
-        for write in batch.iter_mut().flatten() {
-            for &(ours, theirs) in &adopted {
-                write.rename_conv(ours, theirs);
+        for writes in &mut batch {
+            writes.retain(|w| !taken.iter().any(|&user| w.names_user(user)));
+            for write in writes {
+                for &(ours, theirs) in &adopted {
+                    write.rename_conv(ours, theirs);
+                }
             }
         }
         let started = tokio::time::Instant::now();
@@ -67,6 +73,7 @@ pub(super) async fn run(
         };
         counters.record_commit(batch.len(), started.elapsed());
         adopted.extend(committed.iter().filter_map(|c| c.adopted));
+        taken.extend(committed.iter().filter_map(|c| c.taken));
         if let Some(commits) = &commits {
             let batch = CommittedBatch::new(&batch, &committed);
             let _ = commits.send(NodeMessage::Committed(batch));

@@ -6,7 +6,7 @@
 //! departures, display names, read markers; a disabled account's sessions are closed), and
 //! delivers its messages like this node's own.
 
-use chat_proto::{MemberEvent, ServerMessage};
+use chat_proto::{ErrorCode, ErrorReply, MemberEvent, ServerMessage};
 
 use super::delivery::Device;
 use super::log::Held;
@@ -71,8 +71,8 @@ impl Hub {
             self.log.applied_locally(to);
             return self.apply_persist(pending, committed, now);
         }
-        self.log
-            .hold(committed.position, to, Held::Local(pending, committed));
+        let held = Held::Local(Box::new((pending, committed)));
+        self.log.hold(committed.position, to, held);
         self.apply_log(now);
     }
 
@@ -80,7 +80,10 @@ impl Hub {
     fn apply_log(&mut self, now: Now) {
         while let Some((held, before)) = self.log.next() {
             match held {
-                Held::Local(pending, committed) => self.apply_persist(pending, committed, now),
+                Held::Local(local) => {
+                    let (pending, committed) = *local;
+                    self.apply_persist(pending, committed, now);
+                }
                 Held::Remote(batch) => self.apply_remote(batch, before, now),
             }
         }
@@ -92,6 +95,9 @@ impl Hub {
             Some(pending) => (Some(pending.after), pending.members),
             None => (None, Vec::new()),
         };
+        if let Some(user) = committed.taken {
+            return self.lost_registration(user, now);
+        }
         for (conv, user) in members {
             self.directory.numbered(conv, user, committed.position);
         }
@@ -107,6 +113,22 @@ impl Hub {
         if let Some(after) = after {
             self.after_persist(after, committed, now);
         }
+    }
+
+    /// *(cluster)* `user` registered here under a name another node registered first: storage
+    /// wrote nothing of it. Its sessions are told and closed, and the user forgotten.
+    fn lost_registration(&mut self, user: UserId, now: Now) {
+        let name = self.directory.name(user);
+        tracing::info!(%name, "a name registered on two nodes at once: the other node's stands");
+        for session in self.sessions.of_user(user).to_vec() {
+            let error = ErrorReply::new(
+                ErrorCode::UsernameTaken,
+                format!("{name} was registered elsewhere at the same moment; choose another name"),
+            );
+            self.close(session, Some(error), now);
+        }
+        self.directory.forget_user(user);
+        self.delivery.forget_user(user);
     }
 
     /// A hole waited long enough: its messages are read from storage.

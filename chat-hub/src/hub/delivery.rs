@@ -234,6 +234,13 @@ impl Delivery {
         }
     }
 
+    /// *(cluster)* `user` never existed (a registration that lost its name): its devices go.
+    pub(super) fn forget_user(&mut self, user: UserId) {
+        self.devices.remove(&user);
+        self.recent.remove(&user);
+        self.dirty.retain(|&(u, _)| u != user);
+    }
+
     /// *(cluster)* Another node forgot the device `id`.
     pub(super) fn forget_device(&mut self, id: DeviceId) {
         for devices in self.devices.values_mut() {

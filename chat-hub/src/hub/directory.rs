@@ -376,6 +376,29 @@ impl Directory {
         Some(Write::RemoveMember { conv, user })
     }
 
+    /// *(cluster)* A registration whose name another node took first: `user` never existed.
+    /// Its memberships go (through [`remove_member`](Self::remove_member)), and so do its
+    /// name's entries unless they are already the other node's user's.
+    pub(super) fn forget_user(&mut self, user: UserId) {
+        let Some(account) = self.users.get(&user) else {
+            return;
+        };
+        let name = account.name.clone();
+        for conv in account.convs.clone() {
+            let _ = self.remove_member(conv, user);
+        }
+        self.users.remove(&user);
+        let key = name.to_ascii_lowercase();
+        if self.user_keys.get(&key) == Some(&user) {
+            self.user_keys.remove(&key);
+        }
+        let skeleton = names::skeleton(&name);
+        if self.skeletons.get(&skeleton) == Some(&user) {
+            self.skeletons.remove(&skeleton);
+        }
+        self.directs.retain(|&(a, b), _| a != user && b != user);
+    }
+
     /// *(cluster)* The room `ours` was created under a name another node had taken first:
     /// its members become members of `theirs` (keeping where they see messages from, unless
     /// already members there), and the name is `theirs`. Only this owner adds or removes

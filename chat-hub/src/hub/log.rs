@@ -18,8 +18,8 @@ use crate::types::*;
 /// A commit waiting for those below it.
 #[derive(Debug)]
 pub(super) enum Held {
-    /// One of this node's persists.
-    Local(Option<Pending>, Committed),
+    /// One of this node's persists (boxed: what follows a persist is large).
+    Local(Box<(Option<Pending>, Committed)>),
     /// Another node's batch.
     Remote(CommittedBatch),
 }
