@@ -206,7 +206,7 @@ impl Storage for PgStore {
             .map(|writes| numbering.number(writes))
             .collect();
         let taken = create_users(&mut tx, &mut persists).await?;
-        let adopted = create_rooms(&mut tx, &mut persists).await?;
+        let adopted = create_convs(&mut tx, &mut persists).await?;
         // Consecutive message inserts, with the persist each belongs to, written together.
         let mut run: Vec<(usize, &StoredMessage)> = Vec::new();
         for (index, writes) in persists.iter().enumerate() {
@@ -611,45 +611,71 @@ async fn create_users(
     Ok(taken)
 }
 
-/// Creates the rooms of `persists` first, each unless another node created one of the same
-/// name first: then that room is adopted (`(persist, (ours, theirs))`), and this and every
-/// later write naming ours names theirs. The room writes are taken out of `persists`.
-async fn create_rooms(
+/// Creates the conversations of `persists` first, each unless another node created a room
+/// of the same name, or the same two users' direct conversation, first: then that one is
+/// adopted (`(persist, (ours, theirs))`), and this and every later write naming ours names
+/// theirs. The conversation writes are taken out of `persists`.
+async fn create_convs(
     tx: &mut Transaction<'_, Postgres>,
     persists: &mut [Vec<Write>],
 ) -> Result<Vec<(usize, (ConvId, ConvId))>, StoreError> {
     let mut adopted = Vec::new();
     for index in 0..persists.len() {
-        let mut rooms = Vec::new();
+        let mut convs = Vec::new();
         persists[index].retain(|w| match w {
             Write::CreateConv {
                 id,
-                kind: ConvKind::Room { name, invite_only },
+                kind,
                 created_at,
             } => {
-                rooms.push((*id, name.clone(), *invite_only, *created_at));
+                convs.push((*id, kind.clone(), *created_at));
                 false
             }
             _ => true,
         });
-        for (id, name, invite_only, created_at) in rooms {
-            let created: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO convs (id, room_name, invite_only, created_at) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (room_name) DO NOTHING RETURNING id",
-            )
-            .bind(int("conversation id", id.0)?)
-            .bind(&name)
-            .bind(invite_only)
-            .bind(int("time", created_at)?)
-            .fetch_optional(&mut **tx)
-            .await?;
-            if created.is_some() {
-                continue;
-            }
-            let theirs: i64 = sqlx::query_scalar("SELECT id FROM convs WHERE room_name = $1")
-                .bind(&name)
-                .fetch_one(&mut **tx)
-                .await?;
+        for (id, kind, created_at) in convs {
+            let theirs = match kind {
+                ConvKind::Room { name, invite_only } => {
+                    let created: Option<i64> = sqlx::query_scalar(
+                        "INSERT INTO convs (id, room_name, invite_only, created_at) \
+                         VALUES ($1, $2, $3, $4) ON CONFLICT (room_name) DO NOTHING RETURNING id",
+                    )
+                    .bind(int("conversation id", id.0)?)
+                    .bind(&name)
+                    .bind(invite_only)
+                    .bind(int("time", created_at)?)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                    if created.is_some() {
+                        continue;
+                    }
+                    sqlx::query_scalar("SELECT id FROM convs WHERE room_name = $1")
+                        .bind(&name)
+                        .fetch_one(&mut **tx)
+                        .await?
+                }
+                ConvKind::Direct { a, b } => {
+                    let created: Option<i64> = sqlx::query_scalar(
+                        "INSERT INTO convs (id, user_a, user_b, created_at) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (user_a, user_b) WHERE user_a IS NOT NULL DO NOTHING \
+                         RETURNING id",
+                    )
+                    .bind(int("conversation id", id.0)?)
+                    .bind(int("user id", a.0)?)
+                    .bind(int("user id", b.0)?)
+                    .bind(int("time", created_at)?)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                    if created.is_some() {
+                        continue;
+                    }
+                    sqlx::query_scalar("SELECT id FROM convs WHERE user_a = $1 AND user_b = $2")
+                        .bind(int("user id", a.0)?)
+                        .bind(int("user id", b.0)?)
+                        .fetch_one(&mut **tx)
+                        .await?
+                }
+            };
             let theirs = ConvId(uint("conversation id", theirs)?);
             adopted.push((index, (id, theirs)));
             for write in persists[index..].iter_mut().flatten() {

@@ -127,8 +127,8 @@ async fn ids_of_several_writers_are_visible_in_commit_order() {
     assert_eq!(ids, every, "each id given once, none skipped");
 }
 
-/// Two nodes register one name, or create one room, at the same moment: the unique index
-/// lets the first commit stand. The second node's registration is dropped whole (and
+/// Two nodes register one name, or create one room or direct conversation, at the same
+/// moment: the unique index lets the first commit stand. The second node's registration is dropped whole (and
 /// reported), its room adopted: neither stops its writer.
 #[tokio::test]
 async fn names_taken_on_two_nodes_at_once_go_to_the_first() {
@@ -203,4 +203,25 @@ async fn names_taken_on_two_nodes_at_once_go_to_the_first() {
         snapshot.members.iter().map(|m| (m.conv, m.user)).collect();
     members.sort();
     assert_eq!(members, [(room_a, carol_a), (room_a, dave)]);
+    // Their direct conversation, opened from both nodes at once: one conversation.
+    let direct = |id: ConvId| Write::CreateConv {
+        id,
+        kind: ConvKind::Direct {
+            a: carol_a,
+            b: dave,
+        },
+        created_at: 0,
+    };
+    let (dm_a, dm_b) = (ConvId(2), ConvId((1 << 32) + 1));
+    a.apply(&[vec![direct(dm_a), join(dm_a, carol_a), join(dm_a, dave)]])
+        .await
+        .expect("node a opens it first");
+    let committed = b
+        .apply(&[vec![direct(dm_b), join(dm_b, carol_a), join(dm_b, dave)]])
+        .await
+        .expect("node b's writer goes on");
+    assert_eq!(committed[0].adopted, Some((dm_b, dm_a)));
+    let snapshot = b.snapshot(0).await.expect("snapshot");
+    let convs: Vec<ConvId> = snapshot.convs.iter().map(|c| c.id).collect();
+    assert_eq!(convs, [room_a, dm_a]);
 }

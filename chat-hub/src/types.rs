@@ -349,9 +349,10 @@ pub struct Committed {
     pub position: MessageId,
     /// The original `(id, sent_at)`, if its message was a resend of one stored before.
     pub duplicate: Option<(MessageId, UnixMillis)>,
-    /// *(cluster)* `(ours, theirs)`: the room this persist created had been created under
-    /// the same name by another node first; storage kept theirs and wrote this persist (and
-    /// every later write naming ours) to it. The hub adopts theirs.
+    /// *(cluster)* `(ours, theirs)`: the conversation this persist created had been created by
+    /// another node first (a room of the same name, the same two users' direct
+    /// conversation); storage kept theirs and wrote this persist (and every later write
+    /// naming ours) to it. The hub adopts theirs.
     pub adopted: Option<(ConvId, ConvId)>,
     /// *(cluster)* The user this persist registered, under a name another node had just
     /// registered first: nothing of the persist was written, nor will be any later write
@@ -419,7 +420,7 @@ pub struct CommittedBatch {
 
 impl CommittedBatch {
     /// The batch of `persists` as storage committed them (`committed`, one per persist): the
-    /// same [`Numbering`] again from the first persist's position, rooms adopted and
+    /// same [`Numbering`] again from the first persist's position, conversations adopted and
     /// registrations dropped as storage adopted and dropped them.
     pub fn new(persists: &[Vec<Write>], committed: &[Committed]) -> Self {
         let from = committed.first().map(|c| c.position).unwrap_or_default();

@@ -105,7 +105,7 @@ impl Hub {
             tracing::info!(
                 ours = ours.0,
                 theirs = theirs.0,
-                "a room created here and on another node at once: adopting theirs"
+                "a conversation created here and on another node at once: adopting theirs"
             );
             self.directory.adopt(ours, theirs);
             self.moderation.forget_room(ours);

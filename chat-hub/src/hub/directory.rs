@@ -399,9 +399,10 @@ impl Directory {
         self.directs.retain(|&(a, b), _| a != user && b != user);
     }
 
-    /// *(cluster)* The room `ours` was created under a name another node had taken first:
-    /// its members become members of `theirs` (keeping where they see messages from, unless
-    /// already members there), and the name is `theirs`. Only this owner adds or removes
+    /// *(cluster)* The conversation `ours` was created while another node created the same
+    /// (a room of that name, the same two users' direct conversation) first: its members
+    /// become members of `theirs` (keeping where they see messages from, unless already
+    /// members there), and the name or the pair is `theirs`. Only this owner adds or removes
     /// members, so it goes through [`remove_member`](Self::remove_member) and
     /// [`add_member`](Self::add_member).
     pub(super) fn adopt(&mut self, ours: ConvId, theirs: ConvId) {
@@ -420,9 +421,16 @@ impl Directory {
             }
         }
         self.convs.remove(&ours);
-        if let ConvKind::Room { name, .. } = kind {
-            if self.rooms.get(&name) == Some(&ours) {
-                self.rooms.insert(name, theirs);
+        match kind {
+            ConvKind::Room { name, .. } => {
+                if self.rooms.get(&name) == Some(&ours) {
+                    self.rooms.insert(name, theirs);
+                }
+            }
+            ConvKind::Direct { a, b } => {
+                if self.directs.get(&(a, b)) == Some(&ours) {
+                    self.directs.insert((a, b), theirs);
+                }
             }
         }
     }
