@@ -191,6 +191,16 @@ impl Collector for EngineCollector {
             ),
             ("failed_logins", "Logins that failed", stats.failed_logins),
             (
+                "cluster_batches_applied",
+                "Batches committed by other nodes and applied here",
+                stats.remote_batches,
+            ),
+            (
+                "cluster_recoveries",
+                "Reads from the database of what other nodes committed (lost on the bus)",
+                stats.recoveries,
+            ),
+            (
                 "outbox_drops",
                 "Typing and presence events dropped under back-pressure",
                 stats.outbox_drops,

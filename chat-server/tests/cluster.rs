@@ -10,14 +10,27 @@ use std::time::Duration;
 
 use chat_client::Session;
 use chat_proto::{MessageId, Request, ServerMessage, Target};
+use chat_server::ready::Ready;
 use chat_testkit::*;
 use tokio::process::{Child, Command};
 
 /// A node over `db`, joined to `nats` as `name`; returns it with its TCP address.
 async fn node(db: &TestDb, nats: &TestNats, name: &str) -> (Child, std::net::SocketAddr) {
+    let (child, ready) = node_ready(db, nats, name).await;
+    (child, ready.tcp)
+}
+
+/// A node over `db`, joined to `nats` as `name`, with its web listener (metrics).
+async fn node_ready(db: &TestDb, nats: &TestNats, name: &str) -> (Child, Ready) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_chat-server"));
     command
-        .args(["--listen", "127.0.0.1:0", "--web-listen", "none", "--db"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--web-listen",
+            "127.0.0.1:0",
+            "--db",
+        ])
         .arg(db.arg())
         .arg("--nats")
         .arg(nats.url())
@@ -26,10 +39,9 @@ async fn node(db: &TestDb, nats: &TestNats, name: &str) -> (Child, std::net::Soc
         .env("RUST_LOG", "warn")
         .kill_on_drop(true)
         .stderr(Stdio::null());
-    let (child, ready) = spawn_ready(&mut command)
+    spawn_ready(&mut command)
         .await
-        .expect("the server binary starts");
-    (child, ready.tcp)
+        .expect("the server binary starts")
 }
 
 /// PostgreSQL and nats-server, or `None` (skipped) if either is missing.
@@ -146,7 +158,8 @@ async fn a_restart_of_nats_loses_and_duplicates_nothing() {
         return;
     };
     let (_a, a) = node(&db, &nats, "a").await;
-    let (_b, b) = node(&db, &nats, "b").await;
+    let (_b, b_ready) = node_ready(&db, &nats, "b").await;
+    let b = b_ready.tcp;
     let mut alice = logged_in(a, "alice", true).await;
     let mut bob = logged_in(b, "bob", true).await;
     join(&mut alice, "rust").await;
@@ -183,6 +196,22 @@ async fn a_restart_of_nats_loses_and_duplicates_nothing() {
         inbox.take(&event);
     }
     inbox.exactly_once_in_order(&texts);
+    // Node b says what it recovered, and what it applied from node a.
+    let web = b_ready.web.expect("node b serves metrics");
+    let (status, _, metrics) = http_get(web, "/metrics").await;
+    assert_eq!(status, 200);
+    let value = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {metrics}"))
+    };
+    assert!(value("chat_cluster_recoveries_total") >= 1, "{metrics}");
+    assert!(
+        value("chat_cluster_batches_applied_total") >= 1,
+        "{metrics}"
+    );
+    assert!(value("chat_bus_reconnects_total") >= 1, "{metrics}");
 }
 
 #[tokio::test]
@@ -257,10 +286,10 @@ async fn one_name_registered_on_both_nodes_at_once_goes_to_one_and_both_nodes_go
     let mut alice = logged_in(a, "alice", true).await;
     let mut bob = logged_in(b, "bob", true).await;
     alice
-        .send_text(Target::User("bob".into()), 1, "still writing on a")
+        .send_text(Target::Room("general".into()), 1, "still writing on a")
         .await
         .expect("stored on a");
-    bob.send_text(Target::User("alice".into()), 1, "still writing on b")
+    bob.send_text(Target::Room("general".into()), 1, "still writing on b")
         .await
         .expect("stored on b");
 }

@@ -31,6 +31,11 @@ pub struct EngineStats {
     pub commit_micros: u64,
     /// The largest batch committed in one transaction.
     pub max_commit_batch: u64,
+    /// *(cluster)* Batches of other nodes applied.
+    pub remote_batches: u64,
+    /// *(cluster)* Reads from the database of what other nodes committed (a hole that did
+    /// not fill in time, a gap on the bus).
+    pub recoveries: u64,
 }
 
 /// The shared counters behind [`EngineStats`]: each field has one writer.
@@ -49,6 +54,8 @@ pub(super) struct Counters {
     committed_persists: AtomicU64,
     commit_micros: AtomicU64,
     max_commit_batch: AtomicU64,
+    remote_batches: AtomicU64,
+    recoveries: AtomicU64,
 }
 
 impl Default for Counters {
@@ -66,6 +73,8 @@ impl Default for Counters {
             committed_persists: AtomicU64::default(),
             commit_micros: AtomicU64::default(),
             max_commit_batch: AtomicU64::default(),
+            remote_batches: AtomicU64::default(),
+            recoveries: AtomicU64::default(),
         }
     }
 }
@@ -78,6 +87,8 @@ impl Counters {
             .store(stats.messages_accepted, Relaxed);
         self.rate_limited.store(stats.rate_limited, Relaxed);
         self.failed_logins.store(stats.failed_logins, Relaxed);
+        self.remote_batches.store(stats.remote_batches, Relaxed);
+        self.recoveries.store(stats.recoveries, Relaxed);
     }
 
     /// Records one commit (by the writer).
@@ -103,6 +114,8 @@ impl Counters {
             committed_persists: self.committed_persists.load(Relaxed),
             commit_micros: self.commit_micros.load(Relaxed),
             max_commit_batch: self.max_commit_batch.load(Relaxed),
+            remote_batches: self.remote_batches.load(Relaxed),
+            recoveries: self.recoveries.load(Relaxed),
         }
     }
 }

@@ -56,6 +56,7 @@ impl Hub {
     /// reconnection): the messages committed above what is applied are read from storage.
     pub fn handle_gap(&mut self) {
         if self.log.start_read() {
+            self.stats.recoveries += 1;
             self.out
                 .read_committed(self.log.applied(), None, READ_LIMIT);
         }
@@ -134,6 +135,7 @@ impl Hub {
     /// A hole waited long enough: its messages are read from storage.
     pub(super) fn read_overdue_hole(&mut self, now: Mono) {
         if let Some((after, up_to)) = self.log.overdue(now) {
+            self.stats.recoveries += 1;
             self.out.read_committed(after, Some(up_to), READ_LIMIT);
         }
     }
@@ -172,6 +174,7 @@ impl Hub {
 
     /// Another node's batch; its messages at or below `before` were applied already.
     fn apply_remote(&mut self, batch: CommittedBatch, before: MessageId, now: Now) {
+        self.stats.remote_batches += 1;
         for write in batch.writes {
             match write {
                 Write::CreateUser { id, name, .. } => self.directory.learn_user(id, name),

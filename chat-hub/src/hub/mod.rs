@@ -113,6 +113,11 @@ pub struct Stats {
     pub failed_logins: u64,
     /// Messages accepted for storage (resends not counted).
     pub messages_accepted: u64,
+    /// *(cluster)* Batches of other nodes applied.
+    pub remote_batches: u64,
+    /// *(cluster)* Reads from storage of what other nodes committed, after a hole that did
+    /// not fill in time or a gap the bus reported.
+    pub recoveries: u64,
 }
 
 impl Hub {
