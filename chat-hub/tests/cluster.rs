@@ -82,15 +82,21 @@ fn message(sender: UserId, conv: ConvId, client: u64, text: &str) -> Write {
     })
 }
 
-/// Alice and Bob in #rust on this node; the other node's batch of a message from Alice's
-/// other device, committed before Bob's message from here.
-fn bob_writes_above_a_hole(w: &mut World) -> (SessionId, SessionId, RequestId, CommittedBatch) {
+/// Alice and Bob registered on this node and in #rust, with nothing left to read.
+fn alice_and_bob_in_rust(w: &mut World) -> (SessionId, SessionId) {
     let alice = w.register("alice");
     let bob = w.register("bob");
     join(w, alice, "rust");
     join(w, bob, "rust");
     w.drain(alice);
     w.drain(bob);
+    (alice, bob)
+}
+
+/// Alice and Bob in #rust on this node; the other node's batch of a message from Alice's
+/// other device, committed before Bob's message from here.
+fn bob_writes_above_a_hole(w: &mut World) -> (SessionId, SessionId, RequestId, CommittedBatch) {
+    let (alice, bob) = alice_and_bob_in_rust(w);
     let (a, rust) = (user_id(w, "alice"), room_id(w, "rust"));
     let batch = other_node_commits(w, vec![message(a, rust, 1, "from the other node")]);
     let send = Request::Send {
@@ -151,11 +157,7 @@ fn a_lost_batch_is_read_from_storage_once_the_wait_is_over() {
 #[test]
 fn a_gap_reads_what_the_bus_lost() {
     let mut w = world();
-    let alice = w.register("alice");
-    let bob = w.register("bob");
-    join(&mut w, alice, "rust");
-    join(&mut w, bob, "rust");
-    w.drain(bob);
+    let (_, bob) = alice_and_bob_in_rust(&mut w);
     let (a, rust) = (user_id(&mut w, "alice"), room_id(&mut w, "rust"));
     let _lost = other_node_commits(&mut w, vec![message(a, rust, 1, "lost on the bus")]);
     w.hub.handle_gap();
@@ -250,12 +252,7 @@ fn presence_counts_every_nodes_sessions() {
 #[test]
 fn typing_crosses_nodes() {
     let mut w = world();
-    let alice = w.register("alice");
-    let bob = w.register("bob");
-    join(&mut w, alice, "rust");
-    join(&mut w, bob, "rust");
-    w.drain(alice);
-    w.drain(bob);
+    let (alice, bob) = alice_and_bob_in_rust(&mut w);
     let rust = room_id(&mut w, "rust");
     // Alice types here: the other nodes are told, and so is bob here.
     w.send(
