@@ -1,8 +1,10 @@
 //! Client failover between nodes (issue 12): two `chat-server` processes on one PostgreSQL
 //! database (`CHAT_TEST_POSTGRES`; skipped without it, failed under `CI=true`), a
 //! `chat_client::Client` driven by `chat_client::run` over a `Failover` connector given both,
-//! and the node it is connected to killed with SIGKILL mid-stream. Processes are started here
-//! and ended here, by PID.
+//! and the node it is connected to killed with SIGKILL mid-stream. The nodes run alone, or as
+//! a cluster joined through one real nats-server (`--nats`, `--node-id`; skipped without
+//! `nats-server`, failed under `CI=true`) with the recipient connected to the surviving node
+//! throughout. Processes are started here and ended here, by PID.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -25,9 +27,13 @@ const DEVICE: &str = "alice-failover";
 /// Messages she keeps in flight.
 const IN_FLIGHT: usize = 64;
 
-/// Starts a node (the binary) over `db` with its TCP listener on `addr` (port 0: any);
-/// returns it with its TCP address.
-async fn spawn_node(db: &TestDb, addr: SocketAddr) -> (Child, SocketAddr) {
+/// Starts a node (the binary) over `db` with its TCP listener on `addr` (port 0: any), joined to
+/// `cluster`'s nats-server under its name if given; returns it with its TCP address.
+async fn spawn_node(
+    db: &TestDb,
+    addr: SocketAddr,
+    cluster: Option<(&TestNats, &str)>,
+) -> (Child, SocketAddr) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_chat-server"));
     command
         .arg("--listen")
@@ -37,6 +43,12 @@ async fn spawn_node(db: &TestDb, addr: SocketAddr) -> (Child, SocketAddr) {
         .args(["--rate", "100000", "--burst", "100000"])
         .env("RUST_LOG", "warn")
         .stderr(Stdio::null());
+    if let Some((nats, name)) = cluster {
+        command
+            .arg("--nats")
+            .arg(nats.url())
+            .args(["--node-id", name]);
+    }
     let (child, ready) = spawn_ready(&mut command)
         .await
         .expect("the server binary starts");
@@ -58,13 +70,16 @@ fn number(text: &str) -> u64 {
         .unwrap_or_else(|| panic!("not one of alice's: {text:?}"))
 }
 
-/// When the second node starts.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// How the two nodes run.
 enum Second {
-    /// Before alice connects, as in a cluster.
+    /// B alone (no bus), started before alice connects.
     Running,
-    /// Once the first is dead (the client meanwhile tries both in turn, backing off per round).
+    /// B alone, started once A is dead (the client meanwhile tries both in turn, backing off
+    /// per round).
     AfterTheKill,
+    /// A and B one cluster through this nats-server, both started before anyone connects; bob
+    /// is connected to B during the whole stream.
+    Cluster(TestNats),
 }
 
 #[tokio::test]
@@ -81,6 +96,54 @@ async fn a_client_fails_over_to_the_other_running_node() {
     }
 }
 
+/// Issue 12: kill -9 of node A of a running cluster while alice streams through it; she fails
+/// over to B, and bob, on B all along, receives live every message she was told was stored,
+/// exactly once and in increasing id order.
+#[tokio::test]
+async fn a_cluster_node_killed_mid_stream_loses_and_duplicates_nothing_live() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let Some(nats) = TestNats::start().await else {
+        return;
+    };
+    fail_over(db, Second::Cluster(nats)).await;
+}
+
+/// Bob's live stream on B: every chat message but "hello", as `(id, text)` in arrival order,
+/// read until every one of alice's [`MESSAGES`] has arrived, then for a while longer so that a
+/// duplicate would show. He never acknowledges, so his backlog later holds them all again.
+async fn bob_live(mut bob: Session<chat_client::Tcp>) -> Vec<(MessageId, String)> {
+    let mut live = Vec::new();
+    let mut numbers = std::collections::HashSet::new();
+    let mut linger = None;
+    loop {
+        let wait = linger.map_or(LIVE_WAIT, |until: tokio::time::Instant| {
+            until.saturating_duration_since(tokio::time::Instant::now())
+        });
+        match bob.next_event_within(wait).await {
+            Ok(Some(ServerMessage::Message(m))) if m.text != "hello" => {
+                numbers.insert(number(&m.text));
+                live.push((m.id, m.text));
+                if linger.is_none() && numbers.len() as u64 == MESSAGES {
+                    linger = Some(tokio::time::Instant::now() + Duration::from_millis(500));
+                }
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("bob's connection to B closed: {:?}", bob.close_reason()),
+            Err(_) if linger.is_some() => return live,
+            Err(e) => panic!(
+                "bob received {} of alice's messages live, then nothing: {e}",
+                numbers.len()
+            ),
+        }
+    }
+}
+
+/// How long bob may wait for the next live message (B recovers what A committed but never
+/// published when it hears of the hole, at the latest when A is declared down).
+const LIVE_WAIT: Duration = Duration::from_secs(30);
+
 /// A free port on 127.0.0.1 for a node started later (the client is given its address first).
 fn free_addr() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
@@ -90,29 +153,54 @@ fn free_addr() -> SocketAddr {
 /// Alice streams direct messages to bob through a client given nodes `[A, B]`; A is killed
 /// with SIGKILL part-way; she must resume on B and every message be stored exactly once.
 async fn fail_over(db: TestDb, second: Second) {
-    // Every user and device is known before B starts: B loads the directory once, at start
-    // (nodes do not tell each other of directory changes yet).
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
-    let (mut a, a_addr) = spawn_node(&db, any).await;
+    let nats = match &second {
+        Second::Cluster(nats) => Some(nats),
+        Second::Running | Second::AfterTheKill => None,
+    };
+    let (mut a, a_addr) = spawn_node(&db, any, nats.map(|n| (n, "a"))).await;
+    // In a cluster B runs from the start and learns alice, bob, alice's device and their
+    // conversation from A. Alone, B loads the directory once, at start: every user and device
+    // is known before it starts.
+    let (mut b, mut b_addr, mut bob) = match nats {
+        Some(nats) => {
+            let (b, addr) = spawn_node(&db, any, Some((nats, "b"))).await;
+            let bob = logged_in(addr, "bob", true).await;
+            (Some(b), addr, Some(bob))
+        }
+        None => {
+            drop(logged_in(a_addr, "bob", true).await);
+            (None, free_addr(), None)
+        }
+    };
     drop(logged_in(a_addr, "alice", true).await);
-    drop(logged_in(a_addr, "bob", true).await);
     let mut alice = Session::connect(a_addr).await.expect("connects");
     alice
         .login("alice", PASSWORD, DEVICE)
         .await
         .expect("alice's device is known");
-    alice
-        .send_text(user("bob"), u64::MAX, "hello")
-        .await
-        .expect("their conversation exists");
+    // In a cluster, A may not have heard of bob's registration on B yet: retry a moment.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while let Err(error) = alice.send_text(user("bob"), u64::MAX, "hello").await {
+        assert!(
+            nats.is_some() && tokio::time::Instant::now() < deadline,
+            "alice cannot write to bob: {error}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     drop(alice);
-    let (mut b, b_addr) = match second {
-        Second::Running => {
-            let (b, addr) = spawn_node(&db, any).await;
-            (Some(b), addr)
-        }
-        Second::AfterTheKill => (None, free_addr()),
-    };
+    if let Some(bob) = &mut bob {
+        // B knows alice, her device and the conversation once her first message reaches bob.
+        bob.until(text_is("hello"))
+            .await
+            .expect("bob on B receives alice's hello from A");
+        bob.clear_events();
+    }
+    if matches!(second, Second::Running) {
+        let (node, addr) = spawn_node(&db, any, None).await;
+        (b, b_addr) = (Some(node), addr);
+    }
+    let bob_live = bob.map(|bob| tokio::spawn(bob_live(bob)));
 
     let servers = vec![a_addr.to_string(), b_addr.to_string()];
     let connector =
@@ -166,7 +254,7 @@ async fn fail_over(db: TestDb, second: Second) {
             killed = true;
             let _ = timeout(WAIT, a.wait()).await.expect("A is gone");
             if b.is_none() {
-                let (node, addr) = spawn_node(&db, b_addr).await;
+                let (node, addr) = spawn_node(&db, b_addr, None).await;
                 assert_eq!(addr, b_addr);
                 b = Some(node);
             }
@@ -193,6 +281,26 @@ async fn fail_over(db: TestDb, second: Second) {
         .expect("the client stops")
         .expect("no panic");
     assert_eq!(code, 0, "every command succeeded");
+
+    if let Some(bob_live) = bob_live {
+        // Bob on B, live: each message once, with the id alice was given, in id order.
+        let live = bob_live.await.expect("bob's reader did not panic");
+        let mut seen: HashMap<u64, Vec<MessageId>> = HashMap::new();
+        for (id, text) in &live {
+            seen.entry(number(text)).or_default().push(*id);
+        }
+        for n in 0..MESSAGES {
+            assert_eq!(
+                seen.get(&n).map(Vec::as_slice),
+                Some(&[stored[&n]][..]),
+                "message {n}: delivered live to bob once, with the id alice was told"
+            );
+        }
+        assert_eq!(live.len() as u64, MESSAGES, "nothing else, nothing twice");
+        for pair in live.windows(2) {
+            assert!(pair[0].0 < pair[1].0, "live out of id order: {pair:?}");
+        }
+    }
 
     // Bob's backlog on B: every message exactly once, with the id alice was given.
     let bob = logged_in(b_addr, "bob", false).await;

@@ -37,6 +37,11 @@ pub(crate) struct Args {
     /// needs CREATEDB). Default: a temporary SQLite file.
     #[arg(long, global = true)]
     pub(crate) db: Option<String>,
+    /// Start two chat-server nodes (`a`, `b`) on the one PostgreSQL database of `--db`, joined
+    /// through a nats-server started here (127.0.0.1, a free port), instead of one server.
+    /// `fanout` only: half the receivers connect to each node, the senders to `a`.
+    #[arg(long, global = true)]
+    pub(crate) cluster: bool,
     /// Pin the started server to CPU 1 and this generator to CPU 0 (`taskset`), so each has a
     /// core of its own and the server's CPU per delivery is not shared with the generator's.
     #[arg(long, global = true)]

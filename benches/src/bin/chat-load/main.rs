@@ -68,7 +68,11 @@ async fn run(args: Args) -> Result<(), String> {
         Scenario::LoginStorm(params) => params.run(&target, &mut report).await?,
         Scenario::LoginAttack(params) => params.run(&target, &mut report).await?,
     }
-    report.print(&args.scenario.label(), args.json);
+    let mut label = args.scenario.label();
+    if args.cluster {
+        label.push_str(" on a cluster: nodes a and b, one nats-server");
+    }
+    report.print(&label, args.json);
     target.stop().await;
     Ok(())
 }
