@@ -129,6 +129,10 @@ impl Storage for Database {
         on_backend!(self, s => s.snapshot(now).await)
     }
 
+    async fn directory(&self) -> Result<Snapshot, StoreError> {
+        on_backend!(self, s => s.directory().await)
+    }
+
     async fn apply(&self, persists: &[Vec<Write>]) -> Result<Vec<Committed>, StoreError> {
         on_backend!(self, s => s.apply(persists).await)
     }

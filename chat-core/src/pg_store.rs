@@ -163,6 +163,10 @@ impl Storage for PgStore {
         Ok(snapshot)
     }
 
+    async fn directory(&self) -> Result<Snapshot, StoreError> {
+        snapshot_from(snapshot_rows!(&self.pool).await?)
+    }
+
     async fn apply(&self, persists: &[Vec<Write>]) -> Result<Vec<Committed>, StoreError> {
         let mut duplicates = vec![None; persists.len()];
         if persists.iter().flatten().all(

@@ -450,6 +450,10 @@ impl Storage for Store {
         snapshot_from(snapshot_rows!(&self.pool).await?)
     }
 
+    async fn directory(&self) -> Result<Snapshot, StoreError> {
+        snapshot_from(snapshot_rows!(&self.pool).await?)
+    }
+
     async fn apply(&self, persists: &[Vec<Write>]) -> Result<Vec<Committed>, StoreError> {
         self.writer.apply(persists).await
     }

@@ -103,6 +103,9 @@ impl Storage for FailingReads {
     async fn snapshot(&self, now: UnixMillis) -> Result<Snapshot, StoreError> {
         self.0.snapshot(now).await
     }
+    async fn directory(&self) -> Result<Snapshot, StoreError> {
+        self.0.directory().await
+    }
     async fn apply(&self, persists: &[Vec<Write>]) -> Result<Vec<Committed>, StoreError> {
         self.0.apply(persists).await
     }

@@ -400,6 +400,9 @@ impl World {
                 self.shared.push(message);
                 return;
             }
+            Output::ReadDirectory => {
+                Completion::Directory(Some(Box::new(self.store.snapshot(self.now.wall))))
+            }
             Output::Persist { ticket, writes } if self.hold_persists => {
                 self.held_persists.push_back((ticket, writes));
                 return;

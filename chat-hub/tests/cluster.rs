@@ -304,3 +304,51 @@ fn typing_crosses_nodes() {
         .any(|e| matches!(e, ServerMessage::Typing { user, active: true, .. } if user == "carol"));
     assert!(typing, "bob sees carol typing on her node");
 }
+
+#[test]
+fn what_a_lost_batch_made_is_learnt_from_storage() {
+    let mut w = world();
+    let (alice, _bob) = alice_and_bob_in_rust(&mut w);
+    let rust = room_id(&mut w, "rust");
+    // Dave registers on another node, joins #rust and writes there; the bus loses it all.
+    let dave = UserId(1 << 32);
+    let _lost = other_node_commits(
+        &mut w,
+        vec![
+            Write::CreateUser {
+                id: dave,
+                name: "dave".into(),
+                password_hash: String::new(),
+                created_at: 1,
+            },
+            Write::AddMember {
+                conv: rust,
+                user: dave,
+                since: UNNUMBERED,
+            },
+        ],
+    );
+    let _lost = other_node_commits(&mut w, vec![message(dave, rust, 1, "hi, dave here")]);
+    w.hub.handle_gap();
+    w.run();
+    let from_dave = w.drain(alice).into_iter().any(
+        |e| matches!(e, ServerMessage::Message(m) if m.from == "dave" && m.text == "hi, dave here"),
+    );
+    assert!(from_dave, "his message arrives, under his name");
+    let who = w.request(
+        alice,
+        Request::Who {
+            room: "rust".into(),
+        },
+    );
+    assert!(format!("{who:?}").contains("dave"), "{who:?}");
+    let sent = w.request(
+        alice,
+        Request::Send {
+            target: Target::User("dave".into()),
+            client_msg_id: ClientMsgId(5),
+            text: "welcome".into(),
+        },
+    );
+    assert!(matches!(sent, Ok(Reply::Sent { .. })), "{sent:?}");
+}

@@ -316,6 +316,7 @@ impl<S: Storage> Driver<S> {
                     let _ = shares.send(message);
                 }
             }
+            Output::ReadDirectory => self.io.read_directory(),
             Output::ReadCommitted {
                 after,
                 up_to,

@@ -59,6 +59,23 @@ impl<S: Storage> Io<S> {
 }
 
 impl<S: Storage> Io<S> {
+    /// *(cluster)* Reads the directory as a task; a failure is reported as such (the next gap
+    /// tries again).
+    pub(super) fn read_directory(&self) {
+        let storage = self.storage.clone();
+        let control = self.control.clone();
+        tokio::spawn(async move {
+            let snapshot = match storage.directory().await {
+                Ok(snapshot) => Some(Box::new(snapshot)),
+                Err(error) => {
+                    tracing::error!(%error, "cannot read the directory after lost batches");
+                    None
+                }
+            };
+            let _ = control.send(Control::Completion(Completion::Directory(snapshot)));
+        });
+    }
+
     /// *(cluster)* Reads the messages committed in `(after, up_to]` as a task; a failure is
     /// reported as such (the hub tries again).
     pub(super) fn read_committed(&self, after: MessageId, up_to: Option<MessageId>, limit: usize) {

@@ -53,13 +53,11 @@ impl Hub {
     }
 
     /// *(cluster)* Batches of other nodes may have been lost (the bus reported a gap or a
-    /// reconnection): the messages committed above what is applied are read from storage.
+    /// reconnection): the directory is read from storage, then the messages committed above
+    /// what is applied.
     pub fn handle_gap(&mut self) {
-        if self.log.start_read() {
-            self.stats.recoveries += 1;
-            self.out
-                .read_committed(self.log.applied(), None, READ_LIMIT);
-        }
+        self.log.gap();
+        self.reload_directory();
     }
 
     /// A persist of this node completed: applied now on a single node, in id order in a
@@ -137,6 +135,91 @@ impl Hub {
         if let Some((after, up_to)) = self.log.overdue(now) {
             self.stats.recoveries += 1;
             self.out.read_committed(after, Some(up_to), READ_LIMIT);
+            self.reload_directory();
+        }
+    }
+
+    /// Batches may have been lost with their directory writes: the directory is read again.
+    fn reload_directory(&mut self) {
+        if self.log.start_directory_read() {
+            self.out.read_directory();
+        }
+    }
+
+    /// The directory as storage holds it, after batches were lost: what they made (users,
+    /// rooms, memberships, devices, names, roles, topics, markers, disabled accounts) becomes
+    /// known here. Only additions: what they undid (a departure, a role taken back) waits
+    /// for the next batch naming it, or a restart.
+    pub(super) fn directory_loaded(&mut self, snapshot: Option<Box<Snapshot>>, now: Now) {
+        // A failed read: the next gap or hole tries again.
+        if let Some(snapshot) = snapshot {
+            self.learn_directory(*snapshot, now);
+        }
+        if self.log.directory_read() && self.log.start_read() {
+            self.stats.recoveries += 1;
+            self.out
+                .read_committed(self.log.applied(), None, READ_LIMIT);
+        }
+    }
+
+    fn learn_directory(&mut self, snapshot: Snapshot, now: Now) {
+        let Snapshot {
+            users,
+            convs,
+            members,
+            devices,
+            standings,
+            operators,
+            topics,
+            disabled,
+            read_markers,
+            ..
+        } = snapshot;
+        for user in users {
+            self.directory.learn_user(user.id, user.name);
+            if self
+                .directory
+                .user(user.id)
+                .is_some_and(|u| u.display_name != user.display_name)
+            {
+                let _ = self.directory.set_display_name(user.id, user.display_name);
+            }
+        }
+        for conv in convs {
+            self.directory.learn_conv(conv.id, conv.kind);
+        }
+        for m in members {
+            if !self.directory.is_member(m.conv, m.user) {
+                let _ = self.directory.add_member(m.conv, m.user, m.since);
+            }
+        }
+        for d in devices {
+            let device = Device {
+                id: d.id,
+                name: d.name,
+                cursor: d.cursor,
+                last_seen: d.last_seen,
+            };
+            self.delivery.learn_device(d.user, device);
+        }
+        for row in standings {
+            let _ = self
+                .moderation
+                .update(row.conv, row.user, |s| *s = row.standing);
+        }
+        for user in operators {
+            self.moderation.set_operator(user, true);
+        }
+        for (conv, topic) in topics {
+            let _ = self.directory.set_topic(conv, topic);
+        }
+        for user in disabled {
+            if self.moderation.set_disabled(user, true).is_some() {
+                self.close_disabled(user, now);
+            }
+        }
+        for row in read_markers {
+            let _ = self.markers.advance(row.user, row.conv, row.up_to);
         }
     }
 

@@ -35,6 +35,10 @@ pub(super) struct Log {
     wait_until: Option<Mono>,
     /// A read of the missing messages from storage is under way.
     reading: bool,
+    /// A read of the directory is under way (after batches were lost).
+    reading_directory: bool,
+    /// The bus lost batches: once the directory is read, read their messages.
+    gap: bool,
 }
 
 impl Log {
@@ -108,6 +112,24 @@ impl Log {
         if let Some(up_to) = up_to {
             self.applied = self.applied.max(up_to);
         }
+    }
+
+    /// A read of the directory is to start (what lost batches made); false if one is under
+    /// way.
+    pub(super) fn start_directory_read(&mut self) -> bool {
+        !std::mem::replace(&mut self.reading_directory, true)
+    }
+
+    /// The read of the directory ended; whether a gap's messages are to be read now.
+    pub(super) fn directory_read(&mut self) -> bool {
+        self.reading_directory = false;
+        std::mem::take(&mut self.gap)
+    }
+
+    /// The bus lost batches: their messages are read once the directory is (so that who
+    /// sent them is known).
+    pub(super) fn gap(&mut self) {
+        self.gap = true;
     }
 
     /// This node's own commit of `(from, to]` applied at once (a single node: nothing can be

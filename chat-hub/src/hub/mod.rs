@@ -571,6 +571,7 @@ impl Hub {
                 limit,
                 messages,
             } => self.committed_read(after, up_to, limit, messages, now),
+            Completion::Directory(snapshot) => self.directory_loaded(snapshot, now),
             Completion::PasswordVerified { session, ok, token } => {
                 self.end_hash(session, true);
                 self.password_verified(session, ok, token, now);

@@ -63,6 +63,9 @@ pub enum Output {
     },
     /// Read storage or hash a password, then report the matching [`Completion`].
     Io(IoRequest),
+    /// *(cluster)* Read the directory (users, rooms, memberships, devices, …) as storage holds
+    /// it, then report [`Completion::Directory`] (with `None` if the read failed).
+    ReadDirectory,
     /// *(cluster)* Tell the other nodes (over the bus); only with
     /// [`Config::cluster`](crate::Config::cluster).
     Share(NodeMessage),
@@ -344,6 +347,8 @@ pub enum Completion {
         /// One tally per conversation asked, in order.
         counts: Vec<UnreadTally>,
     },
+    /// *(cluster)* Answer to [`Output::ReadDirectory`].
+    Directory(Option<Box<Snapshot>>),
     /// *(cluster)* Answer to [`Output::ReadCommitted`], with what it asked.
     Committed {
         /// As asked.
@@ -609,6 +614,10 @@ impl Outputs {
             self.pending.insert(ticket, pending);
         }
         self.queue.push_back(Output::Persist { ticket, writes });
+    }
+
+    pub(super) fn read_directory(&mut self) {
+        self.queue.push_back(Output::ReadDirectory);
     }
 
     pub(super) fn share(&mut self, message: NodeMessage) {
