@@ -148,10 +148,14 @@ impl Storage for PgStore {
             .await?;
         let n = uint("id block", n)?;
         let ids = IdBlock::numbered(n).ok_or(StoreError::IdBlocksUsedUp(n))?;
-        let mut snapshot = Snapshot {
+        Ok(Snapshot {
             ids,
-            ..snapshot_from(snapshot_rows!(&self.pool).await?)?
-        };
+            ..self.directory().await?
+        })
+    }
+
+    async fn directory(&self) -> Result<Snapshot, StoreError> {
+        let mut snapshot = snapshot_from(snapshot_rows!(&self.pool).await?)?;
         // Every id numbered so far, resends found to be duplicates included: with several
         // nodes, the hub applies commits in order from here (see `chat_hub::Numbering`).
         let last: i64 = sqlx::query_scalar("SELECT last FROM message_seq")
@@ -161,10 +165,6 @@ impl Storage for PgStore {
             .last_message
             .max(MessageId(uint("message id", last)?));
         Ok(snapshot)
-    }
-
-    async fn directory(&self) -> Result<Snapshot, StoreError> {
-        snapshot_from(snapshot_rows!(&self.pool).await?)
     }
 
     async fn apply(&self, persists: &[Vec<Write>]) -> Result<Vec<Committed>, StoreError> {

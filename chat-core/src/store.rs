@@ -447,7 +447,7 @@ impl Storage for Store {
         if let Err(error) = expired {
             tracing::warn!(%error, "cannot drop expired tokens now");
         }
-        snapshot_from(snapshot_rows!(&self.pool).await?)
+        self.directory().await
     }
 
     async fn directory(&self) -> Result<Snapshot, StoreError> {

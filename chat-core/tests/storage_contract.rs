@@ -90,6 +90,7 @@ contract!(
     resends_are_stored_once_and_report_the_original,
     empty_persists_are_barriers,
     messages_and_memberships_are_numbered_at_commit,
+    the_directory_is_what_a_snapshot_holds,
     only_messages_are_numbered_in_one_statement_too,
     backlog_is_since_joining_and_leaves_out_the_own_device,
     backlog_pages_in_id_order,
@@ -392,6 +393,21 @@ async fn messages_and_memberships_are_numbered_at_commit(s: impl Storage) {
     let next = s.apply(&[insert(&unnumbered(3))]).await.expect("applies");
     assert_eq!(next[0].position, MessageId(5));
     assert_eq!(ids(&s.history(ROOM, None, 1).await.expect("history")), [6]);
+}
+
+/// *(cluster)* `directory` reads what `snapshot` does (but for the block of ids), so a node
+/// that lost batches learns what they made.
+async fn the_directory_is_what_a_snapshot_holds(s: impl Storage) {
+    populated(&s).await;
+    let snapshot = s.snapshot(0).await.expect("snapshot");
+    let directory = s.directory().await.expect("directory");
+    assert_eq!(
+        Snapshot {
+            ids: snapshot.ids,
+            ..directory
+        },
+        snapshot
+    );
 }
 
 /// A batch of nothing but unnumbered messages (the usual one) is numbered the same way.
