@@ -12,6 +12,7 @@
 //! - `delivery` — message ids, recent sends, device positions, replay state;
 //! - `moderation` *(v2)* — roles, bans, mutes, operators;
 //! - `markers` *(v2)* — read markers;
+//! - `log` *(cluster)* — commits applied in id order, this node's and other nodes';
 //! - `output` — the output queue and the persists in flight.
 //!
 //! The request handlers that combine them live by concern: `auth` (register, login, resume,
@@ -82,6 +83,11 @@ const STORAGE_RETRY_MS: u32 = 1000;
 /// 3. After each input, drain [`poll_output`](Self::poll_output) until `None` and carry every
 ///    [`Output`] out; those needing I/O come back as [`Completion`]s. Persists must complete
 ///    in issue order.
+/// 4. *(cluster, [`Config::cluster`])* Also feed what other nodes say:
+///    [`handle_node_message`](Self::handle_node_message),
+///    [`handle_remote_presence`](Self::handle_remote_presence), and
+///    [`handle_gap`](Self::handle_gap) when the bus lost something; carry
+///    [`Output::Share`] to them.
 ///
 /// The hub never fails: bad input becomes an error reply or an [`Output::Close`].
 #[derive(Debug)]
