@@ -9,7 +9,7 @@
 //! - `directory` — users, conversations, memberships, names;
 //! - `sessions` — connections' phases, request budgets, login deadlines, failed logins;
 //! - `presence` — typing states and presence coalescing;
-//! - `delivery` — message ids, recent sends, device positions, replay state;
+//! - `delivery` — the highest committed id, recent sends, device positions, replay state;
 //! - `moderation` *(v2)* — roles, bans, mutes, operators;
 //! - `markers` *(v2)* — read markers;
 //! - `log` *(cluster)* — commits applied in id order, this node's and other nodes';
