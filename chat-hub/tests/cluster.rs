@@ -69,6 +69,24 @@ fn other_node_commits(w: &mut World, persist: Vec<Write>) -> CommittedBatch {
     CommittedBatch::new(&[persist], &[committed])
 }
 
+/// A user registering on another node (with a password hash, which must not leave it) and
+/// joining `conv` there.
+fn registers_and_joins(user: UserId, name: &str, conv: ConvId) -> Vec<Write> {
+    vec![
+        Write::CreateUser {
+            id: user,
+            name: name.into(),
+            password_hash: "argon2id-hash".into(),
+            created_at: 1,
+        },
+        Write::AddMember {
+            conv,
+            user,
+            since: UNNUMBERED,
+        },
+    ]
+}
+
 fn message(sender: UserId, conv: ConvId, client: u64, text: &str) -> Write {
     Write::InsertMessage(StoredMessage {
         id: UNNUMBERED,
@@ -174,22 +192,7 @@ fn another_nodes_users_rooms_and_members_become_known() {
     let rust = room_id(&mut w, "rust");
     // Carol registers on the other node and joins #rust there.
     let carol = UserId(1 << 32);
-    let batch = other_node_commits(
-        &mut w,
-        vec![
-            Write::CreateUser {
-                id: carol,
-                name: "carol".into(),
-                password_hash: "secret".into(),
-                created_at: 1,
-            },
-            Write::AddMember {
-                conv: rust,
-                user: carol,
-                since: UNNUMBERED,
-            },
-        ],
-    );
+    let batch = other_node_commits(&mut w, registers_and_joins(carol, "carol", rust));
     assert!(
         batch.writes.iter().all(
             |w| !matches!(w, Write::CreateUser { password_hash, .. } if !password_hash.is_empty())
@@ -272,22 +275,7 @@ fn typing_crosses_nodes() {
     w.drain(bob);
     // Someone on another node types in #rust: alice and bob are told here.
     let carol = UserId(1 << 32);
-    let batch = other_node_commits(
-        &mut w,
-        vec![
-            Write::CreateUser {
-                id: carol,
-                name: "carol".into(),
-                password_hash: String::new(),
-                created_at: 1,
-            },
-            Write::AddMember {
-                conv: rust,
-                user: carol,
-                since: UNNUMBERED,
-            },
-        ],
-    );
+    let batch = other_node_commits(&mut w, registers_and_joins(carol, "carol", rust));
     w.hub.handle_committed(batch, w.now);
     w.hub.handle_node_message(
         NodeMessage::Typing {
@@ -312,22 +300,7 @@ fn what_a_lost_batch_made_is_learnt_from_storage() {
     let rust = room_id(&mut w, "rust");
     // Dave registers on another node, joins #rust and writes there; the bus loses it all.
     let dave = UserId(1 << 32);
-    let _lost = other_node_commits(
-        &mut w,
-        vec![
-            Write::CreateUser {
-                id: dave,
-                name: "dave".into(),
-                password_hash: String::new(),
-                created_at: 1,
-            },
-            Write::AddMember {
-                conv: rust,
-                user: dave,
-                since: UNNUMBERED,
-            },
-        ],
-    );
+    let _lost = other_node_commits(&mut w, registers_and_joins(dave, "dave", rust));
     let _lost = other_node_commits(&mut w, vec![message(dave, rust, 1, "hi, dave here")]);
     w.hub.handle_gap();
     w.run();
