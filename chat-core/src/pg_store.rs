@@ -186,9 +186,15 @@ impl Storage for PgStore {
                 .collect();
             let mut conn = self.pool.acquire().await?;
             let last = insert_numbered(&mut conn, &run, &mut duplicates).await?;
+            // The statement numbered them in order: each persist's messages take the next ids.
             let mut numbering = Numbering::new(last);
-            let mut persists = persists.to_vec();
-            let positions = persists.iter_mut().map(|w| numbering.number(w));
+            let positions = persists.iter().map(|writes| {
+                let position = numbering.persist();
+                writes.iter().for_each(|_| {
+                    numbering.message(UNNUMBERED);
+                });
+                position
+            });
             return Ok(committed(positions, duplicates));
         }
         let mut persists = persists.to_vec();

@@ -55,11 +55,14 @@ pub(super) async fn run(
                 Err(_) => break,
             }
         }
-        for writes in &mut batch {
-            writes.retain(|w| !taken.iter().any(|&user| w.names_user(user)));
-            for write in writes {
-                for &(ours, theirs) in &adopted {
-                    write.rename_conv(ours, theirs);
+        // Only after a conflict between nodes: not a pass over every write of every commit.
+        if !taken.is_empty() || !adopted.is_empty() {
+            for writes in &mut batch {
+                writes.retain(|w| !taken.iter().any(|&user| w.names_user(user)));
+                for write in writes {
+                    for &(ours, theirs) in &adopted {
+                        write.rename_conv(ours, theirs);
+                    }
                 }
             }
         }
