@@ -116,6 +116,18 @@ impl TestDb {
         }
     }
 
+    /// Bytes on disk of a SQLite database (the file and its write-ahead log); `None` on
+    /// PostgreSQL.
+    pub fn sqlite_bytes(&self) -> Option<u64> {
+        let Location::Sqlite(path) = &self.location else {
+            return None;
+        };
+        let mut wal = path.clone().into_os_string();
+        wal.push("-wal");
+        let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+        Some(size(path) + size(std::path::Path::new(&wal)))
+    }
+
     /// `"sqlite"` or `"postgres"`, for messages.
     pub fn backend(&self) -> &'static str {
         match self.location {

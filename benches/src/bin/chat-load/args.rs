@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 use crate::scenario::{
     dm::Dm, fanout::Fanout, idle::Idle, login_attack::LoginAttack, login_storm::LoginStorm,
+    soak::Soak,
 };
 
 /// Load generator for chat-server (loopback only).
@@ -57,6 +58,9 @@ pub(crate) enum Scenario {
     Dm(Dm),
     /// C logged-in connections that do nothing: server memory per connection.
     Idle(Idle),
+    /// A fixed-rate fan-out for a long time: delivery latency, server memory and database size
+    /// per window.
+    Soak(Soak),
     /// N concurrent argon2id logins during a fixed-rate fan-out, against the same fan-out quiet.
     LoginStorm(LoginStorm),
     /// N connections guessing passwords while the real user logs in from elsewhere: the real
@@ -65,12 +69,21 @@ pub(crate) enum Scenario {
 }
 
 impl Scenario {
+    /// The least `--max-secs` the scenario needs, whatever was given.
+    pub(crate) fn least_secs(&self) -> u64 {
+        match self {
+            Self::Soak(p) => p.least_secs(),
+            _ => 0,
+        }
+    }
+
     /// The scenario and its parameters, as the report's title.
     pub(crate) fn label(&self) -> String {
         match self {
             Self::Fanout(p) => format!("{p:?}"),
             Self::Dm(p) => format!("{p:?}"),
             Self::Idle(p) => format!("{p:?}"),
+            Self::Soak(p) => format!("{p:?}"),
             Self::LoginStorm(p) => format!("{p:?}"),
             Self::LoginAttack(p) => format!("{p:?}"),
         }

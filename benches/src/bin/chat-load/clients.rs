@@ -12,7 +12,7 @@ use chat_proto::{ClientMessage, ClientMsgId, Request, ServerMessage, Target};
 use hdrhistogram::Histogram;
 use tokio::sync::Semaphore;
 
-use crate::stats::histogram;
+use crate::stats::{histogram, Windows};
 
 /// A logged-in load-test user.
 pub(crate) type Conn = Session<Link>;
@@ -165,22 +165,30 @@ fn stamped_text(epoch: Instant, size: usize) -> String {
     text
 }
 
+/// When a message stamped by [`stamped_text`] was sent (µs after `epoch`), and how long ago.
+fn latency(epoch: Instant, text: &str) -> Option<(u64, u64)> {
+    let sent = text.get(..20).and_then(|t| t.parse::<u64>().ok())?;
+    let now = epoch.elapsed().as_micros() as u64;
+    Some((sent, now.saturating_sub(sent).max(1)))
+}
+
 /// Records the delivery latency of a message stamped by [`stamped_text`].
 fn record_latency(latencies: &mut Histogram<u64>, epoch: Instant, text: &str) {
-    if let Some(sent) = text.get(..20).and_then(|t| t.parse::<u64>().ok()) {
-        let now = epoch.elapsed().as_micros() as u64;
-        let _ = latencies.record(now.saturating_sub(sent).max(1));
+    if let Some((_, latency)) = latency(epoch, text) {
+        let _ = latencies.record(latency);
     }
 }
 
-/// Reads until `expected` messages arrived (or `stop` is set), acknowledging as it goes.
+/// Reads until `expected` messages arrived (or `stop` is set), acknowledging as it goes;
+/// keeps the latencies in windows of `width` of send time.
 pub(crate) async fn receive(
     mut conn: Conn,
     expected: u64,
     epoch: Instant,
     stop: Arc<AtomicU64>,
-) -> (u64, Histogram<u64>) {
-    let mut latencies = histogram();
+    width: Option<Duration>,
+) -> (u64, Windows) {
+    let mut latencies = Windows::new(width);
     let mut received = 0;
     while received < expected && stop.load(Ordering::Relaxed) == 0 {
         let frame = match conn.next_event_within(Duration::from_millis(200)).await {
@@ -190,7 +198,9 @@ pub(crate) async fn receive(
         };
         if let ServerMessage::Message(m) = frame {
             received += 1;
-            record_latency(&mut latencies, epoch, &m.text);
+            if let Some((sent, latency)) = latency(epoch, &m.text) {
+                latencies.record(sent, latency);
+            }
             if received % 256 == 0 || received == expected {
                 let _ = conn.send(ClientMessage::Ack { up_to: m.id }).await;
             }

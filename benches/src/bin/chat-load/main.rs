@@ -7,7 +7,9 @@
 //! count and time (`--max-secs`), talks only to loopback addresses, and stops by itself.
 //!
 //! Scenarios: `fanout` (one room, many receivers), `dm` (pairs of users), `idle` (many logged-in
-//! connections doing nothing), `login-storm` (argon2id logins during a fixed-rate fan-out).
+//! connections doing nothing), `soak` (a fixed-rate fan-out for long, reported per window),
+//! `login-storm` (argon2id logins during a fixed-rate fan-out), `login-attack` (password
+//! guessing against a real user's logins).
 //!
 //! # Layout
 //! - `args`: the command line; each scenario's parameters are a struct in its module.
@@ -39,7 +41,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let deadline = Duration::from_secs(args.max_secs);
+    let deadline = Duration::from_secs(args.max_secs.max(args.scenario.least_secs()));
     match runtime.block_on(async { timeout(deadline, run(args)).await }) {
         Ok(Ok(())) => std::process::ExitCode::SUCCESS,
         Ok(Err(error)) => {
@@ -62,7 +64,8 @@ async fn run(args: Args) -> Result<(), String> {
     let target = server::Target::new(&args, owasp).await?;
     let mut report = Report::default();
     match &args.scenario {
-        Scenario::Fanout(params) => params.run(&target, &mut report, "").await?,
+        Scenario::Fanout(params) => drop(params.run(&target, &mut report, "").await?),
+        Scenario::Soak(params) => params.run(&target, &mut report).await?,
         Scenario::Dm(params) => params.run(&target, &mut report).await?,
         Scenario::Idle(params) => params.run(&target, &mut report).await?,
         Scenario::LoginStorm(params) => params.run(&target, &mut report).await?,

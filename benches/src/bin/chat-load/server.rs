@@ -25,7 +25,7 @@ pub(crate) struct Target {
     /// The processes started here, ended by [`stop`](Self::stop) (or killed when dropped).
     children: Vec<Child>,
     /// The temporary database (SQLite file or PostgreSQL database), deleted when dropped.
-    _db: Option<TestDb>,
+    db: Option<TestDb>,
 }
 
 /// One node of a cluster: where users connect, and its PID for /proc.
@@ -62,7 +62,7 @@ impl Target {
                 second: None,
                 nats: None,
                 children: Vec::new(),
-                _db: None,
+                db: None,
             }),
             Some(addr) => Err(format!("{addr} is not a loopback address: refusing")),
             None => {
@@ -123,7 +123,7 @@ impl Target {
             second,
             nats,
             children,
-            _db: Some(db),
+            db: Some(db),
         })
     }
 
@@ -132,6 +132,11 @@ impl Target {
         std::iter::once(self.pid)
             .chain(self.second.map(|node| node.pid))
             .collect()
+    }
+
+    /// The database of the server started here (`None` with `--server`).
+    pub(crate) fn database(&self) -> Option<TestDb> {
+        self.db.clone()
     }
 
     /// Stops the servers (and the nats-server) started here, by their PIDs.

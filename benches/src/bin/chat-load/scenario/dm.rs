@@ -1,6 +1,6 @@
 //! `dm`: P pairs of users send M direct messages each to each other.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chat_proto::Target as To;
 
@@ -19,6 +19,9 @@ pub(crate) struct Dm {
     pub(crate) size: usize,
     #[arg(long, default_value_t = 16)]
     pub(crate) window: usize,
+    /// Messages per second over all users (default: full speed).
+    #[arg(long)]
+    pub(crate) rate: Option<u64>,
 }
 
 impl Dm {
@@ -29,8 +32,11 @@ impl Dm {
             messages,
             size,
             window,
+            rate,
         } = self.clone();
-        let conns = connect_all(target.addr, "p", pairs * 2, None, 1, false).await?;
+        let users = pairs * 2;
+        let period = rate.map(|r| Duration::from_secs_f64(users as f64 / r.max(1) as f64));
+        let conns = connect_all(target.addr, "p", users, None, 1, false).await?;
         let epoch = Instant::now();
         let (server_cpu, own_cpu) = (cpu_seconds(target.pid), cpu_seconds(None));
         let started = Instant::now();
@@ -44,7 +50,7 @@ impl Dm {
                     count: messages,
                     size,
                     window,
-                    period: None,
+                    period,
                     expect: messages as u64,
                 };
                 tokio::spawn(send(conn, plan, epoch))
@@ -60,7 +66,7 @@ impl Dm {
             delivered += sent.received;
         }
         let elapsed = started.elapsed().as_secs_f64();
-        let sent = (pairs * 2 * messages) as f64;
+        let sent = (users * messages) as f64;
         report.add("messages sent", sent, "msgs");
         report.add("delivered", delivered as f64, "msgs");
         report.add("lost", sent - delivered as f64, "msgs");

@@ -10,7 +10,7 @@ use chat_proto::{ServerMessage, Target as To};
 
 use crate::clients::{connect_all, receive, send, Conn, SendPlan};
 use crate::server::{cpu_seconds, Target};
-use crate::stats::{histogram, Report};
+use crate::stats::{histogram, Report, Windows};
 
 /// The parameters of a fan-out.
 #[derive(Clone, Debug, clap::Args)]
@@ -31,6 +31,16 @@ pub(crate) struct Fanout {
     /// Messages per second over all senders (default: full speed).
     #[arg(long)]
     pub(crate) rate: Option<u64>,
+    /// Delivery latencies kept per window of this much send time (the soak's), not only in all.
+    #[arg(skip)]
+    pub(crate) windows: Option<Duration>,
+}
+
+/// What a fan-out delivered, for a scenario built on it: when sending started, and the
+/// receivers' latencies by window of send time.
+pub(crate) struct Delivered {
+    pub(crate) epoch: Instant,
+    pub(crate) latencies: Windows,
 }
 
 impl Fanout {
@@ -40,7 +50,7 @@ impl Fanout {
         target: &Target,
         report: &mut Report,
         label: &str,
-    ) -> Result<(), String> {
+    ) -> Result<Delivered, String> {
         let Self {
             receivers,
             senders,
@@ -48,6 +58,7 @@ impl Fanout {
             size,
             window,
             rate,
+            windows,
         } = self.clone();
         // Names may not hold the label's spaces; each labelled phase gets its own room and users.
         let tag = label.trim();
@@ -98,7 +109,7 @@ impl Fanout {
         let started = Instant::now();
         let receiving: Vec<_> = readers
             .into_iter()
-            .map(|conn| tokio::spawn(receive(conn, expected, epoch, stop.clone())))
+            .map(|conn| tokio::spawn(receive(conn, expected, epoch, stop.clone(), windows)))
             .collect();
         let plan = SendPlan {
             target: To::Room(room.clone()),
@@ -124,17 +135,18 @@ impl Fanout {
             deadline.store(1, Ordering::Relaxed);
         });
         let mut delivered = 0;
-        let mut latencies = histogram();
+        let mut windowed = Windows::new(windows);
         // Per node: receivers on the first, on the second.
         let mut by_node = [histogram(), histogram()];
         for (i, task) in receiving.into_iter().enumerate() {
-            let (count, h) = task.await.map_err(|e| e.to_string())?;
+            let (count, latencies) = task.await.map_err(|e| e.to_string())?;
             delivered += count;
-            latencies.add(&h).map_err(|e| e.to_string())?;
+            windowed.add(&latencies)?;
             by_node[usize::from(i >= on_first)]
-                .add(h)
+                .add(latencies.total()?)
                 .map_err(|e| e.to_string())?;
         }
+        let latencies = windowed.total()?;
         let elapsed = started.elapsed().as_secs_f64();
         let node_cpu: Vec<f64> = nodes
             .iter()
@@ -193,7 +205,10 @@ impl Fanout {
             report.add(format!("{label}nats-server CPU"), nats_cpu, "s");
         }
         report.add(format!("{label}generator CPU"), own_cpu, "s");
-        Ok(())
+        Ok(Delivered {
+            epoch,
+            latencies: windowed,
+        })
     }
 }
 

@@ -47,6 +47,7 @@ impl LoginStorm {
             size: 32,
             window: 1024,
             rate: Some(rate),
+            windows: None,
         };
         phase.run(target, report, "quiet ").await?;
 

@@ -6,3 +6,4 @@ pub(crate) mod fanout;
 pub(crate) mod idle;
 pub(crate) mod login_attack;
 pub(crate) mod login_storm;
+pub(crate) mod soak;
