@@ -31,7 +31,7 @@ pub use chat_hub::{
 };
 pub use copy::{copy_to_postgres, CopyError, IfNotEmpty, RowCounts};
 pub use database::{Database, Location, OpenError};
-pub use engine::{Connection, Engine, EngineClosed, EngineError, EngineStats};
+pub use engine::{Connection, Engine, EngineClosed, EngineError, EngineStats, TrySendError};
 pub use pg_store::{redact_url, PgStore};
 pub use storage::{MemoryStorage, Storage};
 pub use store::{Durability, Store, StoreError};

@@ -11,13 +11,16 @@
 //! sent ([`Outbox::wait_for_room`]); one that takes nothing for the stall timeout is closed.
 
 use std::collections::VecDeque;
+use std::future::poll_fn;
 use std::sync::Mutex;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use chat_proto::EncodedFrame;
+use futures_util::task::AtomicWaker;
+use tokio::sync::Notify;
 
 use crate::MessageId;
-use tokio::sync::Notify;
 
 /// How a frame may be treated under pressure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,8 +58,10 @@ pub(crate) struct Pushed {
 #[derive(Debug)]
 pub(crate) struct Outbox {
     queue: Mutex<Queue>,
-    /// Signalled when frames are queued (or the outbox closes).
-    ready: Notify,
+    /// The connection's writer, woken when frames are queued (or the outbox closes). One
+    /// waker, not a list of waiters: the outbox has one reader, and a connection waiting on it
+    /// holds no future for it.
+    ready: AtomicWaker,
     /// Signalled when the reader takes frames (or the outbox closes).
     taken: Notify,
     soft: usize,
@@ -74,7 +79,7 @@ impl Outbox {
     pub(crate) fn new(soft: usize, hard: usize) -> Self {
         Self {
             queue: Mutex::new(Queue::default()),
-            ready: Notify::new(),
+            ready: AtomicWaker::new(),
             taken: Notify::new(),
             soft,
             hard,
@@ -108,7 +113,7 @@ impl Outbox {
         let wake = was_empty && !queue.frames.is_empty();
         drop(queue);
         if wake {
-            self.ready.notify_one();
+            self.ready.wake();
         }
         pushed
     }
@@ -116,7 +121,7 @@ impl Outbox {
     /// No more frames will be queued; the reader gets what is queued, then the end.
     pub(crate) fn close(&self) {
         self.lock().closed = true;
-        self.ready.notify_one();
+        self.ready.wake();
         self.taken.notify_one();
     }
 
@@ -140,23 +145,37 @@ impl Outbox {
     /// Waits for frames and moves all queued ones into `out`. Returns false once the outbox is
     /// closed and empty.
     pub(crate) async fn take_all(&self, out: &mut Vec<EncodedFrame>) -> bool {
-        loop {
-            {
-                let mut queue = self.lock();
-                if !queue.frames.is_empty() {
-                    // Taking the queue (not draining it) leaves an idle outbox with no allocation.
-                    out.extend(std::mem::take(&mut queue.frames));
-                    queue.bytes = 0;
-                    drop(queue);
-                    self.taken.notify_one();
-                    return true;
-                }
-                if queue.closed {
-                    return false;
-                }
+        poll_fn(|cx| self.poll_take_all(cx, out)).await
+    }
+
+    /// Moves all queued frames into `out` (`Ready(true)`), or `Ready(false)` once the outbox is
+    /// closed and empty; `Pending` (with `cx` woken by the next push) while it is empty.
+    pub(crate) fn poll_take_all(
+        &self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<EncodedFrame>,
+    ) -> Poll<bool> {
+        // Registered before looking, so a push in between wakes it.
+        self.ready.register(cx.waker());
+        let mut queue = self.lock();
+        if !queue.frames.is_empty() {
+            // Taking the queue (not draining it) leaves an idle outbox with no allocation;
+            // into an empty `out` it moves whole, its buffer reused.
+            let taken = std::mem::take(&mut queue.frames);
+            if out.is_empty() {
+                *out = Vec::from(taken);
+            } else {
+                out.extend(taken);
             }
-            self.ready.notified().await;
+            queue.bytes = 0;
+            drop(queue);
+            self.taken.notify_one();
+            return Poll::Ready(true);
         }
+        if queue.closed {
+            return Poll::Ready(false);
+        }
+        Poll::Pending
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {

@@ -116,6 +116,21 @@ struct Args {
     /// This node's name in the cluster (unique among the nodes; with `--nats`).
     #[arg(long, env = "CHAT_NODE_ID")]
     node_id: Option<String>,
+    /// How the server's work is spread over threads: `multi`, tokio's work-stealing
+    /// runtime with a worker per core; or `current`, the connections on one thread and the
+    /// engine (and its storage writer) on another, each a single-threaded runtime (no
+    /// work stealing or cross-thread wake-ups among connections; at most about two cores).
+    #[arg(long, env = "CHAT_RUNTIME", value_enum, default_value = "multi")]
+    runtime: Threads,
+}
+
+/// [`Args::runtime`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Threads {
+    /// tokio's multi-thread runtime, a worker per core.
+    Multi,
+    /// Connections on one single-threaded runtime, the engine on another.
+    Current,
 }
 
 /// Account administration.
@@ -178,7 +193,13 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let args = Args::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match args.runtime {
+        Threads::Multi => tokio::runtime::Runtime::new(),
+        Threads::Current => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    };
+    let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("chat-server: cannot start the runtime: {error}");
@@ -259,25 +280,40 @@ async fn serve(args: Args) -> Result<(), String> {
     } else {
         Durability::Full
     };
-    let storage = Database::open(&location, durability)
-        .await
-        .map_err(|e| e.to_string())?;
-    let (engine, node) = match (&args.nats, &args.node_id) {
+    let bus = match (&args.nats, &args.node_id) {
         (Some(url), Some(name)) => {
             if !matches!(location, Location::Postgres(_)) {
                 return Err("--nats needs --db postgres://…: the nodes share one database".into());
             }
-            let (engine, node) = Node::start(storage, config, BusConfig::new(url, name))
+            Some(BusConfig::new(url, name))
+        }
+        _ => None,
+    };
+    let start = {
+        let location = location.clone();
+        move || async move {
+            let storage = Database::open(&location, durability)
                 .await
                 .map_err(|e| e.to_string())?;
-            (engine, Some(node))
+            match bus {
+                Some(bus) => {
+                    let (engine, node) = Node::start(storage, config, bus)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Ok((engine, Some(node)))
+                }
+                None => Ok((
+                    Engine::start(storage, config)
+                        .await
+                        .map_err(|e| e.to_string())?,
+                    None,
+                )),
+            }
         }
-        _ => (
-            Engine::start(storage, config)
-                .await
-                .map_err(|e| e.to_string())?,
-            None,
-        ),
+    };
+    let (engine, node) = match args.runtime {
+        Threads::Multi => start().await?,
+        Threads::Current => on_own_thread(start).await?,
     };
     let web_addr: Option<SocketAddr> = match args.web_listen.as_str() {
         "none" => None,
@@ -386,6 +422,51 @@ async fn serve(args: Args) -> Result<(), String> {
         node.join().await;
     }
     served
+}
+
+/// Runs `start` (the engine's start) on a new thread with a single-threaded runtime of its
+/// own, where the engine's tasks then run for the rest of the process; returns what it
+/// started.
+async fn on_own_thread<T, F, Fut>(start: F) -> Result<T, String>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let (started, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("chat-engine".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    let _ =
+                        started.send(Err(format!("cannot start the engine's runtime: {error}")));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let ok = match start().await {
+                    Ok(value) => started.send(Ok(value)).is_ok(),
+                    Err(error) => {
+                        let _ = started.send(Err(error));
+                        false
+                    }
+                };
+                if ok {
+                    // The engine's tasks run here until the process ends; the server shuts
+                    // the engine down from its own thread.
+                    std::future::pending::<()>().await;
+                }
+            });
+        })
+        .map_err(|e| format!("cannot start the engine's thread: {e}"))?;
+    result
+        .await
+        .map_err(|_| "the engine's thread ended while starting".to_string())?
 }
 
 /// Reloads the certificate and key on each SIGHUP; a failed reload keeps the old ones.

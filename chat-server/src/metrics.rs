@@ -123,6 +123,7 @@ impl Metrics {
         self.connections.get_or_create(&labels).inc();
         OpenConnection {
             metrics: self.clone(),
+            delivered: self.delivered.get_or_create(&labels).clone(),
             labels,
         }
     }
@@ -132,6 +133,8 @@ impl Metrics {
 pub(crate) struct OpenConnection {
     metrics: Arc<Metrics>,
     labels: ByTransport,
+    /// This transport's delivered-messages counter, looked up once (not per write).
+    delivered: Counter,
 }
 
 impl OpenConnection {
@@ -141,10 +144,7 @@ impl OpenConnection {
 
     pub(crate) fn delivered(&self, messages: u64) {
         if messages > 0 {
-            self.metrics
-                .delivered
-                .get_or_create(&self.labels)
-                .inc_by(messages);
+            self.delivered.inc_by(messages);
         }
     }
 }

@@ -232,47 +232,56 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, transport: Tran
 }
 
 /// Serves one binary-protocol connection, over TLS if configured.
-async fn serve_tcp(stream: TcpStream, shared: Arc<Shared>, permit: OwnedSemaphorePermit) {
-    if let Err(error) = stream.set_nodelay(true) {
-        tracing::debug!(%error, "cannot set TCP_NODELAY");
-    }
-    let max_frame_len = shared.engine.config().max_frame_len;
-    let cancel = shared.cancel.clone();
-    // Login throttling and hashing budgets are per client address.
-    let peer = stream.peer_addr().map(|a| a.ip());
-    let connect = || async {
-        match peer {
-            Ok(ip) => shared.engine.connect_from(ip).await,
-            Err(_) => shared.engine.connect().await,
+#[allow(clippy::manual_async_fn)] // deliberately not `async fn`: see the comment inside
+fn serve_tcp(
+    stream: TcpStream,
+    shared: Arc<Shared>,
+    permit: OwnedSemaphorePermit,
+) -> impl Future<Output = ()> + Send {
+    // An `async` block, not an `async fn`, so the task holds its arguments once (see
+    // `pump::serve`).
+    async move {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
-    };
-    match &shared.config.tls {
-        None => {
-            let conn = connect().await;
-            let open = shared.metrics.open(Transport::Tcp);
-            let (read, write) = stream.into_split();
-            let reader = TcpReader::new(read, max_frame_len);
-            let writer = StreamWriter::new(write);
-            pump::serve(reader, writer, conn, shared.keepalive, cancel, open).await;
-        }
-        // Boxed: a TLS connection's state (handshake, TLS session, its pump) is its own
-        // allocation, so a plain connection's task is no larger than a plain pump needs.
-        Some(tls) => {
-            Box::pin(async {
-                let Some(stream) = handshake(tls.raw_acceptor(), stream, &cancel).await else {
-                    return;
-                };
+        let max_frame_len = shared.engine.config().max_frame_len;
+        let cancel = shared.cancel.clone();
+        // Login throttling and hashing budgets are per client address.
+        let peer = stream.peer_addr().map(|a| a.ip());
+        let connect = || async {
+            match peer {
+                Ok(ip) => shared.engine.connect_from(ip).await,
+                Err(_) => shared.engine.connect().await,
+            }
+        };
+        match &shared.config.tls {
+            None => {
                 let conn = connect().await;
                 let open = shared.metrics.open(Transport::Tcp);
-                let (read, write) = tokio::io::split(stream);
-                let reader = StreamReader::new(read, max_frame_len);
+                let (read, write) = stream.into_split();
+                let reader = TcpReader::new(read, max_frame_len);
                 let writer = StreamWriter::new(write);
                 pump::serve(reader, writer, conn, shared.keepalive, cancel, open).await;
-            })
-            .await
+            }
+            // Boxed: a TLS connection's state (handshake, TLS session, its pump) is its own
+            // allocation, so a plain connection's task is no larger than a plain pump needs.
+            Some(tls) => {
+                Box::pin(async {
+                    let Some(stream) = handshake(tls.raw_acceptor(), stream, &cancel).await else {
+                        return;
+                    };
+                    let conn = connect().await;
+                    let open = shared.metrics.open(Transport::Tcp);
+                    let (read, write) = tokio::io::split(stream);
+                    let reader = StreamReader::new(read, max_frame_len);
+                    let writer = StreamWriter::new(write);
+                    pump::serve(reader, writer, conn, shared.keepalive, cancel, open).await;
+                })
+                .await
+            }
         }
+        drop(permit);
     }
-    drop(permit);
 }
 
 /// A TLS handshake, bounded in time; `None` if it fails.
@@ -336,5 +345,35 @@ async fn refuse(stream: TcpStream, shared: Arc<Shared>, transport: Transport) {
 async fn write_and_close(mut stream: impl AsyncWrite + Unpin, bytes: &[u8]) {
     if stream.write_all(bytes).await.is_ok() {
         let _ = stream.shutdown().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What an idle plain-TCP connection's task holds (its future; the task adds tokio's
+    /// header) stays small: memory per idle connection is a target (docs/BENCHMARKS.md).
+    #[tokio::test]
+    async fn a_plain_connection_task_is_small() {
+        let storage = chat_core::MemoryStorage::new();
+        let engine = Engine::start(storage, chat_core::Config::default())
+            .await
+            .expect("engine");
+        let server = Server::new(engine, ServerConfig::default());
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let _client = TcpStream::connect(addr).await.expect("connect");
+        let (stream, _) = listener.accept().await.expect("accept");
+        let permit = server
+            .shared
+            .limit
+            .clone()
+            .try_acquire_owned()
+            .expect("permit");
+        let task = serve_tcp(stream, server.shared.clone(), permit);
+        let size = size_of_val(&task);
+        println!("serve_tcp future: {size} bytes");
+        assert!(size <= 1024, "a plain connection's future is {size} bytes");
     }
 }

@@ -1,6 +1,7 @@
 //! [`Connection`]: one client's in-memory link to the engine.
 
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use chat_proto::{decode_frame, ClientMessage, EncodedFrame, ServerMessage};
 use tokio::sync::mpsc;
@@ -13,6 +14,18 @@ use crate::SessionId;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the chat engine has stopped")]
 pub struct EngineClosed;
+
+/// Why [`Connection::try_send`] did not hand a message over.
+#[derive(Debug, thiserror::Error)]
+pub enum TrySendError {
+    /// The engine's input queue is full now: the message is given back, to send with
+    /// [`Connection::send`] (which waits).
+    #[error("the chat engine's input queue is full")]
+    Full(ClientMessage),
+    /// The engine has stopped.
+    #[error("the chat engine has stopped")]
+    Closed,
+}
 
 /// One client's connection to the engine: send it client messages, receive encoded frames.
 ///
@@ -67,15 +80,41 @@ impl Connection {
             .map_err(|_| EngineClosed)
     }
 
+    /// Hands a client message to the engine if its input queue has room now, without
+    /// waiting; gives the message back if not ([`TrySendError::Full`]).
+    ///
+    /// # Errors
+    /// [`TrySendError::Full`] if the queue is full, [`TrySendError::Closed`] if the engine
+    /// has stopped.
+    pub fn try_send(&self, msg: ClientMessage) -> Result<(), TrySendError> {
+        self.inputs
+            .try_send(Input::Message(self.id, msg))
+            .map_err(|error| match error {
+                mpsc::error::TrySendError::Full(Input::Message(_, msg)) => TrySendError::Full(msg),
+                _ => TrySendError::Closed,
+            })
+    }
+
     /// Waits for outbound frames and appends every queued one to `out`, in order. Returns
     /// false once the engine has closed this connection and every frame has been taken: the
     /// transport should then close.
     pub async fn recv_frames(&mut self, out: &mut Vec<EncodedFrame>) -> bool {
+        std::future::poll_fn(|cx| self.poll_recv_frames(cx, out)).await
+    }
+
+    /// [`recv_frames`](Self::recv_frames) for a transport that polls: `Pending` (with `cx`
+    /// woken when frames are queued) while there are none, so a waiting connection holds no
+    /// future for it.
+    pub fn poll_recv_frames(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<EncodedFrame>,
+    ) -> Poll<bool> {
         if !self.received.is_empty() {
             out.append(&mut self.received);
-            return true;
+            return Poll::Ready(true);
         }
-        self.outbox.take_all(out).await
+        self.outbox.poll_take_all(cx, out)
     }
 
     /// The next server message, decoded (for in-process clients); `None` once closed.

@@ -20,11 +20,17 @@ const INPUT_BATCH: usize = 256;
 /// wake-up before outputs are carried out.
 const CONTROL_BATCH: usize = 4096;
 
-/// A connection's outbox, and the frames the current pass over the hub's outputs has for it.
+/// A connection's outbox, and the frames the current pass over the hub's outputs has for it
+/// (in a vector lent from [`Driver::spare`] for the pass: an idle connection holds none).
 struct Slot {
     outbox: Arc<Outbox>,
     pending: Vec<Queued>,
 }
+
+/// Most emptied `pending` vectors kept for the next pass, and the largest kept (in frames):
+/// at most 256 × 1024 × 48 bytes stay allocated between passes.
+const SPARE_VECS: usize = 256;
+const SPARE_CAPACITY: usize = 1024;
 
 pub(super) struct Driver<S> {
     hub: Hub,
@@ -33,6 +39,8 @@ pub(super) struct Driver<S> {
     outboxes: FxHashMap<SessionId, Slot>,
     /// Sessions with pending frames, in the order they got their first.
     touched: Vec<SessionId>,
+    /// Emptied `pending` vectors, lent to the connections of the next pass.
+    spare: Vec<Vec<Queued>>,
     /// Sessions dropped before the engine handled their `Connect`. Every connection sends one
     /// `Connect` and one `Disconnect`, so each entry is removed when its `Connect` arrives.
     gone_early: FxHashSet<SessionId>,
@@ -70,6 +78,7 @@ impl<S: Storage> Driver<S> {
             clock,
             outboxes: FxHashMap::default(),
             touched: Vec::new(),
+            spare: Vec::new(),
             gone_early: FxHashSet::default(),
             behind: FxHashSet::default(),
             writes,
@@ -225,6 +234,9 @@ impl<S: Storage> Driver<S> {
         };
         if slot.pending.is_empty() {
             self.touched.push(session);
+            if slot.pending.capacity() == 0 {
+                slot.pending = self.spare.pop().unwrap_or_default();
+            }
         }
         slot.pending.push(Queued {
             frame,
@@ -243,6 +255,10 @@ impl<S: Storage> Driver<S> {
             return;
         }
         let pushed = slot.outbox.push_all(&mut slot.pending);
+        let emptied = std::mem::take(&mut slot.pending);
+        if self.spare.len() < SPARE_VECS && emptied.capacity() <= SPARE_CAPACITY {
+            self.spare.push(emptied);
+        }
         self.counters
             .outbox_drops
             .fetch_add(pushed.dropped, Relaxed);

@@ -33,7 +33,7 @@ use chat_proto::ClientMessage;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-pub use self::connection::{Connection, EngineClosed};
+pub use self::connection::{Connection, EngineClosed, TrySendError};
 use self::driver::Driver;
 use self::stats::Counters;
 pub use self::stats::EngineStats;

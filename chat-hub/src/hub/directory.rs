@@ -4,7 +4,7 @@
 //! user's conversation set and each user's room count always agree. Every change returns the
 //! [`Write`] that makes it durable.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chat_proto::{ErrorCode, ErrorReply, RoomInfo};
 use rustc_hash::FxHashMap;
@@ -21,9 +21,42 @@ pub(super) struct Account {
     pub(super) name: String,
     pub(super) display_name: String,
     /// Every conversation the user is a member of.
-    convs: BTreeSet<ConvId>,
+    convs: ConvSet,
     /// How many of `convs` are rooms (bounded by `max_rooms_per_user`).
     rooms: usize,
+}
+
+/// A user's conversations, in id order: a sorted vector, since a user is in a handful (a
+/// B-tree's first node alone is over 100 bytes, for every account).
+#[derive(Debug, Default)]
+struct ConvSet(Vec<ConvId>);
+
+impl ConvSet {
+    /// Adds `conv`; false if it was there.
+    fn insert(&mut self, conv: ConvId) -> bool {
+        match self.0.binary_search(&conv) {
+            Ok(_) => false,
+            Err(at) => {
+                self.0.insert(at, conv);
+                true
+            }
+        }
+    }
+
+    /// Removes `conv`; false if it was not there.
+    fn remove(&mut self, conv: &ConvId) -> bool {
+        match self.0.binary_search(conv) {
+            Ok(at) => {
+                self.0.remove(at);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn iter(&self) -> std::slice::Iter<'_, ConvId> {
+        self.0.iter()
+    }
 }
 
 /// A room or a direct conversation.
@@ -384,7 +417,7 @@ impl Directory {
             return;
         };
         let name = account.name.clone();
-        for conv in account.convs.clone() {
+        for conv in account.convs.0.clone() {
             let _ = self.remove_member(conv, user);
         }
         self.users.remove(&user);
@@ -510,7 +543,7 @@ impl Account {
         Self {
             name,
             display_name,
-            convs: BTreeSet::new(),
+            convs: ConvSet::default(),
             rooms: 0,
         }
     }

@@ -250,7 +250,7 @@ impl Hub {
         match phase {
             Phase::Online(online) => self.went_offline(session, online.user, last, now),
             Phase::Authenticating(_, attempt) => {
-                self.abandon(attempt);
+                self.abandon(*attempt);
                 self.end_hash(session, false);
             }
             Phase::New | Phase::Greeted => {}

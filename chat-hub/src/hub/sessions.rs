@@ -37,8 +37,9 @@ pub(super) enum Phase {
     New,
     /// Welcomed; not logged in.
     Greeted,
-    /// A login, registration or resume is in progress.
-    Authenticating(RequestId, AuthAttempt),
+    /// A login, registration or resume is in progress (boxed: the phase of every idle
+    /// session is no larger than `Online`).
+    Authenticating(RequestId, Box<AuthAttempt>),
     /// Logged in.
     Online(Online),
 }
@@ -179,7 +180,7 @@ impl Sessions {
                 "a login is already in progress",
             ));
         }
-        s.phase = Phase::Authenticating(request, attempt);
+        s.phase = Phase::Authenticating(request, Box::new(attempt));
         Ok(())
     }
 
@@ -187,7 +188,7 @@ impl Sessions {
     pub(super) fn take_attempt(&mut self, session: SessionId) -> Option<(RequestId, AuthAttempt)> {
         let s = self.table.get_mut(&session)?;
         match std::mem::replace(&mut s.phase, Phase::Greeted) {
-            Phase::Authenticating(request, attempt) => Some((request, attempt)),
+            Phase::Authenticating(request, attempt) => Some((request, *attempt)),
             other => {
                 s.phase = other;
                 None

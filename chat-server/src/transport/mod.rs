@@ -14,6 +14,7 @@ pub(crate) mod ws;
 
 use std::future::Future;
 use std::io;
+use std::task::{Context, Poll};
 
 use chat_proto::{ClientMessage, CodecError, EncodedFrame};
 
@@ -35,15 +36,16 @@ pub(crate) enum Read {
     Eof,
 }
 
-/// The inbound half of a transport.
+/// The inbound half of a transport. Poll-based, so a waiting connection holds no future of
+/// its own beyond what the transport keeps anyway (its registration with the I/O driver).
 pub(crate) trait FrameReader: Send {
-    /// Waits for input from the peer and appends every whole message decoded to `out`.
-    ///
-    /// Cancel-safe: no byte is lost when the future is dropped unfinished.
-    fn read(
+    /// Reads what the peer sent and appends every whole message decoded to `out`; `Pending`
+    /// (with `cx` woken on input) while there is nothing to read.
+    fn poll_read(
         &mut self,
+        cx: &mut Context<'_>,
         out: &mut Vec<ClientMessage>,
-    ) -> impl Future<Output = Result<Read, ReadError>> + Send;
+    ) -> Poll<Result<Read, ReadError>>;
 }
 
 /// The outbound half of a transport.
@@ -51,11 +53,12 @@ pub(crate) trait FrameWriter: Send {
     /// Queues a frame (the same bytes for every transport: length prefix and payload).
     fn push(&mut self, frame: EncodedFrame);
 
-    /// Bytes queued and not yet written.
+    /// Bytes queued and not yet written (at least 1 while written bytes wait for a flush).
     fn pending(&self) -> usize;
 
-    /// Writes some of what is queued. Cancel-safe: a frame is never half-lost.
-    fn write(&mut self) -> impl Future<Output = io::Result<()>> + Send;
+    /// Writes some of what is queued (and flushes once all is written); `Pending` while the
+    /// peer's socket takes no more. A frame is never half-lost.
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 
     /// Writes everything queued and closes the outbound side.
     fn close(&mut self) -> impl Future<Output = ()> + Send;

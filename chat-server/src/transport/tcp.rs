@@ -4,12 +4,16 @@
 //! reserve); other streams (TLS) read through a buffer kept only while a frame is incomplete
 //! ([`StreamReader`]).
 
-use std::io;
+use std::io::{self, Read as _};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 
 use bytes::{Buf, BytesMut};
 use chat_proto::{ClientMessage, EncodedFrame, ServerCodec};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use socket2::SockRef;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, Interest, ReadBuf};
 use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
 
 use super::{FrameReader, FrameWriter, Read, ReadError};
@@ -35,27 +39,45 @@ impl TcpReader {
 }
 
 impl FrameReader for TcpReader {
-    async fn read(&mut self, out: &mut Vec<ClientMessage>) -> Result<Read, ReadError> {
+    fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<ClientMessage>,
+    ) -> Poll<Result<Read, ReadError>> {
+        let Self { half, codec, buf } = self;
+        let stream: &TcpStream = half.as_ref();
         loop {
-            self.half.readable().await.map_err(ReadError::Io)?;
+            ready!(stream.poll_read_ready(cx)).map_err(ReadError::Io)?;
             // The buffer exists only while bytes are being read or a frame is incomplete.
-            if self.buf.capacity() - self.buf.len() < READ_CHUNK / 2 {
-                self.buf.reserve(READ_CHUNK);
-            }
-            let eof = match self.half.try_read_buf(&mut self.buf) {
-                Ok(0) => true,
-                Ok(_) => false,
+            let start = buf.len();
+            buf.resize(start + READ_CHUNK, 0);
+            let mut read = 0;
+            // A read that leaves space unfilled has emptied the socket: it clears the
+            // readiness it was called on (new input brings a newer one), so the next poll
+            // waits instead of spending a read to learn that nothing is left.
+            let result = stream.try_io(Interest::READABLE, || {
+                read = (&*SockRef::from(stream)).read(&mut buf[start..])?;
+                if read > 0 && read < READ_CHUNK {
+                    Err(io::ErrorKind::WouldBlock.into())
+                } else {
+                    Ok(())
+                }
+            });
+            buf.truncate(start + read);
+            let eof = match result {
+                Ok(()) => read == 0,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock && read > 0 => false,
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                     // Readiness was stale: wait again without holding the buffer (an idle
                     // connection would otherwise keep READ_CHUNK bytes for nothing).
-                    if self.buf.is_empty() {
-                        self.buf = BytesMut::new();
+                    if buf.is_empty() {
+                        *buf = BytesMut::new();
                     }
                     continue;
                 }
-                Err(error) => return Err(ReadError::Io(error)),
+                Err(error) => return Poll::Ready(Err(ReadError::Io(error))),
             };
-            return decode_all(&mut self.codec, &mut self.buf, eof, out);
+            return Poll::Ready(decode_all(codec, buf, eof, out));
         }
     }
 }
@@ -78,18 +100,29 @@ impl<R> StreamReader<R> {
 }
 
 impl<R: AsyncRead + Unpin + Send> FrameReader for StreamReader<R> {
-    async fn read(&mut self, out: &mut Vec<ClientMessage>) -> Result<Read, ReadError> {
-        if self.buf.capacity() - self.buf.len() < READ_CHUNK / 2 {
-            self.buf.reserve(READ_CHUNK);
+    fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<ClientMessage>,
+    ) -> Poll<Result<Read, ReadError>> {
+        let start = self.buf.len();
+        self.buf.resize(start + READ_CHUNK, 0);
+        let mut space = ReadBuf::new(&mut self.buf[start..]);
+        let polled = Pin::new(&mut self.half).poll_read(cx, &mut space);
+        let read = space.filled().len();
+        self.buf.truncate(start + read);
+        match polled {
+            Poll::Pending => {
+                if self.buf.is_empty() {
+                    self.buf = BytesMut::new();
+                }
+                Poll::Pending
+            }
+            Poll::Ready(Err(error)) => Poll::Ready(Err(ReadError::Io(error))),
+            Poll::Ready(Ok(())) => {
+                Poll::Ready(decode_all(&mut self.codec, &mut self.buf, read == 0, out))
+            }
         }
-        // `read_buf` is cancel-safe: bytes read are in the buffer.
-        let eof = self
-            .half
-            .read_buf(&mut self.buf)
-            .await
-            .map_err(ReadError::Io)?
-            == 0;
-        decode_all(&mut self.codec, &mut self.buf, eof, out)
     }
 }
 
@@ -122,6 +155,8 @@ fn decode_all(
 pub(crate) struct StreamWriter<W> {
     half: W,
     out: BytesMut,
+    /// Bytes written and not yet flushed (TLS buffers plaintext until flushed).
+    unflushed: bool,
 }
 
 impl<W> StreamWriter<W> {
@@ -129,6 +164,7 @@ impl<W> StreamWriter<W> {
         Self {
             half,
             out: BytesMut::new(),
+            unflushed: false,
         }
     }
 }
@@ -139,18 +175,25 @@ impl<W: AsyncWrite + Unpin + Send> FrameWriter for StreamWriter<W> {
     }
 
     fn pending(&self) -> usize {
-        self.out.len()
+        self.out.len() + usize::from(self.unflushed)
     }
 
-    async fn write(&mut self) -> io::Result<()> {
-        self.half.write_buf(&mut self.out).await?;
-        if self.out.is_empty() {
-            // TLS buffers plaintext until flushed.
-            self.half.flush().await?;
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.out.is_empty() {
+            let written = ready!(Pin::new(&mut self.half).poll_write(cx, &self.out))?;
+            if written == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.out.advance(written);
+            self.unflushed = true;
+        }
+        if self.unflushed {
+            ready!(Pin::new(&mut self.half).poll_flush(cx))?;
+            self.unflushed = false;
             // Idle connections hold no buffers.
             self.out = BytesMut::new();
         }
-        Ok(())
+        Poll::Ready(Ok(()))
     }
 
     async fn close(&mut self) {

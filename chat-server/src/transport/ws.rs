@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 
 use chat_proto::{decode_frame, ClientMessage, CodecError, EncodedFrame};
 use futures_util::stream::{SplitSink, SplitStream};
@@ -64,9 +65,25 @@ pub(crate) struct WsReader<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> FrameReader for WsReader<S> {
-    async fn read(&mut self, out: &mut Vec<ClientMessage>) -> Result<Read, ReadError> {
-        // `StreamExt::next` is cancel-safe: the stream keeps partial messages.
-        let msg = match self.stream.next().await {
+    fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<ClientMessage>,
+    ) -> Poll<Result<Read, ReadError>> {
+        // The stream keeps partial messages between polls.
+        let next = ready!(self.stream.poll_next_unpin(cx));
+        Poll::Ready(self.decode(next, out))
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsReader<S> {
+    /// What one WebSocket message (or the stream's end or error) means for the pump.
+    fn decode(
+        &self,
+        next: Option<Result<Message, WsError>>,
+        out: &mut Vec<ClientMessage>,
+    ) -> Result<Read, ReadError> {
+        let msg = match next {
             None
             | Some(Err(
                 WsError::ConnectionClosed
@@ -130,28 +147,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> FrameWriter for WsWriter<S> {
         self.pending + usize::from(self.unflushed)
     }
 
-    async fn write(&mut self) -> io::Result<()> {
-        // A frame leaves the queue only once the sink has taken it, so cancelling loses none.
-        poll_fn(|cx| {
-            while !self.queue.is_empty() {
-                std::task::ready!(Pin::new(&mut self.sink).poll_ready(cx)).map_err(ws_io)?;
-                if let Some(frame) = self.queue.pop_front() {
-                    self.pending -= frame.len();
-                    Pin::new(&mut self.sink)
-                        .start_send(Message::Binary(frame.into_bytes()))
-                        .map_err(ws_io)?;
-                    self.unflushed = true;
-                }
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // A frame leaves the queue only once the sink has taken it, so none is half-lost.
+        while !self.queue.is_empty() {
+            ready!(Pin::new(&mut self.sink).poll_ready(cx)).map_err(ws_io)?;
+            if let Some(frame) = self.queue.pop_front() {
+                self.pending -= frame.len();
+                Pin::new(&mut self.sink)
+                    .start_send(Message::Binary(frame.into_bytes()))
+                    .map_err(ws_io)?;
+                self.unflushed = true;
             }
-            std::task::ready!(Pin::new(&mut self.sink).poll_flush(cx)).map_err(ws_io)?;
-            self.unflushed = false;
-            std::task::Poll::Ready(Ok(()))
-        })
-        .await
+        }
+        ready!(Pin::new(&mut self.sink).poll_flush(cx)).map_err(ws_io)?;
+        self.unflushed = false;
+        Poll::Ready(Ok(()))
     }
 
     async fn close(&mut self) {
-        if self.write().await.is_ok() {
+        if poll_fn(|cx| self.poll_write(cx)).await.is_ok() {
             let _ = poll_fn(|cx| Pin::new(&mut self.sink).poll_close(cx)).await;
         }
     }

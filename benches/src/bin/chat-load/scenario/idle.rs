@@ -1,6 +1,7 @@
-//! `idle`: C logged-in connections that do nothing: server memory per connection, with and
-//! without what their accounts cost (each account in a room of `--room-size`, the way the
-//! peers were measured).
+//! `idle`: C logged-in connections that do nothing: server memory per user the way the peers
+//! were measured (registered, in a room of `--room-size`, connected and idle: the RSS delta
+//! over the whole set-up), then per connection alone (every user logs in again after all
+//! left).
 
 use std::time::{Duration, Instant};
 
@@ -30,7 +31,8 @@ impl Idle {
             room_size,
         } = self.clone();
         let start = rss_bytes(target.pid);
-        // Accounts first, so what follows measures connections, not users.
+        // The peers' method first: each user registers, joins a room and stays, idle; the RSS
+        // delta over the whole set-up, per user.
         let mut accounts = connect_all(target.addr, "i", connections, None, sources, false).await?;
         for (i, account) in accounts.iter_mut().enumerate() {
             let room = format!("idle{}", i / room_size.max(1));
@@ -39,6 +41,9 @@ impl Idle {
                 .await
                 .map_err(|e| e.to_string())?;
         }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let registered = rss_bytes(target.pid);
+        // Then the connections alone: all close, and log in again.
         drop(accounts);
         tokio::time::sleep(Duration::from_secs(3)).await;
         let before = rss_bytes(target.pid);
@@ -51,6 +56,17 @@ impl Idle {
         report.add("setup time", setup, "s");
         report.add("server RSS at start", start / 1024.0 / 1024.0, "MiB");
         report.add(
+            "server RSS with every user registered, in a room, connected",
+            registered / 1024.0 / 1024.0,
+            "MiB",
+        );
+        let all_in = (registered - start) / connections as f64;
+        report.add(
+            "server RSS per user: registered, in a room, connected, idle",
+            all_in,
+            "bytes",
+        );
+        report.add(
             "server RSS with the accounts, no connections",
             before / 1024.0 / 1024.0,
             "MiB",
@@ -58,10 +74,9 @@ impl Idle {
         report.add("server RSS after", after / 1024.0 / 1024.0, "MiB");
         let per = (after - before) / conns.len() as f64;
         report.add("server RSS per idle connection", per, "bytes");
-        let all_in = (after - start) / conns.len() as f64;
         report.add(
-            "server RSS per logged-in user, account and rooms included",
-            all_in,
+            "server RSS per user, logged in again after all left",
+            (after - start) / conns.len() as f64,
             "bytes",
         );
         for (label, users) in [("100k", 100_000.0), ("1M", 1_000_000.0)] {
