@@ -19,6 +19,10 @@ use chat_server::{Server, ServerConfig, Tls};
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
+/// jemalloc, not the C library's allocator (see docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// A chat server: TCP and the browser client (HTTP + WebSocket) on one side, a SQLite file or
 /// a PostgreSQL database on the other.
 ///

@@ -16,7 +16,7 @@ use crate::{Hub, IoRequest, MessageId, NodeMessage, Output, SessionId, Ticket, W
 
 /// Client messages handled per wake-up before outputs are carried out.
 const INPUT_BATCH: usize = 256;
-/// Control events (completions above all: a committed group is one per persist) handled per
+/// Control events (completions above all; a commit's persists are one event) handled per
 /// wake-up before outputs are carried out.
 const CONTROL_BATCH: usize = 4096;
 
@@ -180,6 +180,12 @@ impl<S: Storage> Driver<S> {
             },
             Control::Completion(completion) => {
                 self.hub.handle_completion(completion, self.clock.now());
+            }
+            Control::Committed(completions) => {
+                let now = self.clock.now();
+                for completion in completions {
+                    self.hub.handle_completion(completion, now);
+                }
             }
             Control::Failed(session) => {
                 self.hub.handle_io_failed(session, self.clock.now());

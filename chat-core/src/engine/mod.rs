@@ -76,6 +76,9 @@ enum Input {
 enum Control {
     Disconnect(SessionId),
     Completion(Completion),
+    /// Every persist of one commit, in order: one message, so the engine handles them in one
+    /// pass and each recipient gets the commit's messages in one push (and one write).
+    Committed(Vec<Completion>),
     /// A read for this session failed: close it.
     Failed(SessionId),
     /// This session took nothing from its queue while catching up: close it.

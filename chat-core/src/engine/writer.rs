@@ -81,12 +81,12 @@ pub(super) async fn run(
             let batch = CommittedBatch::new(&batch, &committed);
             let _ = commits.send(NodeMessage::Committed(batch));
         }
-        for (ticket, committed) in tickets.drain(..).zip(committed) {
-            let _ = control.send(Control::Completion(Completion::Persisted {
-                ticket,
-                committed,
-            }));
-        }
+        let completions = tickets
+            .drain(..)
+            .zip(committed)
+            .map(|(ticket, committed)| Completion::Persisted { ticket, committed })
+            .collect();
+        let _ = control.send(Control::Committed(completions));
         batch.clear();
     }
 }
