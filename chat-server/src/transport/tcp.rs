@@ -11,10 +11,11 @@ use std::task::{ready, Context, Poll};
 use bytes::{Buf, BytesMut};
 use chat_proto::{ClientMessage, EncodedFrame, ServerCodec};
 use socket2::SockRef;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, Interest, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, Interest};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
+use tokio_util::io::poll_read_buf;
 
 use super::{FrameReader, FrameWriter, Read, ReadError};
 
@@ -105,21 +106,19 @@ impl<R: AsyncRead + Unpin + Send> FrameReader for StreamReader<R> {
         cx: &mut Context<'_>,
         out: &mut Vec<ClientMessage>,
     ) -> Poll<Result<Read, ReadError>> {
-        let start = self.buf.len();
-        self.buf.resize(start + READ_CHUNK, 0);
-        let mut space = ReadBuf::new(&mut self.buf[start..]);
-        let polled = Pin::new(&mut self.half).poll_read(cx, &mut space);
-        let read = space.filled().len();
-        self.buf.truncate(start + read);
-        match polled {
+        if self.buf.capacity() - self.buf.len() < READ_CHUNK / 2 {
+            self.buf.reserve(READ_CHUNK);
+        }
+        match poll_read_buf(Pin::new(&mut self.half), cx, &mut self.buf) {
             Poll::Pending => {
+                // Nothing to read: an idle connection holds no buffer.
                 if self.buf.is_empty() {
                     self.buf = BytesMut::new();
                 }
                 Poll::Pending
             }
             Poll::Ready(Err(error)) => Poll::Ready(Err(ReadError::Io(error))),
-            Poll::Ready(Ok(())) => {
+            Poll::Ready(Ok(read)) => {
                 Poll::Ready(decode_all(&mut self.codec, &mut self.buf, read == 0, out))
             }
         }
