@@ -217,13 +217,29 @@ fn checkpoints(path: &std::path::Path, flags: OpenFlags, woken: &mpsc::Receiver<
             return;
         }
     };
-    while woken.recv().is_ok() {
+    // A commit since the last checkpoint.
+    let mut due = false;
+    loop {
+        if !due && woken.recv().is_err() {
+            return;
+        }
         // Busy (another checkpoint running) or failed: the writer's own checkpoint still
         // bounds the WAL, and the next commit wakes this one again.
         if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             tracing::debug!(%error, "background checkpoint failed");
         }
-        std::thread::sleep(CHECKPOINT_EVERY);
+        due = false;
+        // The pause between checkpoints gathers commits, and ends at once when the writer
+        // goes (a closing store does not wait for it).
+        let until = std::time::Instant::now() + CHECKPOINT_EVERY;
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            match woken.recv_timeout(left) {
+                Ok(()) => due = true,
+                Err(mpsc::RecvTimeoutError::Timeout) => break,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        }
     }
 }
 
