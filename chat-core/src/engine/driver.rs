@@ -239,10 +239,9 @@ impl<S: Storage> Driver<S> {
             return;
         };
         if slot.pending.is_empty() {
+            // First frame of the pass: `flush` took the last pass's vector back.
             self.touched.push(session);
-            if slot.pending.capacity() == 0 {
-                slot.pending = self.spare.pop().unwrap_or_default();
-            }
+            slot.pending = self.spare.pop().unwrap_or_default();
         }
         slot.pending.push(Queued {
             frame,

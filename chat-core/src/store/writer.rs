@@ -174,7 +174,8 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(1
 /// checkpoint as the bound on the WAL's size: that one now finds nearly every page copied
 /// already, and rewinds the WAL.
 struct Checkpointer {
-    wake: mpsc::SyncSender<()>,
+    /// Taken at drop: the thread's loop ends when its receiver finds no sender.
+    wake: Option<mpsc::SyncSender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -188,20 +189,24 @@ impl Checkpointer {
             .spawn(move || checkpoints(&path, flags, &woken))
             .map_err(|error| tracing::warn!(%error, "no checkpoint thread"))
             .ok();
-        Self { wake, thread }
+        Self {
+            wake: Some(wake),
+            thread,
+        }
     }
 
     /// A commit happened: a checkpoint is due (coalesced with any already due).
     fn committed(&self) {
-        let _ = self.wake.try_send(());
+        if let Some(wake) = &self.wake {
+            let _ = wake.try_send(());
+        }
     }
 }
 
 impl Drop for Checkpointer {
     fn drop(&mut self) {
         // Dropping the sender ends the thread's loop; wait for its connection to close.
-        let (wake, _) = mpsc::sync_channel(1);
-        drop(std::mem::replace(&mut self.wake, wake));
+        drop(self.wake.take());
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
