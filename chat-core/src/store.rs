@@ -18,12 +18,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::TryStreamExt;
 use rusqlite::OpenFlags;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
 mod writer;
 
+use crate::names;
 use crate::storage::Storage;
 use crate::{
     AuditRecord, ClientMsgId, Committed, ConvId, ConvKind, ConvRow, DeviceId, DeviceRow, MemberRow,
@@ -634,27 +636,66 @@ impl Storage for Store {
         before: Option<MessageId>,
         limit: usize,
     ) -> Result<Vec<StoredMessage>, StoreError> {
-        // The index in descending id order, each match looked up by id and by membership:
-        // the first `limit` matches end the scan.
-        let sql = format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages_fts AS f \
-             CROSS JOIN messages AS m CROSS JOIN members AS mb \
-             WHERE messages_fts MATCH ?1 AND f.rowid < ?2 AND m.id = f.rowid AND m.kind < 2 \
-               AND mb.user_id = ?3 AND mb.conv_id = m.conv_id \
-             ORDER BY f.rowid DESC LIMIT ?4"
-        );
         let before = match before {
             Some(before) => int("message id", before.0)?,
             None => i64::MAX,
         };
+        let user = int("user id", user.0)?;
+        // One read transaction: the index and the messages above it seen at one moment.
+        let mut tx = self.pool.begin().await?;
+        let indexed: i64 = sqlx::query_scalar("SELECT up_to FROM search_indexed")
+            .fetch_one(&mut *tx)
+            .await?;
+        // The newest messages, not in the index yet (the writer indexes them in batches):
+        // at most a batch and a commit's worth, matched here by their words.
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages AS m CROSS JOIN members AS mb \
+             WHERE m.id > ?1 AND m.id < ?2 AND m.kind < 2 \
+               AND mb.user_id = ?3 AND mb.conv_id = m.conv_id \
+             ORDER BY m.id DESC"
+        );
+        let wanted: Vec<String> = words.iter().map(|w| w.to_lowercase()).collect();
+        let mut found = Vec::new();
+        let mut waiting = sqlx::query_as::<_, MessageRow>(&sql)
+            .bind(indexed)
+            .bind(before)
+            .bind(user)
+            .fetch(&mut *tx);
+        while found.len() < limit {
+            let Some(row) = waiting.try_next().await? else {
+                break;
+            };
+            let text: Vec<String> = names::words(&row.6).collect();
+            if wanted.iter().all(|w| text.contains(w)) {
+                found.push(message(row)?);
+            }
+        }
+        drop(waiting);
+        if found.len() == limit {
+            return Ok(found);
+        }
+        // Then the index in descending id order, each match looked up by id and by
+        // membership: the first matches wanted end the scan.
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages_fts AS f \
+             CROSS JOIN messages AS m CROSS JOIN members AS mb \
+             WHERE messages_fts MATCH ?1 AND f.rowid < ?2 AND f.rowid <= ?3 \
+               AND m.id = f.rowid AND m.kind < 2 \
+               AND mb.user_id = ?4 AND mb.conv_id = m.conv_id \
+             ORDER BY f.rowid DESC LIMIT ?5"
+        );
         let rows = sqlx::query_as::<_, MessageRow>(&sql)
             .bind(fts_query(words))
             .bind(before)
-            .bind(int("user id", user.0)?)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
+            .bind(indexed)
+            .bind(user)
+            .bind(i64::try_from(limit - found.len()).unwrap_or(i64::MAX))
+            .fetch_all(&mut *tx)
             .await?;
-        rows.into_iter().map(message).collect()
+        for row in rows {
+            found.push(message(row)?);
+        }
+        Ok(found)
     }
 
     async fn close(&self) {

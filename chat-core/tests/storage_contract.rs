@@ -108,6 +108,7 @@ contract!(
     read_markers_never_move_back,
     unread_counts_only_messages_of_others_after_a_position,
     search_finds_every_word_of_the_latest_text_in_the_users_conversations,
+    search_finds_thousands_of_messages_stored_at_once_or_one_by_one,
 );
 
 const ALICE: UserId = UserId(1);
@@ -1068,4 +1069,76 @@ async fn search_finds_every_word_of_the_latest_text_in_the_users_conversations(s
     assert_eq!(find(ALICE, &["café"], None, 10).await, [4]);
     assert_eq!(find(ALICE, &["déploiement", "naïve"], None, 10).await, [4]);
     assert_eq!(find(ALICE, &["cafe"], None, 10).await, [0u64; 0]);
+}
+
+/// Search over thousands of messages, stored in one batch and then a few at a time (SQLite
+/// indexes new messages in batches and reads the newest directly: the two must agree), with
+/// edits and deletions on both sides.
+async fn search_finds_thousands_of_messages_stored_at_once_or_one_by_one(s: impl Storage) {
+    populated(&s).await;
+    let text = |id: u64| StoredMessage {
+        text: format!(
+            "note {id} {}",
+            if id % 100 == 0 { "Century" } else { "plain" }
+        ),
+        ..message(id, ROOM, ALICE, PHONE, id)
+    };
+    let stored: Vec<Vec<Write>> = (1..=2000).map(|id| insert(&text(id))).collect();
+    s.apply(&stored).await.expect("writes");
+    for id in 2001..=2500 {
+        s.apply(&[insert(&text(id))]).await.expect("writes");
+    }
+    let mut next = 2500;
+    for (target, new_text) in [
+        (100, Some("millennium")),
+        (2400, Some("millennium")),
+        (200, None),
+        (2300, None),
+    ] {
+        next += 1;
+        let kind = match new_text {
+            Some(_) => MessageKind::Edit {
+                target: MessageId(target),
+            },
+            None => MessageKind::Delete {
+                target: MessageId(target),
+                redacted: false,
+            },
+        };
+        s.apply(&[vec![
+            Write::InsertMessage(change(next, ALICE, kind, new_text.unwrap_or(""))),
+            Write::ChangeMessage {
+                target: MessageId(target),
+                text: new_text.map(str::to_owned),
+            },
+        ]])
+        .await
+        .expect("writes");
+    }
+    let find = |words: &[&str], before: Option<u64>, limit| {
+        let words: Vec<String> = words.iter().map(|w| (*w).to_owned()).collect();
+        let s = s.clone();
+        async move {
+            let found = s
+                .search(ALICE, &words, before.map(MessageId), limit)
+                .await
+                .expect("searches");
+            ids(&found)
+        }
+    };
+    let centuries: Vec<u64> = (3..=25)
+        .rev()
+        .map(|c| c * 100)
+        .filter(|&id| id != 2300 && id != 2400)
+        .collect();
+    assert_eq!(find(&["century"], None, 100).await, centuries);
+    assert_eq!(find(&["century"], None, 3).await, [2500, 2200, 2100]);
+    assert_eq!(find(&["century"], Some(2100), 3).await, [2000, 1900, 1800]);
+    assert_eq!(find(&["century"], Some(2600), 1).await, [2500]);
+    assert_eq!(find(&["millennium"], None, 10).await, [2400, 100]);
+    assert_eq!(find(&["note", "2450"], None, 10).await, [2450]);
+    assert_eq!(find(&["note", "1450"], None, 10).await, [1450]);
+    assert_eq!(find(&["2300"], None, 10).await, [0u64; 0]);
+    assert_eq!(find(&["200"], None, 10).await, [0u64; 0]);
+    assert_eq!(find(&["plain"], None, 2000).await.len(), 2000);
 }

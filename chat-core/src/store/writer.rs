@@ -12,6 +12,7 @@
 
 use std::path::PathBuf;
 use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OpenFlags};
 use tokio::sync::oneshot;
@@ -49,17 +50,54 @@ impl Target {
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let last: i64 = conn.query_row(LAST_POSITION, [], |row| row.get(0))?;
         let numbering = Numbering::new(MessageId(uint("message id", last)?));
-        Ok(Open { conn, numbering })
+        let indexed = conn.query_row(INDEXED, [], |row| row.get(0))?;
+        Ok(Open {
+            conn,
+            numbering,
+            indexed,
+        })
     }
 }
 
-/// The writer's connection and its numbering of messages. This connection is the file's only
-/// writer (`BEGIN IMMEDIATE`), so the numbering held here is the file's: it moves only when a
-/// transaction commits, and is read again whenever the connection is.
+/// The writer's connection, its numbering of messages and how far the search index goes.
+/// This connection is the file's only writer (`BEGIN IMMEDIATE`), so what it holds is the
+/// file's: it moves only when a transaction commits, and is read again whenever the
+/// connection is.
 #[derive(Debug)]
 struct Open {
     conn: Connection,
     numbering: Numbering,
+    /// `search_indexed.up_to`: the messages above it are not in the search index yet.
+    indexed: i64,
+}
+
+impl Open {
+    /// The highest message id or position stored.
+    fn last(&self) -> Result<i64, StoreError> {
+        int("message id", self.numbering.last().0)
+    }
+}
+
+/// Messages left out of the search index until this many are waiting: one segment for them
+/// all. A segment per commit was most of FTS5's cost at low rates (a message or two per
+/// commit), and a third of the pages each commit wrote; a search reads the ones waiting.
+const INDEX_BATCH: i64 = 1024;
+
+/// How long messages wait for the search index at most when fewer than [`INDEX_BATCH`] come.
+const INDEX_WITHIN: Duration = Duration::from_secs(1);
+
+const INDEXED: &str = "SELECT up_to FROM search_indexed";
+
+/// Indexes the messages with ids in `(from, to]` and moves `up_to` to `to`, inside a
+/// transaction: the index then holds every message up to it, as the triggers keep it.
+fn index(conn: &Connection, from: i64, to: i64) -> Result<(), StoreError> {
+    run_sql(
+        conn,
+        "INSERT INTO messages_fts (rowid, body) \
+         SELECT id, body FROM messages WHERE id > ? AND id <= ? AND kind < 2",
+        params![from, to],
+    )?;
+    run_sql(conn, "UPDATE search_indexed SET up_to = ?", params![to])
 }
 
 /// The highest message id or membership position stored (an id taken by a resend found to be
@@ -138,10 +176,37 @@ impl Writer {
 /// database's WAL is checkpointed by a [`Checkpointer`] beside it, woken after each commit.
 fn run(target: &Target, mut conn: Option<Open>, queue: &mpsc::Receiver<Job>) {
     let mut checkpointer = target.file.is_some().then(|| Checkpointer::start(target));
-    while let Ok(job) = queue.recv() {
+    // When the messages not yet in the search index are to be indexed, whatever came since.
+    let mut index_by: Option<Instant> = None;
+    loop {
+        let waiting = conn
+            .as_ref()
+            .is_some_and(|open| open.last().is_ok_and(|last| last > open.indexed));
+        index_by = waiting.then(|| index_by.unwrap_or_else(|| Instant::now() + INDEX_WITHIN));
+        let job = match index_by {
+            None => queue
+                .recv()
+                .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+            Some(by) => queue.recv_timeout(by.saturating_duration_since(Instant::now())),
+        };
+        let job = match job {
+            Ok(job) => job,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                // Nothing came for a while: a transaction of its own for the index.
+                if let Err(error) = apply(target, &mut conn, Vec::new(), true) {
+                    tracing::warn!(%error, "cannot index messages for search now");
+                    // Tried again after as long, or with the next batch.
+                    index_by = None;
+                } else if let Some(checkpointer) = &checkpointer {
+                    checkpointer.committed();
+                }
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        };
         match job {
             Job::Apply { persists, done } => {
-                let result = apply(target, &mut conn, persists);
+                let result = apply(target, &mut conn, persists, false);
                 if result.is_ok() {
                     if let Some(checkpointer) = &checkpointer {
                         checkpointer.committed();
@@ -162,7 +227,7 @@ fn run(target: &Target, mut conn: Option<Open>, queue: &mpsc::Receiver<Job>) {
 }
 
 /// How often the checkpointer copies the WAL back at most.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 /// Copies the WAL back into the database file on a thread and connection of its own
 /// (`PRAGMA wal_checkpoint(PASSIVE)`, at most every [`CHECKPOINT_EVERY`] while commits come).
@@ -236,9 +301,9 @@ fn checkpoints(path: &std::path::Path, flags: OpenFlags, woken: &mpsc::Receiver<
         due = false;
         // The pause between checkpoints gathers commits, and ends at once when the writer
         // goes (a closing store does not wait for it).
-        let until = std::time::Instant::now() + CHECKPOINT_EVERY;
+        let until = Instant::now() + CHECKPOINT_EVERY;
         loop {
-            let left = until.saturating_duration_since(std::time::Instant::now());
+            let left = until.saturating_duration_since(Instant::now());
             match woken.recv_timeout(left) {
                 Ok(()) => due = true,
                 Err(mpsc::RecvTimeoutError::Timeout) => break,
@@ -251,11 +316,14 @@ fn checkpoints(path: &std::path::Path, flags: OpenFlags, woken: &mpsc::Receiver<
 /// Checks the file, numbers `persists` ([`Numbering`]), then applies them in one `BEGIN
 /// IMMEDIATE … COMMIT`. A failure leaves no transaction open and the numbering where it was:
 /// SQLite may have rolled back by itself (a full disk), else it is rolled back here, and a
-/// connection that cannot roll back is closed and opened again at the next apply.
+/// connection that cannot roll back is closed and opened again at the next apply. The same
+/// transaction indexes the messages waiting for search once [`INDEX_BATCH`] wait, or any
+/// that wait if `index_now`.
 fn apply(
     target: &Target,
     conn: &mut Option<Open>,
     mut persists: Vec<Vec<Write>>,
+    index_now: bool,
 ) -> Result<Vec<Committed>, StoreError> {
     if let Some(file) = &target.file {
         file.check()?;
@@ -269,9 +337,13 @@ fn apply(
         .iter_mut()
         .map(|writes| numbering.number(writes))
         .collect();
+    let last = int("message id", numbering.last().0)?;
+    let index_to =
+        (last > open.indexed && (index_now || last - open.indexed >= INDEX_BATCH)).then_some(last);
     let db = &open.conn;
-    let result = in_transaction(db, &persists).map(|duplicates| {
+    let result = in_transaction(db, &persists, open.indexed, index_to).map(|duplicates| {
         open.numbering = numbering;
+        open.indexed = index_to.unwrap_or(open.indexed);
         committed(positions, duplicates)
     });
     if result.is_err() && !db.is_autocommit() {
@@ -314,10 +386,13 @@ const ORIGINAL: &str =
     "SELECT id, sent_at FROM messages WHERE sender = ? AND client_msg_id = ? AND kind < 3";
 
 /// Runs `persists` in order; consecutive messages (the usual batch is nothing else) are
-/// inserted together by [`insert_messages`].
+/// inserted together by [`insert_messages`]. Then indexes the messages above `indexed` for
+/// search, up to `index_to` if given.
 fn in_transaction(
     conn: &Connection,
     persists: &[Vec<Write>],
+    indexed: i64,
+    index_to: Option<i64>,
 ) -> Result<Vec<Option<(MessageId, UnixMillis)>>, StoreError> {
     conn.prepare_cached(BEGIN)?.execute([])?;
     let mut duplicates = vec![None; persists.len()];
@@ -337,15 +412,18 @@ fn in_transaction(
         }
     }
     insert_messages(conn, &run, &mut duplicates)?;
+    if let Some(to) = index_to {
+        index(conn, indexed, to)?;
+    }
     conn.prepare_cached(COMMIT)?.execute([])?;
     Ok(duplicates)
 }
 
 /// Inserts a run of messages with one statement: each row is staged in a temporary table by a
-/// cached single-row INSERT, then one `INSERT … SELECT` moves them all. One statement matters
-/// because every statement that writes `messages` inside a transaction opens a statement
-/// savepoint, and the search index's trigger makes FTS5 write its pending terms out as a new
-/// segment at each one: a statement per message made a segment per message. A message whose
+/// cached single-row INSERT, then one `INSERT … SELECT` moves them all. One statement rather
+/// than one per message: every statement that writes `messages` inside a transaction opens a
+/// statement savepoint, and FTS5 writes its pending terms out as a segment at each one (when
+/// the index took messages as they came, a segment per message). A message whose
 /// sender already stored its client message id is skipped, and the original is recorded for
 /// its persist.
 fn insert_messages(
@@ -634,7 +712,9 @@ fn apply_one(conn: &Connection, write: &Write) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use crate::storage::Storage;
-    use crate::{Store, UserId, Write};
+    use crate::{
+        ClientMsgId, ConvId, DeviceId, MessageId, MessageKind, Store, StoredMessage, UserId, Write,
+    };
 
     fn user(id: u64, name: &str) -> Write {
         Write::CreateUser {
@@ -709,6 +789,66 @@ mod tests {
             );
             // Nothing to wait on but the file: the checkpoint thread reports to no one.
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        store.close().await;
+    }
+
+    /// New messages reach the search index in batches: at once past [`super::INDEX_BATCH`],
+    /// soon after the last commit otherwise; the index then holds exactly the messages up to
+    /// `search_indexed.up_to`.
+    #[tokio::test]
+    async fn messages_are_indexed_for_search_in_batches() {
+        let store = Store::open_in_memory().await.expect("opens");
+        let message = |id: u64| {
+            vec![Write::InsertMessage(StoredMessage {
+                id: MessageId(id),
+                conv: ConvId(1),
+                sender: UserId(1),
+                device: DeviceId(1),
+                client_msg_id: ClientMsgId(id),
+                sent_at: id,
+                text: format!("word{} everywhere", id % 7),
+                kind: MessageKind::Message,
+            })]
+        };
+        let indexed = || async {
+            let up_to: i64 = sqlx::query_scalar("SELECT up_to FROM search_indexed")
+                .fetch_one(&store.pool)
+                .await
+                .expect("reads");
+            let in_index: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'everywhere'",
+            )
+            .fetch_one(&store.pool)
+            .await
+            .expect("reads");
+            (up_to, in_index)
+        };
+        let batch = u64::try_from(super::INDEX_BATCH).expect("positive");
+        // A batch's worth in one commit: indexed by that commit.
+        let first: Vec<Vec<Write>> = (1..=batch + 10).map(message).collect();
+        store.apply(&first).await.expect("stored");
+        let last = i64::try_from(batch + 10).expect("small");
+        assert_eq!(indexed().await, (last, last));
+        // A few more: indexed within about a second.
+        let more: Vec<Vec<Write>> = (batch + 11..=batch + 20).map(message).collect();
+        store.apply(&more).await.expect("stored");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let (up_to, in_index) = indexed().await;
+            assert_eq!(
+                in_index, up_to,
+                "the index holds exactly the messages up to up_to"
+            );
+            if up_to == last + 10 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not indexed within 10 s: up to {up_to}"
+            );
+            // The writer reports its idle indexing to no one: poll.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         store.close().await;
     }
