@@ -2,9 +2,9 @@
 -- were stored made FTS5 write a segment per commit, and merge them: at low rates (a message
 -- or two per commit) that was most of the index's cost and a third of the pages each commit
 -- wrote. Now the index holds exactly the messages (kind 0 and 1) with ids up to
--- `search_indexed.up_to`; the writer indexes the ones above it together (past a thousand, or
--- soon after the last commit) and moves `up_to` in the same transaction, and a search reads
--- the few messages above it directly.
+-- `search_indexed.up_to`; the writer indexes the ones above it together (once 1,024 wait, or
+-- a second after the first came) and moves `up_to` in the same transaction, and a search
+-- reads the few messages above it directly.
 CREATE TABLE search_indexed (
     id    INTEGER PRIMARY KEY CHECK (id = 0),
     up_to INTEGER NOT NULL
