@@ -1,7 +1,7 @@
 -- The search index takes new messages in batches. Indexing each commit's messages as they
 -- were stored made FTS5 write a segment per commit, and merge them: at low rates (a message
--- or two per commit) that was most of the index's cost and a third of the pages each commit
--- wrote. Now the index holds exactly the messages (kind 0 and 1) with ids up to
+-- or two per commit) that was most of the index's cost, and its pages in every commit's WAL
+-- frames. Now the index holds exactly the messages (kind 0 and 1) with ids up to
 -- `search_indexed.up_to`; the writer indexes the ones above it together (once 1,024 wait, or
 -- a second after the first came) and moves `up_to` in the same transaction, and a search
 -- reads the few messages above it directly.

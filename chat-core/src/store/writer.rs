@@ -79,8 +79,8 @@ impl Open {
 }
 
 /// Messages left out of the search index until this many are waiting: one segment for them
-/// all. A segment per commit was most of FTS5's cost at low rates (a message or two per
-/// commit), and a third of the pages each commit wrote; a search reads the ones waiting.
+/// all. A segment per commit (and its pages in the WAL) was most of FTS5's cost at low rates
+/// (a message or two per commit: ~37 µs of a 165 µs commit); a search reads the ones waiting.
 const INDEX_BATCH: i64 = 1024;
 
 /// How long messages wait for the search index at most when fewer than [`INDEX_BATCH`] come.
