@@ -244,10 +244,11 @@ fn serve_tcp(
     shared: Arc<Shared>,
     permit: OwnedSemaphorePermit,
 ) -> impl Future<Output = ()> + Send {
-    if shared.config.tls.is_some() {
+    if let Some(tls) = &shared.config.tls {
         // Boxed: a TLS connection's state (handshake, TLS session, its pump) is its own
         // allocation, so a plain connection's task is no larger than a plain pump needs.
-        return Either::Right(Box::pin(serve_tls(stream, shared, permit)));
+        let acceptor = tls.raw_acceptor();
+        return Either::Right(Box::pin(serve_tls(acceptor, stream, shared, permit)));
     }
     let set_up = async move {
         if let Err(error) = stream.set_nodelay(true) {
@@ -276,15 +277,17 @@ fn serve_tcp(
 }
 
 /// Serves one connection over TLS: the handshake, then the pump.
-async fn serve_tls(stream: TcpStream, shared: Arc<Shared>, permit: OwnedSemaphorePermit) {
-    let Some(tls) = &shared.config.tls else {
-        return;
-    };
+async fn serve_tls(
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: TcpStream,
+    shared: Arc<Shared>,
+    permit: OwnedSemaphorePermit,
+) {
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(%error, "cannot set TCP_NODELAY");
     }
     let peer = stream.peer_addr();
-    let Some(stream) = handshake(tls.raw_acceptor(), stream, &shared.cancel).await else {
+    let Some(stream) = handshake(acceptor, stream, &shared.cancel).await else {
         return;
     };
     let conn = connect(&shared, peer).await;

@@ -50,11 +50,11 @@ impl Target {
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let last: i64 = conn.query_row(LAST_POSITION, [], |row| row.get(0))?;
         let numbering = Numbering::new(MessageId(uint("message id", last)?));
-        let indexed = conn.query_row(INDEXED, [], |row| row.get(0))?;
+        let indexed: i64 = conn.query_row(INDEXED, [], |row| row.get(0))?;
         Ok(Open {
             conn,
             numbering,
-            indexed,
+            indexed: MessageId(uint("message id", indexed)?),
         })
     }
 }
@@ -68,20 +68,13 @@ struct Open {
     conn: Connection,
     numbering: Numbering,
     /// `search_indexed.up_to`: the messages above it are not in the search index yet.
-    indexed: i64,
-}
-
-impl Open {
-    /// The highest message id or position stored.
-    fn last(&self) -> Result<i64, StoreError> {
-        int("message id", self.numbering.last().0)
-    }
+    indexed: MessageId,
 }
 
 /// Messages left out of the search index until this many are waiting: one segment for them
 /// all. A segment per commit (and its pages in the WAL) was most of FTS5's cost at low rates
 /// (a message or two per commit: ~37 µs of a 165 µs commit); a search reads the ones waiting.
-const INDEX_BATCH: i64 = 1024;
+const INDEX_BATCH: u64 = 1024;
 
 /// How long messages wait for the search index at most when fewer than [`INDEX_BATCH`] come.
 const INDEX_WITHIN: Duration = Duration::from_secs(1);
@@ -90,7 +83,8 @@ const INDEXED: &str = "SELECT up_to FROM search_indexed";
 
 /// Indexes the messages with ids in `(from, to]` and moves `up_to` to `to`, inside a
 /// transaction: the index then holds every message up to it, as the triggers keep it.
-fn index(conn: &Connection, from: i64, to: i64) -> Result<(), StoreError> {
+fn index(conn: &Connection, from: MessageId, to: MessageId) -> Result<(), StoreError> {
+    let (from, to) = (int("message id", from.0)?, int("message id", to.0)?);
     run_sql(
         conn,
         "INSERT INTO messages_fts (rowid, body) \
@@ -181,7 +175,7 @@ fn run(target: &Target, mut conn: Option<Open>, queue: &mpsc::Receiver<Job>) {
     loop {
         let waiting = conn
             .as_ref()
-            .is_some_and(|open| open.last().is_ok_and(|last| last > open.indexed));
+            .is_some_and(|open| open.numbering.last() > open.indexed);
         index_by = waiting.then(|| index_by.unwrap_or_else(|| Instant::now() + INDEX_WITHIN));
         let job = match index_by {
             None => queue
@@ -337,9 +331,9 @@ fn apply(
         .iter_mut()
         .map(|writes| numbering.number(writes))
         .collect();
-    let last = int("message id", numbering.last().0)?;
-    let index_to =
-        (last > open.indexed && (index_now || last - open.indexed >= INDEX_BATCH)).then_some(last);
+    let last = numbering.last();
+    let index_to = (last > open.indexed && (index_now || last.0 - open.indexed.0 >= INDEX_BATCH))
+        .then_some(last);
     let db = &open.conn;
     let result = in_transaction(db, &persists, open.indexed, index_to).map(|duplicates| {
         open.numbering = numbering;
@@ -391,8 +385,8 @@ const ORIGINAL: &str =
 fn in_transaction(
     conn: &Connection,
     persists: &[Vec<Write>],
-    indexed: i64,
-    index_to: Option<i64>,
+    indexed: MessageId,
+    index_to: Option<MessageId>,
 ) -> Result<Vec<Option<(MessageId, UnixMillis)>>, StoreError> {
     conn.prepare_cached(BEGIN)?.execute([])?;
     let mut duplicates = vec![None; persists.len()];
@@ -824,7 +818,7 @@ mod tests {
             .expect("reads");
             (up_to, in_index)
         };
-        let batch = u64::try_from(super::INDEX_BATCH).expect("positive");
+        let batch = super::INDEX_BATCH;
         // A batch's worth in one commit: indexed by that commit.
         let first: Vec<Vec<Write>> = (1..=batch + 10).map(message).collect();
         store.apply(&first).await.expect("stored");
