@@ -15,12 +15,12 @@
 //! given, and says at once when a command cannot reach the server.
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use chat_proto::{
-    AuditEntry, ChatMessage, ClientMessage, ClientMsgId, ErrorCode, ErrorReply, Hello, Limits,
-    MemberEvent, MessageId, ModAction, Reply, Request, Role, RoomEntry, RoomInfo, RosterEntry,
-    ServerMessage, Target, UnreadCount, UserStatus, Welcome,
+    AuditEntry, ChatMessage, ClientMessage, ClientMsgId, ClientMsgIds, ErrorCode, ErrorReply,
+    Hello, Limits, MemberEvent, MessageId, ModAction, Reply, Request, Role, RoomEntry, RoomInfo,
+    RosterEntry, ServerMessage, Target, UnreadCount, UserStatus, Welcome,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -489,6 +489,8 @@ enum Link {
 pub struct Client {
     settings: Settings,
     rng: StdRng,
+    /// This client's message ids: time-ordered, never repeating.
+    ids: ClientMsgIds,
     out: VecDeque<Output>,
     link: Link,
     /// Which server to connect to next, and the back-off.
@@ -541,7 +543,8 @@ impl Client {
         Self::with_rng(settings, StdRng::from_entropy())
     }
 
-    /// A client whose jitter and client message ids come from `seed` (for tests).
+    /// A client whose jitter and the random bits of its client message ids come from `seed`
+    /// (for tests).
     pub fn with_seed(settings: Settings, seed: u64) -> Self {
         Self::with_rng(settings, StdRng::seed_from_u64(seed))
     }
@@ -551,6 +554,7 @@ impl Client {
         Self {
             settings,
             rng,
+            ids: ClientMsgIds::default(),
             out: VecDeque::from([Output::Connect {
                 after: Duration::ZERO,
                 server: rotation.at(),
@@ -1408,7 +1412,14 @@ impl Client {
 
     /// A message to send; an interactive client shows it as pending.
     fn message(&mut self, target: Target, text: String) -> Request {
-        let client_msg_id = ClientMsgId(self.rng.gen());
+        // The wall clock, read here only: ids need milliseconds since the epoch, which the
+        // monotonic `now` every input carries cannot give.
+        let unix_millis = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| {
+                u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+            });
+        let client_msg_id = self.ids.next(unix_millis, self.rng.gen());
         if self.settings.interactive {
             let message = self.own(&target, client_msg_id, &text);
             self.print(Event::Own {

@@ -1,5 +1,6 @@
 //! The SQLite write path alone: `Store::apply` with batches shaped like the DM load's (400
-//! messages from 200 senders in 100 direct conversations, texts like chat-load's), and the
+//! messages from 200 senders in 100 direct conversations, texts like chat-load's, client message
+//! ids made by `ClientMsgIds` as if 100k messages a second went by), and the
 //! process's CPU time per message. No network, no hub: what storing a message costs.
 //!
 //! ```text
@@ -8,9 +9,11 @@
 
 use std::time::Instant;
 
+use chat_proto::ClientMsgIds;
+
 use chat_core::{
-    ClientMsgId, ConvId, DeviceId, Durability, MessageId, MessageKind, Storage, Store,
-    StoredMessage, UserId, Write,
+    ConvId, DeviceId, Durability, MessageId, MessageKind, Storage, Store, StoredMessage, UserId,
+    Write,
 };
 
 const SENDERS: u64 = 200;
@@ -38,7 +41,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let store = Store::open_with(dir.path().join("chat.db"), durability).await?;
     let mut id = 0;
-    let mut client_ids = vec![0u64; SENDERS as usize];
+    let mut client_ids = vec![ClientMsgIds::default(); SENDERS as usize];
     let cpu_before = cpu_millis();
     let started = Instant::now();
     for batch in 0..batches {
@@ -46,14 +49,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         for i in 0..PER_BATCH {
             id += 1;
             let sender = (batch * 7 + i * 13) % SENDERS;
-            let client = &mut client_ids[sender as usize];
-            *client += 1;
+            // A message every 10 µs; the id itself stands in for the random bits.
+            let client_msg_id = client_ids[sender as usize].next(1_700_000_000_000 + id / 100, id);
             persists.push(vec![Write::InsertMessage(StoredMessage {
                 id: MessageId(id),
                 conv: ConvId(1 + sender / 2),
                 sender: UserId(1 + sender),
                 device: DeviceId(1 + sender),
-                client_msg_id: ClientMsgId(*client),
+                client_msg_id,
                 sent_at: 1_700_000_000_000 + id,
                 // As chat-load's 32-byte texts: a 20-digit stamp, then filler.
                 text: format!("{:020}xxxxxxxxxxxx", 1_700_000_000_000_000 + id * 9),

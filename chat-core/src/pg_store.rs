@@ -560,7 +560,7 @@ impl MessageColumns {
              FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], \
                          $6::int8[], $7::text[], $8::text[]) \
                  AS r (id, conv, sender, device, client, sent_at, body, words) \
-             ON CONFLICT (sender, client_msg_id) WHERE kind < 3 DO NOTHING RETURNING id",
+             ON CONFLICT (client_msg_id, sender) WHERE kind < 3 DO NOTHING RETURNING id",
         )
         .bind(&self.id)
         .bind(&self.conv)
@@ -722,7 +722,7 @@ async fn insert_numbered(
                                   $7::text[], $8::text[]) WITH ORDINALITY \
                      AS r (conv, sender, device, client, sent_at, body, words, ord) \
                  ORDER BY r.ord \
-                 ON CONFLICT (sender, client_msg_id) WHERE kind < 3 DO NOTHING RETURNING id) \
+                 ON CONFLICT (client_msg_id, sender) WHERE kind < 3 DO NOTHING RETURNING id) \
          SELECT (SELECT base FROM seq), ARRAY(SELECT id FROM ins)",
     )
     .bind(count)

@@ -374,7 +374,7 @@ const INSERT_STAGED: &str =
     "INSERT INTO messages (id, conv_id, sender, device, client_msg_id, sent_at, body) \
      SELECT id, conv_id, sender, device, client_msg_id, sent_at, body \
      FROM temp.staged_messages WHERE true ORDER BY seq \
-     ON CONFLICT (sender, client_msg_id) WHERE kind < 3 DO NOTHING";
+     ON CONFLICT (client_msg_id, sender) WHERE kind < 3 DO NOTHING";
 
 const ORIGINAL: &str =
     "SELECT id, sent_at FROM messages WHERE sender = ? AND client_msg_id = ? AND kind < 3";

@@ -22,10 +22,14 @@ export function targetOf(key) {
   return key.startsWith("#") ? { type: "Room", name: key.slice(1) } : { type: "User", name: key.slice(1) };
 }
 
-/** A random u64 as a BigInt, for client message ids. */
-function randomId() {
-  const words = crypto.getRandomValues(new Uint32Array(2));
-  return (BigInt(words[0]) << 32n) | BigInt(words[1]);
+/**
+ * The client message id after `last` (BigInts), made as chat_proto::ClientMsgIds makes them:
+ * `unixMillis` in the high 42 bits, then 22 bits of `random`, and never at or below `last`.
+ * Ids that grow with time go in at the end of the server's index of them.
+ */
+export function nextClientMsgId(last, unixMillis, random) {
+  const id = (BigInt(unixMillis) << 22n) | (BigInt(random) & 0x3fffffn);
+  return id > last ? id : last + 1n;
 }
 
 export class ChatClient extends EventTarget {
@@ -55,6 +59,7 @@ export class ChatClient extends EventTarget {
     this.highest = 0n;
     this.acked = 0n;
     this.unsent = new Map(); // client_msg_id (string) -> { target, client_msg_id, text }
+    this.lastId = 0n; // the last client_msg_id made
     this.typingSent = new Map();
     this.welcome = null;
     this.version = MIN_VERSION;
@@ -278,7 +283,9 @@ export class ChatClient extends EventTarget {
 
   /** Sends a chat message; it stays unsent (and is resent after a reconnect) until stored. */
   sendText(target, text) {
-    const entry = { target, client_msg_id: randomId(), text, sent_at: BigInt(Date.now()) };
+    const now = Date.now();
+    this.lastId = nextClientMsgId(this.lastId, now, crypto.getRandomValues(new Uint32Array(1))[0]);
+    const entry = { target, client_msg_id: this.lastId, text, sent_at: BigInt(now) };
     this.unsent.set(entry.client_msg_id.toString(), entry);
     this.emit("pending", entry);
     this.typing(target, false);

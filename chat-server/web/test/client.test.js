@@ -2,7 +2,7 @@
 // once and acknowledged like messages, version-2 requests refused on a version-1 connection.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ChatClient } from "../lib/client.js";
+import { ChatClient, nextClientMsgId } from "../lib/client.js";
 import { ClientMessage, decodeFrame } from "../lib/chat-proto.js";
 
 globalThis.WebSocket ??= { OPEN: 1 };
@@ -83,4 +83,22 @@ test("a version-1 connection is never sent a version-2 request", async () => {
   assert.deepEqual(sent, []);
   client.request({ type: "ListRooms" }).catch(() => {});
   assert.equal(sent.at(-1).request.type, "ListRooms");
+});
+
+test("client message ids are the time then 22 random bits, and only grow", () => {
+  const millis = 1_765_000_000_123;
+  const id = nextClientMsgId(0n, millis, 0xffffffff);
+  assert.equal(id >> 22n, BigInt(millis));
+  assert.equal(id & 0x3fffffn, 0x3fffffn, "the random number's low 22 bits");
+  // The same millisecond and draw, or a clock that stepped back: the last id plus one.
+  assert.equal(nextClientMsgId(id, millis, 0xffffffff), id + 1n);
+  assert.equal(nextClientMsgId(id, millis - 1000, 5), id + 1n);
+  assert.equal(nextClientMsgId(id, millis + 1, 5), (BigInt(millis + 1) << 22n) | 5n);
+
+  const { client, sent } = connected();
+  client.caughtUp = true;
+  const first = client.sendText({ type: "User", name: "bob" }, "one");
+  const second = client.sendText({ type: "User", name: "bob" }, "two");
+  assert.ok(second.client_msg_id > first.client_msg_id);
+  assert.deepEqual(sent.map((m) => m.request.client_msg_id), [first.client_msg_id, second.client_msg_id]);
 });

@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use chat_client::{Error, Session, Tcp, Transport, Ws};
-use chat_proto::{ClientMessage, ClientMsgId, Request, ServerMessage, Target};
+use chat_proto::{ClientMessage, ClientMsgIds, Request, ServerMessage, Target};
 use hdrhistogram::Histogram;
 use tokio::sync::Semaphore;
 
@@ -235,6 +235,13 @@ pub(crate) struct Sent {
     pub(crate) latencies: Histogram<u64>,
 }
 
+/// Milliseconds since the Unix epoch.
+fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64)
+}
+
 /// Sends as `plan` says; meanwhile counts the messages it receives, until `plan.expect`
 /// arrived.
 pub(crate) async fn send(mut conn: Conn, plan: SendPlan, epoch: Instant) -> Result<Sent, String> {
@@ -243,6 +250,7 @@ pub(crate) async fn send(mut conn: Conn, plan: SendPlan, epoch: Instant) -> Resu
     let mut latencies = histogram();
     let mut received = 0u64;
     let mut sent_at = HashMap::new();
+    let mut ids = ClientMsgIds::default();
     let (mut sent, mut done) = (0usize, 0usize);
     let start = Instant::now();
     let failed = |e: Error| e.to_string();
@@ -254,7 +262,8 @@ pub(crate) async fn send(mut conn: Conn, plan: SendPlan, epoch: Instant) -> Resu
         while sent < due && sent - done < window {
             let request = Request::Send {
                 target: plan.target.clone(),
-                client_msg_id: ClientMsgId(sent as u64),
+                // As clients make them: the time, then (instead of random bits) a count.
+                client_msg_id: ids.next(unix_millis(), sent as u64),
                 text: stamped_text(epoch, plan.size),
             };
             let id = conn.feed_request(request).await.map_err(failed)?;
