@@ -17,34 +17,52 @@
 //! closing connection flushes its last frames for at most [`FLUSH_TIMEOUT`].
 
 use std::future::{poll_fn, Future};
-use std::task::Poll;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use chat_core::{Connection, EngineClosed, TrySendError};
 use chat_proto::{
     encode, ClientMessage, CodecError, EncodedFrame, ErrorCode, ErrorReply, ServerMessage,
 };
-use tokio::time::{sleep_until, timeout, Instant};
-use tokio_util::sync::CancellationToken;
+use tokio::time::{sleep_until, timeout, Instant, Sleep};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use crate::metrics::OpenConnection;
 use crate::transport::{FrameReader, FrameWriter, Read, ReadError};
 
 /// When a silent connection is pinged, and when an unanswered ping closes it (the engine's
-/// configuration, announced to clients in the welcome).
+/// configuration, announced to clients in the welcome). In milliseconds, up to 49 days: every
+/// connection's task holds a copy.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Keepalive {
-    pub(crate) interval: Duration,
-    pub(crate) timeout: Duration,
+    interval_ms: u32,
+    timeout_ms: u32,
 }
 
 impl Keepalive {
     pub(crate) fn of(config: &chat_core::Config) -> Self {
+        let millis = |ms: u64| u32::try_from(ms).unwrap_or(u32::MAX);
         Self {
-            interval: Duration::from_millis(config.keepalive_interval_ms),
-            timeout: Duration::from_millis(config.keepalive_timeout_ms),
+            interval_ms: millis(config.keepalive_interval_ms),
+            timeout_ms: millis(config.keepalive_timeout_ms),
         }
     }
+
+    fn interval(self) -> Duration {
+        Duration::from_millis(self.interval_ms.into())
+    }
+
+    fn timeout(self) -> Duration {
+        Duration::from_millis(self.timeout_ms.into())
+    }
+}
+
+/// When the peer was last heard from, or when the ping it has not answered went.
+#[derive(Clone, Copy)]
+enum Heard {
+    At(Instant),
+    Pinged(Instant),
 }
 
 /// Bytes held by the writer before the task stops taking frames from the engine.
@@ -79,124 +97,162 @@ enum End {
     Io(std::io::Error),
 }
 
+/// The peer's side of a connection: its transport and what passes through it between polls.
+struct Peer<R, W> {
+    reader: R,
+    writer: W,
+    /// Messages decoded and not yet handed to the engine.
+    inbound: Vec<ClientMessage>,
+    /// Frames taken from the engine and not yet handed to the writer.
+    frames: Vec<EncodedFrame>,
+    /// Whether the cancellation future has been polled (registered) once.
+    cancel_registered: bool,
+}
+
+impl<R: FrameReader, W: FrameWriter> Peer<R, W> {
+    /// One poll of every source, in priority order.
+    fn poll_event(
+        &mut self,
+        cx: &mut Context<'_>,
+        conn: &mut Connection,
+        cancel: &CancellationToken,
+        mut cancelled: Pin<&mut WaitForCancellationFuture<'_>>,
+        mut keepalive_timer: Pin<&mut Sleep>,
+    ) -> Poll<Event> {
+        // The token is shared by every connection and polling its future takes its lock: it is
+        // polled once to register this task, then again only once it is cancelled.
+        if !self.cancel_registered || cancel.is_cancelled() {
+            self.cancel_registered = true;
+            if cancelled.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Event::Cancelled);
+            }
+        }
+        if self.writer.pending() > 0 {
+            if let Poll::Ready(result) = self.writer.poll_write(cx) {
+                return Poll::Ready(Event::Wrote(result));
+            }
+        }
+        if self.writer.pending() < WRITE_HIGH_WATER {
+            if let Poll::Ready(open) = conn.poll_recv_frames(cx, &mut self.frames) {
+                return Poll::Ready(Event::Frames { open });
+            }
+        }
+        if let Poll::Ready(read) = self.reader.poll_read(cx, &mut self.inbound) {
+            return Poll::Ready(Event::Read(read));
+        }
+        if keepalive_timer.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Event::Keepalive);
+        }
+        Poll::Pending
+    }
+}
+
 /// Serves one connection until it ends.
 #[allow(clippy::manual_async_fn)] // deliberately not `async fn`: see the comment inside
 pub(crate) fn serve(
-    mut reader: impl FrameReader,
-    mut writer: impl FrameWriter,
+    reader: impl FrameReader,
+    writer: impl FrameWriter,
     mut conn: Connection,
     keepalive: Keepalive,
     cancel: CancellationToken,
     metrics: OpenConnection,
 ) -> impl Future<Output = ()> + Send {
+    let mut peer = Peer {
+        reader,
+        writer,
+        inbound: Vec::new(),
+        frames: Vec::new(),
+        cancel_registered: false,
+    };
     // An `async` block, not an `async fn`: an `async fn` moves its arguments into locals,
-    // and the task would hold both copies (rust-lang/rust#62958).
+    // and the task would hold both copies (rust-lang/rust#62958). For the same reason nothing
+    // captured is moved inside it, and what lives across its waits is kept to what a waiting
+    // connection needs: the task's size is memory per idle connection.
     async move {
-        let session = conn.id().0;
-        let max_frame_len = conn.max_frame_len();
-        let mut inbound: Vec<ClientMessage> = Vec::new();
-        let mut frames: Vec<EncodedFrame> = Vec::new();
-        let mut last_heard = Instant::now();
-        let mut ping_sent: Option<Instant> = None;
-        let mut nonce = 0u64;
-        let keepalive_timer = sleep_until(last_heard + keepalive.interval);
-        let cancelled = cancel.cancelled();
-        tokio::pin!(keepalive_timer, cancelled);
-        // The token is shared by every connection and polling its future takes its lock: it is
-        // polled once to register this task, then again only once it is cancelled.
-        let mut cancel_registered = false;
-
-        let end = 'serve: loop {
-            // One poll of every source, in priority order, with nothing stored between polls but
-            // the two futures registered once above: a waiting connection's task is its fields.
-            let event = poll_fn(|cx| {
-                if !cancel_registered || cancel.is_cancelled() {
-                    cancel_registered = true;
-                    if cancelled.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(Event::Cancelled);
+        // In a block of their own, the timer and the cancellation are gone before the closing
+        // flush's wait, and take no room beside it.
+        let end = {
+            let started = Instant::now();
+            let mut heard = Heard::At(started);
+            let mut nonce = 0u64;
+            let keepalive_timer = sleep_until(started + keepalive.interval());
+            let cancelled = cancel.cancelled();
+            tokio::pin!(keepalive_timer, cancelled);
+            loop {
+                // One poll of every source, with nothing stored between polls but the two
+                // futures registered once above: a waiting connection's task is its fields.
+                let event = poll_fn(|cx| {
+                    peer.poll_event(
+                        cx,
+                        &mut conn,
+                        &cancel,
+                        cancelled.as_mut(),
+                        keepalive_timer.as_mut(),
+                    )
+                })
+                .await;
+                let wait = match event {
+                    Event::Cancelled => break End::Cancelled,
+                    Event::Wrote(Err(error)) => break End::Io(error),
+                    Event::Wrote(Ok(())) => None,
+                    Event::Frames { open } => {
+                        let mut messages = 0;
+                        // Taken, not drained: an idle connection keeps no vector of its last
+                        // burst.
+                        for frame in std::mem::take(&mut peer.frames) {
+                            messages += u64::from(is_chat_message(&frame));
+                            peer.writer.push(frame);
+                        }
+                        metrics.delivered(messages);
+                        if !open {
+                            break End::EngineClosed;
+                        }
+                        None
                     }
-                }
-                if writer.pending() > 0 {
-                    if let Poll::Ready(result) = writer.poll_write(cx) {
-                        return Poll::Ready(Event::Wrote(result));
-                    }
-                }
-                if writer.pending() < WRITE_HIGH_WATER {
-                    if let Poll::Ready(open) = conn.poll_recv_frames(cx, &mut frames) {
-                        return Poll::Ready(Event::Frames { open });
-                    }
-                }
-                if let Poll::Ready(read) = reader.poll_read(cx, &mut inbound) {
-                    return Poll::Ready(Event::Read(read));
-                }
-                if keepalive_timer.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Event::Keepalive);
-                }
-                Poll::Pending
-            })
-            .await;
-            match event {
-                Event::Cancelled => break End::Cancelled,
-                Event::Wrote(result) => {
-                    if let Err(error) = result {
-                        break End::Io(error);
-                    }
-                }
-                Event::Frames { open } => {
-                    let mut messages = 0;
-                    // Taken, not drained: an idle connection keeps no vector of its last burst.
-                    for frame in std::mem::take(&mut frames) {
-                        messages += u64::from(is_chat_message(&frame));
-                        writer.push(frame);
-                    }
-                    metrics.delivered(messages);
-                    if !open {
-                        break End::EngineClosed;
-                    }
-                }
-                Event::Read(read) => {
-                    last_heard = Instant::now();
-                    ping_sent = None;
-                    let read = match read {
-                        Ok(read) => read,
-                        Err(ReadError::BadInput(error)) => break End::BadInput(error),
-                        Err(ReadError::Io(error)) => break End::Io(error),
-                    };
-                    for msg in std::mem::take(&mut inbound) {
-                        // Handed over at once while the engine keeps up. The wait when it does
-                        // not is boxed: every connection's task would otherwise carry room for
-                        // that future's state, idle or not.
-                        let sent = match conn.try_send(msg) {
-                            Ok(()) => Ok(()),
-                            Err(TrySendError::Full(msg)) => Box::pin(conn.send(msg)).await,
-                            Err(TrySendError::Closed) => Err(EngineClosed),
+                    Event::Read(read) => {
+                        heard = Heard::At(Instant::now());
+                        let eof = match read {
+                            Ok(read) => read == Read::Eof,
+                            Err(ReadError::BadInput(error)) => break End::BadInput(error),
+                            Err(ReadError::Io(error)) => break End::Io(error),
                         };
-                        if sent.is_err() {
-                            break 'serve End::EngineClosed;
+                        match hand_over(&conn, &mut peer.inbound) {
+                            HandOver::Done if eof => break End::ClientClosed,
+                            HandOver::Done => None,
+                            HandOver::Wait(wait) => Some((wait, eof)),
+                            HandOver::Closed => break End::EngineClosed,
                         }
                     }
-                    if read == Read::Eof {
+                    Event::Keepalive => {
+                        let now = Instant::now();
+                        let deadline = match heard {
+                            Heard::Pinged(sent) => sent + keepalive.timeout(),
+                            Heard::At(at) => at + keepalive.interval(),
+                        };
+                        if now < deadline {
+                            // Heard from since it was set.
+                            keepalive_timer.as_mut().reset(deadline);
+                            continue;
+                        }
+                        if let Heard::Pinged(_) = heard {
+                            break End::Timeout;
+                        }
+                        nonce += 1;
+                        let ping = ServerMessage::Ping { nonce };
+                        push(&mut peer.writer, &ping, conn.max_frame_len());
+                        heard = Heard::Pinged(now);
+                        keepalive_timer.as_mut().reset(now + keepalive.timeout());
+                        None
+                    }
+                };
+                // The engine had no room: wait for it, with nothing of the event kept.
+                if let Some((wait, eof)) = wait {
+                    if wait.await.is_err() {
+                        break End::EngineClosed;
+                    }
+                    if eof {
                         break End::ClientClosed;
                     }
-                }
-                Event::Keepalive => {
-                    let now = Instant::now();
-                    let deadline = match ping_sent {
-                        Some(sent) => sent + keepalive.timeout,
-                        None => last_heard + keepalive.interval,
-                    };
-                    if now < deadline {
-                        // Heard from since it was set.
-                        keepalive_timer.as_mut().reset(deadline);
-                        continue;
-                    }
-                    if ping_sent.is_some() {
-                        break End::Timeout;
-                    }
-                    nonce += 1;
-                    push(&mut writer, &ServerMessage::Ping { nonce }, max_frame_len);
-                    ping_sent = Some(now);
-                    keepalive_timer.as_mut().reset(now + keepalive.timeout);
                 }
             }
         };
@@ -213,23 +269,57 @@ pub(crate) fn serve(
             )),
             _ => None,
         };
-        let via = metrics.transport().name();
+        let (session, via) = (conn.id().0, metrics.transport().name());
         match &end {
             End::BadInput(error) => tracing::warn!(session, via, %error, "rejected input; closing"),
             End::Io(error) => tracing::info!(session, via, %error, "disconnected"),
             other => tracing::info!(session, via, reason = ?other, "disconnected"),
         }
+        let max_frame_len = conn.max_frame_len();
         // Dropping the connection tells the engine this session is gone.
         drop(conn);
         if matches!(end, End::Cancelled | End::Io(_)) {
             return;
         }
         if let Some(error) = error {
-            push(&mut writer, &ServerMessage::Error(error), max_frame_len);
+            push(&mut peer.writer, &ServerMessage::Error(error), max_frame_len);
         }
         // Boxed for the same reason as the wait for the engine: only a closing connection pays.
-        let _ = Box::pin(timeout(FLUSH_TIMEOUT, writer.close())).await;
+        let _ = Box::pin(timeout(FLUSH_TIMEOUT, peer.writer.close())).await;
     }
+}
+
+/// What became of the messages read from the peer.
+enum HandOver<'a> {
+    /// All went to the engine.
+    Done,
+    /// The engine's queue was full: this waits for room for the rest, in order.
+    Wait(Pin<Box<dyn Future<Output = Result<(), EngineClosed>> + Send + 'a>>),
+    /// The engine is gone.
+    Closed,
+}
+
+/// Hands the messages read to the engine at once while it keeps up. The wait when it does not
+/// is boxed, with the messages still to go: every connection's task would otherwise carry room
+/// for that wait's state (the message, the iterator, the engine's send), idle or not.
+fn hand_over<'a>(conn: &'a Connection, inbound: &mut Vec<ClientMessage>) -> HandOver<'a> {
+    let mut messages = std::mem::take(inbound).into_iter();
+    while let Some(msg) = messages.next() {
+        match conn.try_send(msg) {
+            Ok(()) => {}
+            Err(TrySendError::Closed) => return HandOver::Closed,
+            Err(TrySendError::Full(msg)) => {
+                return HandOver::Wait(Box::pin(async move {
+                    conn.send(msg).await?;
+                    for msg in messages {
+                        conn.send(msg).await?;
+                    }
+                    Ok(())
+                }))
+            }
+        }
+    }
+    HandOver::Done
 }
 
 /// Whether a frame is a `ServerMessage::Message` (variant 3: the byte after the length).

@@ -15,6 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::Either;
+use futures_util::FutureExt;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
@@ -347,14 +349,16 @@ fn upgrade(
     let on_upgrade = hyper::upgrade::on(req);
     let task = shared.clone();
     let permit = permit.clone();
-    shared.tasks.spawn(async move {
+    // The set-up, then the pump (as for TCP, `server::serve_tcp`): the task holds the larger
+    // of the two, not the set-up's state beside the pump for the connection's whole life.
+    let set_up = async move {
         let upgraded = tokio::select! {
-            () = task.stopping.cancelled() => return,
+            () = task.stopping.cancelled() => return None,
             upgraded = on_upgrade => match upgraded {
                 Ok(upgraded) => upgraded,
                 Err(error) => {
                     tracing::debug!(%error, "WebSocket upgrade failed");
-                    return;
+                    return None;
                 }
             },
         };
@@ -369,17 +373,14 @@ fn upgrade(
         };
         let open = task.metrics.open(Transport::Ws);
         let (reader, writer) = ws::split(socket, max_frame_len);
-        pump::serve(
-            reader,
-            writer,
-            conn,
-            task.keepalive,
-            task.cancel.clone(),
-            open,
-        )
-        .await;
-        drop(permit);
-    });
+        Some((reader, writer, conn, task.keepalive, task.cancel.clone(), open))
+    };
+    shared.tasks.spawn(set_up.then(|connected| match connected {
+        Some((reader, writer, conn, keepalive, cancel, open)) => Either::Left(
+            pump::serve(reader, writer, conn, keepalive, cancel, open).map(|()| drop(permit)),
+        ),
+        None => Either::Right(std::future::ready(())),
+    }));
     let mut response = Response::new(Full::new(Bytes::new()));
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
