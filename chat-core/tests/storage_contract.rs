@@ -109,6 +109,7 @@ contract!(
     unread_counts_only_messages_of_others_after_a_position,
     search_finds_every_word_of_the_latest_text_in_the_users_conversations,
     search_finds_thousands_of_messages_stored_at_once_or_one_by_one,
+    conversation_reads_span_messages_stored_at_once_and_one_by_one,
 );
 
 const ALICE: UserId = UserId(1);
@@ -1141,4 +1142,103 @@ async fn search_finds_thousands_of_messages_stored_at_once_or_one_by_one(s: impl
     assert_eq!(find(&["2300"], None, 10).await, [0u64; 0]);
     assert_eq!(find(&["200"], None, 10).await, [0u64; 0]);
     assert_eq!(find(&["plain"], None, 2000).await.len(), 2000);
+}
+
+/// History, backlog and unread counts over thousands of messages in two conversations, stored
+/// in one batch and then one at a time, checked against the messages as written: pages that
+/// cross the two, limits and caps that end inside them, a member who joined late.
+async fn conversation_reads_span_messages_stored_at_once_and_one_by_one(s: impl Storage) {
+    populated(&s).await;
+    let bobs_device = DeviceId(9);
+    let written = |id: u64| {
+        let conv = if id % 3 == 0 { DM } else { ROOM };
+        let (sender, device) = match (id % 2, id % 5) {
+            (0, _) => (BOB, bobs_device),
+            (_, 0) => (ALICE, LAPTOP),
+            _ => (ALICE, PHONE),
+        };
+        message(id, conv, sender, device, id)
+    };
+    let all: Vec<StoredMessage> = (1..=2500).map(written).collect();
+    let at_once: Vec<Vec<Write>> = all[..2000].iter().map(insert).collect();
+    s.apply(&at_once).await.expect("writes");
+    for m in &all[2000..] {
+        s.apply(&[insert(m)]).await.expect("writes");
+    }
+
+    let expected = |keep: &dyn Fn(&StoredMessage) -> bool, newest_first: bool, limit: usize| {
+        let mut kept: Vec<u64> = all.iter().filter(|m| keep(m)).map(|m| m.id.0).collect();
+        if newest_first {
+            kept.reverse();
+        }
+        kept.truncate(limit);
+        kept
+    };
+    for (before, limit) in [
+        (None, 20),
+        (Some(2010), 30),
+        (Some(100), 500),
+        (Some(2600), 900),
+    ] {
+        let got = s
+            .history(ROOM, before.map(MessageId), limit)
+            .await
+            .expect("reads");
+        let below = before.unwrap_or(u64::MAX);
+        let want = expected(&|m| m.conv == ROOM && m.id.0 < below, true, limit);
+        assert_eq!(ids(&got), want, "history before {before:?}, {limit}");
+    }
+    for (user, device, after, limit) in [
+        (ALICE, PHONE, 1980, 50),
+        (ALICE, PHONE, 0, 3000),
+        (ALICE, LAPTOP, 2100, 7),
+        (BOB, bobs_device, 0, 10),
+        (BOB, bobs_device, 1990, 400),
+    ] {
+        let got = s
+            .backlog(user, device, MessageId(after), limit)
+            .await
+            .expect("reads");
+        // Bob joined the room after message 2; everyone else is in from the start.
+        let since = |m: &StoredMessage| if user == BOB && m.conv == ROOM { 2 } else { 0 };
+        let want = expected(
+            &|m| m.id.0 > after.max(since(m)) && m.device != device,
+            false,
+            limit,
+        );
+        assert_eq!(
+            ids(&got),
+            want,
+            "backlog of {user:?} on {device:?} after {after}"
+        );
+    }
+    for (up_to, cap) in [
+        (None, 50),
+        (None, 10_000),
+        (Some(2200), 10_000),
+        (Some(1999), 3),
+    ] {
+        let positions = [(ROOM, MessageId(1500)), (DM, MessageId(2450))];
+        let got = s
+            .unread(ALICE, &positions, up_to.map(MessageId), cap)
+            .await
+            .expect("reads");
+        let limit = up_to.unwrap_or(u64::MAX);
+        for (tally, (conv, after)) in got.iter().zip(positions) {
+            let counted = |m: &StoredMessage| {
+                m.conv == conv && m.id > after && m.id.0 <= limit && m.sender != ALICE
+            };
+            let unread = expected(&counted, true, cap as usize);
+            assert_eq!(tally.conv, conv);
+            assert_eq!(
+                tally.count as usize,
+                unread.len(),
+                "{conv:?} up to {up_to:?}, cap {cap}"
+            );
+            assert_eq!(
+                tally.latest,
+                MessageId(unread.first().copied().unwrap_or(0))
+            );
+        }
+    }
 }

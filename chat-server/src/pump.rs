@@ -282,7 +282,11 @@ pub(crate) fn serve(
             return;
         }
         if let Some(error) = error {
-            push(&mut peer.writer, &ServerMessage::Error(error), max_frame_len);
+            push(
+                &mut peer.writer,
+                &ServerMessage::Error(error),
+                max_frame_len,
+            );
         }
         // Boxed for the same reason as the wait for the engine: only a closing connection pays.
         let _ = Box::pin(timeout(FLUSH_TIMEOUT, peer.writer.close())).await;

@@ -373,7 +373,14 @@ fn upgrade(
         };
         let open = task.metrics.open(Transport::Ws);
         let (reader, writer) = ws::split(socket, max_frame_len);
-        Some((reader, writer, conn, task.keepalive, task.cancel.clone(), open))
+        Some((
+            reader,
+            writer,
+            conn,
+            task.keepalive,
+            task.cancel.clone(),
+            open,
+        ))
     };
     shared.tasks.spawn(set_up.then(|connected| match connected {
         Some((reader, writer, conn, keepalive, cancel, open)) => Either::Left(
