@@ -72,7 +72,7 @@ impl EncodedFrame {
     }
 }
 
-/// Encodes `msg` as one complete frame.
+/// Encodes `msg` as one complete frame, in a buffer of exactly its size.
 ///
 /// # Errors
 /// [`CodecError::FrameTooLarge`] if the payload exceeds `max_frame_len`.
@@ -84,6 +84,10 @@ pub fn encode<M: WireMessage>(msg: &M, max_frame_len: usize) -> Result<EncodedFr
 
 /// Appends `msg` as one complete frame to `dst`. On error `dst` is left as it was.
 ///
+/// The payload is measured first (bincode's size-only pass, no memory touched) and `dst`
+/// grown once to fit it: written as it came, a frame grew its buffer a few times over (4, 8,
+/// 16 … bytes), a reallocation and copy each, for every message encoded.
+///
 /// # Errors
 /// [`CodecError::FrameTooLarge`] if the payload exceeds `max_frame_len`.
 pub fn encode_into<M: WireMessage>(
@@ -91,24 +95,40 @@ pub fn encode_into<M: WireMessage>(
     dst: &mut BytesMut,
     max_frame_len: usize,
 ) -> Result<(), CodecError> {
-    let start = dst.len();
-    dst.put_u32(0);
-    let written = bincode::serde::encode_into_std_write(msg, &mut (&mut *dst).writer(), config());
-    let len = dst.len() - start - HEADER_LEN;
-    let result = match written {
-        Err(e) => Err(CodecError::Malformed(e.to_string())),
-        Ok(_) if len > max_frame_len => Err(CodecError::FrameTooLarge {
+    let mut size = bincode::enc::write::SizeWriter::default();
+    bincode::serde::encode_into_writer(msg, &mut size, config())
+        .map_err(|e| CodecError::Malformed(e.to_string()))?;
+    let len = size.bytes_written;
+    if len > max_frame_len {
+        return Err(CodecError::FrameTooLarge {
             len,
             max: max_frame_len,
-        }),
-        Ok(_) => {
-            // `len <= max_frame_len <= MAX_FRAME_LEN_CAP < u32::MAX`.
-            dst[start..start + HEADER_LEN].copy_from_slice(&(len as u32).to_be_bytes());
-            return Ok(());
-        }
-    };
-    dst.truncate(start);
-    result
+        });
+    }
+    dst.reserve(HEADER_LEN + len);
+    let start = dst.len();
+    // `len <= max_frame_len <= MAX_FRAME_LEN_CAP < u32::MAX`.
+    dst.put_u32(len as u32);
+    if let Err(e) = bincode::serde::encode_into_writer(msg, Appender(dst), config()) {
+        dst.truncate(start);
+        return Err(CodecError::Malformed(e.to_string()));
+    }
+    debug_assert_eq!(
+        dst.len() - start,
+        HEADER_LEN + len,
+        "the size pass measured the frame"
+    );
+    Ok(())
+}
+
+/// bincode's writer into a `BytesMut` that already has room.
+struct Appender<'a>(&'a mut BytesMut);
+
+impl bincode::enc::write::Writer for Appender<'_> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
 }
 
 /// Decodes the frame at the start of `buf`.

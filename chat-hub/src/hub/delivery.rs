@@ -8,7 +8,7 @@
 //! a message from going twice down one connection. A live session whose connection falls too
 //! far behind is switched back to replay (`lagging`) and catches up from storage.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 
 use chat_proto::ErrorReply;
 use rustc_hash::FxHashMap;
@@ -42,13 +42,12 @@ pub(super) struct Stream {
     pub(super) counting: bool,
 }
 
-/// The last client message ids a user sent, so an in-flight resend is recognised without
-/// storage. Older resends are caught by storage's uniqueness check.
+/// The last client message ids a user sent (at most [`RECENT_SENDS`], oldest first) and where
+/// each was stored, so an in-flight resend is recognised without storage. Older resends are
+/// caught by storage's uniqueness check. A scan of so few is cheaper than a hash table's
+/// hashing (and memory), and ids the client chooses cannot make it any slower.
 #[derive(Debug, Default)]
-struct RecentSends {
-    order: VecDeque<ClientMsgId>,
-    ids: HashMap<ClientMsgId, (MessageId, UnixMillis)>,
-}
+struct RecentSends(VecDeque<(ClientMsgId, (MessageId, UnixMillis))>);
 
 const RECENT_SENDS: usize = 64;
 
@@ -136,7 +135,13 @@ impl Delivery {
 
     /// The stored `(id, sent_at)` of a recent send by `user` with this client message id.
     pub(super) fn recent(&self, user: UserId, id: ClientMsgId) -> Option<(MessageId, UnixMillis)> {
-        self.recent.get(&user)?.ids.get(&id).copied()
+        let recent = &self.recent.get(&user)?.0;
+        // Newest first: a resend is most likely of the last message.
+        recent
+            .iter()
+            .rev()
+            .find(|(sent, _)| *sent == id)
+            .map(|&(_, stored)| stored)
     }
 
     pub(super) fn remember(
@@ -145,15 +150,15 @@ impl Delivery {
         id: ClientMsgId,
         stored: (MessageId, UnixMillis),
     ) {
-        let recent = self.recent.entry(user).or_default();
-        if recent.ids.insert(id, stored).is_none() {
-            recent.order.push_back(id);
+        let recent = &mut self.recent.entry(user).or_default().0;
+        if let Some(known) = recent.iter_mut().rev().find(|(sent, _)| *sent == id) {
+            known.1 = stored;
+            return;
         }
-        if recent.order.len() > RECENT_SENDS {
-            if let Some(old) = recent.order.pop_front() {
-                recent.ids.remove(&old);
-            }
+        if recent.len() == RECENT_SENDS {
+            recent.pop_front();
         }
+        recent.push_back((id, stored));
     }
 
     /// Whether `user` has the device `id` named `name` (a token is bound to its device).
