@@ -150,11 +150,8 @@ impl Delivery {
         id: ClientMsgId,
         stored: (MessageId, UnixMillis),
     ) {
+        // An id already here is shadowed by this newer entry: `recent` scans newest first.
         let recent = &mut self.recent.entry(user).or_default().0;
-        if let Some(known) = recent.iter_mut().rev().find(|(sent, _)| *sent == id) {
-            known.1 = stored;
-            return;
-        }
         if recent.len() == RECENT_SENDS {
             recent.pop_front();
         }
