@@ -98,27 +98,31 @@ pub fn encode_into<M: WireMessage>(
     let mut size = bincode::enc::write::SizeWriter::default();
     bincode::serde::encode_into_writer(msg, &mut size, config())
         .map_err(|e| CodecError::Malformed(e.to_string()))?;
-    let len = size.bytes_written;
-    if len > max_frame_len {
-        return Err(CodecError::FrameTooLarge {
-            len,
-            max: max_frame_len,
-        });
+    let too_large = |len| CodecError::FrameTooLarge {
+        len,
+        max: max_frame_len,
+    };
+    if size.bytes_written > max_frame_len {
+        return Err(too_large(size.bytes_written));
     }
-    dst.reserve(HEADER_LEN + len);
+    dst.reserve(HEADER_LEN + size.bytes_written);
     let start = dst.len();
-    // `len <= max_frame_len <= MAX_FRAME_LEN_CAP < u32::MAX`.
-    dst.put_u32(len as u32);
-    if let Err(e) = bincode::serde::encode_into_writer(msg, Appender(dst), config()) {
-        dst.truncate(start);
-        return Err(CodecError::Malformed(e.to_string()));
-    }
-    debug_assert_eq!(
-        dst.len() - start,
-        HEADER_LEN + len,
-        "the size pass measured the frame"
-    );
-    Ok(())
+    dst.put_u32(0);
+    let written = bincode::serde::encode_into_writer(msg, Appender(dst), config());
+    // The length is what was written, not what was measured: the frame is right even if the
+    // two passes disagreed.
+    let len = dst.len() - start - HEADER_LEN;
+    let result = match written {
+        Err(e) => Err(CodecError::Malformed(e.to_string())),
+        Ok(()) if len > max_frame_len => Err(too_large(len)),
+        Ok(()) => {
+            // `len <= max_frame_len <= MAX_FRAME_LEN_CAP < u32::MAX`.
+            dst[start..start + HEADER_LEN].copy_from_slice(&(len as u32).to_be_bytes());
+            return Ok(());
+        }
+    };
+    dst.truncate(start);
+    result
 }
 
 /// bincode's writer into a `BytesMut` that already has room.
