@@ -1,6 +1,7 @@
 //! [`Server`]: one engine, one connection limit, one shutdown, any number of listeners.
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -251,11 +252,8 @@ fn serve_tcp(
         return Either::Right(Box::pin(serve_tls(acceptor, stream, shared, permit)));
     }
     let set_up = async move {
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
-        let peer = stream.peer_addr();
-        let conn = connect(&shared, peer).await;
+        no_delay(&stream);
+        let conn = connect(&shared, peer_ip(&stream)).await;
         let (read, write) = stream.into_split();
         let reader = TcpReader::new(read, shared.engine.config().max_frame_len);
         let writer = StreamWriter::new(write);
@@ -283,10 +281,8 @@ async fn serve_tls(
     shared: Arc<Shared>,
     permit: OwnedSemaphorePermit,
 ) {
-    if let Err(error) = stream.set_nodelay(true) {
-        tracing::debug!(%error, "cannot set TCP_NODELAY");
-    }
-    let peer = stream.peer_addr();
+    no_delay(&stream);
+    let peer = peer_ip(&stream);
     let Some(stream) = handshake(acceptor, stream, &shared.cancel).await else {
         return;
     };
@@ -300,12 +296,24 @@ async fn serve_tls(
     drop(permit);
 }
 
+/// Sends small frames at once (no Nagle delay); a socket that refuses is served anyway.
+pub(crate) fn no_delay(stream: &TcpStream) {
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%error, "cannot set TCP_NODELAY");
+    }
+}
+
+/// The client's address, if the socket still knows it.
+pub(crate) fn peer_ip(stream: &TcpStream) -> Option<IpAddr> {
+    stream.peer_addr().ok().map(|addr| addr.ip())
+}
+
 /// Opens the engine side of a connection from `peer`: login throttling and hashing budgets
 /// are per client address.
-async fn connect(shared: &Shared, peer: std::io::Result<std::net::SocketAddr>) -> Connection {
+pub(crate) async fn connect(shared: &Shared, peer: Option<IpAddr>) -> Connection {
     match peer {
-        Ok(addr) => shared.engine.connect_from(addr.ip()).await,
-        Err(_) => shared.engine.connect().await,
+        Some(ip) => shared.engine.connect_from(ip).await,
+        None => shared.engine.connect().await,
     }
 }
 

@@ -31,7 +31,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::metrics::Transport;
 use crate::pump;
-use crate::server::{handshake, Shared};
+use crate::server::{connect, handshake, no_delay, peer_ip, Shared};
 use crate::transport::ws;
 
 /// The response to a connection over the limit.
@@ -117,9 +117,8 @@ type Body = Full<Bytes>;
 
 /// Serves one web connection (TLS first, if configured) until it closes or shutdown.
 pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>, permit: OwnedSemaphorePermit) {
-    let _ = stream.set_nodelay(true);
-    // Login throttling and hashing budgets are per client address.
-    let peer = stream.peer_addr().ok().map(|a| a.ip());
+    no_delay(&stream);
+    let peer = peer_ip(&stream);
     let permit = Arc::new(permit);
     match shared.config.tls.clone() {
         None => serve_http(stream, shared, permit, false, peer).await,
@@ -367,10 +366,7 @@ fn upgrade(
         let socket =
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await;
-        let conn = match peer {
-            Some(ip) => task.engine.connect_from(ip).await,
-            None => task.engine.connect().await,
-        };
+        let conn = connect(&task, peer).await;
         let open = task.metrics.open(Transport::Ws);
         let (reader, writer) = ws::split(socket, max_frame_len);
         Some((
