@@ -15,7 +15,7 @@
 //! given, and says at once when a command cannot reach the server.
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use chat_proto::{
     AuditEntry, ChatMessage, ClientMessage, ClientMsgId, ClientMsgIds, ErrorCode, ErrorReply,
@@ -1414,12 +1414,7 @@ impl Client {
     fn message(&mut self, target: Target, text: String) -> Request {
         // The wall clock, read here only: ids need milliseconds since the epoch, which the
         // monotonic `now` every input carries cannot give.
-        let unix_millis = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| {
-                u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-            });
-        let client_msg_id = self.ids.next(unix_millis, self.rng.gen());
+        let client_msg_id = self.ids.next_now(self.rng.gen());
         if self.settings.interactive {
             let message = self.own(&target, client_msg_id, &text);
             self.print(Event::Own {

@@ -70,6 +70,17 @@ impl ClientMsgIds {
     /// Bits of randomness below the milliseconds.
     const RANDOM_BITS: u32 = 22;
 
+    /// The next id, at this machine's clock (0 if it is set before 1970) with `random`'s low
+    /// bits.
+    pub fn next_now(&mut self, random: u64) -> ClientMsgId {
+        let unix_millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| {
+                u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+            });
+        self.next(unix_millis, random)
+    }
+
     /// The next id, at `unix_millis` (the device's clock) with `random`'s low bits.
     pub fn next(&mut self, unix_millis: u64, random: u64) -> ClientMsgId {
         let random = random & ((1 << Self::RANDOM_BITS) - 1);

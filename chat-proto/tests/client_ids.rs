@@ -35,3 +35,13 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn ids_now_carry_the_clock() {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970");
+    let before = u64::try_from(since.as_millis()).expect("fits");
+    let id = ClientMsgIds::default().next_now(0);
+    assert!(id.0 >> 22 >= before, "{id:?} is before {before} ms");
+}

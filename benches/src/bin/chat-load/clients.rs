@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use chat_client::{Error, Session, Tcp, Transport, Ws};
 use chat_proto::{ClientMessage, ClientMsgIds, Request, ServerMessage, Target};
@@ -235,13 +235,6 @@ pub(crate) struct Sent {
     pub(crate) latencies: Histogram<u64>,
 }
 
-/// Milliseconds since the Unix epoch.
-fn unix_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis() as u64)
-}
-
 /// Sends as `plan` says; meanwhile counts the messages it receives, until `plan.expect`
 /// arrived.
 pub(crate) async fn send(mut conn: Conn, plan: SendPlan, epoch: Instant) -> Result<Sent, String> {
@@ -263,7 +256,7 @@ pub(crate) async fn send(mut conn: Conn, plan: SendPlan, epoch: Instant) -> Resu
             let request = Request::Send {
                 target: plan.target.clone(),
                 // As clients make them: the time, then (instead of random bits) a count.
-                client_msg_id: ids.next(unix_millis(), sent as u64),
+                client_msg_id: ids.next_now(sent as u64),
                 text: stamped_text(epoch, plan.size),
             };
             let id = conn.feed_request(request).await.map_err(failed)?;
