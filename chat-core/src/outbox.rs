@@ -12,7 +12,8 @@
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
-use std::sync::Mutex;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -66,6 +67,32 @@ pub(crate) struct Outbox {
     taken: Notify,
     soft: usize,
     hard: usize,
+}
+
+/// The engine's hold on a connection's outbox. Dropping it closes the outbox, however the
+/// engine lets go of it (the connection's disconnect, a shutdown, a failure, a `Connect` never
+/// handled), so a waiting connection always learns that nothing more will come.
+#[derive(Debug)]
+pub(crate) struct EngineSide(Arc<Outbox>);
+
+impl EngineSide {
+    pub(crate) fn new(outbox: Arc<Outbox>) -> Self {
+        Self(outbox)
+    }
+}
+
+impl Deref for EngineSide {
+    type Target = Arc<Outbox>;
+
+    fn deref(&self) -> &Arc<Outbox> {
+        &self.0
+    }
+}
+
+impl Drop for EngineSide {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 #[derive(Debug, Default)]
@@ -178,6 +205,17 @@ impl Outbox {
         Poll::Pending
     }
 
+    /// `Ready` once the outbox is closed (frames may still be queued); `Pending`, with `cx`
+    /// woken by the close (or the next push), until then.
+    pub(crate) fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.ready.register(cx.waker());
+        if self.lock().closed {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
         // A panic while holding this lock cannot leave the queue inconsistent: every critical
         // section is a few field updates.
@@ -254,6 +292,31 @@ mod tests {
         // Room again, but within one push nothing passes a refused message.
         frames.extend([queued(Kind::Message, 3), queued(Kind::Message, 4)]);
         assert_eq!(outbox.push_all(&mut frames).behind, Some(MessageId(4)));
+    }
+
+    #[tokio::test]
+    async fn dropping_the_engine_side_closes_the_outbox_and_wakes_its_reader() {
+        let outbox = Arc::new(Outbox::new(1000, 2000));
+        let engine_side = EngineSide::new(outbox.clone());
+        assert_eq!(
+            engine_side.push_all(&mut vec![queued(Kind::Reliable, 0)]),
+            Pushed::default()
+        );
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(outbox.poll_closed(&mut cx).is_pending());
+        let reader = tokio::spawn({
+            let outbox = outbox.clone();
+            async move { poll_fn(|cx| outbox.poll_closed(cx)).await }
+        });
+        tokio::task::yield_now().await;
+        drop(engine_side);
+        reader.await.expect("woken by the close");
+        // What was queued before the close is still taken, then the end.
+        let mut out = Vec::new();
+        assert!(outbox.take_all(&mut out).await);
+        assert_eq!(out.len(), 1);
+        assert!(!outbox.take_all(&mut out).await);
     }
 
     #[tokio::test(start_paused = true)]

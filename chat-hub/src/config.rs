@@ -51,9 +51,10 @@ pub struct Config {
     pub request_burst: u32,
     /// Time from connect to a successful login before the connection is closed.
     pub login_timeout_ms: u64,
-    /// A connection silent this long is pinged by its transport (announced in the welcome).
+    /// A network connection silent this long is pinged (announced in the welcome; checked
+    /// every quarter of the shorter of this and the timeout).
     pub keepalive_interval_ms: u64,
-    /// A pinged connection silent this long is closed by its transport (announced).
+    /// A pinged network connection silent this long is closed (announced).
     pub keepalive_timeout_ms: u64,
     /// The public room every user joins at registration.
     pub default_room: String,
@@ -223,6 +224,11 @@ impl Config {
     /// connection look slow.
     pub fn backlog_bytes(&self) -> usize {
         self.outbox_soft_bytes / 2
+    }
+
+    /// Each connection's request budget.
+    pub(crate) fn request_limit(&self) -> crate::rate::Limit {
+        crate::rate::Limit::new(self.request_rate_per_sec, self.request_burst)
     }
 
     /// The limits announced to clients in the welcome.

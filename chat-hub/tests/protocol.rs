@@ -331,3 +331,75 @@ fn a_wall_clock_step_moves_no_deadline() {
     w.advance(1);
     assert!(w.is_closed(idle));
 }
+
+#[test]
+fn a_silent_connection_is_pinged_then_closed_and_any_message_is_a_sign_of_life() {
+    // The sweep runs every quarter of the shorter period: every 2 s here.
+    let config = Config {
+        keepalive_interval_ms: 20_000,
+        keepalive_timeout_ms: 8_000,
+        login_timeout_ms: 3_600_000,
+        ..World::config()
+    };
+    let mut w = World::new(config);
+    let s = w.open_from(Some([127, 0, 0, 1].into()));
+    let pinged = |w: &mut World| matches!(&w.drain(s)[..], [ServerMessage::Ping { .. }]);
+
+    // The keepalive runs from the connection: a ping may come before the hello.
+    w.advance(19_999);
+    assert!(w.drain(s).is_empty(), "not before the interval");
+    w.advance(1);
+    assert!(pinged(&mut w), "pinged after 20 s of silence");
+
+    // Any message answers it (here the hello), and moves the next ping.
+    w.advance(5_000);
+    w.send(s, hello());
+    assert!(matches!(&w.drain(s)[..], [ServerMessage::Welcome(_)]));
+    w.advance(16_000);
+    let ack = ClientMessage::Ack {
+        up_to: MessageId(0),
+    };
+    w.send(s, ack);
+    // Silent from 41 s: due at 61 s, sent by the sweep at 62 s.
+    w.advance(20_999);
+    assert!(w.drain(s).is_empty(), "the ack was a sign of life");
+    w.advance(1);
+    assert!(pinged(&mut w), "at most a quarter period late");
+
+    // Unanswered, the ping closes the connection once the timeout has passed.
+    w.advance(7_999);
+    assert!(!w.is_closed(s));
+    w.advance(1);
+    assert!(w.is_closed(s));
+    let closing = w.drain(s);
+    assert!(
+        matches!(
+            &closing[..],
+            [ServerMessage::Error(ErrorReply {
+                code: ErrorCode::Timeout,
+                ..
+            })]
+        ),
+        "{closing:?}"
+    );
+}
+
+#[test]
+fn in_process_connections_are_never_pinged() {
+    let config = Config {
+        keepalive_interval_ms: 1_000,
+        keepalive_timeout_ms: 1_000,
+        ..World::config()
+    };
+    let mut w = World::new(config);
+    let alice = w.register("alice");
+    w.drain(alice);
+    w.advance(60_000);
+    assert!(w.drain(alice).is_empty());
+    assert!(!w.is_closed(alice));
+    assert_eq!(
+        w.hub.poll_timeout(),
+        None,
+        "no sweep without a network connection"
+    );
+}

@@ -255,9 +255,11 @@ fn payload_len(head: [u8; HEADER_LEN], max_frame_len: usize) -> Result<usize, Co
 /// Use [`ServerCodec`] on the server side of a connection and [`ClientCodec`] on the client side.
 #[derive(Debug)]
 pub struct ChatCodec<In, Out> {
-    max_frame_len: usize,
+    /// At most [`MAX_FRAME_LEN_CAP`]; both fields are `u32`, as the length prefix is (every
+    /// server connection holds a codec).
+    max_frame_len: u32,
     /// The payload length of the frame being received, once its head has been read.
-    pending: Option<usize>,
+    pending: Option<u32>,
     _messages: PhantomData<fn(Out) -> In>,
 }
 
@@ -283,7 +285,7 @@ impl<In, Out> ChatCodec<In, Out> {
             "frame limit must be within 1..={MAX_FRAME_LEN_CAP}"
         );
         Self {
-            max_frame_len,
+            max_frame_len: max_frame_len as u32,
             pending: None,
             _messages: PhantomData,
         }
@@ -291,7 +293,7 @@ impl<In, Out> ChatCodec<In, Out> {
 
     /// The frame limit in force.
     pub fn max_frame_len(&self) -> usize {
-        self.max_frame_len
+        self.max_frame_len as usize
     }
 }
 
@@ -307,14 +309,15 @@ impl<In: WireMessage, Out> Decoder for ChatCodec<In, Out> {
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<In>, CodecError> {
         let len = match self.pending {
-            Some(len) => len,
+            Some(len) => len as usize,
             None => {
                 let Some(head) = src.first_chunk::<HEADER_LEN>() else {
                     return Ok(None);
                 };
-                let len = payload_len(*head, self.max_frame_len)?;
+                let len = payload_len(*head, self.max_frame_len())?;
                 src.advance(HEADER_LEN);
-                self.pending = Some(len);
+                // A four-byte prefix's value.
+                self.pending = Some(len as u32);
                 len
             }
         };
@@ -342,7 +345,7 @@ impl<In, Out: WireMessage> Encoder<Out> for ChatCodec<In, Out> {
     type Error = CodecError;
 
     fn encode(&mut self, msg: Out, dst: &mut BytesMut) -> Result<(), CodecError> {
-        encode_into(&msg, dst, self.max_frame_len)
+        encode_into(&msg, dst, self.max_frame_len())
     }
 }
 

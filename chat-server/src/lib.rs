@@ -9,8 +9,9 @@
 //! - [`Server`] (`server`): the engine handle, one connection limit over every listener,
 //!   accept loops with back-off, cancellation, the task tracker and the shutdown order;
 //!   [`run`] is the one-TCP-listener shorthand.
-//! - `pump`: the transport-neutral policy, one task per connection: keepalive, write
-//!   back-pressure against the engine's outbox, error frames at the end, flush with a timeout.
+//! - `pump`: the transport-neutral policy, one task per connection: write back-pressure
+//!   against the engine's outbox, error frames at the end, flush with a timeout (keepalive
+//!   and shutdown reach it through the outbox).
 //! - `transport`: what differs per transport, behind a reader and a writer trait: `tcp`
 //!   (bufferless idle reads, or a buffered stream under TLS) and `ws` (one frame per binary
 //!   message).

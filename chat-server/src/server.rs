@@ -18,7 +18,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::bus::BusStatsReader;
 use crate::metrics::{Metrics, Transport};
-use crate::pump::{self, Keepalive};
+use crate::pump;
 use crate::tls::Tls;
 use crate::transport::tcp::{StreamReader, StreamWriter, TcpReader};
 use crate::web;
@@ -95,19 +95,18 @@ pub(crate) struct Shared {
     pub(crate) draining: CancellationToken,
     /// Cancelled when the listeners close: they stop accepting, idle HTTP connections close.
     pub(crate) stopping: CancellationToken,
-    /// Cancelled when the grace period is over: every connection task ends at once.
+    /// Cancelled when the grace period is over (or the engine failed): handshakes and the
+    /// connections still flushing end at once (the engine closes the others' outboxes).
     pub(crate) cancel: CancellationToken,
     /// Every listener and connection task, waited for at shutdown.
     pub(crate) tasks: TaskTracker,
     pub(crate) metrics: Arc<Metrics>,
-    pub(crate) keepalive: Keepalive,
 }
 
 impl Server {
     /// A server over `engine`; it serves nothing until given listeners.
     pub fn new(engine: Engine, config: ServerConfig) -> Self {
         let metrics = Arc::new(Metrics::new(engine.clone(), config.bus.clone()));
-        let keepalive = Keepalive::of(engine.config());
         Self {
             shared: Arc::new(Shared {
                 limit: Arc::new(Semaphore::new(config.max_connections)),
@@ -118,7 +117,6 @@ impl Server {
                 cancel: CancellationToken::new(),
                 tasks: TaskTracker::new(),
                 metrics,
-                keepalive,
             }),
         }
     }
@@ -258,20 +256,11 @@ fn serve_tcp(
         let reader = TcpReader::new(read, shared.engine.config().max_frame_len);
         let writer = StreamWriter::new(write);
         let open = shared.metrics.open(Transport::Tcp);
-        (
-            reader,
-            writer,
-            conn,
-            shared.keepalive,
-            shared.cancel.clone(),
-            open,
-        )
+        (reader, writer, conn, shared.cancel.clone(), open)
     };
-    Either::Left(
-        set_up.then(|(reader, writer, conn, keepalive, cancel, open)| {
-            pump::serve(reader, writer, conn, keepalive, cancel, open).map(|()| drop(permit))
-        }),
-    )
+    Either::Left(set_up.then(|(reader, writer, conn, cancel, open)| {
+        pump::serve(reader, writer, conn, cancel, open).map(|()| drop(permit))
+    }))
 }
 
 /// Serves one connection over TLS: the handshake, then the pump.
@@ -292,7 +281,7 @@ async fn serve_tls(
     let reader = StreamReader::new(read, shared.engine.config().max_frame_len);
     let writer = StreamWriter::new(write);
     let cancel = shared.cancel.clone();
-    pump::serve(reader, writer, conn, shared.keepalive, cancel, open).await;
+    pump::serve(reader, writer, conn, cancel, open).await;
     drop(permit);
 }
 
@@ -309,12 +298,16 @@ pub(crate) fn peer_ip(stream: &TcpStream) -> Option<IpAddr> {
 }
 
 /// Opens the engine side of a connection from `peer`: login throttling and hashing budgets
-/// are per client address.
+/// are per client address. The wait for the engine (hundreds of bytes of state, its channel's
+/// send) is boxed: inline, it would size every connection's task for the rest of its life.
 pub(crate) async fn connect(shared: &Shared, peer: Option<IpAddr>) -> Connection {
-    match peer {
-        Some(ip) => shared.engine.connect_from(ip).await,
-        None => shared.engine.connect().await,
-    }
+    Box::pin(async move {
+        match peer {
+            Some(ip) => shared.engine.connect_from(ip).await,
+            None => shared.engine.connect().await,
+        }
+    })
+    .await
 }
 
 /// A TLS handshake, bounded in time; `None` if it fails.
@@ -386,9 +379,10 @@ mod tests {
     use super::*;
 
     /// What an idle plain-TCP connection's task holds stays small: memory per idle
-    /// connection is a target (docs/BENCHMARKS.md). tokio's task cell adds ~104 bytes to the
-    /// future (header, scheduler handle, task id, trailer; the task tracker's handle 8 more)
-    /// and is 128-byte aligned: a future up to 664 bytes keeps it at 768.
+    /// connection is a target (docs/BENCHMARKS.md). tokio's task cell adds 112 bytes to the
+    /// future (a 32-byte header; scheduler handle, task id and the task tracker's handle; a
+    /// 48-byte trailer) and is 128-byte aligned: a future up to 400 bytes keeps it at 512
+    /// (`-Zprint-type-sizes` shows the cell).
     #[tokio::test]
     async fn a_plain_connection_task_is_small() {
         let storage = chat_core::MemoryStorage::new();
@@ -409,6 +403,6 @@ mod tests {
         let task = serve_tcp(stream, server.shared.clone(), permit);
         let size = size_of_val(&task);
         println!("serve_tcp future: {size} bytes");
-        assert!(size <= 664, "a plain connection's future is {size} bytes");
+        assert!(size <= 400, "a plain connection's future is {size} bytes");
     }
 }

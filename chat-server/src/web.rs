@@ -349,8 +349,10 @@ fn upgrade(
     let task = shared.clone();
     let permit = permit.clone();
     // The set-up, then the pump (as for TCP, `server::serve_tcp`): the task holds the larger
-    // of the two, not the set-up's state beside the pump for the connection's whole life.
-    let set_up = async move {
+    // of the two, not the set-up's state beside the pump for the connection's whole life. The
+    // set-up (the upgrade, the WebSocket's construction, the engine's connect) is the larger,
+    // so it is boxed: the task is sized by the pump.
+    let set_up = Box::pin(async move {
         let upgraded = tokio::select! {
             () = task.stopping.cancelled() => return None,
             upgraded = on_upgrade => match upgraded {
@@ -369,19 +371,12 @@ fn upgrade(
         let conn = connect(&task, peer).await;
         let open = task.metrics.open(Transport::Ws);
         let (reader, writer) = ws::split(socket, max_frame_len);
-        Some((
-            reader,
-            writer,
-            conn,
-            task.keepalive,
-            task.cancel.clone(),
-            open,
-        ))
-    };
+        Some((reader, writer, conn, task.cancel.clone(), open))
+    });
     shared.tasks.spawn(set_up.then(|connected| match connected {
-        Some((reader, writer, conn, keepalive, cancel, open)) => Either::Left(
-            pump::serve(reader, writer, conn, keepalive, cancel, open).map(|()| drop(permit)),
-        ),
+        Some((reader, writer, conn, cancel, open)) => {
+            Either::Left(pump::serve(reader, writer, conn, cancel, open).map(|()| drop(permit)))
+        }
         None => Either::Right(std::future::ready(())),
     }));
     let mut response = Response::new(Full::new(Bytes::new()));

@@ -117,6 +117,14 @@ impl Connection {
         self.outbox.poll_take_all(cx, out)
     }
 
+    /// `Ready` once the engine has closed this connection, whether or not frames are still
+    /// queued (take them with [`poll_recv_frames`](Self::poll_recv_frames)); `Pending`, with
+    /// `cx` woken by the close, until then. For a transport that stops taking frames while its
+    /// peer is slow and must still learn that the session ended.
+    pub fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.outbox.poll_closed(cx)
+    }
+
     /// The next server message, decoded (for in-process clients); `None` once closed.
     pub async fn recv(&mut self) -> Option<ServerMessage> {
         loop {

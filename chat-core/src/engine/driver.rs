@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{io, Clock, Control, Counters, EngineError, Input};
-use crate::outbox::{Kind, Outbox, Queued};
+use crate::outbox::{EngineSide, Kind, Queued};
 use crate::password::Passwords;
 use crate::storage::Storage;
 use crate::{Hub, IoRequest, MessageId, NodeMessage, Output, SessionId, Ticket, Write};
@@ -23,7 +23,8 @@ const CONTROL_BATCH: usize = 4096;
 /// A connection's outbox, and the frames the current pass over the hub's outputs has for it
 /// (in a vector lent from [`Driver::spare`] for the pass: an idle connection holds none).
 struct Slot {
-    outbox: Arc<Outbox>,
+    /// Closed when the slot is dropped.
+    outbox: EngineSide,
     pending: Vec<Queued>,
 }
 
@@ -135,9 +136,9 @@ impl<S: Storage> Driver<S> {
         };
         self.hub.shut_down(self.clock.now());
         self.carry_out().await;
-        for (_, slot) in self.outboxes.drain() {
-            slot.outbox.close();
-        }
+        // Every connection's outbox closes (so does every one still in the map if this task
+        // ends any other way: `EngineSide`).
+        self.outboxes.clear();
         // Let the writer commit everything queued, then stop.
         drop(self.writes);
         let _ = writer.await;
@@ -151,8 +152,9 @@ impl<S: Storage> Driver<S> {
         match input {
             Input::Connect(session, peer, outbox) => {
                 if self.gone_early.remove(&session) {
-                    // Dropped before the engine saw it: it never was.
-                    return outbox.close();
+                    // Dropped before the engine saw it: it never was (dropping `outbox`
+                    // closes it).
+                    return;
                 }
                 let pending = Vec::new();
                 self.outboxes.insert(session, Slot { outbox, pending });
@@ -168,9 +170,9 @@ impl<S: Storage> Driver<S> {
     fn on_control(&mut self, event: Control) -> Option<oneshot::Sender<()>> {
         match event {
             Control::Disconnect(session) => match self.outboxes.remove(&session) {
-                Some(slot) => {
+                // Dropping the slot closes the outbox.
+                Some(_slot) => {
                     self.behind.remove(&session);
-                    slot.outbox.close();
                     self.hub.handle_disconnect(session, self.clock.now());
                 }
                 // Its `Connect` is still queued behind other input: remember to discard it.
@@ -351,7 +353,10 @@ impl<S: Storage> Driver<S> {
                     // What the hub asks for from here on is current again.
                     self.behind.remove(&session);
                 }
-                let outbox = self.outboxes.get(&session).map(|slot| slot.outbox.clone());
+                let outbox = self
+                    .outboxes
+                    .get(&session)
+                    .map(|slot| Arc::clone(&slot.outbox));
                 self.io.spawn(request, outbox);
             }
         }

@@ -37,7 +37,7 @@ pub use self::connection::{Connection, EngineClosed, TrySendError};
 use self::driver::Driver;
 use self::stats::Counters;
 pub use self::stats::EngineStats;
-use crate::outbox::Outbox;
+use crate::outbox::{EngineSide, Outbox};
 use crate::password::{PasswordParamsError, Passwords};
 use crate::storage::Storage;
 use crate::store::StoreError;
@@ -68,7 +68,7 @@ const WRITE_QUEUE: usize = 8192;
 /// What connections send the engine, in one FIFO so that a connection is always known before
 /// its first message.
 enum Input {
-    Connect(SessionId, Option<IpAddr>, Arc<Outbox>),
+    Connect(SessionId, Option<IpAddr>, EngineSide),
     Message(SessionId, ClientMessage),
 }
 
@@ -243,15 +243,14 @@ impl Engine {
             config.outbox_soft_bytes,
             config.outbox_hard_bytes,
         ));
-        if self
+        // Not handed over (the engine has stopped), the engine's side is dropped: the
+        // connection starts closed.
+        let engine_side = EngineSide::new(outbox.clone());
+        let _ = self
             .inner
             .inputs
-            .send(Input::Connect(id, peer, outbox.clone()))
-            .await
-            .is_err()
-        {
-            outbox.close();
-        }
+            .send(Input::Connect(id, peer, engine_side))
+            .await;
         Connection::new(
             id,
             outbox,

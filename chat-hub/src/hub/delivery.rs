@@ -112,12 +112,13 @@ impl Delivery {
         };
         for row in snapshot_devices {
             delivery.device_ids.saw(row.id.0);
-            delivery.devices.entry(row.user).or_default().push(Device {
+            let device = Device {
                 id: row.id,
                 name: row.name,
                 cursor: row.cursor,
                 last_seen: row.last_seen,
-            });
+            };
+            add_device(delivery.devices.entry(row.user).or_default(), device);
         }
         delivery
     }
@@ -209,7 +210,7 @@ impl Delivery {
                 cursor,
                 last_seen: now,
             };
-            devices.push(d.clone());
+            add_device(devices, d.clone());
             d
         };
         writes.push(Write::SetDevice {
@@ -334,4 +335,11 @@ impl Delivery {
             })
             .collect()
     }
+}
+
+/// Adds a device to a user's list, growing it by one: most users have one device, and a
+/// vector's first push would make room for four.
+fn add_device(devices: &mut Vec<Device>, device: Device) {
+    devices.reserve_exact(1);
+    devices.push(device);
 }

@@ -262,7 +262,7 @@ impl Hub {
     /// Messages are handled in the order they arrive: what arrives while a login is in flight
     /// (up to 64 messages) waits for its outcome; only pings are answered at once.
     pub fn handle_message(&mut self, session: SessionId, msg: ClientMessage, now: Now) {
-        let Some(phase) = self.sessions.phase(session) else {
+        let Some(phase) = self.sessions.hear(session, now.mono) else {
             return;
         };
         match (msg, phase) {
@@ -299,7 +299,9 @@ impl Hub {
                 self.close(session, Some(error), now);
             }
             (ClientMessage::Request { id, request }, _) => {
-                if let Err(retry_after_ms) = self.sessions.take_token(session, now.mono) {
+                if let Err(retry_after_ms) =
+                    self.sessions.take_token(session, &self.config, now.mono)
+                {
                     self.stats.rate_limited += 1;
                     let code = ErrorCode::RateLimited { retry_after_ms };
                     self.fail(session, id, ErrorReply::new(code, "too many requests"));
@@ -711,11 +713,23 @@ impl Hub {
         .min()
     }
 
-    /// Runs every deadline that has come: login timeouts, typing expiry, coalesced presence,
-    /// acknowledgement flushes.
+    /// Runs every deadline that has come: login timeouts, the keepalive (pings, and closing
+    /// connections silent since theirs), typing expiry, coalesced presence, acknowledgement
+    /// flushes.
     pub fn handle_timeout(&mut self, now: Now) {
         for session in self.sessions.overdue(now.mono) {
             let error = ErrorReply::new(ErrorCode::Timeout, "no login in time");
+            self.close(session, Some(error), now);
+        }
+        let silent = self.sessions.sweep(&self.config, now.mono);
+        if !silent.ping.is_empty() {
+            // One frame for every ping of the sweep; the nonce is the sweep's time.
+            if let Some(frame) = self.out.encode(&ServerMessage::Ping { nonce: now.mono.0 }) {
+                self.out.send_to(silent.ping, &frame, false);
+            }
+        }
+        for session in silent.close {
+            let error = ErrorReply::new(ErrorCode::Timeout, "no answer to keepalive");
             self.close(session, Some(error), now);
         }
         self.expire_typing(now);

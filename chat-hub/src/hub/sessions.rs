@@ -1,6 +1,11 @@
 //! [`Sessions`]: every connection's phase (new, greeted, authenticating, online), its request
-//! budget, what it pipelined behind a login, the login deadlines, and which users are online
-//! on which sessions. Failed logins are counted here too.
+//! budget, what it pipelined behind a login, the login deadlines, the keepalive, and which users
+//! are online on which sessions. Failed logins are counted here too.
+//!
+//! The keepalive is one sweep for every connection, not a timer per connection: each network
+//! session's record keeps when the client was last heard from (or when its unanswered ping
+//! went), and every quarter of the shorter keepalive period one pass finds whom to ping and
+//! whom to close.
 
 use std::collections::VecDeque;
 
@@ -55,17 +60,29 @@ pub(super) struct Online {
 #[derive(Debug)]
 struct Session {
     phase: Phase,
-    /// Where the connection comes from (`None`: in-process).
+    /// Where the connection comes from (`None`: in-process, never pinged).
     source: Source,
     bucket: TokenBucket,
-    /// Messages that arrived while a login was in flight, handled in order once it ends.
-    held: VecDeque<ClientMessage>,
+    /// When the client was last heard from, or when the ping it has not answered went.
+    heard: Mono,
+    /// Whether a ping went at `heard` and nothing came since.
+    pinged: bool,
     /// The protocol version agreed by `Hello` (the oldest until then).
     version: u16,
 }
 
 /// Most messages a session may pipeline behind a login in flight.
 pub(super) const MAX_HELD: usize = 64;
+
+/// How often the keepalive sweep runs: a quarter of the shorter of the interval and the
+/// timeout, so a ping goes at most a quarter late.
+fn sweep_period(config: &Config) -> u64 {
+    (config
+        .keepalive_interval_ms
+        .min(config.keepalive_timeout_ms)
+        / 4)
+    .max(1)
+}
 
 #[derive(Debug, Default)]
 pub(super) struct Sessions {
@@ -74,6 +91,18 @@ pub(super) struct Sessions {
     online: FxHashMap<UserId, Vec<SessionId>>,
     /// Login deadlines, in time order (each is `connect + login_timeout`).
     logins: VecDeque<(Mono, SessionId)>,
+    /// Messages that arrived while a session's login was in flight, handled in order once it
+    /// ends (kept apart: most sessions never hold any).
+    held: FxHashMap<SessionId, VecDeque<ClientMessage>>,
+    /// When the next keepalive sweep is due (`None` while no network session is connected).
+    next_sweep: Option<Mono>,
+}
+
+/// Whom a keepalive sweep found silent: to ping, and to close (pinged and silent since).
+#[derive(Debug, Default)]
+pub(super) struct Silent {
+    pub(super) ping: Vec<SessionId>,
+    pub(super) close: Vec<SessionId>,
 }
 
 impl Sessions {
@@ -111,25 +140,67 @@ impl Sessions {
         config: &Config,
         now: Mono,
     ) {
-        let bucket = TokenBucket::new(config.request_rate_per_sec, config.request_burst, now);
         self.table.insert(
             session,
             Session {
                 phase: Phase::New,
                 source,
-                bucket,
-                held: VecDeque::new(),
+                bucket: TokenBucket::new(&config.request_limit(), now),
+                heard: now,
+                pinged: false,
                 version: MIN_PROTOCOL_VERSION,
             },
         );
         self.logins
             .push_back((now.plus(config.login_timeout_ms), session));
+        if source.is_some() && self.next_sweep.is_none() {
+            self.next_sweep = Some(now.plus(sweep_period(config)));
+        }
+    }
+
+    /// The phase of `session`, which the client was just heard from (any message counts as
+    /// a sign of life for the keepalive).
+    pub(super) fn hear(&mut self, session: SessionId, now: Mono) -> Option<&Phase> {
+        let s = self.table.get_mut(&session)?;
+        s.heard = now;
+        s.pinged = false;
+        Some(&s.phase)
+    }
+
+    /// The keepalive sweep, if it is due: network sessions silent for the keepalive interval
+    /// are to be pinged (and count as pinged from `now`), those pinged and silent for the
+    /// keepalive timeout since are to be closed.
+    pub(super) fn sweep(&mut self, config: &Config, now: Mono) -> Silent {
+        let mut silent = Silent::default();
+        if self.next_sweep.is_none_or(|due| due > now) {
+            return silent;
+        }
+        let mut network = false;
+        for (&session, s) in &mut self.table {
+            if s.source.is_none() {
+                continue;
+            }
+            if s.pinged {
+                if now >= s.heard.plus(config.keepalive_timeout_ms) {
+                    silent.close.push(session);
+                    continue;
+                }
+            } else if now >= s.heard.plus(config.keepalive_interval_ms) {
+                silent.ping.push(session);
+                s.heard = now;
+                s.pinged = true;
+            }
+            network = true;
+        }
+        self.next_sweep = network.then(|| now.plus(sweep_period(config)));
+        silent
     }
 
     /// Forgets `session`; returns its phase, and whether it was its user's last online
     /// session.
     pub(super) fn remove(&mut self, session: SessionId) -> Option<(Phase, bool)> {
         let s = self.table.remove(&session)?;
+        self.held.remove(&session);
         let last = match &s.phase {
             Phase::Online(online) => self.go_offline(online.user, session),
             _ => false,
@@ -157,9 +228,14 @@ impl Sessions {
     }
 
     /// Takes a request token, or says how many milliseconds until one is available.
-    pub(super) fn take_token(&mut self, session: SessionId, now: Mono) -> Result<(), u32> {
+    pub(super) fn take_token(
+        &mut self,
+        session: SessionId,
+        config: &Config,
+        now: Mono,
+    ) -> Result<(), u32> {
         match self.table.get_mut(&session) {
-            Some(s) => s.bucket.take(now),
+            Some(s) => s.bucket.take(&config.request_limit(), now),
             None => Ok(()),
         }
     }
@@ -199,22 +275,28 @@ impl Sessions {
     /// Holds a message that arrived while the session's login is in flight. False if the
     /// session already holds [`MAX_HELD`].
     pub(super) fn hold(&mut self, session: SessionId, msg: ClientMessage) -> bool {
-        match self.table.get_mut(&session) {
-            Some(s) if s.held.len() < MAX_HELD => {
-                s.held.push_back(msg);
-                true
-            }
-            _ => false,
+        if !self.table.contains_key(&session) {
+            return false;
         }
+        let held = self.held.entry(session).or_default();
+        if held.len() >= MAX_HELD {
+            return false;
+        }
+        held.push_back(msg);
+        true
     }
 
     /// The next held message, once the session is no longer authenticating.
     pub(super) fn next_held(&mut self, session: SessionId) -> Option<ClientMessage> {
-        let s = self.table.get_mut(&session)?;
-        if matches!(s.phase, Phase::Authenticating(..)) {
+        if matches!(self.phase(session)?, Phase::Authenticating(..)) {
             return None;
         }
-        s.held.pop_front()
+        let held = self.held.get_mut(&session)?;
+        let next = held.pop_front();
+        if held.is_empty() {
+            self.held.remove(&session);
+        }
+        next
     }
 
     /// Logs the session in; returns whether it is the user's first online session.
@@ -274,8 +356,10 @@ impl Sessions {
         self.online.contains_key(&user)
     }
 
+    /// The next login deadline or keepalive sweep.
     pub(super) fn next_deadline(&self) -> Option<Mono> {
-        self.logins.front().map(|&(due, _)| due)
+        let login = self.logins.front().map(|&(due, _)| due);
+        login.into_iter().chain(self.next_sweep).min()
     }
 
     /// Sessions whose login deadline has come and that are not logged in.
