@@ -56,7 +56,16 @@ pub(crate) struct Pushed {
     pub(crate) overflow: bool,
 }
 
-#[derive(Debug)]
+/// How many bytes an outbox takes: past `soft`, droppable frames are dropped and live messages
+/// refused; past `hard`, the connection is closed. The engine's, for every outbox (not a copy
+/// in each: memory per connection).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Bounds {
+    pub(crate) soft: usize,
+    pub(crate) hard: usize,
+}
+
+#[derive(Debug, Default)]
 pub(crate) struct Outbox {
     queue: Mutex<Queue>,
     /// The connection's writer, woken when frames are queued (or the outbox closes). One
@@ -65,8 +74,6 @@ pub(crate) struct Outbox {
     ready: AtomicWaker,
     /// Signalled when the reader takes frames (or the outbox closes).
     taken: Notify,
-    soft: usize,
-    hard: usize,
 }
 
 /// The engine's hold on a connection's outbox. Dropping it closes the outbox, however the
@@ -103,19 +110,9 @@ struct Queue {
 }
 
 impl Outbox {
-    pub(crate) fn new(soft: usize, hard: usize) -> Self {
-        Self {
-            queue: Mutex::new(Queue::default()),
-            ready: AtomicWaker::new(),
-            taken: Notify::new(),
-            soft,
-            hard,
-        }
-    }
-
     /// Queues `frames` (emptying the vector, which keeps its allocation), in order, under one
     /// lock, waking the reader once.
-    pub(crate) fn push_all(&self, frames: &mut Vec<Queued>) -> Pushed {
+    pub(crate) fn push_all(&self, frames: &mut Vec<Queued>, bounds: Bounds) -> Pushed {
         let mut pushed = Pushed::default();
         let mut queue = self.lock();
         let was_empty = queue.frames.is_empty();
@@ -126,11 +123,11 @@ impl Outbox {
         } in frames.drain(..)
         {
             let bytes = queue.bytes + frame.len();
-            if queue.closed || (kind == Kind::Droppable && bytes > self.soft) {
+            if queue.closed || (kind == Kind::Droppable && bytes > bounds.soft) {
                 pushed.dropped += 1;
-            } else if kind == Kind::Message && (pushed.behind.is_some() || bytes > self.soft) {
+            } else if kind == Kind::Message && (pushed.behind.is_some() || bytes > bounds.soft) {
                 pushed.behind.get_or_insert(message);
-            } else if pushed.overflow || bytes > self.hard {
+            } else if pushed.overflow || bytes > bounds.hard {
                 pushed.overflow = true;
             } else {
                 queue.bytes = bytes;
@@ -230,6 +227,11 @@ mod tests {
     use super::*;
     use chat_proto::{encode, ServerMessage};
 
+    const BOUNDS: Bounds = Bounds {
+        soft: 1000,
+        hard: 2000,
+    };
+
     fn frame() -> EncodedFrame {
         encode(&ServerMessage::CaughtUp, 1024).expect("fits")
     }
@@ -244,11 +246,11 @@ mod tests {
 
     #[tokio::test]
     async fn droppable_frames_go_first_then_overflow() {
-        let outbox = Outbox::new(10, 20);
+        let (outbox, bounds) = (Outbox::default(), Bounds { soft: 10, hard: 20 });
         let len = frame().len();
         let fit_soft = 10 / len;
         let mut frames: Vec<Queued> = (0..fit_soft).map(|_| queued(Kind::Droppable, 0)).collect();
-        assert_eq!(outbox.push_all(&mut frames), Pushed::default());
+        assert_eq!(outbox.push_all(&mut frames, bounds), Pushed::default());
         assert!(frames.is_empty());
         frames.extend([
             queued(Kind::Droppable, 0),
@@ -256,7 +258,7 @@ mod tests {
             queued(Kind::Reliable, 0),
             queued(Kind::Message, 8),
         ]);
-        let pushed = outbox.push_all(&mut frames);
+        let pushed = outbox.push_all(&mut frames, bounds);
         assert_eq!(pushed.dropped, 1);
         assert_eq!(
             pushed.behind,
@@ -265,41 +267,48 @@ mod tests {
         );
         assert!(!pushed.overflow);
         frames.extend((0..20).map(|_| queued(Kind::Reliable, 0)));
-        assert!(outbox.push_all(&mut frames).overflow);
+        assert!(outbox.push_all(&mut frames, bounds).overflow);
         let mut out = Vec::new();
         assert!(outbox.take_all(&mut out).await);
         assert_eq!(out.len() * len, 20 / len * len);
         outbox.close();
         assert!(!outbox.take_all(&mut out).await);
         frames.push(queued(Kind::Reliable, 0));
-        assert_eq!(outbox.push_all(&mut frames).dropped, 1, "closed");
+        assert_eq!(outbox.push_all(&mut frames, bounds).dropped, 1, "closed");
     }
 
     #[tokio::test]
     async fn a_later_message_never_overtakes_a_refused_one() {
         let len = frame().len();
-        let outbox = Outbox::new(len, 100 * len);
+        let outbox = Outbox::default();
+        let bounds = Bounds {
+            soft: len,
+            hard: 100 * len,
+        };
         let mut frames = vec![
             queued(Kind::Message, 1),
             queued(Kind::Message, 2),
             queued(Kind::Reliable, 0),
         ];
-        let pushed = outbox.push_all(&mut frames);
+        let pushed = outbox.push_all(&mut frames, bounds);
         assert_eq!(pushed.behind, Some(MessageId(2)));
         let mut out = Vec::new();
         assert!(outbox.take_all(&mut out).await);
         assert_eq!(out.len(), 2, "message 1 and the reply");
         // Room again, but within one push nothing passes a refused message.
         frames.extend([queued(Kind::Message, 3), queued(Kind::Message, 4)]);
-        assert_eq!(outbox.push_all(&mut frames).behind, Some(MessageId(4)));
+        assert_eq!(
+            outbox.push_all(&mut frames, bounds).behind,
+            Some(MessageId(4))
+        );
     }
 
     #[tokio::test]
     async fn dropping_the_engine_side_closes_the_outbox_and_wakes_its_reader() {
-        let outbox = Arc::new(Outbox::new(1000, 2000));
+        let outbox = Arc::new(Outbox::default());
         let engine_side = EngineSide::new(outbox.clone());
         assert_eq!(
-            engine_side.push_all(&mut vec![queued(Kind::Reliable, 0)]),
+            engine_side.push_all(&mut vec![queued(Kind::Reliable, 0)], BOUNDS),
             Pushed::default()
         );
         let waker = futures_util::task::noop_waker();
@@ -321,9 +330,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn waiting_for_room_gives_up_on_a_reader_that_takes_nothing() {
-        let outbox = Outbox::new(1000, 2000);
+        let outbox = Outbox::default();
         assert_eq!(
-            outbox.push_all(&mut vec![queued(Kind::Reliable, 0)]),
+            outbox.push_all(&mut vec![queued(Kind::Reliable, 0)], BOUNDS),
             Pushed::default()
         );
         assert!(!outbox.wait_for_room(0, Duration::from_secs(1)).await);

@@ -1,5 +1,5 @@
 //! The shared pump: one task per connection, whatever the transport, moving frames between a
-//! [`FrameReader`]/[`FrameWriter`] pair and a [`Connection`] to the engine.
+//! [`Transport`] and a [`Connection`] to the engine.
 //!
 //! The transport-neutral policy lives here and only here. Each pass polls, in order: writing,
 //! frames the engine queued for this peer (handed to the writer, so many frames leave
@@ -30,7 +30,7 @@ use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::OpenConnection;
-use crate::transport::{FrameReader, FrameWriter, Read, ReadError};
+use crate::transport::{Read, ReadError, Transport};
 
 /// Bytes held by the writer before the task stops taking frames from the engine.
 const WRITE_HIGH_WATER: usize = 64 * 1024;
@@ -58,32 +58,68 @@ enum End {
     Io(std::io::Error),
 }
 
+/// What a connection does last.
+enum Last {
+    /// Nothing: the connection failed.
+    Nothing,
+    /// Flush what is queued.
+    Flush,
+    /// Send the peer this error, then flush.
+    Error(ErrorReply),
+}
+
+impl End {
+    /// Logs the end, and says what is left to do (taking what it needs: nothing of the end
+    /// stays in the task beside the closing flush).
+    fn report(self, session: u64, via: &'static str) -> Last {
+        match self {
+            Self::BadInput(error) => {
+                tracing::warn!(session, via, %error, "rejected input; closing");
+                Last::Error(match error {
+                    CodecError::FrameTooLarge { len, max } => ErrorReply::new(
+                        ErrorCode::TooLarge,
+                        format!("frame of {len} bytes is over the limit of {max}"),
+                    ),
+                    error => ErrorReply::new(ErrorCode::BadRequest, error.to_string()),
+                })
+            }
+            Self::Io(error) => {
+                tracing::info!(session, via, %error, "disconnected");
+                Last::Nothing
+            }
+            other => {
+                tracing::info!(session, via, reason = ?other, "disconnected");
+                Last::Flush
+            }
+        }
+    }
+}
+
 /// The peer's side of a connection: its transport and what passes through it between polls.
-struct Peer<R, W> {
-    reader: R,
-    writer: W,
+struct Peer<T> {
+    io: T,
     /// Messages decoded and not yet handed to the engine.
     inbound: Vec<ClientMessage>,
     /// Frames taken from the engine and not yet handed to the writer.
     frames: Vec<EncodedFrame>,
 }
 
-impl<R: FrameReader, W: FrameWriter> Peer<R, W> {
+impl<T: Transport> Peer<T> {
     /// One poll of every source, in priority order.
     fn poll_event(&mut self, cx: &mut Context<'_>, conn: &mut Connection) -> Poll<Event> {
-        if self.writer.pending() > 0 {
-            if let Poll::Ready(result) = self.writer.poll_write(cx) {
+        if self.io.pending() > 0 {
+            if let Poll::Ready(result) = self.io.poll_write(cx) {
                 return Poll::Ready(Event::Wrote(result));
             }
         }
         // Past the high-water mark only a closed outbox's last frames are taken: the end
         // of a session (a keepalive timeout, shutdown) reaches a slow peer too.
-        if self.writer.pending() < WRITE_HIGH_WATER || conn.poll_closed(cx).is_ready() {
+        if self.io.pending() < WRITE_HIGH_WATER || conn.poll_closed(cx).is_ready() {
             if let Poll::Ready(open) = conn.poll_recv_frames(cx, &mut self.frames) {
                 return Poll::Ready(Event::Frames { open });
             }
         }
-        if let Poll::Ready(read) = self.reader.poll_read(cx, &mut self.inbound) {
+        if let Poll::Ready(read) = self.io.poll_read(cx, &mut self.inbound) {
             return Poll::Ready(Event::Read(read));
         }
         Poll::Pending
@@ -93,15 +129,13 @@ impl<R: FrameReader, W: FrameWriter> Peer<R, W> {
 /// Serves one connection until it ends.
 #[allow(clippy::manual_async_fn)] // deliberately not `async fn`: see the comment inside
 pub(crate) fn serve(
-    reader: impl FrameReader,
-    writer: impl FrameWriter,
+    io: impl Transport,
     mut conn: Connection,
     cancel: CancellationToken,
     metrics: OpenConnection,
 ) -> impl Future<Output = ()> + Send {
     let mut peer = Peer {
-        reader,
-        writer,
+        io,
         inbound: Vec::new(),
         frames: Vec::new(),
     };
@@ -123,7 +157,7 @@ pub(crate) fn serve(
                     // burst.
                     for frame in std::mem::take(&mut peer.frames) {
                         messages += u64::from(is_chat_message(&frame));
-                        peer.writer.push(frame);
+                        peer.io.push(frame);
                     }
                     metrics.delivered(messages);
                     if !open {
@@ -156,39 +190,21 @@ pub(crate) fn serve(
             }
         };
 
-        let error = match &end {
-            End::BadInput(CodecError::FrameTooLarge { len, max }) => Some(ErrorReply::new(
-                ErrorCode::TooLarge,
-                format!("frame of {len} bytes is over the limit of {max}"),
-            )),
-            End::BadInput(error) => Some(ErrorReply::new(ErrorCode::BadRequest, error.to_string())),
-            _ => None,
-        };
-        let (session, via) = (conn.id().0, metrics.transport().name());
-        match &end {
-            End::BadInput(error) => tracing::warn!(session, via, %error, "rejected input; closing"),
-            End::Io(error) => tracing::info!(session, via, %error, "disconnected"),
-            other => tracing::info!(session, via, reason = ?other, "disconnected"),
-        }
+        let last = end.report(conn.id().0, metrics.transport().name());
         let max_frame_len = conn.max_frame_len();
         // Dropping the connection tells the engine this session is gone.
         drop(conn);
-        if matches!(end, End::Io(_)) {
-            return;
-        }
-        if let Some(error) = error {
-            push(
-                &mut peer.writer,
-                &ServerMessage::Error(error),
-                max_frame_len,
-            );
+        match last {
+            Last::Nothing => return,
+            Last::Flush => {}
+            Last::Error(error) => push(&mut peer.io, &ServerMessage::Error(error), max_frame_len),
         }
         // Boxed for the same reason as the wait for the engine: only a closing connection
         // pays for the flush's state.
         let _ = Box::pin(async {
             tokio::select! {
                 () = cancel.cancelled() => {}
-                _ = timeout(FLUSH_TIMEOUT, peer.writer.close()) => {}
+                _ = timeout(FLUSH_TIMEOUT, peer.io.close()) => {}
             }
         })
         .await;
@@ -233,8 +249,8 @@ fn is_chat_message(frame: &EncodedFrame) -> bool {
     frame.as_bytes().get(chat_proto::HEADER_LEN) == Some(&3)
 }
 
-fn push(writer: &mut impl FrameWriter, msg: &ServerMessage, max_frame_len: usize) {
+fn push(io: &mut impl Transport, msg: &ServerMessage, max_frame_len: usize) {
     if let Ok(frame) = encode(msg, max_frame_len) {
-        writer.push(frame);
+        io.push(frame);
     }
 }

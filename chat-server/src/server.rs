@@ -20,7 +20,7 @@ use crate::bus::BusStatsReader;
 use crate::metrics::{Metrics, Transport};
 use crate::pump;
 use crate::tls::Tls;
-use crate::transport::tcp::{StreamReader, StreamWriter, TcpReader};
+use crate::transport::tcp::FrameStream;
 use crate::web;
 
 /// Limits and options of the front ends.
@@ -252,14 +252,12 @@ fn serve_tcp(
     let set_up = async move {
         no_delay(&stream);
         let conn = connect(&shared, peer_ip(&stream)).await;
-        let (read, write) = stream.into_split();
-        let reader = TcpReader::new(read, shared.engine.config().max_frame_len);
-        let writer = StreamWriter::new(write);
+        let io = FrameStream::new(stream, shared.engine.config().max_frame_len);
         let open = shared.metrics.open(Transport::Tcp);
-        (reader, writer, conn, shared.cancel.clone(), open)
+        (io, conn, shared.cancel.clone(), open)
     };
-    Either::Left(set_up.then(|(reader, writer, conn, cancel, open)| {
-        pump::serve(reader, writer, conn, cancel, open).map(|()| drop(permit))
+    Either::Left(set_up.then(|(io, conn, cancel, open)| {
+        pump::serve(io, conn, cancel, open).map(|()| drop(permit))
     }))
 }
 
@@ -277,11 +275,9 @@ async fn serve_tls(
     };
     let conn = connect(&shared, peer).await;
     let open = shared.metrics.open(Transport::Tcp);
-    let (read, write) = tokio::io::split(stream);
-    let reader = StreamReader::new(read, shared.engine.config().max_frame_len);
-    let writer = StreamWriter::new(write);
+    let io = FrameStream::new(stream, shared.engine.config().max_frame_len);
     let cancel = shared.cancel.clone();
-    pump::serve(reader, writer, conn, cancel, open).await;
+    pump::serve(io, conn, cancel, open).await;
     drop(permit);
 }
 

@@ -370,12 +370,12 @@ fn upgrade(
                 .await;
         let conn = connect(&task, peer).await;
         let open = task.metrics.open(Transport::Ws);
-        let (reader, writer) = ws::split(socket, max_frame_len);
-        Some((reader, writer, conn, task.cancel.clone(), open))
+        let io = ws::WsStream::new(socket, max_frame_len);
+        Some((io, conn, task.cancel.clone(), open))
     });
     shared.tasks.spawn(set_up.then(|connected| match connected {
-        Some((reader, writer, conn, cancel, open)) => {
-            Either::Left(pump::serve(reader, writer, conn, cancel, open).map(|()| drop(permit)))
+        Some((io, conn, cancel, open)) => {
+            Either::Left(pump::serve(io, conn, cancel, open).map(|()| drop(permit)))
         }
         None => Either::Right(std::future::ready(())),
     }));

@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{io, Clock, Control, Counters, EngineError, Input};
-use crate::outbox::{EngineSide, Kind, Queued};
+use crate::outbox::{Bounds, EngineSide, Kind, Queued};
 use crate::password::Passwords;
 use crate::storage::Storage;
 use crate::{Hub, IoRequest, MessageId, NodeMessage, Output, SessionId, Ticket, Write};
@@ -20,13 +20,18 @@ const INPUT_BATCH: usize = 256;
 /// wake-up before outputs are carried out.
 const CONTROL_BATCH: usize = 4096;
 
-/// A connection's outbox, and the frames the current pass over the hub's outputs has for it
-/// (in a vector lent from [`Driver::spare`] for the pass: an idle connection holds none).
+/// A connection's outbox, and where the frames the current pass over the hub's outputs has
+/// for it are gathered: an index into [`Driver::touched`] (16 bytes per connection, where a
+/// vector of its own would be 32).
 struct Slot {
     /// Closed when the slot is dropped.
     outbox: EngineSide,
-    pending: Vec<Queued>,
+    /// The connection's entry in `touched`, or [`NOT_TOUCHED`].
+    pending: u32,
 }
+
+/// A slot without frames in this pass.
+const NOT_TOUCHED: u32 = u32::MAX;
 
 /// Most emptied `pending` vectors kept for the next pass, and the largest kept (in frames):
 /// at most 256 × 1024 × 48 bytes stay allocated between passes.
@@ -38,8 +43,11 @@ pub(super) struct Driver<S> {
     clock: Clock,
     io: io::Io<S>,
     outboxes: FxHashMap<SessionId, Slot>,
-    /// Sessions with pending frames, in the order they got their first.
-    touched: Vec<SessionId>,
+    /// Every outbox's bounds.
+    bounds: Bounds,
+    /// Sessions with pending frames, in the order they got their first, and the frames (in
+    /// vectors lent from `spare`: an idle connection holds none).
+    touched: Vec<(SessionId, Vec<Queued>)>,
     /// Emptied `pending` vectors, lent to the connections of the next pass.
     spare: Vec<Vec<Queued>>,
     /// Sessions dropped before the engine handled their `Connect`. Every connection sends one
@@ -67,6 +75,10 @@ impl<S: Storage> Driver<S> {
     ) -> Self {
         let backlog_bytes = hub.config().backlog_bytes();
         let stall = std::time::Duration::from_millis(hub.config().stall_timeout_ms);
+        let bounds = Bounds {
+            soft: hub.config().outbox_soft_bytes,
+            hard: hub.config().outbox_hard_bytes,
+        };
         Self {
             io: io::Io {
                 storage,
@@ -78,6 +90,7 @@ impl<S: Storage> Driver<S> {
             hub,
             clock,
             outboxes: FxHashMap::default(),
+            bounds,
             touched: Vec::new(),
             spare: Vec::new(),
             gone_early: FxHashSet::default(),
@@ -156,7 +169,7 @@ impl<S: Storage> Driver<S> {
                     // closes it).
                     return;
                 }
-                let pending = Vec::new();
+                let pending = NOT_TOUCHED;
                 self.outboxes.insert(session, Slot { outbox, pending });
                 self.hub.handle_connect(session, peer, self.clock.now());
             }
@@ -240,12 +253,21 @@ impl<S: Storage> Driver<S> {
         let Some(slot) = self.outboxes.get_mut(&session) else {
             return;
         };
-        if slot.pending.is_empty() {
-            // First frame of the pass: `flush` took the last pass's vector back.
-            self.touched.push(session);
-            slot.pending = self.spare.pop().unwrap_or_default();
-        }
-        slot.pending.push(Queued {
+        let at = match slot.pending {
+            NOT_TOUCHED => {
+                // First frame of the pass (or since a flush): a vector `flush` gave back.
+                let at = self.touched.len();
+                let Ok(index) = u32::try_from(at) else {
+                    return;
+                };
+                slot.pending = index;
+                self.touched
+                    .push((session, self.spare.pop().unwrap_or_default()));
+                at
+            }
+            index => index as usize,
+        };
+        self.touched[at].1.push(Queued {
             frame,
             kind,
             message,
@@ -258,13 +280,15 @@ impl<S: Storage> Driver<S> {
         let Some(slot) = self.outboxes.get_mut(&session) else {
             return;
         };
-        if slot.pending.is_empty() {
+        let at = std::mem::replace(&mut slot.pending, NOT_TOUCHED);
+        let Some((_, frames)) = self.touched.get_mut(at as usize) else {
             return;
-        }
-        let pushed = slot.outbox.push_all(&mut slot.pending);
-        let emptied = std::mem::take(&mut slot.pending);
-        if self.spare.len() < SPARE_VECS && emptied.capacity() <= SPARE_CAPACITY {
-            self.spare.push(emptied);
+        };
+        // The entry stays, emptied: later frames of this pass start a new one.
+        let mut frames = std::mem::take(frames);
+        let pushed = slot.outbox.push_all(&mut frames, self.bounds);
+        if self.spare.len() < SPARE_VECS && frames.capacity() <= SPARE_CAPACITY {
+            self.spare.push(frames);
         }
         self.counters
             .outbox_drops
@@ -295,10 +319,13 @@ impl<S: Storage> Driver<S> {
             if self.touched.is_empty() {
                 return;
             }
-            // Pushing can make more work (a reader behind, a connection closed).
-            for session in std::mem::take(&mut self.touched) {
+            // Pushing can make more work (a reader behind, a connection closed), carried out
+            // in the next round; it adds no entries meanwhile (only `queue` does).
+            for at in 0..self.touched.len() {
+                let session = self.touched[at].0;
                 self.flush(session);
             }
+            self.touched.clear();
         }
     }
 

@@ -239,10 +239,7 @@ impl Engine {
     async fn open(&self, peer: Option<IpAddr>) -> Connection {
         let id = SessionId(self.inner.next_session.fetch_add(1, Ordering::Relaxed) + 1);
         let config = &self.inner.config;
-        let outbox = Arc::new(Outbox::new(
-            config.outbox_soft_bytes,
-            config.outbox_hard_bytes,
-        ));
+        let outbox = Arc::new(Outbox::default());
         // Not handed over (the engine has stopped), the engine's side is dropped: the
         // connection starts closed.
         let engine_side = EngineSide::new(outbox.clone());

@@ -321,8 +321,8 @@ impl Hub {
             return self.fail(session, request, error);
         }
         let reply = chat_proto::Session {
-            user: account.name.clone(),
-            display_name: account.display_name.clone(),
+            user: account.name.to_string(),
+            display_name: account.display_name.to_string(),
             token,
             token_expires_at: expires_at,
         };

@@ -180,7 +180,7 @@ impl Hub {
             if self
                 .directory
                 .user(user.id)
-                .is_some_and(|u| u.display_name != user.display_name)
+                .is_some_and(|u| *u.display_name != *user.display_name)
             {
                 let _ = self.directory.set_display_name(user.id, user.display_name);
             }

@@ -17,13 +17,13 @@ use crate::types::*;
 /// A registered user as the directory keeps it.
 #[derive(Debug)]
 pub(super) struct Account {
-    /// The username as registered.
-    pub(super) name: String,
-    pub(super) display_name: String,
+    /// The username as registered (boxed strings: an account is kept for every user).
+    pub(super) name: Box<str>,
+    pub(super) display_name: Box<str>,
     /// Every conversation the user is a member of.
     convs: ConvSet,
     /// How many of `convs` are rooms (bounded by `max_rooms_per_user`).
-    rooms: usize,
+    rooms: u32,
 }
 
 /// A user's conversations, in id order: a sorted vector, since a user is in a handful (a
@@ -37,6 +37,11 @@ impl ConvSet {
         match self.0.binary_search(&conv) {
             Ok(_) => false,
             Err(at) => {
+                // A few at a time while small: most users are in a handful, and a first
+                // insert would make room for four.
+                if self.0.len() < 8 {
+                    self.0.reserve_exact(1);
+                }
                 self.0.insert(at, conv);
                 true
             }
@@ -97,10 +102,10 @@ impl Conv {
 #[derive(Debug, Default)]
 pub(super) struct Directory {
     users: FxHashMap<UserId, Account>,
-    /// Case-folded username to user.
-    user_keys: HashMap<String, UserId>,
+    /// Case-folded username to user (keys boxed: 8 bytes less than a `String` per user).
+    user_keys: HashMap<Box<str>, UserId>,
     /// Look-alike skeletons ([`names::skeleton`]) of registered usernames.
-    skeletons: HashMap<String, UserId>,
+    skeletons: HashMap<Box<str>, UserId>,
     /// Skeletons of usernames whose registration is in progress.
     reserved: HashSet<String>,
     convs: FxHashMap<ConvId, Conv>,
@@ -167,7 +172,7 @@ impl Directory {
     pub(super) fn name(&self, user: UserId) -> String {
         self.users
             .get(&user)
-            .map(|u| u.name.clone())
+            .map(|u| u.name.to_string())
             .unwrap_or_default()
     }
 
@@ -190,7 +195,7 @@ impl Directory {
     /// name that looks like it, is taken or held already.
     pub(super) fn reserve(&mut self, key: &str) -> bool {
         let skeleton = names::skeleton(key);
-        !self.skeletons.contains_key(&skeleton) && self.reserved.insert(skeleton)
+        !self.skeletons.contains_key(skeleton.as_str()) && self.reserved.insert(skeleton)
     }
 
     pub(super) fn release(&mut self, key: &str) {
@@ -199,7 +204,7 @@ impl Directory {
 
     /// The user whose username looks like `name`, if any.
     pub(super) fn look_alike(&self, name: &str) -> Option<UserId> {
-        self.skeletons.get(&names::skeleton(name)).copied()
+        self.skeletons.get(names::skeleton(name).as_str()).copied()
     }
 
     /// Registers `name` (whose reservation `key` this ends).
@@ -216,12 +221,12 @@ impl Directory {
     ) -> Result<(UserId, Write), ErrorReply> {
         let skeleton = names::skeleton(&key);
         self.reserved.remove(&skeleton);
-        if self.skeletons.contains_key(&skeleton) {
+        if self.skeletons.contains_key(skeleton.as_str()) {
             return Err(taken(&name));
         }
         let id = UserId(self.user_ids.take("user")?);
-        self.skeletons.insert(skeleton, id);
-        self.user_keys.insert(key, id);
+        self.skeletons.insert(skeleton.into(), id);
+        self.user_keys.insert(key.into(), id);
         self.users
             .insert(id, Account::new(name.clone(), name.clone()));
         let write = Write::CreateUser {
@@ -244,14 +249,16 @@ impl Directory {
     /// Indexes a stored user (its id counted only if in this hub's block).
     fn index_user(&mut self, id: UserId, name: String, display_name: String) {
         self.user_ids.saw(id.0);
-        self.user_keys.insert(name.to_ascii_lowercase(), id);
-        self.skeletons.entry(names::skeleton(&name)).or_insert(id);
+        self.user_keys.insert(name.to_ascii_lowercase().into(), id);
+        self.skeletons
+            .entry(names::skeleton(&name).into())
+            .or_insert(id);
         self.users.insert(id, Account::new(name, display_name));
     }
 
     pub(super) fn set_display_name(&mut self, user: UserId, display_name: String) -> Write {
         if let Some(u) = self.users.get_mut(&user) {
-            u.display_name.clone_from(&display_name);
+            u.display_name = display_name.as_str().into();
         }
         Write::SetDisplayName { user, display_name }
     }
@@ -422,12 +429,12 @@ impl Directory {
         }
         self.users.remove(&user);
         let key = name.to_ascii_lowercase();
-        if self.user_keys.get(&key) == Some(&user) {
-            self.user_keys.remove(&key);
+        if self.user_keys.get(key.as_str()) == Some(&user) {
+            self.user_keys.remove(key.as_str());
         }
         let skeleton = names::skeleton(&name);
-        if self.skeletons.get(&skeleton) == Some(&user) {
-            self.skeletons.remove(&skeleton);
+        if self.skeletons.get(skeleton.as_str()) == Some(&user) {
+            self.skeletons.remove(skeleton.as_str());
         }
         self.directs.retain(|&(a, b), _| a != user && b != user);
     }
@@ -470,7 +477,7 @@ impl Directory {
 
     /// Rooms `user` is a member of.
     pub(super) fn room_count(&self, user: UserId) -> usize {
-        self.users.get(&user).map_or(0, |u| u.rooms)
+        self.users.get(&user).map_or(0, |u| u.rooms as usize)
     }
 
     // ===== rooms as a user sees them =====
@@ -541,8 +548,8 @@ impl Directory {
 impl Account {
     fn new(name: String, display_name: String) -> Self {
         Self {
-            name,
-            display_name,
+            name: name.into(),
+            display_name: display_name.into(),
             convs: ConvSet::default(),
             rooms: 0,
         }

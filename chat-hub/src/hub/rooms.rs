@@ -256,8 +256,8 @@ impl Hub {
             .filter_map(|id| {
                 let u = self.directory.user(id)?;
                 let status = UserStatus {
-                    user: u.name.clone(),
-                    display_name: u.display_name.clone(),
+                    user: u.name.to_string(),
+                    display_name: u.display_name.to_string(),
                     online: self.is_online(id),
                 };
                 Some((id, status))
@@ -304,8 +304,8 @@ impl Hub {
             return;
         };
         let msg = ServerMessage::DisplayName {
-            user: account.name.clone(),
-            display_name: account.display_name.clone(),
+            user: account.name.to_string(),
+            display_name: account.display_name.to_string(),
         };
         let limit = self.config.presence_room_limit;
         let mut recipients = BTreeSet::from([user]);

@@ -306,6 +306,8 @@ impl Sessions {
         };
         s.phase = Phase::Online(online);
         let sessions = self.online.entry(online.user).or_default();
+        // Grown by one: most users are online on one session (a first push makes room for 4).
+        sessions.reserve_exact(1);
         sessions.push(session);
         sessions.len() == 1
     }

@@ -1,13 +1,15 @@
-//! What differs per transport, behind two small traits driven by the shared [`pump`](crate::pump):
-//! a [`FrameReader`] that turns bytes (or messages) from the peer into client messages, and a
-//! [`FrameWriter`] that queues encoded frames and writes them out.
+//! What differs per transport, behind one small trait driven by the shared
+//! [`pump`](crate::pump): a [`Transport`] turns bytes (or messages) from the peer into client
+//! messages, and queues encoded frames and writes them out.
 //!
-//! - [`tcp`]: the binary protocol over a byte stream: plain TCP (bufferless idle reads) or any
-//!   `AsyncRead + AsyncWrite` (TLS).
+//! - [`tcp`]: the binary protocol over a byte stream: plain TCP (bufferless idle reads) or TLS.
 //! - [`ws`]: WebSocket, one chat-proto frame per binary message; its own ping is answered by
-//!   the WebSocket library and counts as a sign of life.
+//!   the WebSocket library.
 //!
-//! A third front end is one more file here implementing both traits.
+//! One value does both directions (the pump polls them in turn from one task), so a
+//! connection needs no split halves and no shared state between them.
+//!
+//! A third front end is one more file here implementing the trait.
 
 pub(crate) mod tcp;
 pub(crate) mod ws;
@@ -36,9 +38,9 @@ pub(crate) enum Read {
     Eof,
 }
 
-/// The inbound half of a transport. Poll-based, so a waiting connection holds no future of
-/// its own beyond what the transport keeps anyway (its registration with the I/O driver).
-pub(crate) trait FrameReader: Send {
+/// A connection's transport. Poll-based, so a waiting connection holds no future of its own
+/// beyond what the transport keeps anyway (its registration with the I/O driver).
+pub(crate) trait Transport: Send {
     /// Reads what the peer sent and appends every whole message decoded to `out`; `Pending`
     /// (with `cx` woken on input) while there is nothing to read.
     fn poll_read(
@@ -46,10 +48,7 @@ pub(crate) trait FrameReader: Send {
         cx: &mut Context<'_>,
         out: &mut Vec<ClientMessage>,
     ) -> Poll<Result<Read, ReadError>>;
-}
 
-/// The outbound half of a transport.
-pub(crate) trait FrameWriter: Send {
     /// Queues a frame (the same bytes for every transport: length prefix and payload).
     fn push(&mut self, frame: EncodedFrame);
 

@@ -1,8 +1,9 @@
 //! The binary protocol over a byte stream: length-prefixed frames, many written per syscall.
 //!
-//! Plain TCP reads without a buffer while idle ([`TcpReader`]: wait until readable, then
-//! reserve); other streams (TLS) read through a buffer kept only while a frame is incomplete
-//! ([`StreamReader`]).
+//! [`FrameStream`] owns its stream whole: the pump reads and writes it in turn from one task,
+//! so there are no split halves (no shared allocation, no lock). Plain TCP reads without a
+//! buffer while idle (wait until readable, then reserve); TLS reads through a buffer kept only
+//! while a frame is incomplete.
 
 use std::io::{self, Read as _};
 use std::pin::Pin;
@@ -11,45 +12,62 @@ use std::task::{ready, Context, Poll};
 use bytes::{Buf, BytesMut};
 use chat_proto::{ClientMessage, EncodedFrame, ServerCodec};
 use socket2::SockRef;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, Interest};
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::io::{AsyncWrite, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
 use tokio_util::codec::Decoder;
 use tokio_util::io::poll_read_buf;
 
-use super::{FrameReader, FrameWriter, Read, ReadError};
+use super::{Read, ReadError, Transport};
 
 /// Bytes reserved for each read from the socket.
 const READ_CHUNK: usize = 4096;
 
-/// Reads frames from a plain TCP socket, holding no buffer while idle.
-pub(crate) struct TcpReader {
-    half: OwnedReadHalf,
+/// The binary protocol over a TCP socket or a TLS stream over one.
+pub(crate) struct FrameStream<S> {
+    io: S,
     codec: ServerCodec,
-    buf: BytesMut,
+    /// Bytes read and not yet decoded (no allocation while idle).
+    inbound: BytesMut,
+    /// Frames queued and not yet written (no allocation while idle).
+    out: BytesMut,
+    /// Bytes written and not yet flushed (TLS buffers plaintext until flushed).
+    unflushed: bool,
 }
 
-impl TcpReader {
-    pub(crate) fn new(half: OwnedReadHalf, max_frame_len: usize) -> Self {
+impl<S> FrameStream<S> {
+    pub(crate) fn new(io: S, max_frame_len: usize) -> Self {
         Self {
-            half,
+            io,
             codec: ServerCodec::with_max_frame_len(max_frame_len),
-            buf: BytesMut::new(),
+            inbound: BytesMut::new(),
+            out: BytesMut::new(),
+            unflushed: false,
         }
     }
 }
 
-impl FrameReader for TcpReader {
-    fn poll_read(
+/// How a byte stream reads into its connection's buffer.
+pub(crate) trait ReadInto {
+    /// Reads into `buf`, growing it; `Ready(Ok(0))` at the end of the stream. An idle
+    /// connection is left no buffer.
+    fn poll_read_into(
         &mut self,
         cx: &mut Context<'_>,
-        out: &mut Vec<ClientMessage>,
-    ) -> Poll<Result<Read, ReadError>> {
-        let Self { half, codec, buf } = self;
-        let stream: &TcpStream = half.as_ref();
+        buf: &mut BytesMut,
+    ) -> Poll<io::Result<usize>>;
+}
+
+impl ReadInto for TcpStream {
+    /// Waits until the socket is readable, and only then reserves the buffer.
+    fn poll_read_into(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+    ) -> Poll<io::Result<usize>> {
+        let stream: &Self = self;
         loop {
-            ready!(stream.poll_read_ready(cx)).map_err(ReadError::Io)?;
-            // The buffer exists only while bytes are being read or a frame is incomplete.
+            ready!(stream.poll_read_ready(cx))?;
             let start = buf.len();
             buf.resize(start + READ_CHUNK, 0);
             let mut read = 0;
@@ -65,63 +83,91 @@ impl FrameReader for TcpReader {
                 }
             });
             buf.truncate(start + read);
-            let eof = match result {
-                Ok(()) => read == 0,
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock && read > 0 => false,
+            match result {
+                Ok(()) => return Poll::Ready(Ok(read)),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock && read > 0 => {
+                    return Poll::Ready(Ok(read))
+                }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                     // Readiness was stale: wait again without holding the buffer (an idle
                     // connection would otherwise keep READ_CHUNK bytes for nothing).
                     if buf.is_empty() {
                         *buf = BytesMut::new();
                     }
-                    continue;
                 }
-                Err(error) => return Poll::Ready(Err(ReadError::Io(error))),
-            };
-            return Poll::Ready(decode_all(codec, buf, eof, out));
+                Err(error) => return Poll::Ready(Err(error)),
+            }
         }
     }
 }
 
-/// Reads frames from any byte stream (TLS) through a buffer.
-pub(crate) struct StreamReader<R> {
-    half: R,
-    codec: ServerCodec,
-    buf: BytesMut,
-}
-
-impl<R> StreamReader<R> {
-    pub(crate) fn new(half: R, max_frame_len: usize) -> Self {
-        Self {
-            half,
-            codec: ServerCodec::with_max_frame_len(max_frame_len),
-            buf: BytesMut::new(),
+impl ReadInto for TlsStream<TcpStream> {
+    /// Reads through the buffer (TLS records arrive whole or not at all), released when a
+    /// read finds nothing and no frame is incomplete.
+    fn poll_read_into(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+    ) -> Poll<io::Result<usize>> {
+        if buf.capacity() - buf.len() < READ_CHUNK / 2 {
+            buf.reserve(READ_CHUNK);
         }
+        let read = poll_read_buf(Pin::new(self), cx, buf);
+        if read.is_pending() && buf.is_empty() {
+            *buf = BytesMut::new();
+        }
+        read
     }
 }
 
-impl<R: AsyncRead + Unpin + Send> FrameReader for StreamReader<R> {
+impl<S: ReadInto + AsyncWrite + Unpin + Send> Transport for FrameStream<S> {
     fn poll_read(
         &mut self,
         cx: &mut Context<'_>,
         out: &mut Vec<ClientMessage>,
     ) -> Poll<Result<Read, ReadError>> {
-        if self.buf.capacity() - self.buf.len() < READ_CHUNK / 2 {
-            self.buf.reserve(READ_CHUNK);
-        }
-        match poll_read_buf(Pin::new(&mut self.half), cx, &mut self.buf) {
-            Poll::Pending => {
-                // Nothing to read: an idle connection holds no buffer.
-                if self.buf.is_empty() {
-                    self.buf = BytesMut::new();
-                }
-                Poll::Pending
+        let read = ready!(self.io.poll_read_into(cx, &mut self.inbound)).map_err(ReadError::Io)?;
+        Poll::Ready(decode_all(
+            &mut self.codec,
+            &mut self.inbound,
+            read == 0,
+            out,
+        ))
+    }
+
+    fn push(&mut self, frame: EncodedFrame) {
+        self.out.extend_from_slice(frame.as_bytes());
+    }
+
+    fn pending(&self) -> usize {
+        self.out.len() + usize::from(self.unflushed)
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.out.is_empty() {
+            let written = ready!(Pin::new(&mut self.io).poll_write(cx, &self.out))?;
+            if written == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            Poll::Ready(Err(error)) => Poll::Ready(Err(ReadError::Io(error))),
-            Poll::Ready(Ok(read)) => {
-                Poll::Ready(decode_all(&mut self.codec, &mut self.buf, read == 0, out))
+            self.out.advance(written);
+            self.unflushed = true;
+        }
+        if self.unflushed {
+            ready!(Pin::new(&mut self.io).poll_flush(cx))?;
+            self.unflushed = false;
+            // Idle connections hold no buffers.
+            self.out = BytesMut::new();
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    async fn close(&mut self) {
+        while self.out.has_remaining() {
+            if self.io.write_buf(&mut self.out).await.is_err() {
+                return;
             }
         }
+        let _ = self.io.shutdown().await;
     }
 }
 
@@ -148,59 +194,4 @@ fn decode_all(
         *buf = BytesMut::new();
     }
     Ok(Read::Data)
-}
-
-/// Writes frames to a byte stream: everything queued leaves in one buffer.
-pub(crate) struct StreamWriter<W> {
-    half: W,
-    out: BytesMut,
-    /// Bytes written and not yet flushed (TLS buffers plaintext until flushed).
-    unflushed: bool,
-}
-
-impl<W> StreamWriter<W> {
-    pub(crate) fn new(half: W) -> Self {
-        Self {
-            half,
-            out: BytesMut::new(),
-            unflushed: false,
-        }
-    }
-}
-
-impl<W: AsyncWrite + Unpin + Send> FrameWriter for StreamWriter<W> {
-    fn push(&mut self, frame: EncodedFrame) {
-        self.out.extend_from_slice(frame.as_bytes());
-    }
-
-    fn pending(&self) -> usize {
-        self.out.len() + usize::from(self.unflushed)
-    }
-
-    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while !self.out.is_empty() {
-            let written = ready!(Pin::new(&mut self.half).poll_write(cx, &self.out))?;
-            if written == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-            }
-            self.out.advance(written);
-            self.unflushed = true;
-        }
-        if self.unflushed {
-            ready!(Pin::new(&mut self.half).poll_flush(cx))?;
-            self.unflushed = false;
-            // Idle connections hold no buffers.
-            self.out = BytesMut::new();
-        }
-        Poll::Ready(Ok(()))
-    }
-
-    async fn close(&mut self) {
-        while self.out.has_remaining() {
-            if self.half.write_buf(&mut self.out).await.is_err() {
-                return;
-            }
-        }
-        let _ = self.half.shutdown().await;
-    }
 }

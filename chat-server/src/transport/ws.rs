@@ -3,7 +3,7 @@
 //!
 //! A text message, a message holding anything but exactly one valid frame, or a message over
 //! the frame limit is bad input, as garbage is on TCP. WebSocket pings are answered by the
-//! library (on the next write) and count as a sign of life.
+//! library (on the next write); the keepalive counts only chat-proto messages, as on TCP.
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use super::{FrameReader, FrameWriter, Read, ReadError};
+use super::{Read, ReadError, Transport};
 
 /// The WebSocket library's read buffer, per connection (see [`config`]).
 const READ_BUFFER: usize = 1024;
@@ -44,33 +44,36 @@ pub(crate) fn config(max_frame_len: usize) -> WebSocketConfig {
         .max_frame_size(Some(max_message))
 }
 
-/// Splits a WebSocket into the pump's two halves.
-pub(crate) fn split<S>(ws: WebSocketStream<S>, max_frame_len: usize) -> (WsReader<S>, WsWriter<S>)
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let (sink, stream) = ws.split();
-    (
-        WsReader {
+/// A WebSocket as the pump's transport: one frame per binary message each way. The socket is
+/// split (the library's lock) so that the socket's state lives on the heap, not in every
+/// connection's task.
+pub(crate) struct WsStream<S> {
+    stream: SplitStream<WebSocketStream<S>>,
+    sink: SplitSink<WebSocketStream<S>, Message>,
+    /// Frames not yet handed to the library.
+    queue: VecDeque<EncodedFrame>,
+    /// Their bytes.
+    pending: usize,
+    /// Frames handed to the library and not yet flushed.
+    unflushed: bool,
+    max_frame_len: usize,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WsStream<S> {
+    pub(crate) fn new(ws: WebSocketStream<S>, max_frame_len: usize) -> Self {
+        let (sink, stream) = ws.split();
+        Self {
             stream,
-            max_frame_len,
-        },
-        WsWriter {
             sink,
             queue: VecDeque::new(),
             pending: 0,
             unflushed: false,
-        },
-    )
+            max_frame_len,
+        }
+    }
 }
 
-/// Reads one frame per binary message.
-pub(crate) struct WsReader<S> {
-    stream: SplitStream<WebSocketStream<S>>,
-    max_frame_len: usize,
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin + Send> FrameReader for WsReader<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Transport for WsStream<S> {
     fn poll_read(
         &mut self,
         cx: &mut Context<'_>,
@@ -80,9 +83,41 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> FrameReader for WsReader<S> {
         let next = ready!(self.stream.poll_next_unpin(cx));
         Poll::Ready(self.decode(next, out))
     }
+
+    fn push(&mut self, frame: EncodedFrame) {
+        self.pending += frame.len();
+        self.queue.push_back(frame);
+    }
+
+    fn pending(&self) -> usize {
+        self.pending + usize::from(self.unflushed)
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // A frame leaves the queue only once the sink has taken it, so none is half-lost.
+        while !self.queue.is_empty() {
+            ready!(Pin::new(&mut self.sink).poll_ready(cx)).map_err(ws_io)?;
+            if let Some(frame) = self.queue.pop_front() {
+                self.pending -= frame.len();
+                Pin::new(&mut self.sink)
+                    .start_send(Message::Binary(frame.into_bytes()))
+                    .map_err(ws_io)?;
+                self.unflushed = true;
+            }
+        }
+        ready!(Pin::new(&mut self.sink).poll_flush(cx)).map_err(ws_io)?;
+        self.unflushed = false;
+        Poll::Ready(Ok(()))
+    }
+
+    async fn close(&mut self) {
+        if poll_fn(|cx| self.poll_write(cx)).await.is_ok() {
+            let _ = poll_fn(|cx| Pin::new(&mut self.sink).poll_close(cx)).await;
+        }
+    }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsReader<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsStream<S> {
     /// What one WebSocket message (or the stream's end or error) means for the pump.
     fn decode(
         &self,
@@ -129,50 +164,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsReader<S> {
             ))),
             Message::Close(_) => Ok(Read::Eof),
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Ok(Read::Data),
-        }
-    }
-}
-
-/// Writes one binary message per frame; the library buffers them and the flush writes them
-/// together.
-pub(crate) struct WsWriter<S> {
-    sink: SplitSink<WebSocketStream<S>, Message>,
-    queue: VecDeque<EncodedFrame>,
-    pending: usize,
-    /// Frames handed to the library and not yet flushed.
-    unflushed: bool,
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin + Send> FrameWriter for WsWriter<S> {
-    fn push(&mut self, frame: EncodedFrame) {
-        self.pending += frame.len();
-        self.queue.push_back(frame);
-    }
-
-    fn pending(&self) -> usize {
-        self.pending + usize::from(self.unflushed)
-    }
-
-    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // A frame leaves the queue only once the sink has taken it, so none is half-lost.
-        while !self.queue.is_empty() {
-            ready!(Pin::new(&mut self.sink).poll_ready(cx)).map_err(ws_io)?;
-            if let Some(frame) = self.queue.pop_front() {
-                self.pending -= frame.len();
-                Pin::new(&mut self.sink)
-                    .start_send(Message::Binary(frame.into_bytes()))
-                    .map_err(ws_io)?;
-                self.unflushed = true;
-            }
-        }
-        ready!(Pin::new(&mut self.sink).poll_flush(cx)).map_err(ws_io)?;
-        self.unflushed = false;
-        Poll::Ready(Ok(()))
-    }
-
-    async fn close(&mut self) {
-        if poll_fn(|cx| self.poll_write(cx)).await.is_ok() {
-            let _ = poll_fn(|cx| Pin::new(&mut self.sink).poll_close(cx)).await;
         }
     }
 }
