@@ -34,4 +34,4 @@ pub use database::{Database, Location, OpenError};
 pub use engine::{Connection, Engine, EngineClosed, EngineError, EngineStats, TrySendError};
 pub use pg_store::{redact_url, PgStore};
 pub use storage::{MemoryStorage, Storage};
-pub use store::{Durability, Store, StoreError};
+pub use store::{disable_sqlite_memory_statistics, Durability, Store, StoreError};

@@ -224,6 +224,32 @@ pub(crate) fn kind_from(code: i64, target: Option<i64>) -> Result<MessageKind, S
     })
 }
 
+/// Turns SQLite's memory statistics off for this process. With them on (SQLite's default),
+/// every allocation SQLite makes, in every thread, takes one process-wide mutex: the readers
+/// decoding rows on several threads (sqlx copies each value it reads) queue on it, and a
+/// burst's catch-up from storage spent half its time in the kernel waking them
+/// (docs/BENCHMARKS.md, sixth pass). Nothing in this crate reads the statistics.
+///
+/// Returns whether it took effect: it cannot once SQLite is initialised (at the first
+/// database opened), and it holds for every SQLite user in the process, so it is the
+/// application's choice: `chat-server` makes it at start.
+///
+/// # Safety
+/// No other thread may use SQLite while this runs (SQLite's `sqlite3_config` is not
+/// thread-safe): call it first thing in `main`, before any thread that may open a database.
+pub unsafe fn disable_sqlite_memory_statistics() -> bool {
+    // SAFETY: the caller guarantees no concurrent SQLite use; SQLITE_CONFIG_MEMSTATUS takes
+    // one `int`, passed as the variadic argument's C type. Once SQLite is initialised the call
+    // changes nothing and returns SQLITE_MISUSE.
+    let rc = unsafe {
+        rusqlite::ffi::sqlite3_config(
+            rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS,
+            std::ffi::c_int::from(0u8),
+        )
+    };
+    rc == rusqlite::ffi::SQLITE_OK
+}
+
 /// How far a commit goes before it counts as stored.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Durability {

@@ -12,9 +12,9 @@
 //! - `pump`: the transport-neutral policy, one task per connection: write back-pressure
 //!   against the engine's outbox, error frames at the end, flush with a timeout (keepalive
 //!   and shutdown reach it through the outbox).
-//! - `transport`: what differs per transport, behind a reader and a writer trait: `tcp`
-//!   (bufferless idle reads, or a buffered stream under TLS) and `ws` (one frame per binary
-//!   message).
+//! - `transport`: what differs per transport, behind one trait (reading and writing one
+//!   value): `tcp` (bufferless idle reads, or a buffered stream under TLS) and `ws` (one frame
+//!   per binary message).
 //! - `web`: HTTP: the embedded browser client, `/ws`, `/peers` (other nodes for the page to
 //!   fail over to, [`web_peer`]), `/healthz`, `/metrics`, the `Origin` check and the
 //!   Content-Security-Policy.

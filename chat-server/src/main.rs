@@ -196,6 +196,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+    // SAFETY: no thread exists yet but this one, and nothing has used SQLite.
+    if !unsafe { chat_core::disable_sqlite_memory_statistics() } {
+        tracing::warn!("SQLite was initialised already; its memory statistics stay on");
+    }
     let args = Args::parse();
     let runtime = match args.runtime {
         Threads::Multi => tokio::runtime::Runtime::new(),
