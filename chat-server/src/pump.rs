@@ -50,7 +50,7 @@ enum Event {
 enum End {
     /// The client closed it.
     ClientClosed,
-    /// The engine closed it (logout timeout, slow consumer, shutdown, ...).
+    /// The engine closed it (a login or keepalive timeout, a slow consumer, shutdown, ...).
     EngineClosed,
     /// The client sent something undecodable.
     BadInput(CodecError),

@@ -267,11 +267,16 @@ impl<S: Storage> Driver<S> {
             }
             index => index as usize,
         };
-        self.touched[at].1.push(Queued {
-            frame,
-            kind,
-            message,
-        });
+        // A slot's index is set here and cleared by `flush`, which every entry gets before
+        // `touched` is cleared: it always names this session's entry.
+        if let Some((owner, frames)) = self.touched.get_mut(at) {
+            debug_assert_eq!(*owner, session);
+            frames.push(Queued {
+                frame,
+                kind,
+                message,
+            });
+        }
     }
 
     /// Pushes `session`'s pending frames: a reader too far behind for a live message is
@@ -281,9 +286,10 @@ impl<S: Storage> Driver<S> {
             return;
         };
         let at = std::mem::replace(&mut slot.pending, NOT_TOUCHED);
-        let Some((_, frames)) = self.touched.get_mut(at as usize) else {
+        let Some((owner, frames)) = self.touched.get_mut(at as usize) else {
             return;
         };
+        debug_assert_eq!(*owner, session);
         // The entry stays, emptied: later frames of this pass start a new one.
         let mut frames = std::mem::take(frames);
         let pushed = slot.outbox.push_all(&mut frames, self.bounds);
