@@ -14,6 +14,7 @@ use chat_proto::ErrorReply;
 use rustc_hash::FxHashMap;
 
 use super::ids::Ids;
+use super::make_room_for_one;
 use crate::types::*;
 use crate::Config;
 
@@ -118,7 +119,9 @@ impl Delivery {
                 cursor: row.cursor,
                 last_seen: row.last_seen,
             };
-            add_device(delivery.devices.entry(row.user).or_default(), device);
+            let devices = delivery.devices.entry(row.user).or_default();
+            make_room_for_one(devices);
+            devices.push(device);
         }
         delivery
     }
@@ -210,7 +213,8 @@ impl Delivery {
                 cursor,
                 last_seen: now,
             };
-            add_device(devices, d.clone());
+            make_room_for_one(devices);
+            devices.push(d.clone());
             d
         };
         writes.push(Write::SetDevice {
@@ -335,11 +339,4 @@ impl Delivery {
             })
             .collect()
     }
-}
-
-/// Adds a device to a user's list, growing it by one: most users have one device, and a
-/// vector's first push would make room for four.
-fn add_device(devices: &mut Vec<Device>, device: Device) {
-    devices.reserve_exact(1);
-    devices.push(device);
 }

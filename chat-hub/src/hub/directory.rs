@@ -11,6 +11,7 @@ use rustc_hash::FxHashMap;
 
 use super::auth::taken;
 use super::ids::Ids;
+use super::make_room_for_one;
 use crate::names;
 use crate::types::*;
 
@@ -37,11 +38,7 @@ impl ConvSet {
         match self.0.binary_search(&conv) {
             Ok(_) => false,
             Err(at) => {
-                // A few at a time while small: most users are in a handful, and a first
-                // insert would make room for four.
-                if self.0.len() < 8 {
-                    self.0.reserve_exact(1);
-                }
+                make_room_for_one(&mut self.0);
                 self.0.insert(at, conv);
                 true
             }

@@ -788,3 +788,12 @@ impl Hub {
         }
     }
 }
+
+/// Makes room for one more element in a per-user vector: exactly one while it is small (most
+/// users have one device, one session, a handful of conversations, and a vector's first push
+/// would make room for four), the vector's own growth after that.
+fn make_room_for_one<T>(items: &mut Vec<T>) {
+    if items.len() < 8 {
+        items.reserve_exact(1);
+    }
+}

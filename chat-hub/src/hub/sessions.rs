@@ -12,6 +12,7 @@ use std::collections::VecDeque;
 use chat_proto::{ClientMessage, ErrorCode, ErrorReply, RequestId, MIN_PROTOCOL_VERSION};
 use rustc_hash::FxHashMap;
 
+use super::make_room_for_one;
 use super::throttle::Source;
 use crate::rate::TokenBucket;
 use crate::types::*;
@@ -306,8 +307,7 @@ impl Sessions {
         };
         s.phase = Phase::Online(online);
         let sessions = self.online.entry(online.user).or_default();
-        // Grown by one: most users are online on one session (a first push makes room for 4).
-        sessions.reserve_exact(1);
+        make_room_for_one(sessions);
         sessions.push(session);
         sessions.len() == 1
     }
