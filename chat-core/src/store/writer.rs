@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{params, Connection, OpenFlags};
 use tokio::sync::oneshot;
 
+use super::gather;
 use super::{
     action_code, client_id, committed, int, kind_code, role_code, uint, DbFile, StoreError,
     BUSY_TIMEOUT,
@@ -43,7 +44,13 @@ pub(super) struct Target {
 impl Target {
     /// Opens the connection, and numbering above the highest id or position the file holds.
     fn open(&self) -> Result<Open, StoreError> {
-        let conn = Connection::open_with_flags(&self.path, self.flags)?;
+        // A file's WAL frames are written a commit at a time (`gather`); an in-memory
+        // database names its own VFS.
+        let conn = if self.file.is_some() && gather::register() {
+            Connection::open_with_flags_and_vfs(&self.path, self.flags, gather::NAME)?
+        } else {
+            Connection::open_with_flags(&self.path, self.flags)?
+        };
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.execute_batch(&self.pragmas)?;
         conn.execute_batch(CREATE_STAGED)?;
