@@ -11,6 +11,7 @@
 //! sqlx pool; WAL lets them run while this connection writes.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -240,6 +241,9 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 /// checkpoint as the bound on the WAL's size: that one now finds nearly every page copied
 /// already, and rewinds the WAL.
 struct Checkpointer {
+    /// A commit came since the thread last began a checkpoint: set by the writer, taken by
+    /// the thread.
+    due: Arc<AtomicBool>,
     /// Taken at drop: the thread's loop ends when its receiver finds no sender.
     wake: Option<mpsc::SyncSender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -249,22 +253,27 @@ impl Checkpointer {
     /// Starts the thread; if it cannot start, the writer's own checkpoints still run.
     fn start(target: &Target) -> Self {
         let (wake, woken) = mpsc::sync_channel(1);
-        let (path, flags) = (target.path.clone(), target.flags);
+        let due = Arc::new(AtomicBool::new(false));
+        let (path, flags, taken) = (target.path.clone(), target.flags, Arc::clone(&due));
         let thread = std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
-            .spawn(move || checkpoints(&path, flags, &woken))
+            .spawn(move || checkpoints(&path, flags, &taken, &woken))
             .map_err(|error| tracing::warn!(%error, "no checkpoint thread"))
             .ok();
         Self {
+            due,
             wake: Some(wake),
             thread,
         }
     }
 
-    /// A commit happened: a checkpoint is due (coalesced with any already due).
+    /// A commit happened: a checkpoint is due. Only the first commit after a checkpoint began
+    /// wakes the thread (one wake-up per checkpoint, not one per commit).
     fn committed(&self) {
-        if let Some(wake) = &self.wake {
-            let _ = wake.try_send(());
+        if !self.due.load(Ordering::Relaxed) && !self.due.swap(true, Ordering::AcqRel) {
+            if let Some(wake) = &self.wake {
+                let _ = wake.try_send(());
+            }
         }
     }
 }
@@ -279,8 +288,14 @@ impl Drop for Checkpointer {
     }
 }
 
-/// The checkpointer's loop, until the writer drops its end of `woken`.
-fn checkpoints(path: &std::path::Path, flags: OpenFlags, woken: &mpsc::Receiver<()>) {
+/// The checkpointer's loop, until the writer drops its end of `woken`. It sleeps while no
+/// checkpoint is `due`; a commit that makes one due wakes it.
+fn checkpoints(
+    path: &std::path::Path,
+    flags: OpenFlags,
+    due: &AtomicBool,
+    woken: &mpsc::Receiver<()>,
+) {
     let conn = match Connection::open_with_flags(path, flags) {
         Ok(conn) => conn,
         Err(error) => {
@@ -288,25 +303,27 @@ fn checkpoints(path: &std::path::Path, flags: OpenFlags, woken: &mpsc::Receiver<
             return;
         }
     };
-    // A commit since the last checkpoint.
-    let mut due = false;
     loop {
-        if !due && woken.recv().is_err() {
-            return;
+        // A wake-up comes after `due` is set, so none is missed; a stale one only ends a
+        // wait early, to find nothing due.
+        while !due.swap(false, Ordering::AcqRel) {
+            if woken.recv().is_err() {
+                return;
+            }
         }
         // Busy (another checkpoint running) or failed: the writer's own checkpoint still
         // bounds the WAL, and the next commit wakes this one again.
         if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             tracing::debug!(%error, "background checkpoint failed");
         }
-        due = false;
-        // The pause between checkpoints gathers commits, and ends at once when the writer
-        // goes (a closing store does not wait for it).
+        // The pause between checkpoints gathers commits (the first of them wakes this
+        // thread, and it sleeps on), and ends at once when the writer goes (a closing store
+        // does not wait for it).
         let until = Instant::now() + CHECKPOINT_EVERY;
         loop {
             let left = until.saturating_duration_since(Instant::now());
             match woken.recv_timeout(left) {
-                Ok(()) => due = true,
+                Ok(()) => {}
                 Err(mpsc::RecvTimeoutError::Timeout) => break,
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
             }
@@ -765,7 +782,9 @@ mod tests {
     }
 
     /// Commits reach the database file from the WAL by the checkpoint thread, long before
-    /// the writer's own checkpoint limit (thousands of pages), and without a commit waiting.
+    /// the writer's own checkpoint limit (thousands of pages), and without a commit waiting;
+    /// commits that come while it pauses between checkpoints are copied by the next one (one
+    /// wake-up per checkpoint: none is lost).
     #[tokio::test]
     async fn the_wal_is_checkpointed_beside_the_writer() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -773,23 +792,27 @@ mod tests {
         let store = Store::open(&path).await.expect("opens");
         // Migrations leave the schema checkpointed (a pool connection's own checkpoint):
         // the file's size now is what the writer's commits are measured against.
-        let before = std::fs::metadata(&path).expect("file").len();
-        let users: Vec<Vec<Write>> = (1..=200)
-            .map(|i| vec![user(i, &format!("user{i}"))])
-            .collect();
-        store.apply(&users).await.expect("stored");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            let now = std::fs::metadata(&path).expect("file").len();
-            if now > before {
-                break;
+        let mut before = std::fs::metadata(&path).expect("file").len();
+        for round in 0..3u64 {
+            let users: Vec<Vec<Write>> = (1..=200)
+                .map(|i| round * 1000 + i)
+                .map(|i| vec![user(i, &format!("user{i}"))])
+                .collect();
+            store.apply(&users).await.expect("stored");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let now = std::fs::metadata(&path).expect("file").len();
+                if now > before {
+                    before = now;
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "round {round}: no checkpoint within 10 s: the file stayed at {now} bytes"
+                );
+                // Nothing to wait on but the file: the checkpoint thread reports to no one.
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no checkpoint within 10 s: the file stayed at {now} bytes"
-            );
-            // Nothing to wait on but the file: the checkpoint thread reports to no one.
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         store.close().await;
     }
