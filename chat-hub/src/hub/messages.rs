@@ -120,11 +120,17 @@ impl Hub {
     }
 
     /// Sends a stored message (or change) to every live session of every member who can see
-    /// it, except the sending session. Encoded once per form (version 2, version 1).
+    /// it, except the sending session. Encoded once.
     pub(super) fn deliver(&mut self, message: &StoredMessage, sender: SessionId) {
-        let (new, old) = self.events_of(message);
-        let new = new.and_then(|m| self.out.encode(&m));
-        let old = old.and_then(|m| self.out.encode(&m));
+        let new = self
+            .event_of(message, 2)
+            .and_then(|m| self.out.encode(&m));
+        // A message is the same event, and the same bytes, to every version; a change is
+        // nothing to a version-1 session.
+        let old = match message.kind {
+            MessageKind::Message | MessageKind::Edited => new.clone(),
+            _ => None,
+        };
         let Some(conv) = self.directory.conv(message.conv) else {
             return;
         };
@@ -156,37 +162,35 @@ impl Hub {
         }
     }
 
-    /// The events a stored row is, for version-2 and version-1 sessions (a change is nothing
-    /// to a version-1 session; a tombstone is nothing to anyone).
-    fn events_of(&self, m: &StoredMessage) -> (Option<ServerMessage>, Option<ServerMessage>) {
+    /// The event a stored row is to a session of protocol `version` (a change is nothing to
+    /// a version-1 session; a tombstone is nothing to anyone).
+    fn event_of(&self, m: &StoredMessage, version: u16) -> Option<ServerMessage> {
         match m.kind {
             MessageKind::Message | MessageKind::Edited => {
-                let msg = ServerMessage::Message(self.chat_message(m));
-                (Some(msg.clone()), Some(msg))
+                Some(ServerMessage::Message(self.chat_message(m)))
             }
-            MessageKind::Deleted => (None, None),
+            MessageKind::Deleted => None,
+            _ if version < 2 => None,
             MessageKind::Edit { target } => {
                 let chat = self.chat_message(m);
-                let msg = ServerMessage::Edited {
+                Some(ServerMessage::Edited {
                     id: m.id,
                     message: target,
                     from: chat.from,
                     target: chat.target,
                     text: chat.text,
-                };
-                (Some(msg), None)
+                })
             }
             MessageKind::Delete { target, redacted } => {
                 let chat = self.chat_message(m);
-                let msg = ServerMessage::Deleted {
+                Some(ServerMessage::Deleted {
                     id: m.id,
                     message: target,
                     target: chat.target,
                     by: chat.from,
                     redacted,
                     reason: chat.text,
-                };
-                (Some(msg), None)
+                })
             }
         }
     }
@@ -236,10 +240,12 @@ impl Hub {
         let mut full = messages.len() >= self.config.backlog_batch;
         let mut frames = Vec::new();
         let mut bytes = 0;
-        let v2 = self.sessions.version(session) >= 2;
+        let version = self.sessions.version(session);
         for m in &messages {
-            let (new, old) = self.events_of(m);
-            let Some(frame) = (if v2 { new } else { old }).and_then(|e| self.out.encode(&e)) else {
+            let Some(frame) = self
+                .event_of(m, version)
+                .and_then(|e| self.out.encode(&e))
+            else {
                 // Nothing for this session, but it moves past it.
                 frames.push((m.id, None));
                 continue;
