@@ -113,6 +113,20 @@ pub fn skeleton(name: &str) -> String {
 /// `\r` become `\n`), tab kept, every other control character (C0, DEL, C1) replaced with
 /// U+FFFD, so text can never carry terminal escapes or fake a line of its own.
 pub fn text(s: &str) -> String {
+    // Most texts have nothing to replace: copied whole (plain ASCII checked byte by byte).
+    let plain = |b: u8| (b' '..0x7f).contains(&b) || b == b'\n' || b == b'\t';
+    if s.bytes().all(plain)
+        || !s
+            .chars()
+            .any(|c| c == '\r' || (c.is_control() && c != '\n' && c != '\t'))
+    {
+        return s.to_owned();
+    }
+    replace_controls(s)
+}
+
+/// [`text`]'s rule, a character at a time.
+fn replace_controls(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
@@ -228,6 +242,15 @@ mod tests {
             "ok\u{FFFD}]0;pwned\u{FFFD}\u{FFFD}[2J\u{FFFD}x\u{FFFD}"
         );
         assert_eq!(text("plain ünïcode"), "plain ünïcode");
+        assert_eq!(text("ünï\u{85}code\r"), "ünï\u{FFFD}code\n");
+    }
+
+    proptest::proptest! {
+        /// Text copied whole is exactly what the rule a character at a time gives.
+        #[test]
+        fn text_copied_whole_is_what_the_rule_gives(s in "(?s).{0,40}") {
+            proptest::prop_assert_eq!(text(&s), replace_controls(&s));
+        }
     }
 
     #[test]

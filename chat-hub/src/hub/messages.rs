@@ -122,9 +122,7 @@ impl Hub {
     /// Sends a stored message (or change) to every live session of every member who can see
     /// it, except the sending session. Encoded once.
     pub(super) fn deliver(&mut self, message: &StoredMessage, sender: SessionId) {
-        let new = self
-            .event_of(message, 2)
-            .and_then(|m| self.out.encode(&m));
+        let new = self.event_of(message, 2).and_then(|m| self.out.encode(&m));
         // A message is the same event, and the same bytes, to every version; a change is
         // nothing to a version-1 session.
         let old = match message.kind {
@@ -242,10 +240,7 @@ impl Hub {
         let mut bytes = 0;
         let version = self.sessions.version(session);
         for m in &messages {
-            let Some(frame) = self
-                .event_of(m, version)
-                .and_then(|e| self.out.encode(&e))
-            else {
+            let Some(frame) = self.event_of(m, version).and_then(|e| self.out.encode(&e)) else {
                 // Nothing for this session, but it moves past it.
                 frames.push((m.id, None));
                 continue;

@@ -443,7 +443,9 @@ pub(super) struct Pending {
 #[derive(Debug)]
 pub(super) struct Outputs {
     queue: VecDeque<Output>,
-    pending: FxHashMap<Ticket, Pending>,
+    /// What follows each persist in flight that has a follow-up, in ticket order (persists
+    /// complete in the order they were issued: the first is the one to take).
+    pending: VecDeque<(Ticket, Pending)>,
     /// Memberships being stored, by how many persists in flight add them: one left and
     /// joined again is numbered by its last join, not by an earlier one.
     joining: FxHashMap<(ConvId, UserId), u32>,
@@ -455,7 +457,7 @@ impl Outputs {
     pub(super) fn new(max_frame_len: usize) -> Self {
         Self {
             queue: VecDeque::new(),
-            pending: FxHashMap::default(),
+            pending: VecDeque::new(),
             joining: FxHashMap::default(),
             last_ticket: 0,
             max_frame_len,
@@ -611,7 +613,7 @@ impl Outputs {
                 members,
                 messages,
             };
-            self.pending.insert(ticket, pending);
+            self.pending.push_back((ticket, pending));
         }
         self.queue.push_back(Output::Persist { ticket, writes });
     }
@@ -644,7 +646,11 @@ impl Outputs {
     /// What was to follow the persist `ticket`, now that it completed; its memberships only
     /// where no later persist in flight adds them again.
     pub(super) fn completed(&mut self, ticket: Ticket) -> Option<Pending> {
-        let mut pending = self.pending.remove(&ticket)?;
+        let at = self
+            .pending
+            .binary_search_by_key(&ticket, |&(ticket, _)| ticket)
+            .ok()?;
+        let (_, mut pending) = self.pending.remove(at)?;
         pending.members.retain(|member| {
             let Some(count) = self.joining.get_mut(member) else {
                 return false;
