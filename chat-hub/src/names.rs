@@ -113,16 +113,29 @@ pub fn skeleton(name: &str) -> String {
 /// `\r` become `\n`), tab kept, every other control character (C0, DEL, C1) replaced with
 /// U+FFFD, so text can never carry terminal escapes or fake a line of its own.
 pub fn text(s: &str) -> String {
-    // Most texts have nothing to replace: copied whole (plain ASCII checked byte by byte).
+    if needs_nothing(s) {
+        s.to_owned()
+    } else {
+        replace_controls(s)
+    }
+}
+
+/// [`text`] of a string already owned: given back as it is when nothing needs replacing.
+pub fn into_text(s: String) -> String {
+    if needs_nothing(&s) {
+        s
+    } else {
+        replace_controls(&s)
+    }
+}
+
+/// Whether [`text`] would change nothing (most texts: plain ASCII is checked byte by byte).
+fn needs_nothing(s: &str) -> bool {
     let plain = |b: u8| (b' '..0x7f).contains(&b) || b == b'\n' || b == b'\t';
-    if s.bytes().all(plain)
+    s.bytes().all(plain)
         || !s
             .chars()
             .any(|c| c == '\r' || (c.is_control() && c != '\n' && c != '\t'))
-    {
-        return s.to_owned();
-    }
-    replace_controls(s)
 }
 
 /// [`text`]'s rule, a character at a time.
@@ -250,6 +263,7 @@ mod tests {
         #[test]
         fn text_copied_whole_is_what_the_rule_gives(s in "(?s).{0,40}") {
             proptest::prop_assert_eq!(text(&s), replace_controls(&s));
+            proptest::prop_assert_eq!(into_text(s.clone()), replace_controls(&s));
         }
     }
 

@@ -34,7 +34,7 @@ impl Hub {
         what: ChangeWhat,
     ) -> Result<(), ErrorReply> {
         let what = match what {
-            ChangeWhat::Edit(text) => ChangeWhat::Edit(self.message_text(&text)?),
+            ChangeWhat::Edit(text) => ChangeWhat::Edit(self.message_text(text)?),
             ChangeWhat::Redact(reason) => ChangeWhat::Redact(checked_reason(&reason)?),
             ChangeWhat::Delete => ChangeWhat::Delete,
         };

@@ -19,8 +19,8 @@ impl Hub {
     /// A message's text as stored, for a message and for an edit alike: normalised so control
     /// characters never reach another client (line breaks become `\n`, other controls U+FFFD;
     /// see `names::text`), not empty, at most `max_text_len` bytes.
-    pub(super) fn message_text(&self, text: &str) -> Result<String, ErrorReply> {
-        let text = names::text(text);
+    pub(super) fn message_text(&self, text: String) -> Result<String, ErrorReply> {
+        let text = names::into_text(text);
         if text.is_empty() {
             return Err(ErrorReply::new(ErrorCode::BadRequest, "empty message"));
         }
@@ -45,7 +45,7 @@ impl Hub {
         text: String,
         now: Now,
     ) -> Result<(), ErrorReply> {
-        let text = self.message_text(&text)?;
+        let text = self.message_text(text)?;
         let Some(device) = self.sessions.online(session).map(|o| o.device) else {
             return Ok(());
         };
