@@ -256,8 +256,12 @@ unsafe extern "C" fn write(
     let Ok(length) = usize::try_from(amount) else {
         return ffi::SQLITE_IOERR_WRITE;
     };
-    // SAFETY: SQLite passes `amount` readable bytes.
-    let bytes = unsafe { slice::from_raw_parts(data.cast::<u8>(), length) };
+    let bytes = if data.is_null() || length == 0 {
+        &[][..]
+    } else {
+        // SAFETY: SQLite passes `amount` readable bytes.
+        unsafe { slice::from_raw_parts(data.cast::<u8>(), length) }
+    };
     if offset == 0 {
         // The WAL header: a new log starts, overwriting the old one from its beginning.
         held.end = 0;
@@ -265,7 +269,7 @@ unsafe extern "C" fn write(
     let commit_page = held.commit_page_at.take() == Some(offset);
     // A new commit frame's header (at the end of the log, not one rewritten below it).
     if length == FRAME_HEADER
-        && bytes[4..8] != [0; 4]
+        && bytes.get(4..8).is_some_and(|size| size != [0; 4])
         && offset.saturating_add(i64::from(amount)) >= held.end
     {
         held.commit_page_at = Some(offset.saturating_add(i64::from(amount)));
@@ -278,18 +282,18 @@ unsafe extern "C" fn write(
         if rc != ffi::SQLITE_OK {
             return rc;
         }
-        let Role::Wal(held) = &mut file.role else {
-            unreachable!("the role of an open file never changes")
-        };
-        if append && length < HOLD_AT_MOST {
-            held.start = offset;
-            held.bytes.extend_from_slice(bytes);
-        } else {
-            #[cfg(test)]
-            tests::count_wal_write();
-            let rc = unsafe { forward_write(file, data, amount, offset) };
-            if rc != ffi::SQLITE_OK {
-                return rc;
+        match &mut file.role {
+            Role::Wal(held) if append && length < HOLD_AT_MOST => {
+                held.start = offset;
+                held.bytes.extend_from_slice(bytes);
+            }
+            _ => {
+                #[cfg(test)]
+                tests::count_wal_write();
+                let rc = unsafe { forward_write(file, data, amount, offset) };
+                if rc != ffi::SQLITE_OK {
+                    return rc;
+                }
             }
         }
     }
@@ -364,27 +368,32 @@ after_writing!(sync(flags: c_int), xSync, ffi::SQLITE_IOERR_FSYNC);
 after_writing!(file_size(size: *mut i64), xFileSize, ffi::SQLITE_IOERR_FSTAT);
 after_writing!(file_control(op: c_int, arg: *mut c_void), xFileControl, ffi::SQLITE_NOTFOUND);
 
-/// Forwards a call to the default VFS's method as it is.
+/// Forwards a call to the default VFS's method as it is, if its methods are of `$version` or
+/// later (a version-1 record has no shared-memory methods, only version 3 has memory maps).
 macro_rules! forward {
-    ($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty, $method:ident, $missing:expr) => {
+    ($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty, $version:expr, $method:ident, $missing:expr) => {
         unsafe extern "C" fn $name(file: *mut ffi::sqlite3_file $(, $arg: $ty)*) -> $ret {
             unsafe {
                 let this = this(file);
-                inner(this).$method.map_or($missing, |method| method(this.inner $(, $arg)*))
+                let methods = inner(this);
+                match methods.$method {
+                    Some(method) if methods.iVersion >= $version => method(this.inner $(, $arg)*),
+                    _ => $missing,
+                }
             }
         }
     };
 }
 
-forward!(lock(level: c_int) -> c_int, xLock, ffi::SQLITE_IOERR_LOCK);
-forward!(unlock(level: c_int) -> c_int, xUnlock, ffi::SQLITE_IOERR_UNLOCK);
-forward!(check_reserved_lock(out: *mut c_int) -> c_int, xCheckReservedLock, ffi::SQLITE_IOERR_CHECKRESERVEDLOCK);
-forward!(sector_size() -> c_int, xSectorSize, 4096);
-forward!(device_characteristics() -> c_int, xDeviceCharacteristics, 0);
-forward!(shm_map(page: c_int, size: c_int, extend: c_int, out: *mut *mut c_void) -> c_int, xShmMap, ffi::SQLITE_IOERR_SHMMAP);
-forward!(shm_lock(offset: c_int, n: c_int, flags: c_int) -> c_int, xShmLock, ffi::SQLITE_IOERR_SHMLOCK);
-forward!(shm_unmap(delete: c_int) -> c_int, xShmUnmap, ffi::SQLITE_OK);
-forward!(unfetch(offset: i64, page: *mut c_void) -> c_int, xUnfetch, ffi::SQLITE_OK);
+forward!(lock(level: c_int) -> c_int, 1, xLock, ffi::SQLITE_IOERR_LOCK);
+forward!(unlock(level: c_int) -> c_int, 1, xUnlock, ffi::SQLITE_IOERR_UNLOCK);
+forward!(check_reserved_lock(out: *mut c_int) -> c_int, 1, xCheckReservedLock, ffi::SQLITE_IOERR_CHECKRESERVEDLOCK);
+forward!(sector_size() -> c_int, 1, xSectorSize, 4096);
+forward!(device_characteristics() -> c_int, 1, xDeviceCharacteristics, 0);
+forward!(shm_map(page: c_int, size: c_int, extend: c_int, out: *mut *mut c_void) -> c_int, 2, xShmMap, ffi::SQLITE_IOERR_SHMMAP);
+forward!(shm_lock(offset: c_int, n: c_int, flags: c_int) -> c_int, 2, xShmLock, ffi::SQLITE_IOERR_SHMLOCK);
+forward!(shm_unmap(delete: c_int) -> c_int, 2, xShmUnmap, ffi::SQLITE_OK);
+forward!(unfetch(offset: i64, page: *mut c_void) -> c_int, 3, xUnfetch, ffi::SQLITE_OK);
 
 unsafe extern "C" fn fetch(
     file: *mut ffi::sqlite3_file,
@@ -420,8 +429,9 @@ unsafe extern "C" fn shm_barrier(file: *mut ffi::sqlite3_file) {
                 }
             }
         }
-        if let Some(barrier) = inner(this).xShmBarrier {
-            barrier(this.inner);
+        match inner(this).xShmBarrier {
+            Some(barrier) if inner(this).iVersion >= 2 => barrier(this.inner),
+            _ => {}
         }
     }
 }

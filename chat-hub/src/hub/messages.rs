@@ -125,9 +125,10 @@ impl Hub {
         let new = self.event_of(message, 2).and_then(|m| self.out.encode(&m));
         // A message is the same event, and the same bytes, to every version; a change is
         // nothing to a version-1 session.
-        let old = match message.kind {
-            MessageKind::Message | MessageKind::Edited => new.clone(),
-            _ => None,
+        let old = if message.kind.is_message() {
+            new.clone()
+        } else {
+            None
         };
         let Some(conv) = self.directory.conv(message.conv) else {
             return;
