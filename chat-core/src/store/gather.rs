@@ -247,6 +247,14 @@ unsafe extern "C" fn write(
     offset: i64,
 ) -> c_int {
     let file = unsafe { this(file) };
+    if offset == 0 {
+        // A new log starts: what is held belongs to the old one (SQLite never leaves any,
+        // a commit writes its frames), and it goes where it was headed before the rewind.
+        let rc = unsafe { write_held(file) };
+        if rc != ffi::SQLITE_OK {
+            return rc;
+        }
+    }
     let Role::Wal(held) = &mut file.role else {
         return unsafe { forward_write(file, data, amount, offset) };
     };
