@@ -46,9 +46,15 @@ pub(super) struct Stream {
 /// The last client message ids a user sent (at most [`RECENT_SENDS`], oldest first) and where
 /// each was stored, so an in-flight resend is recognised without storage. Older resends are
 /// caught by storage's uniqueness check. A scan of so few is cheaper than a hash table's
-/// hashing (and memory), and ids the client chooses cannot make it any slower.
+/// hashing (and memory), and ids the client chooses cannot make it any slower; ids that grow
+/// (time-ordered, as `ClientMsgIds` makes them) are told apart from every resend by the
+/// highest alone, without a scan.
 #[derive(Debug, Default)]
-struct RecentSends(VecDeque<(ClientMsgId, (MessageId, UnixMillis))>);
+struct RecentSends {
+    sends: VecDeque<(ClientMsgId, (MessageId, UnixMillis))>,
+    /// The highest id ever remembered: none above it is here.
+    highest: ClientMsgId,
+}
 
 const RECENT_SENDS: usize = 64;
 
@@ -139,9 +145,13 @@ impl Delivery {
 
     /// The stored `(id, sent_at)` of a recent send by `user` with this client message id.
     pub(super) fn recent(&self, user: UserId, id: ClientMsgId) -> Option<(MessageId, UnixMillis)> {
-        let recent = &self.recent.get(&user)?.0;
+        let recent = self.recent.get(&user)?;
+        if id > recent.highest {
+            return None;
+        }
         // Newest first: a resend is most likely of the last message.
         recent
+            .sends
             .iter()
             .rev()
             .find(|(sent, _)| *sent == id)
@@ -155,11 +165,12 @@ impl Delivery {
         stored: (MessageId, UnixMillis),
     ) {
         // An id already here is shadowed by this newer entry: `recent` scans newest first.
-        let recent = &mut self.recent.entry(user).or_default().0;
-        if recent.len() == RECENT_SENDS {
-            recent.pop_front();
+        let recent = self.recent.entry(user).or_default();
+        if recent.sends.len() == RECENT_SENDS {
+            recent.sends.pop_front();
         }
-        recent.push_back((id, stored));
+        recent.sends.push_back((id, stored));
+        recent.highest = recent.highest.max(id);
     }
 
     /// Whether `user` has the device `id` named `name` (a token is bound to its device).
@@ -338,5 +349,32 @@ impl Delivery {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recent_send_is_found_whatever_order_its_ids_came_in() {
+        let mut delivery = Delivery::default();
+        let alice = UserId(1);
+        let stored = |n: u64| (MessageId(n), n * 1000);
+        for (n, id) in [50, 10, 30].into_iter().enumerate() {
+            delivery.remember(alice, ClientMsgId(id), stored(n as u64 + 1));
+        }
+        assert_eq!(delivery.recent(alice, ClientMsgId(10)), Some(stored(2)));
+        assert_eq!(delivery.recent(alice, ClientMsgId(50)), Some(stored(1)));
+        assert_eq!(delivery.recent(alice, ClientMsgId(51)), None);
+        assert_eq!(delivery.recent(alice, ClientMsgId(20)), None);
+        assert_eq!(delivery.recent(UserId(2), ClientMsgId(10)), None);
+        // Only the last RECENT_SENDS are kept; the highest stays a bound on them.
+        for id in 100..100 + RECENT_SENDS as u64 {
+            delivery.remember(alice, ClientMsgId(id), stored(id));
+        }
+        assert_eq!(delivery.recent(alice, ClientMsgId(50)), None);
+        assert_eq!(delivery.recent(alice, ClientMsgId(100)), Some(stored(100)));
+        assert_eq!(delivery.recent(alice, ClientMsgId(99)), None);
     }
 }

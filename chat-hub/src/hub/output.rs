@@ -646,10 +646,16 @@ impl Outputs {
     /// What was to follow the persist `ticket`, now that it completed; its memberships only
     /// where no later persist in flight adds them again.
     pub(super) fn completed(&mut self, ticket: Ticket) -> Option<Pending> {
-        let at = self
-            .pending
-            .binary_search_by_key(&ticket, |&(ticket, _)| ticket)
-            .ok()?;
+        // Completions come in ticket order: the first in the queue, or one with nothing to
+        // follow it (below the first). Out of order, it is looked for.
+        let at = match self.pending.front() {
+            Some(&(first, _)) if first == ticket => 0,
+            Some(&(first, _)) if first > ticket => return None,
+            _ => self
+                .pending
+                .binary_search_by_key(&ticket, |&(ticket, _)| ticket)
+                .ok()?,
+        };
         let (_, mut pending) = self.pending.remove(at)?;
         pending.members.retain(|member| {
             let Some(count) = self.joining.get_mut(member) else {
