@@ -475,120 +475,32 @@ unsafe extern "C" fn truncate_and_rewind(file: *mut ffi::sqlite3_file, size: i64
     rc
 }
 
-// The VFS's own methods: the default VFS's, called with its own record.
-
-unsafe extern "C" fn delete(vfs: *mut ffi::sqlite3_vfs, name: *const c_char, sync: c_int) -> c_int {
-    unsafe {
-        let base = base(vfs);
-        (*base)
-            .xDelete
-            .map_or(ffi::SQLITE_IOERR_DELETE, |f| f(base, name, sync))
-    }
-}
-
-unsafe extern "C" fn access(
-    vfs: *mut ffi::sqlite3_vfs,
-    name: *const c_char,
-    flags: c_int,
-    out: *mut c_int,
-) -> c_int {
-    unsafe {
-        let base = base(vfs);
-        (*base)
-            .xAccess
-            .map_or(ffi::SQLITE_IOERR_ACCESS, |f| f(base, name, flags, out))
-    }
-}
-
-unsafe extern "C" fn full_pathname(
-    vfs: *mut ffi::sqlite3_vfs,
-    name: *const c_char,
-    size: c_int,
-    out: *mut c_char,
-) -> c_int {
-    unsafe {
-        let base = base(vfs);
-        (*base)
-            .xFullPathname
-            .map_or(ffi::SQLITE_CANTOPEN, |f| f(base, name, size, out))
-    }
-}
-
-unsafe extern "C" fn dl_open(vfs: *mut ffi::sqlite3_vfs, name: *const c_char) -> *mut c_void {
-    unsafe {
-        let base = base(vfs);
-        (*base).xDlOpen.map_or(ptr::null_mut(), |f| f(base, name))
-    }
-}
-
-unsafe extern "C" fn dl_error(vfs: *mut ffi::sqlite3_vfs, size: c_int, out: *mut c_char) {
-    unsafe {
-        let base = base(vfs);
-        if let Some(f) = (*base).xDlError {
-            f(base, size, out);
+/// One of the VFS's own methods: the default VFS's, called with its own record (`$missing`
+/// if it has none).
+macro_rules! forward_vfs {
+    ($name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)?, $method:ident, $missing:expr) => {
+        unsafe extern "C" fn $name(vfs: *mut ffi::sqlite3_vfs $(, $arg: $ty)*) $(-> $ret)? {
+            unsafe {
+                let base = base(vfs);
+                (*base).$method.map_or($missing, |method| method(base $(, $arg)*))
+            }
         }
-    }
+    };
 }
 
 type Symbol = unsafe extern "C" fn(*mut ffi::sqlite3_vfs, *mut c_void, *const c_char);
 
-unsafe extern "C" fn dl_sym(
-    vfs: *mut ffi::sqlite3_vfs,
-    handle: *mut c_void,
-    symbol: *const c_char,
-) -> Option<Symbol> {
-    unsafe {
-        let base = base(vfs);
-        (*base).xDlSym.and_then(|f| f(base, handle, symbol))
-    }
-}
-
-unsafe extern "C" fn dl_close(vfs: *mut ffi::sqlite3_vfs, handle: *mut c_void) {
-    unsafe {
-        let base = base(vfs);
-        if let Some(f) = (*base).xDlClose {
-            f(base, handle);
-        }
-    }
-}
-
-unsafe extern "C" fn randomness(
-    vfs: *mut ffi::sqlite3_vfs,
-    size: c_int,
-    out: *mut c_char,
-) -> c_int {
-    unsafe {
-        let base = base(vfs);
-        (*base).xRandomness.map_or(0, |f| f(base, size, out))
-    }
-}
-
-unsafe extern "C" fn sleep(vfs: *mut ffi::sqlite3_vfs, micros: c_int) -> c_int {
-    unsafe {
-        let base = base(vfs);
-        (*base).xSleep.map_or(0, |f| f(base, micros))
-    }
-}
-
-unsafe extern "C" fn current_time(vfs: *mut ffi::sqlite3_vfs, out: *mut f64) -> c_int {
-    unsafe {
-        let base = base(vfs);
-        (*base)
-            .xCurrentTime
-            .map_or(ffi::SQLITE_ERROR, |f| f(base, out))
-    }
-}
-
-unsafe extern "C" fn get_last_error(
-    vfs: *mut ffi::sqlite3_vfs,
-    size: c_int,
-    out: *mut c_char,
-) -> c_int {
-    unsafe {
-        let base = base(vfs);
-        (*base).xGetLastError.map_or(0, |f| f(base, size, out))
-    }
-}
+forward_vfs!(delete(name: *const c_char, sync: c_int) -> c_int, xDelete, ffi::SQLITE_IOERR_DELETE);
+forward_vfs!(access(name: *const c_char, flags: c_int, out: *mut c_int) -> c_int, xAccess, ffi::SQLITE_IOERR_ACCESS);
+forward_vfs!(full_pathname(name: *const c_char, size: c_int, out: *mut c_char) -> c_int, xFullPathname, ffi::SQLITE_CANTOPEN);
+forward_vfs!(dl_open(name: *const c_char) -> *mut c_void, xDlOpen, ptr::null_mut());
+forward_vfs!(dl_error(size: c_int, out: *mut c_char), xDlError, ());
+forward_vfs!(dl_sym(handle: *mut c_void, symbol: *const c_char) -> Option<Symbol>, xDlSym, None);
+forward_vfs!(dl_close(handle: *mut c_void), xDlClose, ());
+forward_vfs!(randomness(size: c_int, out: *mut c_char) -> c_int, xRandomness, 0);
+forward_vfs!(sleep(micros: c_int) -> c_int, xSleep, 0);
+forward_vfs!(current_time(out: *mut f64) -> c_int, xCurrentTime, ffi::SQLITE_ERROR);
+forward_vfs!(get_last_error(size: c_int, out: *mut c_char) -> c_int, xGetLastError, 0);
 
 unsafe extern "C" fn current_time_int64(vfs: *mut ffi::sqlite3_vfs, out: *mut i64) -> c_int {
     unsafe {
