@@ -248,11 +248,15 @@ unsafe extern "C" fn write(
 ) -> c_int {
     let file = unsafe { this(file) };
     if offset == 0 {
-        // A new log starts: what is held belongs to the old one (SQLite never leaves any,
-        // a commit writes its frames), and it goes where it was headed before the rewind.
+        // The WAL header: a new log starts, overwriting the old one from its beginning. What
+        // is held belongs to the old one (SQLite never leaves any, a commit writes its
+        // frames), and it goes where it was headed before the rewind.
         let rc = unsafe { write_held(file) };
         if rc != ffi::SQLITE_OK {
             return rc;
+        }
+        if let Role::Wal(held) = &mut file.role {
+            held.end = 0;
         }
     }
     let Role::Wal(held) = &mut file.role else {
@@ -270,10 +274,6 @@ unsafe extern "C" fn write(
         // SAFETY: SQLite passes `amount` readable bytes.
         unsafe { slice::from_raw_parts(data.cast::<u8>(), length) }
     };
-    if offset == 0 {
-        // The WAL header: a new log starts, overwriting the old one from its beginning.
-        held.end = 0;
-    }
     let commit_page = held.commit_page_at.take() == Some(offset);
     // A new commit frame's header (at the end of the log, not one rewritten below it).
     if length == FRAME_HEADER
@@ -578,16 +578,22 @@ mod tests {
             .expect("count")
     }
 
+    /// `rounds` commits of ten notes, each reaching the WAL in one write and seen by the
+    /// reader as soon as it returns.
+    fn commits_each_in_one_write(writer: &Connection, reader: &Connection, rounds: i64) {
+        for round in 0..rounds {
+            // Two pages of rows and two of index entries each time, at least: SQLite's own
+            // path wrote two calls per page.
+            assert_eq!(commit(writer, round * 10, 10, 700), 1, "round {round}");
+            // The reader has its own file handle: it sees only what reached the file.
+            assert_eq!(count(reader), (round + 1) * 10);
+        }
+    }
+
     #[test]
     fn a_commit_reaches_the_wal_in_one_write_before_it_returns() {
         let (_dir, writer, reader) = open("NORMAL");
-        for round in 0..20 {
-            // Two pages of rows and two of index entries each time, at least: SQLite's own
-            // path wrote two calls per page.
-            assert_eq!(commit(&writer, round * 10, 10, 700), 1, "round {round}");
-            // The reader has its own file handle: it sees only what reached the file.
-            assert_eq!(count(&reader), (round + 1) * 10);
-        }
+        commits_each_in_one_write(&writer, &reader, 20);
         let check: String = reader
             .query_row("PRAGMA integrity_check", [], |row| row.get(0))
             .expect("check");
@@ -658,9 +664,6 @@ mod tests {
     #[test]
     fn full_durability_syncs_the_gathered_write() {
         let (_dir, writer, reader) = open("FULL");
-        for round in 0..5 {
-            assert_eq!(commit(&writer, round * 10, 10, 700), 1, "round {round}");
-            assert_eq!(count(&reader), (round + 1) * 10);
-        }
+        commits_each_in_one_write(&writer, &reader, 5);
     }
 }
