@@ -11,7 +11,6 @@
 //! sent ([`Outbox::wait_for_room`]); one that takes nothing for the stall timeout is closed.
 
 use std::collections::VecDeque;
-use std::future::poll_fn;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -166,38 +165,45 @@ impl Outbox {
         }
     }
 
-    /// Waits for frames and moves all queued ones into `out`. Returns false once the outbox is
-    /// closed and empty.
-    pub(crate) async fn take_all(&self, out: &mut Vec<EncodedFrame>) -> bool {
-        poll_fn(|cx| self.poll_take_all(cx, out)).await
-    }
-
     /// Moves all queued frames into `out` (`Ready(true)`), or `Ready(false)` once the outbox is
     /// closed and empty; `Pending` (with `cx` woken by the next push) while it is empty.
     pub(crate) fn poll_take_all(
         &self,
         cx: &mut Context<'_>,
-        out: &mut Vec<EncodedFrame>,
+        out: &mut impl Extend<EncodedFrame>,
     ) -> Poll<bool> {
         // Registered before looking, so a push in between wakes it.
         self.ready.register(cx.waker());
         let mut queue = self.lock();
         if !queue.frames.is_empty() {
-            // Taking the queue (not draining it) leaves an idle outbox with no allocation;
-            // into an empty `out` it moves whole, its buffer reused.
+            // Taking the queue (not draining it) leaves an idle outbox with no allocation,
+            // and moves the frames into `out` outside the lock.
             let taken = std::mem::take(&mut queue.frames);
-            if out.is_empty() {
-                *out = Vec::from(taken);
-            } else {
-                out.extend(taken);
-            }
             queue.bytes = 0;
             drop(queue);
             self.taken.notify_one();
+            out.extend(taken);
             return Poll::Ready(true);
         }
         if queue.closed {
             return Poll::Ready(false);
+        }
+        Poll::Pending
+    }
+
+    /// Takes the first queued frame (`Ready(Some)`), or `Ready(None)` once the outbox is closed
+    /// and empty; `Pending` (with `cx` woken by the next push) while it is empty.
+    pub(crate) fn poll_take_one(&self, cx: &mut Context<'_>) -> Poll<Option<EncodedFrame>> {
+        self.ready.register(cx.waker());
+        let mut queue = self.lock();
+        if let Some(frame) = queue.frames.pop_front() {
+            queue.bytes = queue.bytes.saturating_sub(frame.len());
+            drop(queue);
+            self.taken.notify_one();
+            return Poll::Ready(Some(frame));
+        }
+        if queue.closed {
+            return Poll::Ready(None);
         }
         Poll::Pending
     }
@@ -226,11 +232,18 @@ impl Outbox {
 mod tests {
     use super::*;
     use chat_proto::{encode, ServerMessage};
+    use std::future::poll_fn;
 
     const BOUNDS: Bounds = Bounds {
         soft: 1000,
         hard: 2000,
     };
+
+    impl Outbox {
+        async fn take_all(&self, out: &mut Vec<EncodedFrame>) -> bool {
+            poll_fn(|cx| self.poll_take_all(cx, out)).await
+        }
+    }
 
     fn frame() -> EncodedFrame {
         encode(&ServerMessage::CaughtUp, 1024).expect("fits")

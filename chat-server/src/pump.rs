@@ -41,8 +41,22 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// What one poll over the connection's sources found.
 enum Event {
     Wrote(std::io::Result<()>),
-    Frames { open: bool },
-    Read(Result<Read, ReadError>),
+    /// Frames went from the engine to the writer (`messages` of them chat messages).
+    Frames {
+        open: bool,
+        messages: u64,
+    },
+    /// What the peer sent, decoded.
+    Read(Result<Read, ReadError>, Vec<ClientMessage>),
+}
+
+/// What the pump does after an event.
+enum Step<'a> {
+    Go,
+    End(End),
+    /// The engine had no room for what was read: wait for it (the wait's output says whether
+    /// the peer had also closed its side).
+    Wait(Pin<Box<dyn Future<Output = Result<bool, EngineClosed>> + Send + 'a>>),
 }
 
 /// Why a connection ended.
@@ -95,153 +109,154 @@ impl End {
     }
 }
 
-/// The peer's side of a connection: its transport and what passes through it between polls.
-struct Peer<T> {
-    io: T,
-    /// Messages decoded and not yet handed to the engine.
-    inbound: Vec<ClientMessage>,
-    /// Frames taken from the engine and not yet handed to the writer.
-    frames: Vec<EncodedFrame>,
+/// One poll of every source, in priority order. Nothing is kept between polls but what the
+/// transport and the outbox hold: frames go from the outbox straight into the writer, and
+/// messages read are handed over in the event.
+fn poll_event<T: Transport>(
+    io: &mut T,
+    conn: &mut Connection,
+    cx: &mut Context<'_>,
+) -> Poll<Event> {
+    if io.pending() > 0 {
+        if let Poll::Ready(result) = io.poll_write(cx) {
+            return Poll::Ready(Event::Wrote(result));
+        }
+    }
+    // Past the high-water mark only a closed outbox's last frames are taken: the end of a
+    // session (a keepalive timeout, shutdown) reaches a slow peer too.
+    if io.pending() < WRITE_HIGH_WATER || conn.poll_closed(cx).is_ready() {
+        let mut writer = Writer { io, messages: 0 };
+        if let Poll::Ready(open) = conn.poll_recv_frames(cx, &mut writer) {
+            let messages = writer.messages;
+            return Poll::Ready(Event::Frames { open, messages });
+        }
+    }
+    let mut inbound = Vec::new();
+    if let Poll::Ready(read) = io.poll_read(cx, &mut inbound) {
+        return Poll::Ready(Event::Read(read, inbound));
+    }
+    Poll::Pending
 }
 
-impl<T: Transport> Peer<T> {
-    /// One poll of every source, in priority order.
-    fn poll_event(&mut self, cx: &mut Context<'_>, conn: &mut Connection) -> Poll<Event> {
-        if self.io.pending() > 0 {
-            if let Poll::Ready(result) = self.io.poll_write(cx) {
-                return Poll::Ready(Event::Wrote(result));
+/// The transport's writer as the place the engine's frames go, counting chat messages.
+struct Writer<'a, T> {
+    io: &'a mut T,
+    messages: u64,
+}
+
+impl<T: Transport> Extend<EncodedFrame> for Writer<'_, T> {
+    fn extend<I: IntoIterator<Item = EncodedFrame>>(&mut self, frames: I) {
+        for frame in frames {
+            self.messages += u64::from(is_chat_message(&frame));
+            self.io.push(frame);
+        }
+    }
+}
+
+/// What an event leads to. A plain function, not part of the task's `async` block: the event
+/// is consumed here, so nothing of it is kept across the task's waits.
+fn step<'a>(conn: &'a Connection, metrics: &OpenConnection, event: Event) -> Step<'a> {
+    match event {
+        Event::Wrote(Err(error)) => Step::End(End::Io(error)),
+        Event::Wrote(Ok(())) => Step::Go,
+        Event::Frames { open, messages } => {
+            metrics.delivered(messages);
+            if open {
+                Step::Go
+            } else {
+                Step::End(End::EngineClosed)
             }
         }
-        // Past the high-water mark only a closed outbox's last frames are taken: the end
-        // of a session (a keepalive timeout, shutdown) reaches a slow peer too.
-        if self.io.pending() < WRITE_HIGH_WATER || conn.poll_closed(cx).is_ready() {
-            if let Poll::Ready(open) = conn.poll_recv_frames(cx, &mut self.frames) {
-                return Poll::Ready(Event::Frames { open });
-            }
-        }
-        if let Poll::Ready(read) = self.io.poll_read(cx, &mut self.inbound) {
-            return Poll::Ready(Event::Read(read));
-        }
-        Poll::Pending
+        Event::Read(Err(ReadError::BadInput(error)), _) => Step::End(End::BadInput(error)),
+        Event::Read(Err(ReadError::Io(error)), _) => Step::End(End::Io(error)),
+        Event::Read(Ok(read), inbound) => hand_over(conn, inbound, read == Read::Eof),
     }
 }
 
 /// Serves one connection until it ends.
 #[allow(clippy::manual_async_fn)] // deliberately not `async fn`: see the comment inside
 pub(crate) fn serve(
-    io: impl Transport,
+    mut io: impl Transport,
     mut conn: Connection,
     cancel: CancellationToken,
     metrics: OpenConnection,
 ) -> impl Future<Output = ()> + Send {
-    let mut peer = Peer {
-        io,
-        inbound: Vec::new(),
-        frames: Vec::new(),
-    };
     // An `async` block, not an `async fn`: an `async fn` moves its arguments into locals,
     // and the task would hold both copies (rust-lang/rust#62958). For the same reason nothing
     // captured is moved inside it, and what lives across its waits is kept to what a waiting
-    // connection needs: the task's size is memory per idle connection.
+    // connection needs (events are consumed by plain functions): the task's size is memory
+    // per idle connection.
     async move {
         let end = loop {
-            // One poll of every source, with nothing stored between polls: a waiting
-            // connection's task is its fields.
-            let event = poll_fn(|cx| peer.poll_event(cx, &mut conn)).await;
-            let wait = match event {
-                Event::Wrote(Err(error)) => break End::Io(error),
-                Event::Wrote(Ok(())) => None,
-                Event::Frames { open } => {
-                    let mut messages = 0;
-                    // Taken, not drained: an idle connection keeps no vector of its last
-                    // burst.
-                    for frame in std::mem::take(&mut peer.frames) {
-                        messages += u64::from(is_chat_message(&frame));
-                        peer.io.push(frame);
-                    }
-                    metrics.delivered(messages);
-                    if !open {
-                        break End::EngineClosed;
-                    }
-                    None
-                }
-                Event::Read(read) => {
-                    let eof = match read {
-                        Ok(read) => read == Read::Eof,
-                        Err(ReadError::BadInput(error)) => break End::BadInput(error),
-                        Err(ReadError::Io(error)) => break End::Io(error),
-                    };
-                    match hand_over(&conn, &mut peer.inbound) {
-                        HandOver::Done if eof => break End::ClientClosed,
-                        HandOver::Done => None,
-                        HandOver::Wait(wait) => Some((wait, eof)),
-                        HandOver::Closed => break End::EngineClosed,
-                    }
-                }
+            let event = poll_fn(|cx| poll_event(&mut io, &mut conn, cx)).await;
+            let wait = match step(&conn, &metrics, event) {
+                Step::Go => continue,
+                Step::End(end) => break end,
+                Step::Wait(wait) => wait,
             };
-            // The engine had no room: wait for it, with nothing of the event kept.
-            if let Some((wait, eof)) = wait {
-                if wait.await.is_err() {
-                    break End::EngineClosed;
-                }
-                if eof {
-                    break End::ClientClosed;
-                }
+            match wait.await {
+                Ok(false) => {}
+                Ok(true) => break End::ClientClosed,
+                Err(EngineClosed) => break End::EngineClosed,
             }
         };
-
         let last = end.report(conn.id().0, metrics.transport().name());
         let max_frame_len = conn.max_frame_len();
         // Dropping the connection tells the engine this session is gone.
         drop(conn);
-        match last {
-            Last::Nothing => return,
-            Last::Flush => {}
-            Last::Error(error) => push(&mut peer.io, &ServerMessage::Error(error), max_frame_len),
+        if !last_words(&mut io, last, max_frame_len) {
+            return;
         }
         // Boxed for the same reason as the wait for the engine: only a closing connection
         // pays for the flush's state.
         let _ = Box::pin(async {
             tokio::select! {
                 () = cancel.cancelled() => {}
-                _ = timeout(FLUSH_TIMEOUT, peer.io.close()) => {}
+                _ = timeout(FLUSH_TIMEOUT, io.close()) => {}
             }
         })
         .await;
     }
 }
 
-/// What became of the messages read from the peer.
-enum HandOver<'a> {
-    /// All went to the engine.
-    Done,
-    /// The engine's queue was full: this waits for room for the rest, in order.
-    Wait(Pin<Box<dyn Future<Output = Result<(), EngineClosed>> + Send + 'a>>),
-    /// The engine is gone.
-    Closed,
+/// Queues what the peer is told last; false if the connection failed and nothing is flushed.
+fn last_words(io: &mut impl Transport, last: Last, max_frame_len: usize) -> bool {
+    match last {
+        Last::Nothing => false,
+        Last::Flush => true,
+        Last::Error(error) => {
+            push(io, &ServerMessage::Error(error), max_frame_len);
+            true
+        }
+    }
 }
 
-/// Hands the messages read to the engine at once while it keeps up. The wait when it does not
-/// is boxed, with the messages still to go: every connection's task would otherwise carry room
-/// for that wait's state (the message, the iterator, the engine's send), idle or not.
-fn hand_over<'a>(conn: &'a Connection, inbound: &mut Vec<ClientMessage>) -> HandOver<'a> {
-    let mut messages = std::mem::take(inbound).into_iter();
+/// Hands the messages read (the last before the peer's end if `eof`) to the engine at once
+/// while it keeps up. The wait when it does not is boxed, with the messages still to go: every
+/// connection's task would otherwise carry room for that wait's state (the message, the
+/// iterator, the engine's send), idle or not.
+fn hand_over(conn: &Connection, inbound: Vec<ClientMessage>, eof: bool) -> Step<'_> {
+    let mut messages = inbound.into_iter();
     while let Some(msg) = messages.next() {
         match conn.try_send(msg) {
             Ok(()) => {}
-            Err(TrySendError::Closed) => return HandOver::Closed,
+            Err(TrySendError::Closed) => return Step::End(End::EngineClosed),
             Err(TrySendError::Full(msg)) => {
-                return HandOver::Wait(Box::pin(async move {
+                return Step::Wait(Box::pin(async move {
                     conn.send(msg).await?;
                     for msg in messages {
                         conn.send(msg).await?;
                     }
-                    Ok(())
+                    Ok(eof)
                 }))
             }
         }
     }
-    HandOver::Done
+    if eof {
+        Step::End(End::ClientClosed)
+    } else {
+        Step::Go
+    }
 }
 
 /// Whether a frame is a `ServerMessage::Message` (variant 3: the byte after the length).

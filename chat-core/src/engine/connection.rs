@@ -30,15 +30,17 @@ pub enum TrySendError {
 /// One client's connection to the engine: send it client messages, receive encoded frames.
 ///
 /// Dropping it disconnects the session.
+///
+/// It is small (40 bytes): a network front end keeps one per connection for the connection's
+/// life, idle or not.
 #[derive(Debug)]
 pub struct Connection {
     id: SessionId,
     outbox: Arc<Outbox>,
     inputs: mpsc::Sender<Input>,
     control: mpsc::UnboundedSender<Control>,
-    max_frame_len: usize,
-    /// Frames taken from the outbox and not yet returned by `recv`.
-    received: Vec<EncodedFrame>,
+    /// A frame's length prefix is 4 bytes: no limit is larger.
+    max_frame_len: u32,
 }
 
 impl Connection {
@@ -54,8 +56,7 @@ impl Connection {
             outbox,
             inputs,
             control,
-            max_frame_len,
-            received: Vec::new(),
+            max_frame_len: u32::try_from(max_frame_len).unwrap_or(u32::MAX),
         }
     }
 
@@ -66,7 +67,7 @@ impl Connection {
 
     /// The frame limit in force (for the transport's codec).
     pub fn max_frame_len(&self) -> usize {
-        self.max_frame_len
+        self.max_frame_len as usize
     }
 
     /// Hands a client message to the engine, waiting if the engine is backed up.
@@ -98,22 +99,18 @@ impl Connection {
     /// Waits for outbound frames and appends every queued one to `out`, in order. Returns
     /// false once the engine has closed this connection and every frame has been taken: the
     /// transport should then close.
-    pub async fn recv_frames(&mut self, out: &mut Vec<EncodedFrame>) -> bool {
+    pub async fn recv_frames(&mut self, out: &mut impl Extend<EncodedFrame>) -> bool {
         std::future::poll_fn(|cx| self.poll_recv_frames(cx, out)).await
     }
 
     /// [`recv_frames`](Self::recv_frames) for a transport that polls: `Pending` (with `cx`
     /// woken when frames are queued) while there are none, so a waiting connection holds no
-    /// future for it.
+    /// future for it. `out` may be the transport's own writer (frames go straight into it).
     pub fn poll_recv_frames(
         &mut self,
         cx: &mut Context<'_>,
-        out: &mut Vec<EncodedFrame>,
+        out: &mut impl Extend<EncodedFrame>,
     ) -> Poll<bool> {
-        if !self.received.is_empty() {
-            out.append(&mut self.received);
-            return Poll::Ready(true);
-        }
         self.outbox.poll_take_all(cx, out)
     }
 
@@ -128,21 +125,11 @@ impl Connection {
     /// The next server message, decoded (for in-process clients); `None` once closed.
     pub async fn recv(&mut self) -> Option<ServerMessage> {
         loop {
-            if !self.received.is_empty() {
-                let frame = self.received.remove(0);
-                match decode_frame::<ServerMessage>(frame.as_bytes(), self.max_frame_len) {
-                    Ok(Some((msg, _))) => return Some(msg),
-                    other => {
-                        tracing::error!(?other, "the engine queued an undecodable frame");
-                        continue;
-                    }
-                }
+            let frame = std::future::poll_fn(|cx| self.outbox.poll_take_one(cx)).await?;
+            match decode_frame::<ServerMessage>(frame.as_bytes(), self.max_frame_len()) {
+                Ok(Some((msg, _))) => return Some(msg),
+                other => tracing::error!(?other, "the engine queued an undecodable frame"),
             }
-            let mut frames = Vec::new();
-            if !self.outbox.take_all(&mut frames).await {
-                return None;
-            }
-            self.received = frames;
         }
     }
 }

@@ -130,25 +130,53 @@ pub(crate) async fn connect_all(
     sources: u8,
     login: bool,
 ) -> Result<Vec<Conn>, String> {
-    let limit = Arc::new(Semaphore::new(64));
-    let mut tasks = Vec::new();
-    for i in 0..count {
-        let (limit, name, room) = (
-            limit.clone(),
-            format!("{prefix}{i}"),
-            room.map(str::to_owned),
-        );
-        let source =
-            (sources > 1).then(|| IpAddr::from([127, 0, 0, 1 + (i % usize::from(sources)) as u8]));
-        tasks.push(tokio::spawn(async move {
-            let _permit = limit.acquire().await.map_err(|e| e.to_string())?;
+    in_bulk(count, sources, |i, source| {
+        let (name, room) = (format!("{prefix}{i}"), room.map(str::to_owned));
+        async move {
             let mut conn = client(addr, &name, source, login, "load").await?;
             if let Some(room) = room {
                 conn.request(Request::Join { room })
                     .await
                     .map_err(|e| e.to_string())?;
             }
-            Ok::<_, String>(conn)
+            Ok(conn)
+        }
+    })
+    .await
+}
+
+/// Opens `count` connections that say hello and go no further (no account, no login), at most
+/// 64 at a time, spread over `sources` loopback addresses.
+pub(crate) async fn greet_all(
+    addr: Endpoint,
+    count: usize,
+    sources: u8,
+) -> Result<Vec<Conn>, String> {
+    in_bulk(count, sources, |_, source| async move {
+        open(addr, source)
+            .await
+            .map_err(|e| format!("connect: {e}"))
+    })
+    .await
+}
+
+/// Runs `connect(i, source)` for every `i` below `count`, at most 64 at a time, the sources
+/// taken in turn from `sources` loopback addresses (any address if 1); the connections in
+/// order.
+async fn in_bulk<F, C>(count: usize, sources: u8, connect: F) -> Result<Vec<Conn>, String>
+where
+    F: Fn(usize, Option<IpAddr>) -> C,
+    C: std::future::Future<Output = Result<Conn, String>> + Send + 'static,
+{
+    let limit = Arc::new(Semaphore::new(64));
+    let mut tasks = Vec::new();
+    for i in 0..count {
+        let source =
+            (sources > 1).then(|| IpAddr::from([127, 0, 0, 1 + (i % usize::from(sources)) as u8]));
+        let (limit, connect) = (limit.clone(), connect(i, source));
+        tasks.push(tokio::spawn(async move {
+            let _permit = limit.acquire().await.map_err(|e| e.to_string())?;
+            connect.await
         }));
     }
     let mut conns = Vec::with_capacity(count);

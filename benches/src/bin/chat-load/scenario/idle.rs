@@ -1,11 +1,12 @@
 //! `idle`: C logged-in connections that do nothing: server memory per user the way the peers
 //! were measured (registered, in a room of `--room-size`, connected and idle: the RSS delta
 //! over the whole set-up), then per connection alone (every user logs in again after all
-//! left).
+//! left). With `--greeted-only`, the connection itself on a fresh server: connections that say
+//! hello and never log in (no account, no membership, no device behind them).
 
 use std::time::{Duration, Instant};
 
-use crate::clients::connect_all;
+use crate::clients::{connect_all, greet_all};
 use crate::server::{rss_bytes, Target};
 use crate::stats::Report;
 
@@ -20,6 +21,11 @@ pub(crate) struct Idle {
     /// Members per room: each account joins one room of this many (besides the default room).
     #[arg(long, default_value_t = 50)]
     pub(crate) room_size: usize,
+    /// Only open connections that say hello and stay (no account, no login): the server's
+    /// memory per connection itself — its task, socket registration, outbox and session
+    /// record — measured from a server that has seen no other connection.
+    #[arg(long)]
+    pub(crate) greeted_only: bool,
 }
 
 impl Idle {
@@ -29,8 +35,28 @@ impl Idle {
             connections,
             sources,
             room_size,
+            greeted_only,
         } = self.clone();
         let start = rss_bytes(target.pid);
+        if greeted_only {
+            let started = Instant::now();
+            let conns = greet_all(target.addr, connections, sources).await?;
+            let setup = started.elapsed().as_secs_f64();
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let after = rss_bytes(target.pid);
+            report.add("connections greeted, not logged in", conns.len() as f64, "");
+            report.add("setup time", setup, "s");
+            report.add("server RSS at start", start / 1024.0 / 1024.0, "MiB");
+            report.add(
+                "server RSS with every connection open",
+                after / 1024.0 / 1024.0,
+                "MiB",
+            );
+            let per = (after - start) / conns.len() as f64;
+            report.add("server RSS per connection, greeted, idle", per, "bytes");
+            drop(conns);
+            return Ok(());
+        }
         // The peers' method first: each user registers, joins a room and stays, idle; the RSS
         // delta over the whole set-up, per user.
         let mut accounts = connect_all(target.addr, "i", connections, None, sources, false).await?;
