@@ -4,9 +4,10 @@
 //! left). With `--greeted-only`, the connection itself on a fresh server: connections that say
 //! hello and never log in (no account, no membership, no device behind them).
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
-use crate::clients::{connect_all, greet_all};
+use crate::clients::{connect_all, greet_all, Conn};
 use crate::server::{rss_bytes, Target};
 use crate::stats::Report;
 
@@ -39,19 +40,10 @@ impl Idle {
         } = self.clone();
         let start = rss_bytes(target.pid);
         if greeted_only {
-            let started = Instant::now();
-            let conns = greet_all(target.addr, connections, sources).await?;
-            let setup = started.elapsed().as_secs_f64();
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            let after = rss_bytes(target.pid);
-            report.add("connections greeted, not logged in", conns.len() as f64, "");
-            report.add("setup time", setup, "s");
-            report.add("server RSS at start", start / 1024.0 / 1024.0, "MiB");
-            report.add(
-                "server RSS with every connection open",
-                after / 1024.0 / 1024.0,
-                "MiB",
-            );
+            let greeting = greet_all(target.addr, connections, sources);
+            let what = "connections greeted, not logged in";
+            let (conns, after) = settled(target.pid, greeting, what, start, report).await?;
+            report.add("server RSS with every connection open", mib(after), "MiB");
             let per = (after - start) / conns.len() as f64;
             report.add("server RSS per connection, greeted, idle", per, "bytes");
             drop(conns);
@@ -73,17 +65,12 @@ impl Idle {
         drop(accounts);
         tokio::time::sleep(Duration::from_secs(3)).await;
         let before = rss_bytes(target.pid);
-        let started = Instant::now();
-        let conns = connect_all(target.addr, "i", connections, None, sources, true).await?;
-        let setup = started.elapsed().as_secs_f64();
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        let after = rss_bytes(target.pid);
-        report.add("connections logged in", conns.len() as f64, "");
-        report.add("setup time", setup, "s");
-        report.add("server RSS at start", start / 1024.0 / 1024.0, "MiB");
+        let logins = connect_all(target.addr, "i", connections, None, sources, true);
+        let what = "connections logged in";
+        let (conns, after) = settled(target.pid, logins, what, start, report).await?;
         report.add(
             "server RSS with every user registered, in a room, connected",
-            registered / 1024.0 / 1024.0,
+            mib(registered),
             "MiB",
         );
         let all_in = (registered - start) / connections as f64;
@@ -94,10 +81,10 @@ impl Idle {
         );
         report.add(
             "server RSS with the accounts, no connections",
-            before / 1024.0 / 1024.0,
+            mib(before),
             "MiB",
         );
-        report.add("server RSS after", after / 1024.0 / 1024.0, "MiB");
+        report.add("server RSS after", mib(after), "MiB");
         let per = (after - before) / conns.len() as f64;
         report.add("server RSS per idle connection", per, "bytes");
         report.add(
@@ -108,11 +95,35 @@ impl Idle {
         for (label, users) in [("100k", 100_000.0), ("1M", 1_000_000.0)] {
             report.add(
                 format!("projected RSS for {label} users, each connected"),
-                (start + all_in * users) / 1024.0 / 1024.0,
+                mib(start + all_in * users),
                 "MiB",
             );
         }
         drop(conns);
         Ok(())
     }
+}
+
+/// Opens connections with `connect` and reads the server's RSS once it has settled; reports
+/// how many (`what`), the set-up's time and the RSS at `start`. The connections and the RSS.
+async fn settled(
+    pid: Option<u32>,
+    connect: impl Future<Output = Result<Vec<Conn>, String>>,
+    what: &str,
+    start: f64,
+    report: &mut Report,
+) -> Result<(Vec<Conn>, f64), String> {
+    let started = Instant::now();
+    let conns = connect.await?;
+    let setup = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    report.add(what, conns.len() as f64, "");
+    report.add("setup time", setup, "s");
+    report.add("server RSS at start", mib(start), "MiB");
+    Ok((conns, rss_bytes(pid)))
+}
+
+/// Bytes in MiB.
+fn mib(bytes: f64) -> f64 {
+    bytes / 1024.0 / 1024.0
 }
