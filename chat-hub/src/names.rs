@@ -113,11 +113,7 @@ pub fn skeleton(name: &str) -> String {
 /// `\r` become `\n`), tab kept, every other control character (C0, DEL, C1) replaced with
 /// U+FFFD, so text can never carry terminal escapes or fake a line of its own.
 pub fn text(s: &str) -> String {
-    if needs_nothing(s) {
-        s.to_owned()
-    } else {
-        replace_controls(s)
-    }
+    into_text(s.to_owned())
 }
 
 /// [`text`] of a string already owned: given back as it is when nothing needs replacing.

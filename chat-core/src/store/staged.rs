@@ -5,8 +5,8 @@
 //! message and a `DELETE` per run, ~0.4 µs a message, of which reading from memory gives back
 //! 0.15–0.2 µs).
 //!
-//! The writer fills the rows ([`Staged::push`]), runs the statement that reads them, and
-//! clears them ([`Staged::clear`]); the table's cursors read the same rows meanwhile. Rows
+//! The writer clears the last run's rows ([`Staged::clear`]), fills them ([`Staged::push`])
+//! and runs the statement that reads them; the table's cursors read the same rows. Rows
 //! come out in the order they were pushed, which the statement relies on: of two messages
 //! with one client message id, the first is stored.
 

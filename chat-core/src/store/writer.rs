@@ -455,7 +455,8 @@ fn insert_messages(
     if run.is_empty() {
         return Ok(());
     }
-    // Empty already, unless a message's numbers did not convert halfway through a run.
+    // The rows of the last run (or of one whose numbers did not convert halfway) go here:
+    // nothing reads them in between.
     staged.clear();
     for (_, m) in run {
         let row = [
@@ -468,9 +469,7 @@ fn insert_messages(
         ];
         staged.push(row, &m.text);
     }
-    let inserted = conn.prepare_cached(INSERT_STAGED)?.execute([]);
-    staged.clear();
-    let inserted = inserted?;
+    let inserted = conn.prepare_cached(INSERT_STAGED)?.execute([])?;
     if inserted == run.len() {
         return Ok(());
     }
