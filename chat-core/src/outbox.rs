@@ -219,6 +219,18 @@ impl Outbox {
         }
     }
 
+    /// `Ready` once frames are queued or the outbox is closed, taking nothing; `Pending`, with
+    /// `cx` woken by the next push or the close, until then.
+    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.ready.register(cx.waker());
+        let queue = self.lock();
+        if queue.frames.is_empty() && !queue.closed {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
         // A panic while holding this lock cannot leave the queue inconsistent: every critical
         // section is a few field updates.
@@ -339,6 +351,35 @@ mod tests {
         assert!(outbox.take_all(&mut out).await);
         assert_eq!(out.len(), 1);
         assert!(!outbox.take_all(&mut out).await);
+    }
+
+    #[tokio::test]
+    async fn ready_is_told_without_taking_and_woken_by_a_push_or_the_close() {
+        let outbox = Arc::new(Outbox::default());
+        let engine_side = EngineSide::new(outbox.clone());
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(outbox.poll_ready(&mut cx).is_pending(), "nothing queued");
+        let watcher = tokio::spawn({
+            let outbox = outbox.clone();
+            async move { poll_fn(|cx| outbox.poll_ready(cx)).await }
+        });
+        tokio::task::yield_now().await;
+        engine_side.push_all(&mut vec![queued(Kind::Reliable, 0)], BOUNDS);
+        watcher.await.expect("woken by the push");
+        assert!(outbox.poll_ready(&mut cx).is_ready(), "still queued");
+        let mut out = Vec::new();
+        assert!(outbox.take_all(&mut out).await);
+        assert_eq!(out.len(), 1, "readiness took nothing");
+        assert!(outbox.poll_ready(&mut cx).is_pending(), "taken");
+        let watcher = tokio::spawn({
+            let outbox = outbox.clone();
+            async move { poll_fn(|cx| outbox.poll_ready(cx)).await }
+        });
+        tokio::task::yield_now().await;
+        drop(engine_side);
+        watcher.await.expect("woken by the close");
+        assert!(outbox.poll_ready(&mut cx).is_ready(), "closed");
     }
 
     #[tokio::test(start_paused = true)]

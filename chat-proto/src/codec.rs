@@ -295,6 +295,12 @@ impl<In, Out> ChatCodec<In, Out> {
     pub fn max_frame_len(&self) -> usize {
         self.max_frame_len as usize
     }
+
+    /// Whether a frame's head has been decoded and its payload not yet: the codec is in the
+    /// middle of a frame even if its buffer is empty.
+    pub fn is_mid_frame(&self) -> bool {
+        self.pending.is_some()
+    }
 }
 
 impl<In, Out> Default for ChatCodec<In, Out> {

@@ -12,6 +12,8 @@
 //! - `pump`: the transport-neutral policy, one task per connection: write back-pressure
 //!   against the engine's outbox, error frames at the end, flush with a timeout (keepalive
 //!   and shutdown reach it through the outbox).
+//! - `park`: idle plain connections kept without a task (their sockets on an epoll instance
+//!   of the server's own), served again by their next input or frame.
 //! - `transport`: what differs per transport, behind one trait (reading and writing one
 //!   value): `tcp` (bufferless idle reads, or a buffered stream under TLS) and `ws` (one frame
 //!   per binary message).
@@ -28,6 +30,7 @@
 pub mod bus;
 pub mod cluster;
 mod metrics;
+mod park;
 mod pump;
 pub mod ready;
 mod server;

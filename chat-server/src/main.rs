@@ -69,6 +69,10 @@ struct Args {
     /// balancer stops sending new clients first.
     #[arg(long, env = "CHAT_DRAIN_NOTICE", default_value_t = 0)]
     drain_notice: u64,
+    /// Seconds a plain TCP connection may be idle before it is parked: its task and its
+    /// registration with the I/O driver are freed until its next input or message (0: never).
+    #[arg(long, env = "CHAT_PARK_AFTER", default_value_t = 5)]
+    park_after: u64,
     /// Largest frame payload, in bytes.
     #[arg(long, env = "CHAT_MAX_FRAME_LEN", default_value_t = chat_proto::DEFAULT_MAX_FRAME_LEN)]
     max_frame_len: usize,
@@ -406,6 +410,7 @@ async fn serve(args: Args) -> Result<(), String> {
     let config = ServerConfig {
         max_connections: args.max_connections,
         drain_notice: std::time::Duration::from_secs(args.drain_notice),
+        park_after: (args.park_after > 0).then(|| std::time::Duration::from_secs(args.park_after)),
         tls: tls.clone(),
         allowed_origins: args.web_origins,
         web_peers: args.web_peers,

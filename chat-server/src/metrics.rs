@@ -58,6 +58,8 @@ pub(crate) struct Metrics {
     pub(crate) accepted: Family<ByTransport, Counter>,
     /// Chat messages written to clients, by transport.
     pub(crate) delivered: Family<ByTransport, Counter>,
+    /// Idle connections parked: open, without a task or a registration with the I/O driver.
+    pub(crate) parked: Gauge,
     /// Connections refused at the connection limit.
     pub(crate) refused: Counter,
     /// WebSocket upgrades refused for their `Origin`.
@@ -70,6 +72,7 @@ impl Metrics {
         let connections = Family::<ByTransport, Gauge>::default();
         let accepted = Family::<ByTransport, Counter>::default();
         let delivered = Family::<ByTransport, Counter>::default();
+        let parked = Gauge::default();
         let refused = Counter::default();
         let bad_origins = Counter::<u64, AtomicU64>::default();
         registry.register("connections", "Connections open now", connections.clone());
@@ -82,6 +85,11 @@ impl Metrics {
             "messages_delivered",
             "Chat messages written to clients",
             delivered.clone(),
+        );
+        registry.register(
+            "connections_parked",
+            "Idle connections parked (open, with no task of their own)",
+            parked.clone(),
         );
         registry.register(
             "connections_refused",
@@ -102,6 +110,7 @@ impl Metrics {
             connections,
             accepted,
             delivered,
+            parked,
             refused,
             bad_origins,
         }

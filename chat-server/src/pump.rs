@@ -16,6 +16,10 @@
 //! Bad input gets one typed error frame and a close; only this connection is affected. A
 //! closing connection flushes its last frames for at most [`FLUSH_TIMEOUT`], or until the
 //! server's cancellation (the end of the shutdown grace period).
+//!
+//! A connection that may be parked ([`serve_parkable`]) also has a timer while it is served: a
+//! whole period without an event, with nothing buffered, ends the pump with the connection
+//! handed back ([`Served::Idle`]) for the [`park`](crate::park) lot to keep without a task.
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
@@ -26,7 +30,8 @@ use chat_core::{Connection, EngineClosed, TrySendError};
 use chat_proto::{
     encode, ClientMessage, CodecError, EncodedFrame, ErrorCode, ErrorReply, ServerMessage,
 };
-use tokio::time::timeout;
+use futures_util::FutureExt;
+use tokio::time::{sleep, timeout, Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::OpenConnection;
@@ -48,6 +53,8 @@ enum Event {
     },
     /// What the peer sent, decoded.
     Read(Result<Read, ReadError>, Vec<ClientMessage>),
+    /// A whole idle period passed without any of the above.
+    Idle,
 }
 
 /// What the pump does after an event.
@@ -57,6 +64,61 @@ enum Step<'a> {
     /// The engine had no room for what was read: wait for it (the wait's output says whether
     /// the peer had also closed its side).
     Wait(Pin<Box<dyn Future<Output = Result<bool, EngineClosed>> + Send + 'a>>),
+}
+
+/// What became of a connection when its pump returned.
+pub(crate) enum Served<T> {
+    /// It ended, and was closed.
+    Ended,
+    /// It was idle a whole period with nothing buffered either way: the caller parks it (or
+    /// serves it again).
+    Idle(T, Connection, OpenConnection),
+}
+
+pin_project_lite::pin_project! {
+    /// A served connection's idle timer: it fires every period, and a period in which the
+    /// pump had no event is an idle one. Boxed (the timer is over 100 bytes): only connections
+    /// being served pay for it, and the pump's cost per event is one flag.
+    struct Quiet {
+        #[pin]
+        sleep: Sleep,
+        period: Duration,
+        busy: bool,
+        // Polled since it was last reset: the timer holds the task's waker until it fires.
+        armed: bool,
+    }
+}
+
+impl Quiet {
+    fn new(period: Duration) -> Pin<Box<Self>> {
+        Box::pin(Self {
+            sleep: sleep(period),
+            period,
+            busy: false,
+            armed: false,
+        })
+    }
+
+    /// `Ready` at the end of a period without events; the timer is re-armed either way.
+    fn poll_idle(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut this = self.project();
+        // An armed timer that has not fired will wake the task: looking costs one load, not
+        // a poll (which re-registers the waker) on every pass of a busy connection.
+        if *this.armed && !this.sleep.is_elapsed() {
+            return Poll::Pending;
+        }
+        loop {
+            if this.sleep.as_mut().poll(cx).is_pending() {
+                *this.armed = true;
+                return Poll::Pending;
+            }
+            this.sleep.as_mut().reset(Instant::now() + *this.period);
+            *this.armed = false;
+            if !std::mem::take(this.busy) {
+                return Poll::Ready(());
+            }
+        }
+    }
 }
 
 /// Why a connection ended.
@@ -109,14 +171,29 @@ impl End {
     }
 }
 
-/// One poll of every source, in priority order. Nothing is kept between polls but what the
-/// transport and the outbox hold: frames go from the outbox straight into the writer, and
-/// messages read are handed over in the event.
+/// One poll of every source, then of the idle timer if there is one (any event makes the
+/// period a busy one).
 fn poll_event<T: Transport>(
     io: &mut T,
     conn: &mut Connection,
+    quiet: Option<Pin<&mut Quiet>>,
     cx: &mut Context<'_>,
 ) -> Poll<Event> {
+    let event = poll_io(io, conn, cx);
+    match quiet {
+        Some(quiet) if event.is_pending() => quiet.poll_idle(cx).map(|()| Event::Idle),
+        Some(quiet) => {
+            *quiet.project().busy = true;
+            event
+        }
+        None => event,
+    }
+}
+
+/// One poll of every source, in priority order. Nothing is kept between polls but what the
+/// transport and the outbox hold: frames go from the outbox straight into the writer, and
+/// messages read are handed over in the event.
+fn poll_io<T: Transport>(io: &mut T, conn: &mut Connection, cx: &mut Context<'_>) -> Poll<Event> {
     if io.pending() > 0 {
         if let Poll::Ready(result) = io.poll_write(cx) {
             return Poll::Ready(Event::Wrote(result));
@@ -170,17 +247,41 @@ fn step<'a>(conn: &'a Connection, metrics: &OpenConnection, event: Event) -> Ste
         Event::Read(Err(ReadError::BadInput(error)), _) => Step::End(End::BadInput(error)),
         Event::Read(Err(ReadError::Io(error)), _) => Step::End(End::Io(error)),
         Event::Read(Ok(read), inbound) => hand_over(conn, inbound, read == Read::Eof),
+        // Handled by the task before the event gets here (the connection may leave it).
+        Event::Idle => Step::Go,
     }
 }
 
 /// Serves one connection until it ends.
-#[allow(clippy::manual_async_fn)] // deliberately not `async fn`: see the comment inside
 pub(crate) fn serve(
-    mut io: impl Transport,
-    mut conn: Connection,
+    io: impl Transport,
+    conn: Connection,
     cancel: CancellationToken,
     metrics: OpenConnection,
 ) -> impl Future<Output = ()> + Send {
+    run(io, conn, cancel, metrics, None).map(drop)
+}
+
+/// Serves one connection until it ends, or, given an idle `period`, until it has been idle for
+/// a whole period with nothing buffered ([`Served::Idle`]).
+pub(crate) fn serve_parkable<T: Transport>(
+    io: T,
+    conn: Connection,
+    cancel: CancellationToken,
+    metrics: OpenConnection,
+    period: Option<Duration>,
+) -> impl Future<Output = Served<T>> + Send {
+    run(io, conn, cancel, metrics, period.map(Quiet::new))
+}
+
+#[allow(clippy::manual_async_fn)] // deliberately not `async fn`: see the comment inside
+fn run<T: Transport>(
+    mut io: T,
+    mut conn: Connection,
+    cancel: CancellationToken,
+    metrics: OpenConnection,
+    mut quiet: Option<Pin<Box<Quiet>>>,
+) -> impl Future<Output = Served<T>> + Send {
     // An `async` block, not an `async fn`: an `async fn` moves its arguments into locals,
     // and the task would hold both copies (rust-lang/rust#62958). For the same reason nothing
     // captured is moved inside it, and what lives across its waits is kept to what a waiting
@@ -188,7 +289,15 @@ pub(crate) fn serve(
     // per idle connection.
     async move {
         let end = loop {
-            let event = poll_fn(|cx| poll_event(&mut io, &mut conn, cx)).await;
+            let event =
+                poll_fn(|cx| poll_event(&mut io, &mut conn, quiet.as_mut().map(Pin::as_mut), cx))
+                    .await;
+            if let Event::Idle = event {
+                if io.is_idle() {
+                    return Served::Idle(io, conn, metrics);
+                }
+                continue;
+            }
             let wait = match step(&conn, &metrics, event) {
                 Step::Go => continue,
                 Step::End(end) => break end,
@@ -205,7 +314,7 @@ pub(crate) fn serve(
         // Dropping the connection tells the engine this session is gone.
         drop(conn);
         if !last_words(&mut io, last, max_frame_len) {
-            return;
+            return Served::Ended;
         }
         // Boxed for the same reason as the wait for the engine: only a closing connection
         // pays for the flush's state.
@@ -216,6 +325,7 @@ pub(crate) fn serve(
             }
         })
         .await;
+        Served::Ended
     }
 }
 

@@ -17,8 +17,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::bus::BusStatsReader;
-use crate::metrics::{Metrics, Transport};
-use crate::pump;
+use crate::metrics::{Metrics, OpenConnection, Transport};
+use crate::park::{self, Lot};
+use crate::pump::{self, Served};
 use crate::tls::Tls;
 use crate::transport::tcp::FrameStream;
 use crate::web;
@@ -47,6 +48,11 @@ pub struct ServerConfig {
     /// see [`web_peer`](crate::web_peer) for what is accepted. Those nodes must allow this
     /// one's origin.
     pub web_peers: Vec<String>,
+    /// How long a plain TCP connection may be idle (nothing read, written or queued for it)
+    /// before it is parked: its task and its registration with tokio's I/O driver are freed,
+    /// and it is served again, at once, by its next input or frame. It is parked after one
+    /// to two such periods. `None`: never park. TLS and WebSocket connections are not parked.
+    pub park_after: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -59,6 +65,7 @@ impl Default for ServerConfig {
             allowed_origins: Vec::new(),
             bus: None,
             web_peers: Vec::new(),
+            park_after: Some(Duration::from_secs(5)),
         }
     }
 }
@@ -101,12 +108,21 @@ pub(crate) struct Shared {
     /// Every listener and connection task, waited for at shutdown.
     pub(crate) tasks: TaskTracker,
     pub(crate) metrics: Arc<Metrics>,
+    /// Where idle plain connections are parked, if they are.
+    pub(crate) lot: Option<Arc<Lot>>,
 }
 
 impl Server {
     /// A server over `engine`; it serves nothing until given listeners.
     pub fn new(engine: Engine, config: ServerConfig) -> Self {
         let metrics = Arc::new(Metrics::new(engine.clone(), config.bus.clone()));
+        let lot = config.park_after.and_then(|period| {
+            Lot::new(period, metrics.parked.clone())
+                .inspect_err(|error| {
+                    tracing::warn!(%error, "cannot park idle connections; every one keeps a task");
+                })
+                .ok()
+        });
         Self {
             shared: Arc::new(Shared {
                 limit: Arc::new(Semaphore::new(config.max_connections)),
@@ -117,12 +133,21 @@ impl Server {
                 cancel: CancellationToken::new(),
                 tasks: TaskTracker::new(),
                 metrics,
+                lot: lot.map(Arc::new),
             }),
         }
     }
 
     /// Serves the binary protocol (over TLS if configured) on `listener` until shutdown.
     pub fn serve_tcp(&self, listener: TcpListener) {
+        if let Some(lot) = &self.shared.lot {
+            if let Some(epoll) = lot.take_epoll() {
+                let shared = self.shared.clone();
+                self.shared
+                    .tasks
+                    .spawn(park::run(lot.clone(), epoll, shared));
+            }
+        }
         let shared = self.shared.clone();
         self.shared
             .tasks
@@ -236,8 +261,8 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, transport: Tran
 ///
 /// A plain connection's task is its set-up and then its pump, one after the other
 /// (`FutureExt::then`): the task holds the larger of the two, not an `async` block's captured
-/// arguments and set-up locals beside the pump for the connection's whole life. At under a
-/// KiB per idle connection, that is what keeps tokio's task cell at 768 bytes.
+/// arguments and set-up locals beside the pump for the connection's whole life. That is what
+/// keeps tokio's task cell at 384 bytes.
 fn serve_tcp(
     stream: TcpStream,
     shared: Arc<Shared>,
@@ -254,11 +279,27 @@ fn serve_tcp(
         let conn = connect(&shared, peer_ip(&stream)).await;
         let io = FrameStream::new(stream, shared.engine.config().max_frame_len);
         let open = shared.metrics.open(Transport::Tcp);
-        (io, conn, shared.cancel.clone(), open)
+        (io, conn, open, shared)
     };
-    Either::Left(set_up.then(|(io, conn, cancel, open)| {
-        pump::serve(io, conn, cancel, open).map(|()| drop(permit))
-    }))
+    Either::Left(
+        set_up.then(|(io, conn, open, shared)| serve_plain(io, conn, open, permit, shared)),
+    )
+}
+
+/// The pump of a plain connection, which is parked when it is idle (if the server parks).
+pub(crate) fn serve_plain(
+    io: FrameStream<TcpStream>,
+    conn: Connection,
+    open: OpenConnection,
+    permit: OwnedSemaphorePermit,
+    shared: Arc<Shared>,
+) -> impl Future<Output = ()> + Send {
+    let period = shared.lot.as_ref().map(|lot| lot.period);
+    let pump = pump::serve_parkable(io, conn, shared.cancel.clone(), open, period);
+    pump.map(move |served| match served {
+        Served::Ended => drop(permit),
+        Served::Idle(io, conn, open) => park::park(io, conn, open, permit, &shared),
+    })
 }
 
 /// Serves one connection over TLS: the handshake, then the pump.

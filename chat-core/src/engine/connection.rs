@@ -122,6 +122,14 @@ impl Connection {
         self.outbox.poll_closed(cx)
     }
 
+    /// `Ready` once there is something to take with
+    /// [`poll_recv_frames`](Self::poll_recv_frames) (frames, or the end), taking nothing;
+    /// `Pending`, with `cx` woken by the next frame queued or the close, until then. For a
+    /// front end that sets an idle connection aside and wakes it on what comes.
+    pub fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.outbox.poll_ready(cx)
+    }
+
     /// The next server message, decoded (for in-process clients); `None` once closed.
     pub async fn recv(&mut self) -> Option<ServerMessage> {
         loop {

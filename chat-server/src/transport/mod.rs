@@ -61,4 +61,10 @@ pub(crate) trait Transport: Send {
 
     /// Writes everything queued and closes the outbound side.
     fn close(&mut self) -> impl Future<Output = ()> + Send;
+
+    /// Whether nothing is buffered in either direction, so the connection could be set aside
+    /// as its socket alone. Transports that are never parked keep the default.
+    fn is_idle(&self) -> bool {
+        false
+    }
 }

@@ -45,6 +45,12 @@ impl<S> FrameStream<S> {
             unflushed: false,
         }
     }
+
+    /// The stream, and with it everything of an idle connection ([`Transport::is_idle`]: its
+    /// buffers are empty and its codec between frames).
+    pub(crate) fn into_stream(self) -> S {
+        self.io
+    }
 }
 
 /// How a byte stream reads into its connection's buffer.
@@ -168,6 +174,13 @@ impl<S: ReadInto + AsyncWrite + Unpin + Send> Transport for FrameStream<S> {
             }
         }
         let _ = self.io.shutdown().await;
+    }
+
+    fn is_idle(&self) -> bool {
+        self.out.is_empty()
+            && !self.unflushed
+            && self.inbound.is_empty()
+            && !self.codec.is_mid_frame()
     }
 }
 

@@ -27,6 +27,11 @@ pub(crate) struct Idle {
     /// record — measured from a server that has seen no other connection.
     #[arg(long)]
     pub(crate) greeted_only: bool,
+    /// Seconds to wait after each set-up before reading the server's RSS: long enough for
+    /// chat-server to park its idle connections (5 to 10 s after their last traffic, by
+    /// default) and for its allocator to return what they freed (over 10 s).
+    #[arg(long, default_value_t = 30)]
+    pub(crate) settle_secs: u64,
 }
 
 impl Idle {
@@ -37,12 +42,14 @@ impl Idle {
             sources,
             room_size,
             greeted_only,
+            settle_secs,
         } = self.clone();
+        let settle = Duration::from_secs(settle_secs);
         let start = rss_bytes(target.pid);
         if greeted_only {
             let greeting = greet_all(target.addr, connections, sources);
             let what = "connections greeted, not logged in";
-            let (conns, after) = settled(target.pid, greeting, what, start, report).await?;
+            let (conns, after) = settled(target.pid, greeting, what, settle, start, report).await?;
             report.add("server RSS with every connection open", mib(after), "MiB");
             let per = (after - start) / conns.len() as f64;
             report.add("server RSS per connection, greeted, idle", per, "bytes");
@@ -59,15 +66,15 @@ impl Idle {
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        tokio::time::sleep(settle).await;
         let registered = rss_bytes(target.pid);
         // Then the connections alone: all close, and log in again.
         drop(accounts);
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        tokio::time::sleep(settle).await;
         let before = rss_bytes(target.pid);
         let logins = connect_all(target.addr, "i", connections, None, sources, true);
         let what = "connections logged in";
-        let (conns, after) = settled(target.pid, logins, what, start, report).await?;
+        let (conns, after) = settled(target.pid, logins, what, settle, start, report).await?;
         report.add(
             "server RSS with every user registered, in a room, connected",
             mib(registered),
@@ -104,19 +111,20 @@ impl Idle {
     }
 }
 
-/// Opens connections with `connect` and reads the server's RSS once it has settled; reports
-/// how many (`what`), the set-up's time and the RSS at `start`. The connections and the RSS.
+/// Opens connections with `connect` and reads the server's RSS `settle` later; reports how
+/// many (`what`), the set-up's time and the RSS at `start`. The connections and the RSS.
 async fn settled(
     pid: Option<u32>,
     connect: impl Future<Output = Result<Vec<Conn>, String>>,
     what: &str,
+    settle: Duration,
     start: f64,
     report: &mut Report,
 ) -> Result<(Vec<Conn>, f64), String> {
     let started = Instant::now();
     let conns = connect.await?;
     let setup = started.elapsed().as_secs_f64();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(settle).await;
     report.add(what, conns.len() as f64, "");
     report.add("setup time", setup, "s");
     report.add("server RSS at start", mib(start), "MiB");
