@@ -19,6 +19,7 @@
 use std::io;
 use std::net::TcpStream as StdTcpStream;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Wake, Waker};
 use std::time::Duration;
@@ -39,10 +40,18 @@ use crate::transport::tcp::FrameStream;
 /// Readiness events taken from the lot's epoll instance at a time.
 const EVENTS: usize = 1024;
 
+/// Connections resumed by the lot's task between two yields to the runtime (a broadcast may
+/// wake every parked connection at once: each costs two `epoll_ctl` calls and a spawn).
+const RESUMES: usize = 256;
+
+// A ticket is a whole epoll token: a 32-bit key and a 32-bit generation.
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!("chat-server parks connections under 64-bit epoll tokens");
+
 /// Where idle connections wait without a task: one per server.
 pub(crate) struct Lot {
     /// How long a connection is idle before it is parked.
-    pub(crate) period: Duration,
+    period: Duration,
     /// The lot's epoll instance, for parking sockets on it from any thread.
     registry: Registry,
     /// The epoll instance itself, until the lot's task takes it.
@@ -54,6 +63,8 @@ pub(crate) struct Lot {
     notify: Notify,
     /// How many are parked now.
     gauge: Gauge,
+    /// Parking still takes connections (false once the lot closes, or if it cannot run).
+    open: AtomicBool,
 }
 
 impl std::fmt::Debug for Lot {
@@ -141,7 +152,14 @@ impl Lot {
             woken: Mutex::new(Vec::new()),
             notify: Notify::new(),
             gauge,
+            open: AtomicBool::new(true),
         })
+    }
+
+    /// How long a connection is idle before it is parked; `None` once the lot is closed (a
+    /// connection served from then on has no idle timer).
+    pub(crate) fn period(&self) -> Option<Duration> {
+        self.open.load(Ordering::Relaxed).then_some(self.period)
     }
 
     /// The epoll instance, once, for the lot's task.
@@ -150,8 +168,9 @@ impl Lot {
     }
 
     /// Parks an idle connection (its task then ends); if the engine has queued something for
-    /// it meanwhile, or the lot is closed, serves it again in a new task instead. Under the
-    /// lot's lock, so the lot's task sees the connection parked before any wake-up for it.
+    /// it meanwhile, or the lot is closed, serves it again in a new task instead (a socket
+    /// that cannot leave tokio ends the connection). Under the lot's lock, so the lot's task
+    /// sees the connection parked before any wake-up for it.
     fn park(
         self: &Arc<Self>,
         io: FrameStream<TcpStream>,
@@ -171,7 +190,7 @@ impl Lot {
             }
             _ => {
                 drop(spaces);
-                return resume(io, conn, open, permit, shared);
+                return spawn_pump(io, conn, open, permit, shared);
             }
         };
         let alarm = Waker::from(Arc::new(Alarm {
@@ -180,7 +199,7 @@ impl Lot {
         }));
         if conn.poll_ready(&mut Context::from_waker(&alarm)).is_ready() {
             drop(spaces);
-            return resume(io, conn, open, permit, shared);
+            return spawn_pump(io, conn, open, permit, shared);
         }
         let stream = match io.into_stream().into_std() {
             Ok(stream) => stream,
@@ -197,7 +216,7 @@ impl Lot {
         if let Err(error) = parked {
             drop(spaces);
             tracing::warn!(session = conn.id().0, %error, "cannot park a connection");
-            return serve_again(stream, conn, open, permit, shared);
+            return resume(stream, conn, open, permit, shared);
         }
         spaces.slab.insert(Space {
             generation: ticket.generation,
@@ -209,11 +228,12 @@ impl Lot {
         self.gauge.inc();
     }
 
-    /// Serves again every connection named by a ticket that is still current.
+    /// Serves again the connections named by the first [`RESUMES`] tickets (removed), those
+    /// still current.
     fn wake(&self, tickets: &mut Vec<Ticket>, shared: &Arc<Shared>) {
         let mut spaces = lock(&self.spaces);
         let woken: Vec<Space> = tickets
-            .drain(..)
+            .drain(..tickets.len().min(RESUMES))
             .filter_map(|ticket| {
                 let key = ticket.key as usize;
                 let current = spaces
@@ -225,29 +245,42 @@ impl Lot {
             .collect();
         drop(spaces);
         for space in woken {
-            self.gauge.dec();
-            let fd = space.stream.as_raw_fd();
-            if let Err(error) = self.registry.deregister(&mut SourceFd(&fd)) {
-                tracing::debug!(%error, "a parked socket was not registered");
-            }
-            serve_again(space.stream, space.conn, space.open, space.permit, shared);
+            self.unpark(space, shared);
         }
+    }
+
+    /// Serves a connection taken out of the slab again.
+    fn unpark(&self, space: Space, shared: &Arc<Shared>) {
+        self.gauge.dec();
+        let fd = space.stream.as_raw_fd();
+        if let Err(error) = self.registry.deregister(&mut SourceFd(&fd)) {
+            tracing::debug!(%error, "a parked socket was not registered");
+        }
+        resume(space.stream, space.conn, space.open, space.permit, shared);
     }
 
     /// Closes the lot if nothing is parked (true if closed).
     fn close_if_empty(&self) -> bool {
         let mut spaces = lock(&self.spaces);
         spaces.closed |= spaces.slab.is_empty();
+        if spaces.closed {
+            self.open.store(false, Ordering::Relaxed);
+        }
         spaces.closed
     }
 
-    /// Closes the lot and every connection still parked in it.
+    /// Closes the lot and takes every connection still parked in it.
+    fn take_all(&self) -> Slab<Space> {
+        let mut spaces = lock(&self.spaces);
+        spaces.closed = true;
+        self.open.store(false, Ordering::Relaxed);
+        std::mem::take(&mut spaces.slab)
+    }
+
+    /// Closes the lot and every connection still parked in it (the server's grace period is
+    /// over).
     fn close(&self) {
-        let parked = {
-            let mut spaces = lock(&self.spaces);
-            spaces.closed = true;
-            std::mem::take(&mut spaces.slab)
-        };
+        let parked = self.take_all();
         let count = parked.len();
         self.gauge.dec_by(i64::try_from(count).unwrap_or(i64::MAX));
         drop(parked);
@@ -255,10 +288,18 @@ impl Lot {
             tracing::info!(count, "closed the parked connections");
         }
     }
+
+    /// Closes the lot and serves every connection parked in it again: the lot can no longer
+    /// watch them.
+    fn evacuate(&self, shared: &Arc<Shared>) {
+        for (_, space) in self.take_all() {
+            self.unpark(space, shared);
+        }
+    }
 }
 
-/// Serves an idle connection again, in a task of its own.
-fn resume(
+/// Serves a connection in a new task, its socket still registered with tokio.
+fn spawn_pump(
     io: FrameStream<TcpStream>,
     conn: Connection,
     open: OpenConnection,
@@ -272,7 +313,7 @@ fn resume(
 
 /// Parks an idle connection in the server's lot (its task then ends), or, if the server has
 /// none, serves it again.
-pub(crate) fn park(
+pub(crate) fn park_idle(
     io: FrameStream<TcpStream>,
     conn: Connection,
     open: OpenConnection,
@@ -281,12 +322,13 @@ pub(crate) fn park(
 ) {
     match &shared.lot {
         Some(lot) => lot.park(io, conn, open, permit, shared),
-        None => resume(io, conn, open, permit, shared),
+        None => spawn_pump(io, conn, open, permit, shared),
     }
 }
 
-/// Serves a socket that left tokio's I/O driver again, registered with it anew.
-fn serve_again(
+/// Serves a connection whose socket left tokio's I/O driver again: registered anew, in a
+/// new task.
+fn resume(
     stream: StdTcpStream,
     conn: Connection,
     open: OpenConnection,
@@ -296,7 +338,7 @@ fn serve_again(
     match TcpStream::from_std(stream) {
         Ok(stream) => {
             let io = FrameStream::new(stream, conn.max_frame_len());
-            resume(io, conn, open, permit, shared);
+            spawn_pump(io, conn, open, permit, shared);
         }
         Err(error) => {
             tracing::warn!(session = conn.id().0, %error, "cannot serve a parked connection");
@@ -306,7 +348,7 @@ fn serve_again(
 
 /// The lot's task: serves parked connections again as their input or frames come, until the
 /// server stops (then, once none is left, parks no more) or is cancelled (then closes those
-/// left).
+/// left). If it cannot watch its epoll instance, it serves them all again and parks no more.
 pub(crate) async fn run(lot: Arc<Lot>, epoll: mio::Poll, shared: Arc<Shared>) {
     // SAFETY: the epoll instance owns its descriptor, which stays open and the same until the
     // instance is dropped, with the `AsyncFd` (nothing else closes or replaces it).
@@ -316,52 +358,52 @@ pub(crate) async fn run(lot: Arc<Lot>, epoll: mio::Poll, shared: Arc<Shared>) {
         Ok(epoll) => epoll,
         Err(error) => {
             tracing::warn!(%error, "cannot watch parked connections; none will be parked");
-            lot.close();
-            return;
+            return lot.evacuate(&shared);
         }
     };
     let mut events = Events::with_capacity(EVENTS);
     let mut tickets = Vec::new();
     let mut stopping = false;
     loop {
+        // Not biased: a stream of outbox wake-ups does not hold back the sockets' input.
         tokio::select! {
-            biased;
-            () = shared.cancel.cancelled() => break,
+            () = shared.cancel.cancelled() => return lot.close(),
             () = shared.stopping.cancelled(), if !stopping => stopping = true,
-            () = lot.notify.notified() => tickets.append(&mut lock(&lot.woken)),
+            () = lot.notify.notified() => {}
             ready = epoll.readable_mut() => {
-                let mut guard = match ready {
-                    Ok(guard) => guard,
-                    Err(error) => {
-                        tracing::error!(%error, "cannot watch parked connections");
-                        break;
-                    }
-                };
                 // A poll that finds nothing clears the readiness; one that finds something
                 // leaves it, and the next pass looks again.
-                let polled = guard.try_io(|epoll| {
-                    epoll.get_mut().poll(&mut events, Some(Duration::ZERO))?;
-                    if events.is_empty() {
-                        Err(io::ErrorKind::WouldBlock.into())
-                    } else {
-                        Ok(())
-                    }
+                let polled = ready.and_then(|mut guard| {
+                    let polled = guard.try_io(|epoll| {
+                        epoll.get_mut().poll(&mut events, Some(Duration::ZERO))?;
+                        if events.is_empty() {
+                            Err(io::ErrorKind::WouldBlock.into())
+                        } else {
+                            Ok(())
+                        }
+                    });
+                    polled.unwrap_or(Ok(()))
                 });
-                match polled {
-                    Ok(Ok(())) => {
-                        tickets.extend(events.iter().map(|event| Ticket::from_token(event.token())));
-                    }
-                    Ok(Err(error)) => tracing::warn!(%error, "polling parked connections failed"),
-                    Err(_would_block) => {}
+                if let Err(error) = polled {
+                    tracing::error!(%error, "cannot watch parked connections; none will be parked");
+                    return lot.evacuate(&shared);
                 }
+                tickets.extend(events.iter().map(|event| Ticket::from_token(event.token())));
+                events.clear();
             }
         }
-        lot.wake(&mut tickets, &shared);
+        tickets.append(&mut std::mem::take(&mut *lock(&lot.woken)));
+        while !tickets.is_empty() {
+            lot.wake(&mut tickets, &shared);
+            if !tickets.is_empty() {
+                tokio::task::yield_now().await;
+            }
+        }
+        tickets.shrink_to(EVENTS);
         if stopping && lot.close_if_empty() {
             return;
         }
     }
-    lot.close();
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -6,9 +6,9 @@
 //! together), and messages decoded from the peer (handed to the engine). Everything is polled,
 //! not awaited through per-pass futures: the transport and the outbox keep the task's waker,
 //! so a pass costs no registrations and a waiting connection's task is its fields and nothing
-//! more — no timer either: the keepalive is the engine's (one sweep over every session, which
-//! pings through the outbox and closes the silent), and so is shutdown (the engine closes
-//! every outbox). It takes frames from the engine only while the writer holds less than
+//! more — no keepalive timer: the keepalive is the engine's (one sweep over every session,
+//! which pings through the outbox and closes the silent), and so is shutdown (the engine
+//! closes every outbox). It takes frames from the engine only while the writer holds less than
 //! [`WRITE_HIGH_WATER`] bytes: beyond that they wait in the engine's bounded outbox, whose
 //! overflow closes the connection (the slow-consumer policy); a closed outbox is noticed
 //! even then.
@@ -108,8 +108,11 @@ impl Quiet {
             return Poll::Pending;
         }
         loop {
+            // A poll refused for the task's spent budget registers nothing (and has the task
+            // polled again): the timer is armed only by a poll that ran.
+            let budget = tokio::task::coop::has_budget_remaining();
             if this.sleep.as_mut().poll(cx).is_pending() {
-                *this.armed = true;
+                *this.armed = budget;
                 return Poll::Pending;
             }
             this.sleep.as_mut().reset(Instant::now() + *this.period);
@@ -377,5 +380,45 @@ fn is_chat_message(frame: &EncodedFrame) -> bool {
 fn push(io: &mut impl Transport, msg: &ServerMessage, max_frame_len: usize) {
     if let Ok(frame) = encode(msg, max_frame_len) {
         io.push(frame);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A period with an event is busy; the next without one is idle.
+    #[tokio::test(start_paused = true)]
+    async fn the_idle_timer_fires_after_a_quiet_period() {
+        let mut quiet = Quiet::new(Duration::from_secs(5));
+        *quiet.as_mut().project().busy = true;
+        let started = Instant::now();
+        poll_fn(|cx| quiet.as_mut().poll_idle(cx)).await;
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_secs(10),
+            "one busy period, one idle"
+        );
+    }
+
+    /// A pass that ends because the task spent its budget polls the timer in vain (it
+    /// registers nothing): the timer must not count as armed, or it would never be looked at
+    /// again and the connection never parked.
+    #[tokio::test(start_paused = true)]
+    async fn the_idle_timer_is_armed_only_by_a_poll_that_ran() {
+        let mut quiet = Quiet::new(Duration::from_secs(5));
+        poll_fn(|cx| {
+            while tokio::task::coop::has_budget_remaining() {
+                let _ = std::pin::pin!(sleep(Duration::ZERO)).poll(cx);
+            }
+            assert!(quiet.as_mut().poll_idle(cx).is_pending());
+            Poll::Ready(())
+        })
+        .await;
+        let idle = timeout(
+            Duration::from_secs(60),
+            poll_fn(|cx| quiet.as_mut().poll_idle(cx)),
+        );
+        assert!(idle.await.is_ok(), "the timer fired and was looked at");
     }
 }

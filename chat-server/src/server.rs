@@ -294,11 +294,11 @@ pub(crate) fn serve_plain(
     permit: OwnedSemaphorePermit,
     shared: Arc<Shared>,
 ) -> impl Future<Output = ()> + Send {
-    let period = shared.lot.as_ref().map(|lot| lot.period);
+    let period = shared.lot.as_ref().and_then(|lot| lot.period());
     let pump = pump::serve_parkable(io, conn, shared.cancel.clone(), open, period);
     pump.map(move |served| match served {
         Served::Ended => drop(permit),
-        Served::Idle(io, conn, open) => park::park(io, conn, open, permit, &shared),
+        Served::Idle(io, conn, open) => park::park_idle(io, conn, open, permit, &shared),
     })
 }
 
