@@ -69,8 +69,9 @@ struct Args {
     /// balancer stops sending new clients first.
     #[arg(long, env = "CHAT_DRAIN_NOTICE", default_value_t = 0)]
     drain_notice: u64,
-    /// Seconds a plain TCP connection may be idle before it is parked: its task and its
-    /// registration with the I/O driver are freed until its next input or message (0: never).
+    /// Seconds a plain TCP connection may be idle (keepalive pings and pongs aside) before it
+    /// is parked: its task and its registration with the I/O driver are freed until its next
+    /// input or message (0: never).
     #[arg(long, env = "CHAT_PARK_AFTER", default_value_t = 5)]
     park_after: u64,
     /// Largest frame payload, in bytes.

@@ -60,6 +60,8 @@ pub(crate) struct Metrics {
     pub(crate) delivered: Family<ByTransport, Counter>,
     /// Idle connections parked: open, without a task or a registration with the I/O driver.
     pub(crate) parked: Gauge,
+    /// Times an idle connection was parked.
+    pub(crate) parkings: Counter,
     /// Connections refused at the connection limit.
     pub(crate) refused: Counter,
     /// WebSocket upgrades refused for their `Origin`.
@@ -73,6 +75,7 @@ impl Metrics {
         let accepted = Family::<ByTransport, Counter>::default();
         let delivered = Family::<ByTransport, Counter>::default();
         let parked = Gauge::default();
+        let parkings = Counter::default();
         let refused = Counter::default();
         let bad_origins = Counter::<u64, AtomicU64>::default();
         registry.register("connections", "Connections open now", connections.clone());
@@ -90,6 +93,11 @@ impl Metrics {
             "connections_parked",
             "Idle connections parked (open, with no task of their own)",
             parked.clone(),
+        );
+        registry.register(
+            "parkings",
+            "Times an idle connection was parked",
+            parkings.clone(),
         );
         registry.register(
             "connections_refused",
@@ -111,6 +119,7 @@ impl Metrics {
             accepted,
             delivered,
             parked,
+            parkings,
             refused,
             bad_origins,
         }

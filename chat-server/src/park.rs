@@ -2,9 +2,10 @@
 //!
 //! A served connection is a tokio task (a 384-byte cell) and its socket's registration with
 //! tokio's I/O driver (256 bytes, cache-line aligned): over half of what a connection costs.
-//! Most connections of a chat server are idle most of the time, so one that had no event for
-//! a whole [`ServerConfig::park_after`](crate::ServerConfig::park_after) period, with nothing
-//! buffered, gives both up. Its socket moves to the [`Lot`]'s own epoll instance (mio; the
+//! Most connections of a chat server are idle most of the time, so one that had no traffic
+//! but keepalive pings and pongs for a whole
+//! [`ServerConfig::park_after`](crate::ServerConfig::park_after) period, with nothing buffered,
+//! gives both up. Its socket moves to the [`Lot`]'s own epoll instance (mio; the
 //! instance is itself registered with tokio), and what the connection keeps (the socket, the
 //! engine connection, its permit and its metrics guard: under 100 bytes) into the lot's slab.
 //! The lot's one task waits on that epoll instance and on the parked connections' outboxes,
@@ -27,13 +28,14 @@ use std::time::Duration;
 use chat_core::Connection;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Registry, Token};
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use slab::Slab;
 use tokio::io::unix::AsyncFd;
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, OwnedSemaphorePermit};
 
-use crate::metrics::OpenConnection;
+use crate::metrics::{Metrics, OpenConnection};
 use crate::server::{serve_plain, Shared};
 use crate::transport::tcp::FrameStream;
 
@@ -63,6 +65,8 @@ pub(crate) struct Lot {
     notify: Notify,
     /// How many are parked now.
     gauge: Gauge,
+    /// How many times one was parked.
+    parkings: Counter,
     /// Parking still takes connections (false once the lot closes, or if it cannot run).
     open: AtomicBool,
 }
@@ -138,7 +142,7 @@ impl Wake for Alarm {
 impl Lot {
     /// A lot parking connections idle for `period`; its task ([`run`]) takes its epoll
     /// instance.
-    pub(crate) fn new(period: Duration, gauge: Gauge) -> io::Result<Self> {
+    pub(crate) fn new(period: Duration, metrics: &Metrics) -> io::Result<Self> {
         let epoll = mio::Poll::new()?;
         Ok(Self {
             period,
@@ -151,7 +155,8 @@ impl Lot {
             }),
             woken: Mutex::new(Vec::new()),
             notify: Notify::new(),
-            gauge,
+            gauge: metrics.parked.clone(),
+            parkings: metrics.parkings.clone(),
             open: AtomicBool::new(true),
         })
     }
@@ -226,6 +231,7 @@ impl Lot {
             permit,
         });
         self.gauge.inc();
+        self.parkings.inc();
     }
 
     /// Serves again the connections named by the first [`RESUMES`] tickets (removed), those

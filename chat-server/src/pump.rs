@@ -18,8 +18,9 @@
 //! server's cancellation (the end of the shutdown grace period).
 //!
 //! A connection that may be parked ([`serve_parkable`]) also has a timer while it is served: a
-//! whole period without an event, with nothing buffered, ends the pump with the connection
-//! handed back ([`Served::Idle`]) for the [`park`](crate::park) lot to keep without a task.
+//! whole period without traffic (keepalive pings and pongs do not count), with nothing
+//! buffered, ends the pump with the connection handed back ([`Served::Idle`]) for the
+//! [`park`](crate::park) lot to keep without a task.
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
@@ -46,10 +47,12 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// What one poll over the connection's sources found.
 enum Event {
     Wrote(std::io::Result<()>),
-    /// Frames went from the engine to the writer (`messages` of them chat messages).
+    /// Frames went from the engine to the writer (`messages` of them chat messages; `other`
+    /// if any was more than a keepalive).
     Frames {
         open: bool,
         messages: u64,
+        other: bool,
     },
     /// What the peer sent, decoded.
     Read(Result<Read, ReadError>, Vec<ClientMessage>),
@@ -77,7 +80,7 @@ pub(crate) enum Served<T> {
 
 pin_project_lite::pin_project! {
     /// A served connection's idle timer: it fires every period, and a period in which the
-    /// pump had no event is an idle one. Boxed (the timer is over 100 bytes): only connections
+    /// pump had no event but keepalive traffic is an idle one. Boxed (the timer is over 100 bytes): only connections
     /// being served pay for it, and the pump's cost per event is one flag.
     struct Quiet {
         #[pin]
@@ -174,8 +177,7 @@ impl End {
     }
 }
 
-/// One poll of every source, then of the idle timer if there is one (any event makes the
-/// period a busy one).
+/// One poll of every source, then of the idle timer if there is one.
 fn poll_event<T: Transport>(
     io: &mut T,
     conn: &mut Connection,
@@ -184,12 +186,31 @@ fn poll_event<T: Transport>(
 ) -> Poll<Event> {
     let event = poll_io(io, conn, cx);
     match quiet {
-        Some(quiet) if event.is_pending() => quiet.poll_idle(cx).map(|()| Event::Idle),
-        Some(quiet) => {
-            *quiet.project().busy = true;
-            event
-        }
+        Some(quiet) => match event {
+            Poll::Pending => quiet.poll_idle(cx).map(|()| Event::Idle),
+            Poll::Ready(event) => {
+                let busy = quiet.project().busy;
+                *busy = *busy || event.keeps_busy();
+                Poll::Ready(event)
+            }
+        },
         None => event,
+    }
+}
+
+impl Event {
+    /// Whether the event makes its period a busy one: anything but keepalive traffic (pings
+    /// and pongs either way, and the writes that carry what was already counted), so a
+    /// keepalive exchange does not keep an idle connection from being parked.
+    fn keeps_busy(&self) -> bool {
+        match self {
+            Self::Wrote(_) | Self::Idle => false,
+            Self::Frames { open, other, .. } => *other || !open,
+            Self::Read(Ok(_), inbound) => !inbound
+                .iter()
+                .all(|msg| matches!(msg, ClientMessage::Ping { .. } | ClientMessage::Pong { .. })),
+            Self::Read(Err(_), _) => true,
+        }
     }
 }
 
@@ -205,10 +226,18 @@ fn poll_io<T: Transport>(io: &mut T, conn: &mut Connection, cx: &mut Context<'_>
     // Past the high-water mark only a closed outbox's last frames are taken: the end of a
     // session (a keepalive timeout, shutdown) reaches a slow peer too.
     if io.pending() < WRITE_HIGH_WATER || conn.poll_closed(cx).is_ready() {
-        let mut writer = Writer { io, messages: 0 };
+        let mut writer = Writer {
+            io,
+            messages: 0,
+            other: false,
+        };
         if let Poll::Ready(open) = conn.poll_recv_frames(cx, &mut writer) {
-            let messages = writer.messages;
-            return Poll::Ready(Event::Frames { open, messages });
+            let (messages, other) = (writer.messages, writer.other);
+            return Poll::Ready(Event::Frames {
+                open,
+                messages,
+                other,
+            });
         }
     }
     let mut inbound = Vec::new();
@@ -222,12 +251,16 @@ fn poll_io<T: Transport>(io: &mut T, conn: &mut Connection, cx: &mut Context<'_>
 struct Writer<'a, T> {
     io: &'a mut T,
     messages: u64,
+    /// Whether any frame was more than a keepalive.
+    other: bool,
 }
 
 impl<T: Transport> Extend<EncodedFrame> for Writer<'_, T> {
     fn extend<I: IntoIterator<Item = EncodedFrame>>(&mut self, frames: I) {
         for frame in frames {
-            self.messages += u64::from(is_chat_message(&frame));
+            let variant = frame.as_bytes().get(chat_proto::HEADER_LEN).copied();
+            self.messages += u64::from(variant == Some(MESSAGE));
+            self.other |= !matches!(variant, Some(PING | PONG));
             self.io.push(frame);
         }
     }
@@ -239,7 +272,7 @@ fn step<'a>(conn: &'a Connection, metrics: &OpenConnection, event: Event) -> Ste
     match event {
         Event::Wrote(Err(error)) => Step::End(End::Io(error)),
         Event::Wrote(Ok(())) => Step::Go,
-        Event::Frames { open, messages } => {
+        Event::Frames { open, messages, .. } => {
             metrics.delivered(messages);
             if open {
                 Step::Go
@@ -372,10 +405,11 @@ fn hand_over(conn: &Connection, inbound: Vec<ClientMessage>, eof: bool) -> Step<
     }
 }
 
-/// Whether a frame is a `ServerMessage::Message` (variant 3: the byte after the length).
-fn is_chat_message(frame: &EncodedFrame) -> bool {
-    frame.as_bytes().get(chat_proto::HEADER_LEN) == Some(&3)
-}
+// Variants of `ServerMessage`: the byte after a frame's length (bincode writes a variant
+// index under 251 as one byte). Checked by a test.
+const MESSAGE: u8 = 3;
+const PING: u8 = 10;
+const PONG: u8 = 11;
 
 fn push(io: &mut impl Transport, msg: &ServerMessage, max_frame_len: usize) {
     if let Ok(frame) = encode(msg, max_frame_len) {
@@ -386,6 +420,26 @@ fn push(io: &mut impl Transport, msg: &ServerMessage, max_frame_len: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_variants_read_from_frames_are_those_encoded() {
+        let variant = |msg: &ServerMessage| {
+            encode(msg, chat_proto::DEFAULT_MAX_FRAME_LEN)
+                .expect("encodes")
+                .as_bytes()[chat_proto::HEADER_LEN]
+        };
+        assert_eq!(variant(&ServerMessage::Ping { nonce: 7 }), PING);
+        assert_eq!(variant(&ServerMessage::Pong { nonce: 7 }), PONG);
+        let message = chat_proto::ChatMessage {
+            id: chat_proto::MessageId(1),
+            from: "alice".into(),
+            target: chat_proto::Target::Room("general".into()),
+            text: "hi".into(),
+            sent_at: 0,
+            client_msg_id: chat_proto::ClientMsgId(1),
+        };
+        assert_eq!(variant(&ServerMessage::Message(message)), MESSAGE);
+    }
 
     /// A period with an event is busy; the next without one is idle.
     #[tokio::test(start_paused = true)]

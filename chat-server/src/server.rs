@@ -48,8 +48,8 @@ pub struct ServerConfig {
     /// see [`web_peer`](crate::web_peer) for what is accepted. Those nodes must allow this
     /// one's origin.
     pub web_peers: Vec<String>,
-    /// How long a plain TCP connection may be idle (nothing read, written or queued for it)
-    /// before it is parked: its task and its registration with tokio's I/O driver are freed,
+    /// How long a plain TCP connection may be idle (nothing read, written or queued for it
+    /// but keepalive pings and pongs) before it is parked: its task and its registration with tokio's I/O driver are freed,
     /// and it is served again, at once, by its next input or frame. It is parked after one
     /// to two such periods. `None`: never park. TLS and WebSocket connections are not parked.
     pub park_after: Option<Duration>,
@@ -117,7 +117,7 @@ impl Server {
     pub fn new(engine: Engine, config: ServerConfig) -> Self {
         let metrics = Arc::new(Metrics::new(engine.clone(), config.bus.clone()));
         let lot = config.park_after.and_then(|period| {
-            Lot::new(period, metrics.parked.clone())
+            Lot::new(period, &metrics)
                 .inspect_err(|error| {
                     tracing::warn!(%error, "cannot park idle connections; every one keeps a task");
                 })

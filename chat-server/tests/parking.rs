@@ -18,9 +18,13 @@ const PARK_AFTER: Duration = Duration::from_millis(20);
 
 /// A server parking after [`PARK_AFTER`], and its database (kept as long as the server).
 async fn start(config: Config) -> (TestServer, TestDb) {
+    start_parking_after(config, PARK_AFTER).await
+}
+
+async fn start_parking_after(config: Config, park_after: Duration) -> (TestServer, TestDb) {
     let db = TestDb::sqlite();
     let server = ServerConfig {
-        park_after: Some(PARK_AFTER),
+        park_after: Some(park_after),
         ..ServerConfig::default()
     };
     (TestServer::on(&db, config, server).await, db)
@@ -133,6 +137,38 @@ async fn the_keepalive_reaches_parked_connections_and_keeps_them() {
     assert_eq!(client.next_event().await.expect("in time"), None);
     until_counted(&server, 0.0, 0.0).await;
     server.stop().await;
+}
+
+#[tokio::test]
+async fn keepalive_traffic_does_not_keep_a_connection_served() {
+    // Pings every ~100 ms, answered at once: a connection that counted them as traffic
+    // would never see a quiet 300 ms, and never park.
+    let config = Config {
+        keepalive_interval_ms: 100,
+        keepalive_timeout_ms: 1_000,
+        ..config()
+    };
+    let (server, _db) = start_parking_after(config, Duration::from_millis(300)).await;
+    let mut client = Session::connect(server.addr).await.expect("connects");
+    let answering = tokio::spawn(async move {
+        let mut pings = 0;
+        while let Ok(Some(event)) = client.next_event().await {
+            pings += u32::from(matches!(event, ServerMessage::Ping { .. }));
+        }
+        pings
+    });
+    let deadline = Instant::now() + WAIT;
+    while gauge(&server, "chat_parkings_total ").await < 3.0 {
+        assert!(Instant::now() < deadline, "parked fewer than 3 times");
+        sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        gauge(&server, "chat_connections{transport=\"tcp\"} ").await,
+        1.0,
+        "still open"
+    );
+    server.stop().await;
+    assert!(answering.await.expect("answered") >= 3, "pinged meanwhile");
 }
 
 #[tokio::test]
