@@ -112,14 +112,7 @@ async fn the_keepalive_reaches_parked_connections_and_keeps_them() {
     client.set_answer_pings(false);
     for _ in 0..2 {
         until_counted(&server, 1.0, 1.0).await;
-        let ping = client.next_event().await.expect("in time");
-        let Some(ServerMessage::Ping { nonce }) = ping else {
-            panic!("expected a ping, got {ping:?}");
-        };
-        client
-            .send(ClientMessage::Pong { nonce })
-            .await
-            .expect("sends");
+        answer_ping(&mut client).await;
     }
     // Not answering: the parked connection is woken to be closed.
     until_counted(&server, 1.0, 1.0).await;

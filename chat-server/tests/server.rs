@@ -356,14 +356,7 @@ async fn silent_connections_are_pinged_then_closed(db: TestDb) {
     let server = start_with(&db, config, ServerConfig::default()).await;
     let mut client = Session::connect(server.addr).await.expect("connects");
     client.set_answer_pings(false);
-    let ping = client.next_event().await.expect("in time");
-    let Some(ServerMessage::Ping { nonce }) = ping else {
-        panic!("expected a ping, got {ping:?}");
-    };
-    client
-        .send(ClientMessage::Pong { nonce })
-        .await
-        .expect("sends");
+    answer_ping(&mut client).await;
     assert!(
         matches!(
             client.next_event().await.expect("in time"),

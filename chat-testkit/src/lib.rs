@@ -256,6 +256,19 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String, String) {
     (code, head.to_owned(), body.to_owned())
 }
 
+/// Waits for the next event, which must be a keepalive ping, and answers it (for a session
+/// told not to answer pings itself, `Session::set_answer_pings(false)`).
+pub async fn answer_ping<T: Transport>(client: &mut Session<T>) {
+    let ping = client.next_event().await.expect("in time");
+    let Some(ServerMessage::Ping { nonce }) = ping else {
+        panic!("expected a ping, got {ping:?}");
+    };
+    client
+        .send(chat_proto::ClientMessage::Pong { nonce })
+        .await
+        .expect("sends");
+}
+
 /// A room target.
 pub fn room(name: &str) -> Target {
     Target::Room(name.into())
