@@ -5,7 +5,9 @@
 use chat_client::Session;
 use chat_core::{Config, Engine, PasswordParams, Storage};
 use chat_proto::*;
-use chat_testkit::{config, logged_in_embedded, on_every_backend, text_is, TestDb, WAIT};
+use chat_testkit::{
+    config, logged_in_embedded, on_every_backend, text_is, until_shut_down, TestDb, WAIT,
+};
 use tokio::time::timeout;
 
 on_every_backend!(
@@ -235,11 +237,7 @@ async fn shutdown_tells_every_connection(db: TestDb) {
     let mut fresh = Session::embedded(&engine, "test").await.expect("connects");
     engine.shut_down().await.expect("clean shutdown");
     for client in [&mut alice, &mut fresh] {
-        client
-            .until(|e| *e == ServerMessage::ShuttingDown)
-            .await
-            .expect("arrives");
-        assert_eq!(client.next_event().await.expect("in time"), None);
+        until_shut_down(client).await;
     }
 }
 

@@ -93,11 +93,7 @@ async fn shutdown_reaches_parked_connections() {
     let mut alice = logged_in(server.addr, "alice", true).await;
     until_counted(&server, 1.0, 1.0).await;
     server.stop().await;
-    alice
-        .until(|e| *e == ServerMessage::ShuttingDown)
-        .await
-        .expect("arrives");
-    assert_eq!(alice.next_event().await.expect("in time"), None);
+    until_shut_down(&mut alice).await;
 }
 
 #[tokio::test]

@@ -127,11 +127,7 @@ async fn sigterm_tells_clients_and_exits_zero(db: TestDb) {
         .status()
         .expect("kill runs");
     assert!(status.success());
-    alice
-        .until(|e| *e == ServerMessage::ShuttingDown)
-        .await
-        .expect("arrives");
-    assert_eq!(alice.next_event().await.expect("in time"), None);
+    until_shut_down(&mut alice).await;
     let status = timeout(WAIT, server.wait())
         .await
         .expect("exits in time")

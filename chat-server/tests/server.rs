@@ -380,11 +380,7 @@ async fn shutdown_tells_clients(db: TestDb) {
     let server = start(&db, config()).await;
     let mut alice = logged_in(server.addr, "alice", true).await;
     server.stop().await;
-    alice
-        .until(|e| *e == ServerMessage::ShuttingDown)
-        .await
-        .expect("arrives");
-    assert_eq!(alice.next_event().await.expect("in time"), None);
+    until_shut_down(&mut alice).await;
 }
 
 async fn the_keepalive_runs_from_connect_so_a_ping_may_come_before_hello(db: TestDb) {

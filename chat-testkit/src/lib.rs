@@ -269,6 +269,15 @@ pub async fn answer_ping<T: Transport>(client: &mut Session<T>) {
         .expect("sends");
 }
 
+/// Waits until the server says it is shutting down, and then closes the connection.
+pub async fn until_shut_down<T: Transport>(client: &mut Session<T>) {
+    client
+        .until(|e| *e == ServerMessage::ShuttingDown)
+        .await
+        .expect("arrives");
+    assert_eq!(client.next_event().await.expect("in time"), None);
+}
+
 /// A room target.
 pub fn room(name: &str) -> Target {
     Target::Room(name.into())
