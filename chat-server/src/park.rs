@@ -7,7 +7,7 @@
 //! [`ServerConfig::park_after`](crate::ServerConfig::park_after) period, with nothing buffered,
 //! gives both up. Its socket moves to the [`Lot`]'s own epoll instance (mio; the
 //! instance is itself registered with tokio), and what the connection keeps (the socket, the
-//! engine connection, its permit and its metrics guard: under 100 bytes) into the lot's slab.
+//! engine connection, its permit and its metrics guard: 88 bytes) into the lot's slab.
 //! The lot's one task waits on that epoll instance and on the parked connections' outboxes,
 //! each of which holds a waker naming its connection. The first input, end of input or frame
 //! queued resumes the connection: its socket back with tokio, a task of its own again.
@@ -67,7 +67,7 @@ pub(crate) struct Lot {
     gauge: Gauge,
     /// How many times one was parked.
     parkings: Counter,
-    /// Parking still takes connections (false once the lot closes, or if it cannot run).
+    /// Whether the lot still parks connections: `!spaces.closed`, read without the lock.
     open: AtomicBool,
 }
 
@@ -85,7 +85,7 @@ struct Spaces {
     slab: Slab<Space>,
     /// Incremented at each parking: a ticket names a key at one generation.
     generation: u32,
-    /// No more parking: the server is stopping.
+    /// No more parking: the server is stopping, or the lot cannot watch its sockets.
     closed: bool,
 }
 

@@ -49,9 +49,10 @@ pub struct ServerConfig {
     /// one's origin.
     pub web_peers: Vec<String>,
     /// How long a plain TCP connection may be idle (nothing read, written or queued for it
-    /// but keepalive pings and pongs) before it is parked: its task and its registration with tokio's I/O driver are freed,
-    /// and it is served again, at once, by its next input or frame. It is parked after one
-    /// to two such periods. `None`: never park. TLS and WebSocket connections are not parked.
+    /// but keepalive pings and pongs) before it is parked: its task and its registration with
+    /// tokio's I/O driver are freed, and it is served again, at once, by its next input or
+    /// frame. It is parked after one to two such periods. `None`: never park. TLS and
+    /// WebSocket connections are not parked.
     pub park_after: Option<Duration>,
 }
 
