@@ -33,9 +33,7 @@ async fn start_parking_after(config: Config, park_after: Duration) -> (TestServe
 /// A gauge's value at `/metrics` (0 if absent).
 async fn gauge(server: &TestServer, name: &str) -> f64 {
     let (_, _, text) = http_get(server.web, "/metrics").await;
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or(0.0)
+    metric(&text, name).unwrap_or(0.0)
 }
 
 /// Waits until `/metrics` shows `parked` connections parked and `open` TCP connections open.

@@ -359,11 +359,7 @@ async fn health_and_metrics_move_with_traffic() {
     let (code, _, body) = http_get(server.web, "/healthz").await;
     assert_eq!((code, body.as_str()), (200, "ok\n"));
 
-    let metric = |text: &str, name: &str| -> f64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-            .unwrap_or(0.0)
-    };
+    let sample = |text: &str, name: &str| metric(text, name).unwrap_or(0.0);
     let (_, _, before) = http_get(server.web, "/metrics").await;
     let mut alice = logged_in_ws(server.web, "alice", true).await;
     let mut bob = logged_in(server.addr, "bob", true).await;
@@ -378,16 +374,16 @@ async fn health_and_metrics_move_with_traffic() {
     let (_, _, after) = http_get(server.web, "/metrics").await;
 
     assert_eq!(
-        metric(&after, "chat_connections{transport=\"ws\"} "),
+        sample(&after, "chat_connections{transport=\"ws\"} "),
         1.0,
         "{after}"
     );
     assert_eq!(
-        metric(&after, "chat_connections{transport=\"tcp\"} "),
+        sample(&after, "chat_connections{transport=\"tcp\"} "),
         2.0,
         "{after}"
     );
-    assert_eq!(metric(&after, "chat_sessions_online "), 2.0, "{after}");
+    assert_eq!(sample(&after, "chat_sessions_online "), 2.0, "{after}");
     for name in [
         "chat_messages_stored_total ",
         "chat_messages_delivered_total{transport=\"tcp\"} ",
@@ -396,7 +392,7 @@ async fn health_and_metrics_move_with_traffic() {
         "chat_commit_batch_persists_total ",
     ] {
         assert!(
-            metric(&after, name) > metric(&before, name),
+            sample(&after, name) > sample(&before, name),
             "{name} did not move:\n{before}\n---\n{after}"
         );
     }

@@ -278,6 +278,14 @@ pub async fn until_shut_down<T: Transport>(client: &mut Session<T>) {
     assert_eq!(client.next_event().await.expect("in time"), None);
 }
 
+/// The value of the first sample in Prometheus text `metrics` whose line starts with `name`
+/// (the metric's name with its labels, e.g. `chat_connections{transport="tcp"} `).
+pub fn metric(metrics: &str, name: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+}
+
 /// A room target.
 pub fn room(name: &str) -> Target {
     Target::Room(name.into())
