@@ -20,7 +20,6 @@
 use std::io;
 use std::net::TcpStream as StdTcpStream;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Wake, Waker};
 use std::time::Duration;
@@ -67,8 +66,6 @@ pub(crate) struct Lot {
     gauge: Gauge,
     /// How many times one was parked.
     parkings: Counter,
-    /// Whether the lot still parks connections: `!spaces.closed`, read without the lock.
-    open: AtomicBool,
 }
 
 impl std::fmt::Debug for Lot {
@@ -157,14 +154,13 @@ impl Lot {
             notify: Notify::new(),
             gauge: metrics.parked.clone(),
             parkings: metrics.parkings.clone(),
-            open: AtomicBool::new(true),
         })
     }
 
     /// How long a connection is idle before it is parked; `None` once the lot is closed (a
     /// connection served from then on has no idle timer).
     pub(crate) fn period(&self) -> Option<Duration> {
-        self.open.load(Ordering::Relaxed).then_some(self.period)
+        (!lock(&self.spaces).closed).then_some(self.period)
     }
 
     /// The epoll instance, once, for the lot's task.
@@ -269,9 +265,6 @@ impl Lot {
     fn close_if_empty(&self) -> bool {
         let mut spaces = lock(&self.spaces);
         spaces.closed |= spaces.slab.is_empty();
-        if spaces.closed {
-            self.open.store(false, Ordering::Relaxed);
-        }
         spaces.closed
     }
 
@@ -279,7 +272,6 @@ impl Lot {
     fn take_all(&self) -> Slab<Space> {
         let mut spaces = lock(&self.spaces);
         spaces.closed = true;
-        self.open.store(false, Ordering::Relaxed);
         std::mem::take(&mut spaces.slab)
     }
 
