@@ -177,12 +177,20 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// WAL pages (4 KiB) after which the writer's own commit checkpoints (copies the WAL back into
 /// the database file, then rewinds it). The checkpoint thread beside the writer
 /// (`writer::Checkpointer`) copies pages every 100 ms while commits come, so this checkpoint
-/// finds little left to copy; it bounds the WAL (64 MiB) and rewinds it, which only the
-/// writer can do without blocking. At SQLite's default of 1,000 a batch's few hundred dirty
-/// index pages were copied back every few commits (a quarter of the writer's CPU); at 4,000,
-/// with no checkpoint thread, each checkpoint held up the commits behind it for tens of
-/// milliseconds (the p99 of acknowledgements at fixed rates).
-const WAL_CHECKPOINT_PAGES: u32 = 16000;
+/// finds little left to copy; it bounds the WAL (256 MiB) and rewinds it, which only the
+/// writer can do without blocking.
+///
+/// While commits keep coming the WAL never rewinds by itself: a commit rewinds it only if the
+/// checkpoint thread had copied everything when it began, and under load a newer commit is
+/// always waiting. So this checkpoint runs once per this many pages, and however little it
+/// copies it holds the commits behind it for three fsyncs (the WAL, the database file, the
+/// rewound WAL's header: 5–15 ms on this project's machine). At 16,000 pages that was every
+/// ~2 s at 10k DMs/s, and most of their p99 (docs/BENCHMARKS.md, eleventh pass). A server
+/// under little load rewinds at its next commit after the thread caught up, whatever this is.
+/// At SQLite's default of 1,000 a batch's few hundred dirty index pages were copied back
+/// every few commits (a quarter of the writer's CPU); at 4,000, with no checkpoint thread,
+/// each checkpoint held up the commits behind it for tens of milliseconds.
+const WAL_CHECKPOINT_PAGES: u32 = 65_536;
 
 /// Columns of a message row, in the order every query selects them.
 pub(crate) type MessageRow = (i64, i64, i64, i64, i64, i64, String, i64, Option<i64>);

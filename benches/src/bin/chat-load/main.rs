@@ -34,7 +34,17 @@ use crate::stats::Report;
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
+    // Pinned to one core, the generator runs on one thread: two workers on one core take
+    // turns, and each wait for the other's time slice (up to 4 ms, `perf sched`) was counted
+    // as the server's latency.
+    let runtime = if args.pin {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Runtime::new()
+    };
+    let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("chat-load: cannot start a tokio runtime: {error}");

@@ -51,9 +51,10 @@ impl Dm {
                     size,
                     window,
                     period,
+                    phase: Duration::ZERO,
                     expect: messages as u64,
                 };
-                tokio::spawn(send(conn, plan, epoch))
+                tokio::spawn(send(conn, plan.staggered(i, users), epoch))
             })
             .collect();
         let mut acks = histogram();

@@ -117,11 +117,13 @@ impl Fanout {
             size,
             window,
             period,
+            phase: Duration::ZERO,
             expect: ((senders - 1) * messages) as u64,
         };
         let sending: Vec<_> = writers
             .into_iter()
-            .map(|conn| tokio::spawn(send(conn, plan.clone(), epoch)))
+            .enumerate()
+            .map(|(i, conn)| tokio::spawn(send(conn, plan.staggered(i, senders), epoch)))
             .collect();
         let mut acks = histogram();
         for task in sending {
