@@ -58,7 +58,8 @@ struct Args {
     /// fingerprint) instead of reading one.
     #[arg(long, conflicts_with = "tls_cert")]
     tls_self_signed: bool,
-    /// Where the data is: a SQLite file (created if missing; also `sqlite://PATH`) or a
+    /// Where the data is: a SQLite file (created if missing; also `sqlite://PATH`; beside it
+    /// SQLite's `-wal` file, which steady load grows to 256 MiB before it is rewound) or a
     /// PostgreSQL database, `postgres://USER[:PASSWORD]@HOST[:PORT]/DB` (migrated at start).
     #[arg(long, env = "CHAT_DB", default_value = "chat.db", global = true)]
     db: String,

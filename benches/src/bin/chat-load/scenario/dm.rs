@@ -19,7 +19,8 @@ pub(crate) struct Dm {
     pub(crate) size: usize,
     #[arg(long, default_value_t = 16)]
     pub(crate) window: usize,
-    /// Messages per second over all users (default: full speed).
+    /// Messages per second over all users (default: full speed), a steady stream: each user
+    /// sends at its share of the rate, the users spread evenly over one period.
     #[arg(long)]
     pub(crate) rate: Option<u64>,
 }

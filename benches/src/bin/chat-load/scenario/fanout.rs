@@ -28,7 +28,8 @@ pub(crate) struct Fanout {
     /// Unacknowledged sends per sender at full speed.
     #[arg(long, default_value_t = 64)]
     pub(crate) window: usize,
-    /// Messages per second over all senders (default: full speed).
+    /// Messages per second over all senders (default: full speed), a steady stream: each
+    /// sender sends at its share of the rate, the senders spread evenly over one period.
     #[arg(long)]
     pub(crate) rate: Option<u64>,
     /// Delivery latencies kept per window of this much send time (the soak's), not only in all.
