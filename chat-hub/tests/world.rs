@@ -709,6 +709,80 @@ fn nothing_is_acknowledged_or_delivered_before_it_is_stored() {
     );
 }
 
+/// A client that sends, then asks for history or a search without waiting for `Sent`
+/// (pipelining) finds what it sent: the read waits for the persists issued before it. While
+/// storage takes no writes, reads do not wait for them.
+#[test]
+fn a_read_sees_the_writes_pipelined_before_it() {
+    let mut w = World::default();
+    let alice = w.register("alice");
+    w.drain(alice);
+    w.hold_persists = true;
+    let send = Request::Send {
+        target: room("general"),
+        client_msg_id: ClientMsgId(1),
+        text: "pipelined words".into(),
+    };
+    let history = Request::History {
+        target: room("general"),
+        before: None,
+        limit: 10,
+    };
+    let search = Request::Search {
+        text: "pipelined".into(),
+        before: None,
+        limit: 10,
+    };
+    let (sent, send) = w.numbered(send);
+    let (read, history) = w.numbered(history.clone());
+    let (found, search) = w.numbered(search);
+    w.send_all(alice, [send, history, search]);
+    assert_eq!(
+        w.take_reply(alice, read),
+        None,
+        "answered before the send was stored"
+    );
+    assert_eq!(w.take_reply(alice, found), None);
+    w.release_persists();
+    assert!(matches!(
+        w.take_reply(alice, sent),
+        Some(Ok(Reply::Sent { .. }))
+    ));
+    let Some(Ok(Reply::Page { messages, .. })) = w.take_reply(alice, read) else {
+        panic!("no history");
+    };
+    let texts: Vec<_> = messages.iter().map(|e| e.message.text.as_str()).collect();
+    assert_eq!(texts, ["pipelined words"]);
+    let Some(Ok(Reply::SearchResults { messages, .. })) = w.take_reply(alice, found) else {
+        panic!("no search results");
+    };
+    assert_eq!(messages.len(), 1);
+
+    // Storage down: the send stays in flight, the read is answered from what is stored.
+    let again = Request::Send {
+        target: room("general"),
+        client_msg_id: ClientMsgId(2),
+        text: "not stored yet".into(),
+    };
+    let (_, again) = w.numbered(again);
+    w.send_all(alice, [again]);
+    w.hub.handle_storage_available(false);
+    w.run();
+    let Ok(Reply::Page { messages, .. }) = w.request(
+        alice,
+        Request::History {
+            target: room("general"),
+            before: None,
+            limit: 10,
+        },
+    ) else {
+        panic!("no history while storage is down");
+    };
+    assert_eq!(messages.len(), 1);
+    w.hub.handle_storage_available(true);
+    w.release_persists();
+}
+
 #[test]
 fn resends_are_answered_with_the_original_and_delivered_once() {
     let mut w = World::default();

@@ -237,9 +237,11 @@ impl Hub {
 
     /// Storage stopped (`false`) or resumed (`true`) taking writes. While it does not, every
     /// request that needs a write is refused with `Unavailable`; reads and live sessions go
-    /// on, and persists already issued complete once storage is back.
+    /// on (without waiting for the persists in flight, see [`IoRequest::sees_earlier_writes`]),
+    /// and persists already issued complete once storage is back.
     pub fn handle_storage_available(&mut self, available: bool) {
         self.storage_available = available;
+        self.out.hold_reads(available);
     }
 
     /// The connection of `session` is gone (closed by either side). Idempotent.

@@ -244,6 +244,21 @@ pub(super) fn one_page<T>(rows: &mut Vec<T>, limit: usize) -> bool {
 pub const AUDIT_SERVER: ConvId = ConvId(0);
 
 impl IoRequest {
+    /// Whether this read answers a client with what storage holds (history, search, unread
+    /// counts, the audit log), and so must see every write issued before it: a client that
+    /// sends and then asks for history, without waiting for `Sent`, finds its message.
+    /// Passwords, tokens, backlogs and a change's message are read for what the hub already
+    /// knows is stored.
+    pub fn sees_earlier_writes(&self) -> bool {
+        matches!(
+            self,
+            Self::LoadHistory { .. }
+                | Self::Search { .. }
+                | Self::CountUnread { .. }
+                | Self::LoadAudit { .. }
+        )
+    }
+
     /// The session the work is for (a failure closes it).
     pub fn session(&self) -> SessionId {
         match *self {
@@ -450,6 +465,14 @@ pub(super) struct Outputs {
     /// joined again is numbered by its last join, not by an earlier one.
     joining: FxHashMap<(ConvId, UserId), u32>,
     last_ticket: u64,
+    /// Every persist up to this ticket has completed (they complete in issue order).
+    completed_upto: u64,
+    /// Reads a client asked for, each held until the persists issued before it complete
+    /// ([`IoRequest::sees_earlier_writes`]), with the last of those persists' tickets.
+    held_reads: VecDeque<(u64, IoRequest)>,
+    /// Whether reads are held at all: not while storage takes no writes (the persists in
+    /// flight may take long to complete, and reads go on meanwhile).
+    hold_reads: bool,
     max_frame_len: usize,
 }
 
@@ -460,6 +483,9 @@ impl Outputs {
             pending: VecDeque::new(),
             joining: FxHashMap::default(),
             last_ticket: 0,
+            completed_upto: 0,
+            held_reads: VecDeque::new(),
+            hold_reads: true,
             max_frame_len,
         }
     }
@@ -639,13 +665,45 @@ impl Outputs {
         });
     }
 
+    /// Queues `request`; a read a client asked for waits for the persists issued before it.
     pub(super) fn io(&mut self, request: IoRequest) {
-        self.queue.push_back(Output::Io(request));
+        if self.hold_reads
+            && request.sees_earlier_writes()
+            && self.last_ticket > self.completed_upto
+        {
+            self.held_reads.push_back((self.last_ticket, request));
+        } else {
+            self.queue.push_back(Output::Io(request));
+        }
+    }
+
+    /// Whether reads wait for the persists issued before them; when they stop waiting
+    /// (storage takes no writes), the held ones go at once.
+    pub(super) fn hold_reads(&mut self, hold: bool) {
+        self.hold_reads = hold;
+        if !hold {
+            self.release_reads(u64::MAX);
+        }
+    }
+
+    /// Queues the held reads whose persists have all completed by `upto`.
+    fn release_reads(&mut self, upto: u64) {
+        while self
+            .held_reads
+            .front()
+            .is_some_and(|&(after, _)| after <= upto)
+        {
+            if let Some((_, request)) = self.held_reads.pop_front() {
+                self.queue.push_back(Output::Io(request));
+            }
+        }
     }
 
     /// What was to follow the persist `ticket`, now that it completed; its memberships only
     /// where no later persist in flight adds them again.
     pub(super) fn completed(&mut self, ticket: Ticket) -> Option<Pending> {
+        self.completed_upto = self.completed_upto.max(ticket.0);
+        self.release_reads(self.completed_upto);
         // Completions come in ticket order: the first in the queue, or one with nothing to
         // follow it (below the first). Out of order, it is looked for.
         let at = match self.pending.front() {
