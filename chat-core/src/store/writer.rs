@@ -265,21 +265,26 @@ fn erases(write: &Write) -> bool {
 const ERASE_WITHIN: Duration = Duration::from_secs(60);
 
 /// How soon emptying the WAL is tried again when a reader or the checkpoint thread was in
-/// it (not a divisor of [`CHECKPOINT_EVERY`], so as not to meet the checkpoints in step).
+/// it (not a divisor of [`CHECKPOINT_EVERY`], so as not to meet the checkpoints in step); each
+/// failed try doubles the wait, up to [`ERASE_RETRY_MAX`]. A try that a reader holds up still
+/// copies what it can, and fsyncs the file, on the writer's thread.
 const ERASE_RETRY: Duration = Duration::from_millis(30);
+const ERASE_RETRY_MAX: Duration = Duration::from_secs(1);
 
 /// The writer empties the WAL after a deletion: `PRAGMA wal_checkpoint(TRUNCATE)` copies it
 /// all into the database file and truncates it to nothing. The first deletion in a while is
 /// erased at once (after its commit is answered); later ones wait until [`ERASE_WITHIN`]
 /// after the last emptying, so a run of deletions costs one. Emptying never waits for a
 /// reader or the checkpoint thread (the commits queued behind it would wait too): when one is
-/// in the WAL it is tried again after [`ERASE_RETRY`].
+/// in the WAL it is tried again after [`ERASE_RETRY`], then less often.
 #[derive(Debug, Default)]
 struct Erasure {
     /// When the WAL is to be emptied next; `None` while no deletion waits.
     at: Option<Instant>,
     /// When it was last emptied.
     last: Option<Instant>,
+    /// Tries that failed since then.
+    failed: u32,
 }
 
 impl Erasure {
@@ -301,8 +306,13 @@ impl Erasure {
             Some(Ok(true)) => {
                 self.at = None;
                 self.last = Some(now);
+                self.failed = 0;
             }
-            Some(Ok(false)) => self.at = Some(now + ERASE_RETRY),
+            Some(Ok(false)) => {
+                let wait = ERASE_RETRY.saturating_mul(1 << self.failed.min(8));
+                self.at = Some(now + wait.min(ERASE_RETRY_MAX));
+                self.failed += 1;
+            }
             Some(Err(error)) => {
                 tracing::warn!(%error, "cannot empty the WAL after a deletion");
                 self.at = Some(now + ERASE_WITHIN);
