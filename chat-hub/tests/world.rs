@@ -717,13 +717,12 @@ fn a_read_sees_the_writes_pipelined_before_it() {
     let mut w = World::default();
     let alice = w.register("alice");
     w.drain(alice);
-    w.hold_persists = true;
-    let send = Request::Send {
+    let send = |id, text: &str| Request::Send {
         target: room("general"),
-        client_msg_id: ClientMsgId(1),
-        text: "pipelined words".into(),
+        client_msg_id: ClientMsgId(id),
+        text: text.into(),
     };
-    let history = Request::History {
+    let history = || Request::History {
         target: room("general"),
         before: None,
         limit: 10,
@@ -733,10 +732,11 @@ fn a_read_sees_the_writes_pipelined_before_it() {
         before: None,
         limit: 10,
     };
-    let (sent, send) = w.numbered(send);
-    let (read, history) = w.numbered(history.clone());
-    let (found, search) = w.numbered(search);
-    w.send_all(alice, [send, history, search]);
+    w.hold_persists = true;
+    let (sent, send_first) = w.numbered(send(1, "pipelined words"));
+    let (read, read_history) = w.numbered(history());
+    let (found, find) = w.numbered(search);
+    w.send_all(alice, [send_first, read_history, find]);
     assert_eq!(
         w.take_reply(alice, read),
         None,
@@ -759,23 +759,11 @@ fn a_read_sees_the_writes_pipelined_before_it() {
     assert_eq!(messages.len(), 1);
 
     // Storage down: the send stays in flight, the read is answered from what is stored.
-    let again = Request::Send {
-        target: room("general"),
-        client_msg_id: ClientMsgId(2),
-        text: "not stored yet".into(),
-    };
-    let (_, again) = w.numbered(again);
-    w.send_all(alice, [again]);
+    let (_, send_second) = w.numbered(send(2, "not stored yet"));
+    w.send_all(alice, [send_second]);
     w.hub.handle_storage_available(false);
     w.run();
-    let Ok(Reply::Page { messages, .. }) = w.request(
-        alice,
-        Request::History {
-            target: room("general"),
-            before: None,
-            limit: 10,
-        },
-    ) else {
+    let Ok(Reply::Page { messages, .. }) = w.request(alice, history()) else {
         panic!("no history while storage is down");
     };
     assert_eq!(messages.len(), 1);
