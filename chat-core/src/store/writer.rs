@@ -970,7 +970,7 @@ mod tests {
     /// Deletions in a row empty the WAL once: the first at once, the next [`super::ERASE_WITHIN`]
     /// after.
     #[test]
-    fn deletions_in_a_row_empty_the_wal_once_a_second() {
+    fn deletions_in_a_row_empty_the_wal_once() {
         let t = std::time::Instant::now();
         let ms = std::time::Duration::from_millis;
         let mut erasure = super::Erasure::default();

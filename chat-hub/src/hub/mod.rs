@@ -106,8 +106,6 @@ pub struct Hub {
     throttle: Throttle,
     out: Outputs,
     stats: Stats,
-    /// Whether storage takes writes; while it does not, requests that write are refused.
-    storage_available: bool,
 }
 
 /// Counters of the hub's decisions since it started, for metrics.
@@ -172,7 +170,6 @@ impl Hub {
             sessions: Sessions::default(),
             presence: Presence::default(),
             throttle: Throttle::default(),
-            storage_available: true,
             out: Outputs::new(config.max_frame_len),
             stats: Stats::default(),
             config,
@@ -240,8 +237,7 @@ impl Hub {
     /// on (without waiting for the persists in flight, see [`IoRequest::sees_earlier_writes`]),
     /// and persists already issued complete once storage is back.
     pub fn handle_storage_available(&mut self, available: bool) {
-        self.storage_available = available;
-        self.out.hold_reads(available);
+        self.out.set_storage_available(available);
     }
 
     /// The connection of `session` is gone (closed by either side). Idempotent.
@@ -357,7 +353,7 @@ impl Hub {
                 | Request::History { .. }
                 | Request::Search { .. }
         );
-        if !self.storage_available && !reads_only {
+        if !self.out.storage_available() && !reads_only {
             let code = ErrorCode::Unavailable {
                 retry_after_ms: STORAGE_RETRY_MS,
             };

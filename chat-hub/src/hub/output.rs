@@ -453,7 +453,8 @@ pub(super) struct Pending {
     pub(super) messages: u64,
 }
 
-/// The outputs waiting for the driver, and what to do when each persist in flight completes.
+/// The outputs waiting for the driver, what to do when each persist in flight completes, and
+/// the reads waiting for them.
 /// Frames are encoded here, once per event however many recipients it has.
 #[derive(Debug)]
 pub(super) struct Outputs {
@@ -470,9 +471,10 @@ pub(super) struct Outputs {
     /// Reads a client asked for, each held until the persists issued before it complete
     /// ([`IoRequest::sees_earlier_writes`]), with the last of those persists' tickets.
     held_reads: VecDeque<(u64, IoRequest)>,
-    /// Whether reads are held at all: not while storage takes no writes (the persists in
-    /// flight may take long to complete, and reads go on meanwhile).
-    hold_reads: bool,
+    /// Whether storage takes writes. While it does not, the hub refuses requests that write,
+    /// and reads are not held (the persists in flight may take long to complete, and reads go
+    /// on meanwhile).
+    storage_available: bool,
     max_frame_len: usize,
 }
 
@@ -485,7 +487,7 @@ impl Outputs {
             last_ticket: 0,
             completed_upto: 0,
             held_reads: VecDeque::new(),
-            hold_reads: true,
+            storage_available: true,
             max_frame_len,
         }
     }
@@ -667,7 +669,7 @@ impl Outputs {
 
     /// Queues `request`; a read a client asked for waits for the persists issued before it.
     pub(super) fn io(&mut self, request: IoRequest) {
-        if self.hold_reads
+        if self.storage_available
             && request.sees_earlier_writes()
             && self.last_ticket > self.completed_upto
         {
@@ -677,11 +679,14 @@ impl Outputs {
         }
     }
 
-    /// Whether reads wait for the persists issued before them; when they stop waiting
-    /// (storage takes no writes), the held ones go at once.
-    pub(super) fn hold_reads(&mut self, hold: bool) {
-        self.hold_reads = hold;
-        if !hold {
+    pub(super) fn storage_available(&self) -> bool {
+        self.storage_available
+    }
+
+    /// Storage stopped or resumed taking writes; when it stops, the held reads go at once.
+    pub(super) fn set_storage_available(&mut self, available: bool) {
+        self.storage_available = available;
+        if !available {
             self.release_reads(u64::MAX);
         }
     }
